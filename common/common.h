@@ -1,0 +1,99 @@
+/* Shared helpers for every component: error reporting, ELF access, build-IDs.
+ *
+ * Error convention: functions return 0 on success or a negative errno, and
+ * fill a caller-supplied struct err with one human sentence that carries the
+ * context (file, offset, what was expected).  The caller that talks to the
+ * user prefixes what it knows (usually the file name) and prints it once. */
+#ifndef COMMON_H
+#define COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <gelf.h>
+
+struct err {
+	char msg[512];
+};
+
+/* Record an error (the first one wins: the innermost cause is the useful one)
+ * and return -errnum so callers can write `return err_set(e, EINVAL, ...)`. */
+int err_set(struct err *e, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void err_clear(struct err *e);
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Growable array of fixed-size elements. */
+struct vec {
+	void *data;
+	size_t len, cap, elem_size;
+};
+void vec_init(struct vec *v, size_t elem_size);
+void *vec_push(struct vec *v); /* zeroed new element, NULL on ENOMEM */
+int vec_reserve(struct vec *v, size_t cap);
+void vec_free(struct vec *v);
+#define VEC_AT(v, type, i) (((type *)(v)->data)[i])
+
+/* Build-IDs: at most 64 bytes (NT_GNU_BUILD_ID is usually 20). */
+#define BUILD_ID_MAX 64
+#define BUILD_ID_HEX_MAX (2 * BUILD_ID_MAX + 1)
+void build_id_to_hex(const uint8_t *id, size_t len, char *hex /* BUILD_ID_HEX_MAX */);
+/* Parse lowercase or uppercase hex of an even length 2..128; -EINVAL otherwise. */
+int build_id_from_hex(const char *hex, uint8_t *id, size_t *len);
+
+/* One PT_LOAD segment, for address normalization (DESIGN.md §4.2). */
+struct elf_segment {
+	uint64_t vaddr, memsz, offset, filesz;
+	uint32_t flags; /* PF_X | PF_W | PF_R */
+};
+
+/* An ELF object opened from a file or from a caller's memory buffer.
+ * Read-only; independent objects may be used from different threads. */
+struct elf_object {
+	Elf *elf;
+	int fd;               /* -1 when opened from memory */
+	const uint8_t *image; /* the whole file (mmap or caller buffer) */
+	size_t image_size;
+	bool image_mapped;    /* image was mmap'ed by us */
+	GElf_Ehdr ehdr;
+	uint8_t build_id[BUILD_ID_MAX];
+	size_t build_id_len;  /* 0: no NT_GNU_BUILD_ID note */
+	char name[256];       /* for messages */
+};
+
+int elf_object_open(struct elf_object *o, const char *path, struct err *e);
+int elf_object_open_mem(struct elf_object *o, const void *buf, size_t size,
+			const char *name, struct err *e);
+void elf_object_close(struct elf_object *o);
+
+/* A section's contents, decompressed when SHF_COMPRESSED (zlib or zstd).
+ * data points into the image or into `owned` (free with section_free). */
+struct section {
+	const uint8_t *data;
+	size_t size;
+	uint64_t addr;     /* sh_addr */
+	uint32_t type;     /* sh_type; SHT_NOBITS sections have size 0 */
+	uint64_t flags;
+	void *owned;
+	bool found;
+};
+/* Find a section by name.  Not found is not an error (s->found = false);
+ * a section that cannot be read or decompressed is. */
+int elf_object_section(struct elf_object *o, const char *name, struct section *s,
+		       struct err *e);
+void section_free(struct section *s);
+
+/* The PT_LOAD segments, in program-header order; returns the count or -errno. */
+int elf_object_segments(struct elf_object *o, struct elf_segment *segs, size_t max,
+			struct err *e);
+
+/* Read a whole file into memory, refusing files larger than max_size. */
+int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size,
+	      struct err *e);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t now_ns(void);
+
+#endif

@@ -1,0 +1,297 @@
+/* ELF access shared by every component: open from a path or from memory,
+ * build-ID, sections (decompressed), PT_LOAD segments.
+ *
+ * Section bytes are read straight from the image with bounds checks instead
+ * of through elf_getdata(): it is faster, and it lets us decompress zstd
+ * sections, which libelf 0.188 cannot. */
+#include "common/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#ifndef ELFCOMPRESS_ZSTD
+#define ELFCOMPRESS_ZSTD 2
+#endif
+
+/* Decompressed sections larger than this are refused: hostile headers can
+ * claim any size. */
+#define MAX_DECOMPRESSED (2ull << 30)
+
+static pthread_once_t elf_once = PTHREAD_ONCE_INIT;
+static void elf_init(void)
+{
+	elf_version(EV_CURRENT);
+}
+
+static int find_build_id_in_notes(struct elf_object *o, const uint8_t *p, size_t size,
+				  size_t align)
+{
+	size_t off = 0;
+	if (align < 4)
+		align = 4;
+	while (size - off >= 12) {
+		uint32_t namesz, descsz, type;
+		memcpy(&namesz, p + off, 4);
+		memcpy(&descsz, p + off + 4, 4);
+		memcpy(&type, p + off + 8, 4);
+		off += 12;
+		size_t name_pad = ((size_t)namesz + align - 1) & ~(align - 1);
+		size_t desc_pad = ((size_t)descsz + align - 1) & ~(align - 1);
+		if (namesz > size - off || name_pad > size - off)
+			return 0;
+		const uint8_t *name = p + off;
+		off += name_pad;
+		if (descsz > size - off)
+			return 0;
+		if (type == NT_GNU_BUILD_ID && namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+		    descsz > 0 && descsz <= BUILD_ID_MAX) {
+			memcpy(o->build_id, p + off, descsz);
+			o->build_id_len = descsz;
+			return 1;
+		}
+		if (desc_pad > size - off)
+			return 0;
+		off += desc_pad;
+	}
+	return 0;
+}
+
+static bool in_image(const struct elf_object *o, uint64_t off, uint64_t size)
+{
+	return off <= o->image_size && size <= o->image_size - off;
+}
+
+static void read_build_id(struct elf_object *o)
+{
+	size_t nphdr = 0, shnum = 0;
+	Elf_Scn *scn = NULL;
+	if (elf_getshdrnum(o->elf, &shnum) == 0 && shnum > 0) {
+		while ((scn = elf_nextscn(o->elf, scn))) {
+			GElf_Shdr sh;
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+				continue;
+			if (!in_image(o, sh.sh_offset, sh.sh_size))
+				continue;
+			if (find_build_id_in_notes(o, o->image + sh.sh_offset, sh.sh_size,
+						   sh.sh_addralign))
+				return;
+		}
+	}
+	if (elf_getphdrnum(o->elf, &nphdr) != 0)
+		return;
+	for (size_t i = 0; i < nphdr; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(o->elf, (int)i, &ph) || ph.p_type != PT_NOTE)
+			continue;
+		if (!in_image(o, ph.p_offset, ph.p_filesz))
+			continue;
+		if (find_build_id_in_notes(o, o->image + ph.p_offset, ph.p_filesz, ph.p_align))
+			return;
+	}
+}
+
+static int open_image(struct elf_object *o, struct err *e)
+{
+	pthread_once(&elf_once, elf_init);
+	if (o->image_size < EI_NIDENT || memcmp(o->image, ELFMAG, SELFMAG) != 0)
+		return err_set(e, EINVAL, "not an ELF file (bad magic)");
+	if (o->image[EI_DATA] != ELFDATA2LSB)
+		return err_set(e, ENOTSUP, "big-endian ELF is not supported");
+	if (o->image[EI_CLASS] != ELFCLASS64 && o->image[EI_CLASS] != ELFCLASS32)
+		return err_set(e, EINVAL, "bad ELF class %u", o->image[EI_CLASS]);
+	o->elf = elf_memory((char *)o->image, o->image_size);
+	if (!o->elf || elf_kind(o->elf) != ELF_K_ELF)
+		return err_set(e, EINVAL, "not a valid ELF file: %s", elf_errmsg(-1));
+	if (!gelf_getehdr(o->elf, &o->ehdr))
+		return err_set(e, EINVAL, "bad ELF header: %s", elf_errmsg(-1));
+	read_build_id(o);
+	return 0;
+}
+
+int elf_object_open(struct elf_object *o, const char *path, struct err *e)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = -1;
+	snprintf(o->name, sizeof(o->name), "%s", path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "cannot open: %s", strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(e, EINVAL, "not a regular file");
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return err_set(e, EINVAL, "empty file");
+	}
+	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		int saved = errno;
+		close(fd);
+		return err_set(e, saved, "cannot map: %s", strerror(saved));
+	}
+	o->fd = fd;
+	o->image = map;
+	o->image_size = (size_t)st.st_size;
+	o->image_mapped = true;
+	int r = open_image(o, e);
+	if (r)
+		elf_object_close(o);
+	return r;
+}
+
+int elf_object_open_mem(struct elf_object *o, const void *buf, size_t size, const char *name,
+			struct err *e)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = -1;
+	snprintf(o->name, sizeof(o->name), "%s", name ? name : "<memory>");
+	o->image = buf;
+	o->image_size = size;
+	int r = open_image(o, e);
+	if (r)
+		elf_object_close(o);
+	return r;
+}
+
+void elf_object_close(struct elf_object *o)
+{
+	if (o->elf)
+		elf_end(o->elf);
+	if (o->image_mapped)
+		munmap((void *)o->image, o->image_size);
+	if (o->fd >= 0)
+		close(o->fd);
+	o->elf = NULL;
+	o->image = NULL;
+	o->fd = -1;
+	o->image_mapped = false;
+}
+
+static int decompress(struct elf_object *o, const char *name, struct section *s, struct err *e)
+{
+	uint32_t ch_type;
+	uint64_t ch_size;
+	size_t hdr;
+	if (o->ehdr.e_ident[EI_CLASS] == ELFCLASS64) {
+		Elf64_Chdr ch;
+		if (s->size < sizeof(ch))
+			return err_set(e, EINVAL, "section %s: compression header truncated", name);
+		memcpy(&ch, s->data, sizeof(ch));
+		ch_type = ch.ch_type;
+		ch_size = ch.ch_size;
+		hdr = sizeof(ch);
+	} else {
+		Elf32_Chdr ch;
+		if (s->size < sizeof(ch))
+			return err_set(e, EINVAL, "section %s: compression header truncated", name);
+		memcpy(&ch, s->data, sizeof(ch));
+		ch_type = ch.ch_type;
+		ch_size = ch.ch_size;
+		hdr = sizeof(ch);
+	}
+	if (ch_size > MAX_DECOMPRESSED)
+		return err_set(e, EFBIG, "section %s: claims %llu decompressed bytes", name,
+			       (unsigned long long)ch_size);
+	uint8_t *out = malloc(ch_size ? ch_size : 1);
+	if (!out)
+		return err_set(e, ENOMEM, "section %s: out of memory", name);
+	const uint8_t *in = s->data + hdr;
+	size_t in_size = s->size - hdr;
+	if (ch_type == ELFCOMPRESS_ZLIB) {
+		uLongf got = ch_size;
+		int zr = uncompress(out, &got, in, in_size);
+		if (zr != Z_OK || got != ch_size) {
+			free(out);
+			return err_set(e, EINVAL, "section %s: zlib data is corrupt (%s)", name,
+				       zr == Z_OK ? "size mismatch" : zError(zr));
+		}
+	} else if (ch_type == ELFCOMPRESS_ZSTD) {
+		size_t got = ZSTD_decompress(out, ch_size, in, in_size);
+		if (ZSTD_isError(got) || got != ch_size) {
+			free(out);
+			return err_set(e, EINVAL, "section %s: zstd data is corrupt (%s)", name,
+				       ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size mismatch");
+		}
+	} else {
+		free(out);
+		return err_set(e, ENOTSUP, "section %s: unknown compression type %u", name, ch_type);
+	}
+	s->data = out;
+	s->size = ch_size;
+	s->owned = out;
+	return 0;
+}
+
+int elf_object_section(struct elf_object *o, const char *name, struct section *s, struct err *e)
+{
+	memset(s, 0, sizeof(*s));
+	size_t shstrndx;
+	if (elf_getshdrstrndx(o->elf, &shstrndx) != 0)
+		return 0; /* no section headers: nothing to find */
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(o->elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		const char *n = elf_strptr(o->elf, shstrndx, sh.sh_name);
+		if (!n || strcmp(n, name) != 0)
+			continue;
+		s->found = true;
+		s->addr = sh.sh_addr;
+		s->type = sh.sh_type;
+		s->flags = sh.sh_flags;
+		if (sh.sh_type == SHT_NOBITS)
+			return 0;
+		if (!in_image(o, sh.sh_offset, sh.sh_size))
+			return err_set(e, EINVAL,
+				       "section %s: offset 0x%llx size 0x%llx lies outside the file", name,
+				       (unsigned long long)sh.sh_offset, (unsigned long long)sh.sh_size);
+		s->data = o->image + sh.sh_offset;
+		s->size = sh.sh_size;
+		if (sh.sh_flags & SHF_COMPRESSED)
+			return decompress(o, name, s, e);
+		return 0;
+	}
+	return 0;
+}
+
+void section_free(struct section *s)
+{
+	free(s->owned);
+	s->owned = NULL;
+}
+
+int elf_object_segments(struct elf_object *o, struct elf_segment *segs, size_t max, struct err *e)
+{
+	size_t nphdr;
+	if (elf_getphdrnum(o->elf, &nphdr) != 0)
+		return err_set(e, EINVAL, "bad program headers: %s", elf_errmsg(-1));
+	size_t n = 0;
+	for (size_t i = 0; i < nphdr; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(o->elf, (int)i, &ph))
+			return err_set(e, EINVAL, "bad program header %zu", i);
+		if (ph.p_type != PT_LOAD)
+			continue;
+		if (n == max)
+			return err_set(e, E2BIG, "more than %zu PT_LOAD segments", max);
+		segs[n].vaddr = ph.p_vaddr;
+		segs[n].memsz = ph.p_memsz;
+		segs[n].offset = ph.p_offset;
+		segs[n].filesz = ph.p_filesz;
+		segs[n].flags = ph.p_flags;
+		n++;
+	}
+	return (int)n;
+}

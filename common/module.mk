@@ -1,0 +1,10 @@
+# common/: helpers every component links (errors, ELF access, build-IDs).
+COMMON_SRCS := common/util.c common/elf.c
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(OBJ)/%.o)
+COMMON_LIB  := $(LIB)/libcommon.a
+COMMON_LDLIBS := -lelf -lz -lzstd
+DEPFILES    += $(COMMON_OBJS:.o=.d)
+
+$(COMMON_LIB): $(COMMON_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^

@@ -1,0 +1,150 @@
+/* Errors, growable arrays, build-ID text, files and clocks. */
+#include "common/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int err_set(struct err *e, int errnum, const char *fmt, ...)
+{
+	if (e && !e->msg[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -errnum;
+}
+
+void err_clear(struct err *e)
+{
+	e->msg[0] = 0;
+}
+
+void vec_init(struct vec *v, size_t elem_size)
+{
+	v->data = NULL;
+	v->len = v->cap = 0;
+	v->elem_size = elem_size;
+}
+
+int vec_reserve(struct vec *v, size_t cap)
+{
+	if (cap <= v->cap)
+		return 0;
+	size_t ncap = v->cap ? v->cap : 16;
+	while (ncap < cap)
+		ncap *= 2;
+	void *n = realloc(v->data, ncap * v->elem_size);
+	if (!n)
+		return -ENOMEM;
+	v->data = n;
+	v->cap = ncap;
+	return 0;
+}
+
+void *vec_push(struct vec *v)
+{
+	if (v->len == v->cap && vec_reserve(v, v->len + 1))
+		return NULL;
+	void *p = (char *)v->data + v->len++ * v->elem_size;
+	memset(p, 0, v->elem_size);
+	return p;
+}
+
+void vec_free(struct vec *v)
+{
+	free(v->data);
+	v->data = NULL;
+	v->len = v->cap = 0;
+}
+
+void build_id_to_hex(const uint8_t *id, size_t len, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	if (len > BUILD_ID_MAX)
+		len = BUILD_ID_MAX;
+	for (size_t i = 0; i < len; i++) {
+		hex[2 * i] = digits[id[i] >> 4];
+		hex[2 * i + 1] = digits[id[i] & 15];
+	}
+	hex[2 * len] = 0;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int build_id_from_hex(const char *hex, uint8_t *id, size_t *len)
+{
+	size_t n = strlen(hex);
+	if (n < 2 || n % 2 || n > 2 * BUILD_ID_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		id[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = n / 2;
+	return 0;
+}
+
+int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size,
+	      struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "cannot open: %s", strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(e, EINVAL, "not a regular file");
+	}
+	if ((uint64_t)st.st_size > max_size) {
+		close(fd);
+		return err_set(e, EFBIG, "file is %lld bytes, over the %zu-byte limit",
+			       (long long)st.st_size, max_size);
+	}
+	uint8_t *buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		close(fd);
+		return err_set(e, ENOMEM, "out of memory reading %lld bytes", (long long)st.st_size);
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int saved = r < 0 ? errno : EIO;
+			free(buf);
+			close(fd);
+			return err_set(e, saved, "read failed after %zu bytes", got);
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	*out = buf;
+	*out_size = got;
+	return 0;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
