@@ -60,9 +60,12 @@ $(OBJ)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Components, lowest first; every other <component>/module.mk is picked up
+# on its own, and tests/ comes last (it links what the others define).
 include common/module.mk
 include unwind-compiler/module.mk
--include $(wildcard */module.mk.local)
+include $(sort $(filter-out common/module.mk unwind-compiler/module.mk tests/module.mk,\
+                            $(wildcard */module.mk)))
 include tests/module.mk
 
 all: $(BINS) $(TEST_BINS)

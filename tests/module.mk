@@ -1,12 +1,13 @@
 # tests/: C test programs are built from tests/<component>/test_*.c into
-# $(BUILD)/tests/<component>/; components list their link flags in
-# <COMPONENT>_TEST_LDLIBS and add fixtures to FIXTURES.
-TEST_SRCS := $(wildcard tests/*/test_*.c)
-TEST_BINS += $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-DEPFILES  += $(TEST_SRCS:%.c=$(OBJ)/%.d)
-TEST_LIBS := $(UNWIND_LIB) $(COMMON_LIB)
-TEST_LDLIBS := $(UNWIND_LDLIBS)
+# $(BUILD)/tests/<component>/.  Components add their libraries to
+# TEST_LIBS_PRE and their link flags to TEST_LDLIBS, and add fixtures to
+# FIXTURES.
+TEST_SRCS   := $(wildcard tests/*/test_*.c)
+TEST_BINS   += $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+DEPFILES    += $(TEST_SRCS:%.c=$(OBJ)/%.d)
+TEST_LIBS   := $(TEST_LIBS_PRE) $(UNWIND_LIB) $(COMMON_LIB)
+TEST_LDLIBS += $(UNWIND_LDLIBS)
 
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_LIBS) $(TEST_LDLIBS) $(EXTRA_TEST_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(TEST_LIBS) -Wl,--end-group $(TEST_LDLIBS)
