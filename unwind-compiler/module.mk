@@ -14,3 +14,28 @@ $(UNWIND_LIB): $(UNWIND_LIB_OBJS)
 $(BIN)/unwind-compile: $(OBJ)/unwind-compiler/main.o $(UNWIND_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(UNWIND_LDLIBS)
+
+# Fixtures: programs with known CFI shapes (tests/fixtures/unwind/).
+UNWIND_FIX := $(BUILD)/fixtures/unwind
+FIXTURES   += $(UNWIND_FIX)/deep-O2 $(UNWIND_FIX)/deep-O3 $(UNWIND_FIX)/deep-fp \
+              $(UNWIND_FIX)/odd-cfi $(UNWIND_FIX)/debug-frame-only $(UNWIND_FIX)/deep-pie-now
+
+$(UNWIND_FIX)/deep-O2: tests/fixtures/unwind/deep.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -fomit-frame-pointer -g -o $@ $<
+$(UNWIND_FIX)/deep-O3: tests/fixtures/unwind/deep.c
+	@mkdir -p $(@D)
+	$(CC) -O3 -fomit-frame-pointer -mstackrealign -o $@ $<
+$(UNWIND_FIX)/deep-fp: tests/fixtures/unwind/deep.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -fno-omit-frame-pointer -o $@ $<
+$(UNWIND_FIX)/deep-pie-now: tests/fixtures/unwind/deep.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -fomit-frame-pointer -fpie -pie -Wl,-z,now -fcf-protection=full -o $@ $<
+$(UNWIND_FIX)/odd-cfi: tests/fixtures/unwind/odd_cfi.S tests/fixtures/unwind/main_asm.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -o $@ $^
+# .debug_frame only: no unwind tables, CFI for the debugger.
+$(UNWIND_FIX)/debug-frame-only: tests/fixtures/unwind/deep.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -fno-asynchronous-unwind-tables -fno-unwind-tables -nostartfiles -e main -o $@ $< 
