@@ -11,3 +11,4 @@ TEST_LDLIBS += $(UNWIND_LDLIBS)
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(TEST_LIBS) -Wl,--end-group $(TEST_LDLIBS)
+include tests/fuzz/module.mk
