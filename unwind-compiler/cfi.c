@@ -547,19 +547,19 @@ static int run(struct interp *in, const uint8_t *p, size_t len, bool in_cie, str
 			break;
 		case DW_CFA_def_cfa_register:
 			reg = rd_uleb(&r);
-			/* Keeps the offset; turns an expression CFA into a
-			 * register one, as libdw does. */
+			/* Only valid on a register+offset CFA.  LLVM turns an
+			 * expression into reg+0 here, which gives wrong rows in
+			 * libgcrypt; libdw refuses, and so do we. */
 			if (in->st.cfa.is_expr)
-				in->st.cfa = (struct cfi_cfa){.reg = (uint32_t)reg};
-			else
-				in->st.cfa.reg = (uint32_t)reg;
+				in->st.cfa = (struct cfi_cfa){.invalid = true};
+			in->st.cfa.reg = (uint32_t)reg;
 			break;
 		case DW_CFA_def_cfa_offset:
 		case DW_CFA_def_cfa_offset_sf: {
 			int64_t off = op == DW_CFA_def_cfa_offset ? (int64_t)rd_uleb(&r)
 								  : rd_sleb(&r) * c->data_align;
 			if (in->st.cfa.is_expr)
-				return err_set(e, EINVAL, "DW_CFA_def_cfa_offset while the CFA is an expression");
+				in->st.cfa = (struct cfi_cfa){.invalid = true};
 			in->st.cfa.off = off;
 			break;
 		}

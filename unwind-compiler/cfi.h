@@ -67,6 +67,9 @@ struct cfi_rule {
 };
 
 struct cfi_cfa {
+	/* def_cfa_register/def_cfa_offset applied to an expression CFA:
+	 * invalid DWARF (5 §6.4.2.2), until the next def_cfa*. */
+	bool invalid;
 	bool is_expr;
 	uint32_t reg;
 	int64_t off;

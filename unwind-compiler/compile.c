@@ -42,6 +42,7 @@ struct builder {
 	uint32_t nrules;
 	uint16_t slots[RULE_HASH_SLOTS]; /* rule index + 1; 0 = empty */
 	uint64_t cfi_rows, unsupported_rows;
+	uint64_t fde_gaps;             /* FDE ends not followed by another FDE */
 	const struct fde *fde;         /* being run */
 	uint64_t covered_end;          /* end of the last FDE emitted */
 	struct code_range code[64];
@@ -232,6 +233,8 @@ static struct unwind_rule row_rule(const struct cie *cie, const struct cfi_row_s
 	if (cie->signal)
 		return signal_rule(st);
 	struct unwind_rule r;
+	if (st->cfa.invalid)
+		return unsupported(UNWIND_UNSUP_CFA_EXPR);
 	if (st->cfa.is_expr) {
 		if (!cfa_expression(st->cfa.expr, st->cfa.expr_len, &r))
 			return unsupported(UNWIND_UNSUP_CFA_EXPR);
@@ -387,7 +390,7 @@ static int build(struct builder *b, struct fde *fdes, size_t n, struct err *e)
 			/* Overlapping FDEs (rare; hand-written or broken
 			 * CFI): the later-starting one wins from its start. */
 		} else if (b->entries.len && start > b->covered_end &&
-			   !is_padding(b, b->covered_end, start)) {
+			   (b->fde_gaps++, !is_padding(b, b->covered_end, start))) {
 			struct unwind_rule end = {.cfa_type = UNWIND_CFA_END};
 			int rc = emit(b, b->covered_end, &end);
 			if (rc)
@@ -539,6 +542,7 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 	out->stats = (struct unwind_stats){
 		.cfi_rows = b->cfi_rows,
 		.fdes = n,
+		.fde_gaps = b->fde_gaps + 1, /* and the end of the last one */
 		.unsupported_rows = b->unsupported_rows,
 		.entries = h->entry_count,
 		.rules = h->rule_count,

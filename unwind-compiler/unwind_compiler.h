@@ -17,6 +17,7 @@
 struct unwind_stats {
 	uint64_t cfi_rows;         /* rows of the interpreted DWARF CFI */
 	uint64_t fdes;             /* FDEs used */
+	uint64_t fde_gaps;         /* FDE ends where no other FDE starts */
 	uint64_t unsupported_rows; /* CFI rows that became UNSUPPORTED */
 	uint64_t entries, rules, pages, table_bytes;
 	double compile_ms;

@@ -98,6 +98,8 @@ def expected(row, signal):
         if cfa_text == "DW_OP_breg7 RSP+160, DW_OP_deref" and regs.get("RIP") == "[DW_OP_breg7 RSP+168]":
             return "CFA=SIGNAL"
         return "UNSUPPORTED(signal-layout)"
+    if cfa_text == "invalid":
+        return "UNSUPPORTED(cfa-expression)"
     kind, text = classify_cfa(cfa_text)
     if kind == "UNSUPPORTED":
         return "UNSUPPORTED(%s)" % text
@@ -133,6 +135,8 @@ class CfaSim:
     def text(cfa):
         if cfa[0] == "reg":
             return cfa[1] + off(cfa[2])
+        if cfa[0] == "invalid":
+            return "invalid"
         return cfa[1]
 
     def op(self, name, arg):
@@ -142,11 +146,13 @@ class CfaSim:
             self.good = ("reg", reg, n)
             self.llvm = ("reg", reg, (n + 2**31) % 2**32 - 2**31)
         elif name == "def_cfa_register":
-            self.good = ("reg", arg, self.good[2] if self.good[0] == "reg" else 0)
+            # Valid only on a register CFA (DWARF 5 6.4.2.2); LLVM 14
+            # makes an expression CFA into reg+0.
+            self.good = ("reg", arg, self.good[2]) if self.good[0] == "reg" else ("invalid",)
             self.llvm = ("reg", arg, self.llvm[2] if self.llvm[0] == "reg" else 0)
         elif name == "def_cfa_offset" or name == "def_cfa_offset_sf":
             n = int(arg)
-            self.good = ("reg", self.good[1], n)
+            self.good = ("reg", self.good[1], n) if self.good[0] == "reg" else ("invalid",)
             self.llvm = ("reg", self.llvm[1], (n + 2**31) % 2**32 - 2**31)
         elif name == "def_cfa_expression":
             self.good = self.llvm = ("expr", arg)
@@ -235,9 +241,13 @@ def llvm_rows(path, exceptions):
             llvm_cfa, good_cfa = states.get(row_pc, (None, None))
             if llvm_cfa != cfa_text:
                 exceptions["simulation disagrees with llvm at 0x%x: %s vs %s" % (row_pc, llvm_cfa, cfa_text)] = 10**9
+            elif good_cfa == "invalid":
+                why = "invalid DWARF: def_cfa_register/offset on an expression CFA (LLVM 14 reads reg+N)"
+                exceptions[why] = exceptions.get(why, 0) + 1
+                text = "CFA=invalid"
             elif good_cfa != cfa_text:
-                exceptions["LLVM 14 CFA defect (restore_state or 32-bit offset)"] = \
-                    exceptions.get("LLVM 14 CFA defect (restore_state or 32-bit offset)", 0) + 1
+                why = "LLVM 14 CFA defect (restore_state, or 32-bit offsets)"
+                exceptions[why] = exceptions.get(why, 0) + 1
                 text = "CFA=" + good_cfa + text[len("CFA=") + len(cfa_text):]
             if cur[0] <= row_pc < cur[1]:
                 if cur[2] and cur[2][-1][0] == row_pc:

@@ -35,6 +35,22 @@ then ok "cli stats json"; else fail "cli stats json" "$stats"; fi
 want=$(readelf -n "$LIBC" | awk '/Build ID/ {print $3}')
 if [[ $stats == *"\"build_id\":\"$want\""* ]]; then ok "cli stats build-id"; else fail "cli stats build-id" "want $want in $stats"; fi
 
+# .debug_frame compressed with zlib or zstd gives the same table.
+DFO="$FIXTURES/unwind/debug-frame-only"
+"$U" --dump "$DFO" >"$SCRATCH/dfo.dump"
+for z in zlib zstd; do
+	if ! objcopy --compress-debug-sections=$z "$DFO" "$SCRATCH/dfo-$z" 2>"$SCRATCH/objcopy.err"; then
+		skip "compressed .debug_frame ($z)" "objcopy cannot: $(head -1 "$SCRATCH/objcopy.err")"
+		continue
+	fi
+	if readelf -SW "$SCRATCH/dfo-$z" | grep -q 'debug_frame.* [A-Z]*C[A-Z]* ' &&
+	   "$U" --dump "$SCRATCH/dfo-$z" | cmp -s - "$SCRATCH/dfo.dump"; then
+		ok "compressed .debug_frame ($z)"
+	else
+		fail "compressed .debug_frame ($z)" "not compressed, or the table differs"
+	fi
+done
+
 # Expected rows of the hand-written CFI, by symbol address.
 "$U" --dump "$ODD" >"$SCRATCH/odd.dump"
 addr() { printf '0x%x' "0x$(nm "$ODD" | awk -v s="$1" '$3 == s {print $1}')"; }
