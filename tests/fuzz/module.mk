@@ -14,11 +14,13 @@ $(BUILD)/fuzz/replay_%: $(OBJ)/tests/fuzz/fuzz_%.o $(OBJ)/tests/fuzz/replay.o $(
 FUZZ    ?= unwind
 SECONDS ?= 60
 FUZZ_DIR := build-fuzz
-fuzz:
+fuzz: $(FIXTURES)
 	$(MAKE) BUILD=$(FUZZ_DIR) CC=$(CLANG) \
 	    SANFLAGS="-fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer" \
 	    $(FUZZ_DIR)/lib/libunwindcompiler.a $(FUZZ_DIR)/lib/libcommon.a $(FUZZ_DIR)/obj/tests/fuzz/fuzz_$(FUZZ).o
 	$(CLANG) -fsanitize=address,undefined,fuzzer -o $(FUZZ_DIR)/fuzz_$(FUZZ) \
 	    $(FUZZ_DIR)/obj/tests/fuzz/fuzz_$(FUZZ).o -Wl,--start-group $(FUZZ_DIR)/lib/*.a -Wl,--end-group $(TEST_LDLIBS)
 	mkdir -p $(FUZZ_DIR)/corpus_$(FUZZ)
-	$(FUZZ_DIR)/fuzz_$(FUZZ) -max_total_time=$(SECONDS) $(FUZZ_DIR)/corpus_$(FUZZ) $(BUILD)/fuzz/seeds_$(FUZZ)
+	TOP=$(CURDIR) FIXTURES=$(CURDIR)/$(BUILD)/fixtures tests/fuzz/seeds_$(FUZZ).sh $(FUZZ_DIR)/seeds_$(FUZZ)
+	$(FUZZ_DIR)/fuzz_$(FUZZ) -max_total_time=$(SECONDS) -rss_limit_mb=4096 \
+	    $(FUZZ_DIR)/corpus_$(FUZZ) $(FUZZ_DIR)/seeds_$(FUZZ)
