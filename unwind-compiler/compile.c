@@ -278,11 +278,12 @@ static const struct code_range *code_at(const struct builder *b, uint64_t addr)
 	return NULL;
 }
 
-/* Length of the x86 NOP (or INT3) at p, 0 if it is something else. */
+/* Length of the x86 NOP (or INT3, or the zero fill linkers put between
+ * sections) at p; 0 if it is something else. */
 static size_t nop_length(const uint8_t *p, size_t avail)
 {
 	size_t i = 0;
-	if (p[0] == 0xcc || p[0] == 0x90)
+	if (p[0] == 0xcc || p[0] == 0x90 || p[0] == 0x00)
 		return 1;
 	while (i < avail && i < 14 && p[i] == 0x66) /* operand-size prefixes */
 		i++;
@@ -338,22 +339,98 @@ static int cmp_fde(const void *a, const void *b)
 	return x->end > y->end ? -1 : x->end < y->end;
 }
 
+/* The code bytes, for telling padding from real gaps: executable sections,
+ * or, in an object without section headers, executable PT_LOAD segments.
+ * (Not segments when sections exist: a debug file keeps the program headers
+ * of its executable but not the code they point at.) */
 static void find_code(struct builder *b, struct elf_object *o)
 {
-	size_t shnum;
-	if (elf_getshdrnum(o->elf, &shnum) != 0)
+	size_t shnum = 0;
+	if (elf_getshdrnum(o->elf, &shnum) == 0 && shnum > 0) {
+		Elf_Scn *scn = NULL;
+		while ((scn = elf_nextscn(o->elf, scn)) && b->ncode < ARRAY_SIZE(b->code)) {
+			GElf_Shdr sh;
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+			    !(sh.sh_flags & SHF_EXECINSTR) || (sh.sh_flags & SHF_COMPRESSED))
+				continue;
+			if (sh.sh_offset > o->image_size || sh.sh_size > o->image_size - sh.sh_offset)
+				continue;
+			b->code[b->ncode++] = (struct code_range){sh.sh_addr, sh.sh_size,
+								  o->image + sh.sh_offset};
+		}
 		return;
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(o->elf, scn)) && b->ncode < ARRAY_SIZE(b->code)) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
-		    !(sh.sh_flags & SHF_EXECINSTR) || (sh.sh_flags & SHF_COMPRESSED))
-			continue;
-		if (sh.sh_offset > o->image_size || sh.sh_size > o->image_size - sh.sh_offset)
-			continue;
-		b->code[b->ncode++] = (struct code_range){sh.sh_addr, sh.sh_size,
-							  o->image + sh.sh_offset};
 	}
+	struct elf_segment segs[16];
+	struct err ignored = {0};
+	int n = elf_object_segments(o, segs, ARRAY_SIZE(segs), &ignored);
+	for (int i = 0; i < n && b->ncode < ARRAY_SIZE(b->code); i++) {
+		if (!(segs[i].flags & PF_X) || segs[i].offset > o->image_size ||
+		    segs[i].filesz > o->image_size - segs[i].offset)
+			continue;
+		b->code[b->ncode++] = (struct code_range){segs[i].vaddr, segs[i].filesz,
+							  o->image + segs[i].offset};
+	}
+}
+
+/* An object without section headers (sstrip'ed) still has its .eh_frame:
+ * PT_GNU_EH_FRAME points at .eh_frame_hdr, whose eh_frame_ptr gives the
+ * address of .eh_frame.  Its size is unknown; the parser stops at the zero
+ * terminator or at the end of the PT_LOAD segment that holds it. */
+static int eh_frame_from_phdrs(struct elf_object *o, struct section *eh, struct err *e)
+{
+	size_t nphdr, shnum = 0;
+	if ((elf_getshdrnum(o->elf, &shnum) == 0 && shnum > 0) || elf_getphdrnum(o->elf, &nphdr) != 0)
+		return 0;
+	GElf_Phdr hdr = {0};
+	bool found = false;
+	for (size_t i = 0; i < nphdr && !found; i++)
+		found = gelf_getphdr(o->elf, (int)i, &hdr) && hdr.p_type == PT_GNU_EH_FRAME;
+	if (!found)
+		return 0;
+	if (hdr.p_offset > o->image_size || o->image_size - hdr.p_offset < 8)
+		return err_set(e, EINVAL, "PT_GNU_EH_FRAME lies outside the file");
+	const uint8_t *h = o->image + hdr.p_offset;
+	uint8_t enc = h[1];
+	if (h[0] != 1)
+		return err_set(e, ENOTSUP, ".eh_frame_hdr version %u", h[0]);
+	uint64_t ptr;
+	if ((enc & 0x0f) == DW_EH_PE_sdata4) {
+		int32_t v;
+		memcpy(&v, h + 4, 4);
+		ptr = (uint64_t)(int64_t)v;
+	} else if ((enc & 0x0f) == DW_EH_PE_udata4) {
+		uint32_t v;
+		memcpy(&v, h + 4, 4);
+		ptr = v;
+	} else if ((enc & 0x0f) == DW_EH_PE_udata8 || (enc & 0x0f) == DW_EH_PE_sdata8 ||
+		   (enc & 0x0f) == DW_EH_PE_absptr) {
+		if (o->image_size - hdr.p_offset < 12)
+			return err_set(e, EINVAL, ".eh_frame_hdr is truncated");
+		memcpy(&ptr, h + 4, 8);
+	} else {
+		return err_set(e, ENOTSUP, ".eh_frame_hdr pointer encoding 0x%x", enc);
+	}
+	if ((enc & 0x70) == DW_EH_PE_pcrel)
+		ptr += hdr.p_vaddr + 4;
+	else if ((enc & 0x70) != DW_EH_PE_absptr)
+		return err_set(e, ENOTSUP, ".eh_frame_hdr pointer encoding 0x%x", enc);
+	struct elf_segment segs[16];
+	int n = elf_object_segments(o, segs, ARRAY_SIZE(segs), e);
+	for (int i = 0; i < n; i++) {
+		if (ptr < segs[i].vaddr || ptr - segs[i].vaddr >= segs[i].filesz)
+			continue;
+		uint64_t off = segs[i].offset + (ptr - segs[i].vaddr);
+		uint64_t end = segs[i].offset + segs[i].filesz;
+		if (end > o->image_size)
+			end = o->image_size;
+		if (off >= end)
+			break;
+		*eh = (struct section){.data = o->image + off, .size = end - off, .addr = ptr,
+				       .type = SHT_PROGBITS, .found = true};
+		return 0;
+	}
+	return err_set(e, EINVAL, ".eh_frame_hdr points at 0x%llx, outside every PT_LOAD segment",
+		       (unsigned long long)ptr);
 }
 
 /* Drop .debug_frame FDEs that overlap .eh_frame ones: .eh_frame is what the
@@ -499,6 +576,8 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 	struct section eh = {0}, df = {0};
 	uint32_t flags = 0;
 	int rc = elf_object_section(o, ".eh_frame", &eh, e);
+	if (!rc && !eh.found)
+		rc = eh_frame_from_phdrs(o, &eh, e);
 	if (!rc && !opt->no_debug_frame)
 		rc = elf_object_section(o, ".debug_frame", &df, e);
 	if (rc)

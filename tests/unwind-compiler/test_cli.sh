@@ -51,6 +51,25 @@ for z in zlib zstd; do
 	fi
 done
 
+# Without section headers (sstrip'ed), .eh_frame is found through
+# PT_GNU_EH_FRAME and .eh_frame_hdr: the same table.
+for obj in "$FIXTURES/unwind/deep-O2" "$LIBC"; do
+	python3 - "$obj" "$SCRATCH/nosh" <<'PY'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+struct.pack_into("<Q", d, 0x28, 0)           # e_shoff
+struct.pack_into("<HHH", d, 0x3a, 64, 0, 0)  # e_shentsize, e_shnum, e_shstrndx
+open(sys.argv[2], "wb").write(d)
+PY
+	if [[ -n $(readelf -SW "$SCRATCH/nosh" 2>/dev/null | grep eh_frame) ]]; then
+		fail "no section headers $(basename "$obj")" "headers still there"
+	elif "$U" --dump "$SCRATCH/nosh" | cmp -s - <("$U" --dump "$obj"); then
+		ok "no section headers $(basename "$obj")"
+	else
+		fail "no section headers $(basename "$obj")" "table differs from the original's"
+	fi
+done
+
 # Expected rows of the hand-written CFI, by symbol address.
 "$U" --dump "$ODD" >"$SCRATCH/odd.dump"
 addr() { printf '0x%x' "0x$(nm "$ODD" | awk -v s="$1" '$3 == s {print $1}')"; }
