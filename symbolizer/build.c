@@ -1,0 +1,993 @@
+/* Building a symbolization index from an ELF object, its DWARF (libdw) and
+ * its symbol table.  See symz_format.h for what is built and why.
+ *
+ * libdw is used for parsing only (units, DIEs, ranges, line tables); the
+ * per-address helpers of libdwfl are avoided on purpose (research §2.5). */
+#include "symbolizer/index.h"
+#include "symbolizer/internal.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small open-addressing map u64 -> u32 ---- */
+struct map {
+	uint64_t *keys;
+	uint32_t *vals;
+	size_t cap, len;
+};
+
+static uint64_t mix(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return k;
+}
+
+static int map_grow(struct map *m)
+{
+	size_t ncap = m->cap ? m->cap * 2 : 1024;
+	uint64_t *nk = malloc(ncap * sizeof(*nk));
+	uint32_t *nv = malloc(ncap * sizeof(*nv));
+	if (!nk || !nv) {
+		free(nk);
+		free(nv);
+		return -ENOMEM;
+	}
+	memset(nv, 0xff, ncap * sizeof(*nv));
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->vals[i] == UINT32_MAX)
+			continue;
+		size_t j = mix(m->keys[i]) & (ncap - 1);
+		while (nv[j] != UINT32_MAX)
+			j = (j + 1) & (ncap - 1);
+		nk[j] = m->keys[i];
+		nv[j] = m->vals[i];
+	}
+	free(m->keys);
+	free(m->vals);
+	m->keys = nk;
+	m->vals = nv;
+	m->cap = ncap;
+	return 0;
+}
+
+/* Slot for key: *found tells whether it holds the key already. */
+static int map_slot(struct map *m, uint64_t key, size_t *slot, bool *found)
+{
+	if ((m->len + 1) * 2 > m->cap && map_grow(m))
+		return -ENOMEM;
+	size_t j = mix(key) & (m->cap - 1);
+	while (m->vals[j] != UINT32_MAX && m->keys[j] != key)
+		j = (j + 1) & (m->cap - 1);
+	*slot = j;
+	*found = m->vals[j] != UINT32_MAX;
+	return 0;
+}
+
+static void map_free(struct map *m)
+{
+	free(m->keys);
+	free(m->vals);
+}
+
+/* ---- interned strings ---- */
+struct strtab {
+	char *buf;
+	size_t len, cap;
+	struct map index; /* hash(string) -> offset; collisions by probing on full compare */
+};
+
+static uint64_t str_hash(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Returns the offset of s (interned), or UINT32_MAX on ENOMEM / overflow. */
+static uint32_t str_add(struct strtab *t, const char *s)
+{
+	if (!s || !*s)
+		return 0;
+	size_t n = strlen(s);
+	uint64_t h = str_hash(s, n);
+	if ((t->index.len + 1) * 2 > t->index.cap && map_grow(&t->index))
+		return UINT32_MAX;
+	size_t j = mix(h) & (t->index.cap - 1);
+	while (t->index.vals[j] != UINT32_MAX) {
+		uint32_t off = t->index.vals[j];
+		if (t->index.keys[j] == h && strcmp(t->buf + off, s) == 0)
+			return off;
+		j = (j + 1) & (t->index.cap - 1);
+	}
+	if (t->len + n + 1 > UINT32_MAX - 1)
+		return UINT32_MAX;
+	if (t->len + n + 1 > t->cap) {
+		size_t ncap = (t->cap ? t->cap * 2 : 65536);
+		while (ncap < t->len + n + 1)
+			ncap *= 2;
+		char *nb = realloc(t->buf, ncap);
+		if (!nb)
+			return UINT32_MAX;
+		t->buf = nb;
+		t->cap = ncap;
+	}
+	uint32_t off = (uint32_t)t->len;
+	memcpy(t->buf + off, s, n + 1);
+	t->len += n + 1;
+	t->index.keys[j] = h;
+	t->index.vals[j] = off;
+	t->index.len++;
+	return off;
+}
+
+/* ---- the builder ---- */
+struct range {
+	uint64_t lo, hi;
+	uint32_t node, depth; /* depth 0: symbol, 1: function, 2+: inlined */
+	uint32_t order;
+};
+
+struct row {
+	uint64_t addr;
+	uint32_t file; /* index + 1; 0: end of sequence */
+	uint32_t line, column, order;
+};
+
+struct code_range {
+	uint64_t lo, hi;
+};
+
+struct builder {
+	struct strtab strs;
+	struct vec files;      /* uint32_t string offsets */
+	struct map file_by_str; /* string offset -> file index */
+	struct map file_by_ptr; /* libdw path pointer -> file index */
+	struct map name_by_ptr; /* libdw linkage/name pointer -> node name pair index */
+	struct vec name_pairs; /* uint32_t[2] {name, linkage} */
+	struct vec nodes;      /* struct symz_node */
+	struct vec ranges;     /* struct range */
+	struct vec rows;       /* struct row */
+	struct code_range *code; /* executable sections: ranges outside are dead code */
+	size_t ncode;
+	uint32_t order;
+	bool oom;
+	struct symz_stats *stats;
+};
+
+static bool in_code(const struct builder *b, uint64_t lo, uint64_t hi)
+{
+	if (!b->ncode)
+		return lo != 0;
+	for (size_t i = 0; i < b->ncode; i++)
+		if (lo >= b->code[i].lo && lo < b->code[i].hi && hi <= b->code[i].hi)
+			return true;
+	return false;
+}
+
+static bool addr_in_code(const struct builder *b, uint64_t a, bool end)
+{
+	if (!b->ncode)
+		return a != 0;
+	for (size_t i = 0; i < b->ncode; i++)
+		if (a >= b->code[i].lo && (end ? a <= b->code[i].hi : a < b->code[i].hi))
+			return true;
+	return false;
+}
+
+/* Relative paths are shown below the unit's comp_dir, as llvm-symbolizer,
+ * addr2line and eu-addr2line all do ("./libio/./libio/wgenops.c"). */
+static uint32_t file_index(struct builder *b, const char *path, const char *comp_dir)
+{
+	char joined[4096];
+	if (path[0] != '/' && comp_dir && *comp_dir &&
+	    (size_t)snprintf(joined, sizeof(joined), "%s/%s", comp_dir, path) < sizeof(joined))
+		path = joined;
+	uint32_t s = str_add(&b->strs, path);
+	if (s == UINT32_MAX) {
+		b->oom = true;
+		return SYMZ_NONE;
+	}
+	size_t slot;
+	bool found;
+	if (map_slot(&b->file_by_str, s, &slot, &found)) {
+		b->oom = true;
+		return SYMZ_NONE;
+	}
+	if (found)
+		return b->file_by_str.vals[slot];
+	uint32_t *f = vec_push(&b->files);
+	if (!f) {
+		b->oom = true;
+		return SYMZ_NONE;
+	}
+	*f = s;
+	uint32_t idx = (uint32_t)(b->files.len - 1);
+	b->file_by_str.keys[slot] = s;
+	b->file_by_str.vals[slot] = idx;
+	b->file_by_str.len++;
+	return idx;
+}
+
+/* File index for a libdw path pointer (the same string is returned for every
+ * row of one file, so the pointer is a cheap cache key). */
+static uint32_t file_by_ptr(struct builder *b, const char *path, const char *comp_dir)
+{
+	size_t slot;
+	bool found;
+	if (!path)
+		return SYMZ_NONE;
+	if (map_slot(&b->file_by_ptr, (uintptr_t)path, &slot, &found)) {
+		b->oom = true;
+		return SYMZ_NONE;
+	}
+	if (found)
+		return b->file_by_ptr.vals[slot];
+	uint32_t idx = file_index(b, path, comp_dir);
+	if (idx == SYMZ_NONE)
+		return SYMZ_NONE;
+	/* file_index may have grown other maps, never this one: slot is valid. */
+	b->file_by_ptr.keys[slot] = (uintptr_t)path;
+	b->file_by_ptr.vals[slot] = idx;
+	b->file_by_ptr.len++;
+	return idx;
+}
+
+/* {name, linkage} string offsets for a raw (possibly mangled) name. */
+static void intern_name(struct builder *b, const char *raw, bool strip_clone, uint32_t *name,
+			uint32_t *linkage)
+{
+	*name = *linkage = 0;
+	if (!raw || !*raw)
+		return;
+	size_t slot;
+	bool found;
+	if (!strip_clone) {
+		if (map_slot(&b->name_by_ptr, (uintptr_t)raw, &slot, &found)) {
+			b->oom = true;
+			return;
+		}
+		if (found) {
+			uint32_t *p = &VEC_AT(&b->name_pairs, uint32_t, 2 * b->name_by_ptr.vals[slot]);
+			*name = p[0];
+			*linkage = p[1];
+			return;
+		}
+	}
+	char *base = strip_clone ? symz_strip_clone_suffix(raw) : NULL;
+	const char *src = base ? base : raw;
+	char *dem = symz_demangle(src);
+	*name = str_add(&b->strs, dem ? dem : src);
+	*linkage = dem ? str_add(&b->strs, src) : 0;
+	free(dem);
+	free(base);
+	if (*name == UINT32_MAX || *linkage == UINT32_MAX) {
+		b->oom = true;
+		*name = *linkage = 0;
+		return;
+	}
+	if (strip_clone)
+		return;
+	uint32_t *p0 = vec_push(&b->name_pairs), *p1 = vec_push(&b->name_pairs);
+	if (!p0 || !p1) {
+		b->oom = true;
+		return;
+	}
+	*p0 = *name;
+	*p1 = *linkage;
+	/* str_add never touches name_by_ptr, so slot is still ours. */
+	b->name_by_ptr.keys[slot] = (uintptr_t)raw;
+	b->name_by_ptr.vals[slot] = (uint32_t)(b->name_pairs.len / 2 - 1);
+	b->name_by_ptr.len++;
+}
+
+static uint32_t add_node(struct builder *b, const struct symz_node *n)
+{
+	struct symz_node *p = vec_push(&b->nodes);
+	if (!p) {
+		b->oom = true;
+		return SYMZ_NONE;
+	}
+	*p = *n;
+	return (uint32_t)(b->nodes.len - 1);
+}
+
+static void add_range(struct builder *b, uint64_t lo, uint64_t hi, uint32_t node, uint32_t depth)
+{
+	struct range *r = vec_push(&b->ranges);
+	if (!r) {
+		b->oom = true;
+		return;
+	}
+	r->lo = lo;
+	r->hi = hi;
+	r->node = node;
+	r->depth = depth;
+	r->order = b->order++;
+}
+
+/* ---- DWARF ---- */
+struct cu_ctx {
+	Dwarf_Files *files; /* of the unit holding the DIEs (split unit if any) */
+	size_t nfiles;
+	uint32_t *file_map; /* DWARF file number -> our file index (lazily) */
+	const char *comp_dir;
+};
+
+static uint32_t cu_file(struct builder *b, struct cu_ctx *cu, Dwarf_Word idx)
+{
+	if (!cu->files || idx >= cu->nfiles)
+		return SYMZ_NONE;
+	if (cu->file_map[idx] == UINT32_MAX - 1) {
+		const char *path = dwarf_filesrc(cu->files, idx, NULL, NULL);
+		cu->file_map[idx] = path ? file_index(b, path, cu->comp_dir) : SYMZ_NONE;
+	}
+	return cu->file_map[idx];
+}
+
+static void die_name(struct builder *b, Dwarf_Die *die, uint32_t *name, uint32_t *linkage)
+{
+	Dwarf_Attribute a;
+	const char *link = NULL;
+	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &a) ||
+	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a))
+		link = dwarf_formstring(&a);
+	if (!link)
+		link = dwarf_diename(die);
+	intern_name(b, link, false, name, linkage);
+}
+
+static uint32_t udata_attr(Dwarf_Die *die, unsigned at)
+{
+	Dwarf_Attribute a;
+	Dwarf_Word w;
+	if (!dwarf_attr(die, at, &a) || dwarf_formudata(&a, &w) != 0 || w > UINT32_MAX)
+		return 0;
+	return (uint32_t)w;
+}
+
+/* Add die's code ranges for `node`; returns how many were kept. */
+static int add_die_ranges(struct builder *b, Dwarf_Die *die, uint32_t node, uint32_t depth)
+{
+	Dwarf_Addr base, lo, hi;
+	ptrdiff_t off = 0;
+	int kept = 0;
+	while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
+		if (hi <= lo || !in_code(b, lo, hi))
+			continue; /* empty, or tombstoned discarded code (S7) */
+		add_range(b, lo, hi, node, depth);
+		kept++;
+	}
+	return kept;
+}
+
+static bool has_code(Dwarf_Die *die)
+{
+	return dwarf_hasattr(die, DW_AT_low_pc) || dwarf_hasattr(die, DW_AT_ranges);
+}
+
+static void walk(struct builder *b, struct cu_ctx *cu, Dwarf_Die *die, uint32_t parent,
+		 uint32_t depth, unsigned level)
+{
+	Dwarf_Die child;
+	if (level > 256 || dwarf_child(die, &child) != 0)
+		return;
+	do {
+		int tag = dwarf_tag(&child);
+		switch (tag) {
+		case DW_TAG_subprogram:
+		case DW_TAG_inlined_subroutine: {
+			if (!has_code(&child))
+				break; /* abstract or declaration: nothing at any address */
+			bool inl = tag == DW_TAG_inlined_subroutine;
+			if (inl && parent == SYMZ_NONE)
+				break; /* inlined into nothing: malformed */
+			struct symz_node n = {0};
+			die_name(b, &child, &n.name, &n.linkage);
+			n.parent = inl ? parent : SYMZ_NONE;
+			n.call_file = SYMZ_NONE;
+			if (inl) {
+				Dwarf_Attribute a;
+				Dwarf_Word fi;
+				if (dwarf_attr(&child, DW_AT_call_file, &a) &&
+				    dwarf_formudata(&a, &fi) == 0)
+					n.call_file = cu_file(b, cu, fi);
+				n.call_line = udata_attr(&child, DW_AT_call_line);
+				n.call_column = udata_attr(&child, DW_AT_call_column);
+				n.flags = SYMZ_N_INLINED;
+			}
+			int dl;
+			if (dwarf_decl_line(&child, &dl) == 0 && dl > 0)
+				n.decl_line = (uint32_t)dl;
+			Dwarf_Addr low;
+			if (dwarf_lowpc(&child, &low) == 0)
+				n.entry = low;
+			uint32_t id = add_node(b, &n);
+			if (id == SYMZ_NONE)
+				return;
+			uint32_t d = depth + 1;
+			if (add_die_ranges(b, &child, id, d) == 0) {
+				b->nodes.len--; /* only dead code: forget it */
+				break;
+			}
+			if (inl)
+				b->stats->inline_nodes++;
+			else
+				b->stats->functions++;
+			walk(b, cu, &child, id, d, level + 1);
+			break;
+		}
+		case DW_TAG_lexical_block:
+		case DW_TAG_namespace:
+		case DW_TAG_module:
+		case DW_TAG_class_type:
+		case DW_TAG_structure_type:
+		case DW_TAG_union_type:
+			walk(b, cu, &child, tag == DW_TAG_lexical_block ? parent : SYMZ_NONE,
+			     tag == DW_TAG_lexical_block ? depth : 0, level + 1);
+			break;
+		default:
+			break;
+		}
+	} while (!b->oom && dwarf_siblingof(&child, &child) == 0);
+}
+
+static const char *comp_dir_of(Dwarf_Die *cudie)
+{
+	Dwarf_Attribute a;
+	return dwarf_attr_integrate(cudie, DW_AT_comp_dir, &a) ? dwarf_formstring(&a) : NULL;
+}
+
+static void add_lines(struct builder *b, Dwarf_Die *cudie)
+{
+	const char *comp_dir = comp_dir_of(cudie);
+	Dwarf_Lines *lines;
+	size_t n;
+	if (dwarf_getsrclines(cudie, &lines, &n) != 0)
+		return;
+	/* libdw sorts a unit's rows by address with end_sequence rows first,
+	 * which loses which sequence a row at an end address belongs to.  A row
+	 * that repeats the previous location at an address where a sequence of
+	 * this unit ends is that sequence's zero-length last row (GCC emits
+	 * them); llvm-symbolizer never shows it, so it is dropped. */
+	struct row prev = {0}, cur_last = {0};
+	bool have_prev = false, have_cur = false, end_here = false;
+	uint64_t cur_addr = 0;
+	for (size_t i = 0; i < n && !b->oom; i++) {
+		Dwarf_Line *l = dwarf_onesrcline(lines, i);
+		Dwarf_Addr addr;
+		bool end = false;
+		int ln = 0, col = 0;
+		if (!l || dwarf_lineaddr(l, &addr) != 0)
+			continue;
+		if (i == 0 || addr != cur_addr) {
+			if (have_cur) {
+				prev = cur_last;
+				have_prev = true;
+			}
+			have_cur = end_here = false;
+			cur_addr = addr;
+		}
+		dwarf_lineendsequence(l, &end);
+		if (!addr_in_code(b, addr, end))
+			continue; /* tombstoned sequence of discarded code (S7) */
+		struct row r = {.addr = addr, .order = b->order++};
+		if (end) {
+			end_here = true;
+		} else {
+			dwarf_lineno(l, &ln);
+			dwarf_linecol(l, &col);
+			uint32_t f = file_by_ptr(b, dwarf_linesrc(l, NULL, NULL), comp_dir);
+			if (f != SYMZ_NONE) { /* a row without a file gives no information */
+				r.file = f + 1;
+				r.line = ln > 0 ? (uint32_t)ln : 0;
+				r.column = col > 0 ? (uint32_t)col : 0;
+			}
+			if (end_here && have_prev && prev.file == r.file && prev.line == r.line &&
+			    prev.column == r.column)
+				continue;
+			cur_last = r;
+			have_cur = true;
+		}
+		struct row *p = vec_push(&b->rows);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		*p = r;
+	}
+}
+
+static int add_dwarf(struct builder *b, Dwarf *dw, struct err *e)
+{
+	Dwarf_CU *cu = NULL, *next;
+	Dwarf_Half version;
+	uint8_t unit_type;
+	Dwarf_Die cudie, subdie;
+	int r;
+	while ((r = dwarf_get_units(dw, cu, &next, &version, &unit_type, &cudie, &subdie)) == 0) {
+		cu = next;
+		if (unit_type == DW_UT_type || unit_type == DW_UT_split_type ||
+		    unit_type == DW_UT_partial)
+			continue; /* no code of their own (dwz partial units hold shared DIEs) */
+		add_lines(b, &cudie);
+		Dwarf_Die *tree = &cudie;
+		if (unit_type == DW_UT_skeleton && dwarf_tag(&subdie) == DW_TAG_compile_unit)
+			tree = &subdie; /* split DWARF: DIEs live in the .dwo */
+		struct cu_ctx ctx = {0};
+		ctx.comp_dir = comp_dir_of(&cudie);
+		if (dwarf_getsrcfiles(tree, &ctx.files, &ctx.nfiles) != 0 &&
+		    (tree == &cudie || dwarf_getsrcfiles(&cudie, &ctx.files, &ctx.nfiles) != 0)) {
+			ctx.files = NULL;
+			ctx.nfiles = 0;
+		}
+		if (ctx.nfiles) {
+			ctx.file_map = malloc(ctx.nfiles * sizeof(uint32_t));
+			if (!ctx.file_map)
+				return err_set(e, ENOMEM, "out of memory");
+			for (size_t i = 0; i < ctx.nfiles; i++)
+				ctx.file_map[i] = UINT32_MAX - 1;
+		}
+		/* The unit DIE itself may be a function-less CU; walk its children. */
+		walk(b, &ctx, tree, SYMZ_NONE, 0, 0);
+		free(ctx.file_map);
+		if (b->oom)
+			return err_set(e, ENOMEM, "out of memory while indexing DWARF");
+	}
+	if (r < 0)
+		return err_set(e, EINVAL, "DWARF units unreadable: %s", dwarf_errmsg(-1));
+	return 0;
+}
+
+/* ---- ELF symbol table (fallback where DWARF has no function) ---- */
+struct sym {
+	uint64_t addr, size;
+	const char *name;
+	int rank;
+};
+
+static int sym_rank(const GElf_Sym *s, const char *name)
+{
+	int bind = GELF_ST_BIND(s->st_info);
+	int r = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+	r = r * 4 + (s->st_size ? 0 : 2);
+	size_t us = 0;
+	while (name[us] == '_')
+		us++;
+	return r * 64 + (int)(us < 63 ? us : 63);
+}
+
+static int cmp_sym(const void *a, const void *b)
+{
+	const struct sym *x = a, *y = b;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank - y->rank;
+	return strcmp(x->name, y->name);
+}
+
+static int add_symtab(struct builder *b, Elf *elf, struct err *e)
+{
+	Elf_Scn *scn = NULL, *use = NULL;
+	GElf_Shdr sh, use_sh = {0};
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_SYMTAB || (sh.sh_type == SHT_DYNSYM && !use)) {
+			use = scn;
+			use_sh = sh;
+		}
+	}
+	if (!use)
+		return 0;
+	Elf_Data *d = elf_getdata(use, NULL);
+	if (!d || use_sh.sh_entsize == 0)
+		return 0;
+	size_t n = d->d_size / use_sh.sh_entsize;
+	struct sym *syms = calloc(n ? n : 1, sizeof(*syms));
+	if (!syms)
+		return err_set(e, ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Sym s;
+		if (!gelf_getsym(d, (int)i, &s))
+			continue;
+		int type = GELF_ST_TYPE(s.st_info);
+		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
+		    s.st_value == 0)
+			continue;
+		const char *name = elf_strptr(elf, use_sh.sh_link, s.st_name);
+		if (!name || !*name)
+			continue;
+		uint64_t hi = s.st_value + (s.st_size ? s.st_size : 1);
+		if (hi < s.st_value || !in_code(b, s.st_value, hi))
+			continue;
+		syms[k].addr = s.st_value;
+		syms[k].size = s.st_size;
+		syms[k].name = name;
+		syms[k].rank = sym_rank(&s, name);
+		k++;
+	}
+	qsort(syms, k, sizeof(*syms), cmp_sym);
+	for (size_t i = 0; i < k && !b->oom; i++) {
+		if (i && syms[i].addr == syms[i - 1].addr)
+			continue; /* an alias: the best-ranked one came first */
+		struct symz_node nd = {0};
+		nd.parent = SYMZ_NONE;
+		nd.call_file = SYMZ_NONE;
+		nd.flags = SYMZ_N_SYMTAB;
+		nd.entry = syms[i].addr;
+		intern_name(b, syms[i].name, true, &nd.name, &nd.linkage);
+		uint32_t id = add_node(b, &nd);
+		if (id == SYMZ_NONE)
+			break;
+		/* A sizeless symbol answers only for its own address. */
+		add_range(b, syms[i].addr, syms[i].addr + (syms[i].size ? syms[i].size : 1), id, 0);
+		b->stats->symbols++;
+	}
+	free(syms);
+	if (b->oom)
+		return err_set(e, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* ---- flattening and serialization ---- */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_range_depth(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* At one address an end of sequence comes first (a sequence of another
+	 * unit may start there); then rows in file order, the last one wins. */
+	if ((x->file != 0) != (y->file != 0))
+		return x->file != 0 ? 1 : -1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+struct flat {
+	uint64_t *seg_addr;
+	uint32_t *seg_node;
+	size_t nseg;
+};
+
+/* Paint ranges shallow-to-deep onto the elementary intervals between all
+ * boundaries: each address ends up owned by the deepest scope covering it. */
+static int flatten_scopes(struct builder *b, struct flat *f, struct err *e)
+{
+	size_t nr = b->ranges.len;
+	struct range *rs = b->ranges.data;
+	uint64_t *bounds = malloc((2 * nr + 1) * sizeof(*bounds));
+	if (!bounds)
+		return err_set(e, ENOMEM, "out of memory");
+	for (size_t i = 0; i < nr; i++) {
+		bounds[2 * i] = rs[i].lo;
+		bounds[2 * i + 1] = rs[i].hi;
+	}
+	size_t nb = 2 * nr;
+	qsort(bounds, nb, sizeof(*bounds), cmp_u64);
+	size_t u = 0;
+	for (size_t i = 0; i < nb; i++)
+		if (!u || bounds[i] != bounds[u - 1])
+			bounds[u++] = bounds[i];
+	nb = u;
+	uint32_t *owner = malloc((nb ? nb : 1) * sizeof(*owner));
+	if (!owner) {
+		free(bounds);
+		return err_set(e, ENOMEM, "out of memory");
+	}
+	memset(owner, 0xff, (nb ? nb : 1) * sizeof(*owner));
+	qsort(rs, nr, sizeof(*rs), cmp_range_depth);
+	for (size_t i = 0; i < nr; i++) {
+		size_t lo = 0, hi = nb;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (bounds[mid] < rs[i].lo)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t j = lo; j < nb && bounds[j] < rs[i].hi; j++)
+			owner[j] = rs[i].node;
+	}
+	/* Merge neighbours with the same owner. */
+	size_t k = 0;
+	for (size_t i = 0; i < nb; i++) {
+		if (k && owner[k - 1] == owner[i])
+			continue;
+		if (!k && owner[i] == SYMZ_NONE)
+			continue;
+		bounds[k] = bounds[i];
+		owner[k] = owner[i];
+		k++;
+	}
+	f->seg_addr = bounds;
+	f->seg_node = owner;
+	f->nseg = k;
+	b->stats->scope_segments = k;
+	return 0;
+}
+
+static size_t put_uleb(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	do {
+		uint8_t c = v & 0x7f;
+		v >>= 7;
+		p[n++] = c | (v ? 0x80 : 0);
+	} while (v);
+	return n;
+}
+
+static size_t put_sleb(uint8_t *p, int64_t v)
+{
+	size_t n = 0;
+	for (;;) {
+		uint8_t c = v & 0x7f;
+		v >>= 7; /* arithmetic shift (gnu11) */
+		bool done = (v == 0 && !(c & 0x40)) || (v == -1 && (c & 0x40));
+		p[n++] = c | (done ? 0 : 0x80);
+		if (done)
+			return n;
+	}
+}
+
+struct lines_out {
+	uint64_t *blk_addr;
+	uint32_t *blk_off;
+	size_t nblocks;
+	uint8_t *data;
+	size_t size;
+	uint32_t entries;
+};
+
+static int encode_lines(struct builder *b, struct lines_out *o, struct err *e)
+{
+	struct row *rows = b->rows.data;
+	size_t n = b->rows.len;
+	qsort(rows, n, sizeof(*rows), cmp_row);
+	/* Collapse: the last row at each address; drop rows equal to the one before. */
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && rows[i + 1].addr == rows[i].addr)
+			continue;
+		if (k && rows[k - 1].file == rows[i].file && rows[k - 1].line == rows[i].line &&
+		    rows[k - 1].column == rows[i].column)
+			continue;
+		if (!k && rows[i].file == 0)
+			continue;
+		rows[k++] = rows[i];
+	}
+	b->stats->line_rows = k;
+	size_t nblocks = (k + SYMZ_LINE_BLOCK - 1) / SYMZ_LINE_BLOCK;
+	o->blk_addr = malloc((nblocks ? nblocks : 1) * sizeof(uint64_t));
+	o->blk_off = malloc((nblocks ? nblocks : 1) * sizeof(uint32_t));
+	o->data = malloc(k * 40 + 1); /* 4 varints of at most 10 bytes */
+	if (!o->blk_addr || !o->blk_off || !o->data)
+		return err_set(e, ENOMEM, "out of memory");
+	size_t off = 0;
+	int64_t prev_line = 0;
+	uint64_t prev_addr = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (i % SYMZ_LINE_BLOCK == 0) {
+			if (off > UINT32_MAX)
+				return err_set(e, EFBIG, "line table too large for the index");
+			o->blk_addr[i / SYMZ_LINE_BLOCK] = rows[i].addr;
+			o->blk_off[i / SYMZ_LINE_BLOCK] = (uint32_t)off;
+			prev_line = 0;
+			prev_addr = rows[i].addr;
+		}
+		off += put_uleb(o->data + off, rows[i].addr - prev_addr);
+		off += put_uleb(o->data + off, rows[i].file);
+		if (rows[i].file) {
+			off += put_sleb(o->data + off, (int64_t)rows[i].line - prev_line);
+			off += put_uleb(o->data + off, rows[i].column);
+			prev_line = rows[i].line;
+		}
+		prev_addr = rows[i].addr;
+	}
+	o->nblocks = nblocks;
+	o->size = off;
+	o->entries = (uint32_t)k;
+	return 0;
+}
+
+static size_t align8(size_t x)
+{
+	return (x + 7) & ~(size_t)7;
+}
+
+static int serialize(struct builder *b, const struct elf_object *obj, uint32_t flags,
+		     struct symz_index **out, struct err *e)
+{
+	struct flat f = {0};
+	struct lines_out lo = {0};
+	int r = flatten_scopes(b, &f, e);
+	if (!r)
+		r = encode_lines(b, &lo, e);
+	if (r)
+		goto done;
+	const void *src[SYMZ_SEC_COUNT] = {
+		b->strs.buf, b->files.data, b->nodes.data, f.seg_addr, f.seg_node,
+		lo.blk_addr, lo.blk_off, lo.data,
+	};
+	size_t len[SYMZ_SEC_COUNT] = {
+		b->strs.len, b->files.len * 4, b->nodes.len * sizeof(struct symz_node),
+		f.nseg * 8, f.nseg * 4, lo.nblocks * 8, lo.nblocks * 4, lo.size,
+	};
+	size_t total = align8(sizeof(struct symz_header));
+	for (int i = 0; i < SYMZ_SEC_COUNT; i++)
+		total = align8(total + len[i]);
+	uint8_t *buf = calloc(1, total);
+	if (!buf) {
+		r = err_set(e, ENOMEM, "out of memory");
+		goto done;
+	}
+	struct symz_header *h = (void *)buf;
+	memcpy(h->magic, SYMZ_MAGIC, 8);
+	h->version = SYMZ_VERSION;
+	h->header_size = sizeof(*h);
+	h->file_size = total;
+	h->flags = flags;
+	h->line_entries = lo.entries;
+	h->build_id_len = (uint8_t)obj->build_id_len;
+	memcpy(h->build_id, obj->build_id, obj->build_id_len);
+	size_t pos = align8(sizeof(*h));
+	for (int i = 0; i < SYMZ_SEC_COUNT; i++) {
+		h->sec[i].offset = pos;
+		h->sec[i].size = len[i];
+		if (len[i])
+			memcpy(buf + pos, src[i], len[i]);
+		pos = align8(pos + len[i]);
+	}
+	struct symz_index *x = NULL;
+	r = symz_index_open_mem(buf, total, &x, e);
+	if (r) {
+		free(buf);
+		goto done;
+	}
+	x->owned = buf;
+	x->stats = *b->stats;
+	x->stats.index_bytes = total;
+	*out = x;
+done:
+	free(f.seg_addr);
+	free(f.seg_node);
+	free(lo.blk_addr);
+	free(lo.blk_off);
+	free(lo.data);
+	return r;
+}
+
+static void builder_free(struct builder *b)
+{
+	free(b->strs.buf);
+	map_free(&b->strs.index);
+	vec_free(&b->files);
+	map_free(&b->file_by_str);
+	map_free(&b->file_by_ptr);
+	map_free(&b->name_by_ptr);
+	vec_free(&b->name_pairs);
+	vec_free(&b->nodes);
+	vec_free(&b->ranges);
+	vec_free(&b->rows);
+	free(b->code);
+}
+
+/* Executable sections of the object (section headers survive in debug files
+ * with their addresses, so either file will do). */
+static int collect_code(struct builder *b, Elf *elf)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	size_t n = 0, cap = 0;
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_EXECINSTR) ||
+		    !(sh.sh_flags & SHF_ALLOC) || sh.sh_size == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct code_range *nc = realloc(b->code, cap * sizeof(*nc));
+			if (!nc)
+				return -ENOMEM;
+			b->code = nc;
+		}
+		b->code[n].lo = sh.sh_addr;
+		b->code[n].hi = sh.sh_addr + sh.sh_size;
+		n++;
+	}
+	b->ncode = n;
+	return 0;
+}
+
+int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
+		    struct symz_stats *stats, struct symz_index **out, struct err *e)
+{
+	struct builder b;
+	memset(&b, 0, sizeof(b));
+	vec_init(&b.files, sizeof(uint32_t));
+	vec_init(&b.name_pairs, sizeof(uint32_t));
+	vec_init(&b.nodes, sizeof(struct symz_node));
+	vec_init(&b.ranges, sizeof(struct range));
+	vec_init(&b.rows, sizeof(struct row));
+	b.stats = stats;
+	b.strs.cap = 65536;
+	b.strs.buf = malloc(b.strs.cap);
+	if (!b.strs.buf)
+		return err_set(e, ENOMEM, "out of memory");
+	b.strs.buf[0] = 0;
+	b.strs.len = 1;
+	uint64_t t0 = now_ns();
+	int r = 0;
+	uint32_t flags = 0;
+	Dwarf *dw = NULL, *altdw = NULL;
+	if (collect_code(&b, obj->elf) || (b.ncode == 0 && dbg && collect_code(&b, dbg->elf))) {
+		r = err_set(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (dbg) {
+		dw = dwarf_begin_elf(dbg->elf, DWARF_C_READ, NULL);
+		if (!dw) {
+			r = err_set(e, EINVAL, "%s: cannot read DWARF: %s", dbg->name,
+				    dwarf_errmsg(-1));
+			goto out;
+		}
+		if (alt) {
+			altdw = dwarf_begin_elf(alt->elf, DWARF_C_READ, NULL);
+			if (!altdw) {
+				r = err_set(e, EINVAL, "%s: cannot read DWARF: %s", alt->name,
+					    dwarf_errmsg(-1));
+				goto out;
+			}
+			dwarf_setalt(dw, altdw);
+		}
+		r = add_dwarf(&b, dw, e);
+		if (r)
+			goto out;
+		flags |= SYMZ_F_HAS_DWARF;
+	}
+	/* Symbols: the debug file's full .symtab if there is one, else the object's. */
+	size_t before = b.ranges.len;
+	if (dbg && dbg != obj)
+		r = add_symtab(&b, dbg->elf, e);
+	if (!r && b.ranges.len == before + 0 && stats->symbols == 0)
+		r = add_symtab(&b, obj->elf, e);
+	if (r)
+		goto out;
+	if (stats->symbols)
+		flags |= SYMZ_F_HAS_SYMTAB;
+	if (!(flags & SYMZ_F_HAS_DWARF) && !stats->symbols) {
+		r = err_set(e, ENODATA, "%s: no DWARF and no symbol table", obj->name);
+		goto out;
+	}
+	r = serialize(&b, obj, flags, out, e);
+	if (!r)
+		(*out)->stats.build_ms = (double)(now_ns() - t0) / 1e6;
+out:
+	if (dw)
+		dwarf_end(dw);
+	if (altdw)
+		dwarf_end(altdw);
+	builder_free(&b);
+	return r;
+}

@@ -1,0 +1,24 @@
+/* The symbolize program's pieces (kept out of main.c so tests can reach them). */
+#ifndef SYMZ_CLI_H
+#define SYMZ_CLI_H
+
+#include <stdio.h>
+
+#include "symbolizer/symbolizer.h"
+
+int symz_cli_main(int argc, char **argv);
+
+/* Where an index for a build-ID is cached: <cache_dir>/<hex>.v<version>.symz */
+void symz_cache_path(char *out, size_t size, const char *cache_dir, const uint8_t *id, size_t len);
+/* Index for an ELF path, from the cache when there is one (cache_dir NULL: none). */
+int symz_open_for_elf(const char *path, const struct symz_build_options *opt, const char *cache_dir,
+		      struct symz_index **out, struct err *e);
+
+/* `symbolize pprof IN -o OUT ...` */
+int symz_pprof_main(int argc, char **argv);
+
+/* Fetch /buildid/<hex>/<what> from a debuginfod server into dest (a file). */
+int symz_fetch_debuginfod(const char *server, const char *hex, const char *what, const char *dest,
+			  struct err *e);
+
+#endif

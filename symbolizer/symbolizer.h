@@ -1,0 +1,127 @@
+/* symbolizer: (build-ID, file address) -> function, file, line, column and
+ * inline chain, answered from a compact per-build-ID index.
+ *
+ * The index (format in symbolizer/symz_format.h, docs/symbolization-index-format.md)
+ * is built once from an ELF object and its DWARF with libdw, serialized, and
+ * from then on opened read-only (mmap or a caller's buffer).  A built index
+ * and an opened one are the same thing: building produces the serialized
+ * bytes and opens them, so every lookup goes through one reader.
+ *
+ * Addresses are *file addresses* (DESIGN.md §4.2): the address in the ELF
+ * object's own virtual address space, bias already removed.  Normalizing a
+ * process address into one is the caller's job (agent); symbolizing it is ours.
+ *
+ * Thread safety: no global mutable state.  Lookups on one index may run from
+ * many threads at once; building indexes in parallel is fine. */
+#ifndef SYMBOLIZER_H
+#define SYMBOLIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+struct symz_index;
+
+struct symz_build_options {
+	/* Root of the separate-debug tree: <dir>/.build-id/xx/yyyy.debug and
+	 * <dir>/<binary's directory>/<debuglink>.  NULL: /usr/lib/debug. */
+	const char *debug_dir;
+	/* An explicit separate debug file (path), tried before any search. */
+	const char *debug_file;
+	/* Directory of the ELF (for .gnu_debuglink next to it); NULL when the
+	 * ELF came from memory without a path. */
+	const char *elf_dir;
+	/* Do not look for a separate debug file / dwz alt file on disk. */
+	bool no_search;
+};
+
+/* Where the names came from, for reports. */
+struct symz_stats {
+	uint64_t functions, inline_nodes, symbols, scope_segments, line_rows;
+	uint64_t dwarf_bytes; /* uncompressed .debug_* bytes used */
+	uint64_t index_bytes;
+	double build_ms;
+	char debug_file[512]; /* the file DWARF came from ("" = none) */
+	char alt_file[512];   /* the dwz supplementary file ("" = none) */
+};
+
+/* Build an index for the ELF at `path` (symbols + DWARF from it or from its
+ * separate debug file).  An object with neither DWARF nor a symbol table is
+ * an error (-ENODATA). */
+int symz_index_build_path(const char *path, const struct symz_build_options *opt,
+			  struct symz_index **out, struct err *e);
+/* The same for images in memory: `elf` is the object (executable or debug
+ * file); `debug` (may be NULL) its separate debug file; `alt` (may be NULL) the
+ * dwz supplementary file.  The buffers are only read during the call. */
+int symz_index_build_mem(const void *elf, size_t elf_size, const void *debug, size_t debug_size,
+			 const void *alt, size_t alt_size, const struct symz_build_options *opt,
+			 struct symz_index **out, struct err *e);
+
+/* Open a serialized index (validated completely: lookups never read out of
+ * bounds afterwards).  _open maps the file; _open_mem uses (does not copy)
+ * the caller's buffer, which must outlive the index. */
+int symz_index_open(const char *path, struct symz_index **out, struct err *e);
+int symz_index_open_mem(const void *data, size_t size, struct symz_index **out, struct err *e);
+void symz_index_free(struct symz_index *idx);
+
+/* The serialized bytes (valid while idx lives) and writing them atomically. */
+const void *symz_index_data(const struct symz_index *idx, size_t *size);
+int symz_index_write(const struct symz_index *idx, const char *path, struct err *e);
+const struct symz_stats *symz_index_stats(const struct symz_index *idx); /* built ones only */
+/* Build-ID of the object the index describes (len 0: none). */
+const uint8_t *symz_index_build_id(const struct symz_index *idx, size_t *len);
+
+/* DESIGN.md §4.2: a leaf PC is looked up as is; a return address points after
+ * the call, so address-1 is looked up (exactly once, here).  ADJUSTED means
+ * the caller already subtracted. */
+enum symz_frame_kind {
+	SYMZ_LEAF_PC = 0,
+	SYMZ_RETURN_ADDRESS = 1,
+	SYMZ_ADJUSTED = 2,
+};
+
+struct symz_frame {
+	const char *function;     /* demangled; NULL = unknown */
+	const char *linkage_name; /* as in DWARF/symtab before demangling; NULL = none */
+	const char *file;         /* NULL = unknown */
+	uint32_t line;            /* 0 = unknown */
+	uint32_t column;          /* 0 = unknown */
+	uint32_t decl_line;       /* line of the function's declaration; 0 = unknown */
+	uint64_t entry;           /* function's DW_AT_low_pc / symbol value; 0 = unknown */
+	bool inlined;             /* this frame was inlined into the next one */
+	bool from_symtab;         /* name from the ELF symbol table (no DWARF function) */
+};
+
+/* Symbolize one address.  Fills at most max frames, innermost first, and
+ * returns how many frames the address has (may exceed max), 0 when nothing
+ * is known about it.  Strings point into the index. */
+size_t symz_lookup(const struct symz_index *idx, uint64_t addr, enum symz_frame_kind kind,
+		   struct symz_frame *frames, size_t max);
+
+/* Demangle C++ (Itanium) and Rust names; returns a malloc'ed string or NULL
+ * when `name` is not mangled.  Strips ELF symbol versions (@VER, @@VER). */
+char *symz_demangle(const char *name);
+
+/* ---- JIT code (absolute runtime addresses of one process) ---- */
+struct symz_jit_map;
+struct symz_jit_entry {
+	uint64_t start, size;
+	const char *name;
+};
+/* /tmp/perf-PID.map: "START SIZE name" per line, hex with or without 0x.
+ * Malformed lines are skipped (counted), a partial last line is ignored;
+ * overlapping entries are resolved last-writer-wins (later lines win). */
+int symz_perf_map_parse(const char *text, size_t size, struct symz_jit_map **out,
+			size_t *bad_lines, struct err *e);
+int symz_perf_map_load(const char *path, struct symz_jit_map **out, struct err *e);
+/* jit-PID.dump (JIT_CODE_LOAD / JIT_CODE_MOVE records; truncated tail ok). */
+int symz_jitdump_parse(const uint8_t *data, size_t size, struct symz_jit_map **out,
+		       struct err *e);
+int symz_jitdump_load(const char *path, struct symz_jit_map **out, struct err *e);
+const struct symz_jit_entry *symz_jit_lookup(const struct symz_jit_map *m, uint64_t addr);
+size_t symz_jit_count(const struct symz_jit_map *m);
+void symz_jit_free(struct symz_jit_map *m);
+
+#endif
