@@ -24,3 +24,18 @@ $(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(UNWIND_LIB) $
 $(BIN)/debuginfod-upload: $(OBJ)/debuginfod-lite/upload_main.o $(DIL_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcurl $(COMMON_LDLIBS)
+
+# Fixture: a program with sources on disk, its stripped copy and its
+# separate debug file (objcopy --only-keep-debug).
+DIL_FIX := $(BUILD)/fixtures/debuginfod-lite
+FIXTURES += $(DIL_FIX)/crash $(DIL_FIX)/crash.stripped $(DIL_FIX)/crash.debug
+
+$(DIL_FIX)/crash: tests/fixtures/debuginfod-lite/crash.c tests/fixtures/debuginfod-lite/crash_util.h
+	@mkdir -p $(@D)
+	$(CC) -g -O1 -fno-omit-frame-pointer -Wl,--build-id=sha1 -o $@ $(abspath $<)
+
+$(DIL_FIX)/crash.debug: $(DIL_FIX)/crash
+	objcopy --only-keep-debug $< $@
+
+$(DIL_FIX)/crash.stripped: $(DIL_FIX)/crash
+	objcopy --strip-all $< $@
