@@ -39,3 +39,11 @@ $(DIL_FIX)/crash.debug: $(DIL_FIX)/crash
 
 $(DIL_FIX)/crash.stripped: $(DIL_FIX)/crash
 	objcopy --strip-all $< $@
+
+# make install also puts the systemd unit in place (PREFIX/DESTDIR honoured).
+.PHONY: install-debuginfod-lite
+install: install-debuginfod-lite
+install-debuginfod-lite: all
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' contrib/debuginfod-lite.service \
+	    >$(DESTDIR)$(PREFIX)/lib/systemd/system/debuginfod-lite.service

@@ -9,7 +9,7 @@ dil_setup
 FIX_ID=$(build_id_of "$FIX/crash")
 UNKNOWN=0123456789abcdef0123456789abcdef01234567
 
-start_server UP --data "$SCRATCH/up" --scan "$FIX" --rescan 0 || { fail upstream_start; finish; }
+start_server UP --data "$SCRATCH/up" --scan "$FIX/crash" --rescan 0 || { fail upstream_start; finish; }
 wait_for "$UP_URL/buildid/$FIX_ID/debuginfo" || fail upstream_scan
 start_server A --data "$SCRATCH/a" --upstream "$UP_URL" --upstream-timeout 2 || { fail server_start; finish; }
 
