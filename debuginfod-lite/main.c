@@ -1,0 +1,179 @@
+/* debuginfod-lite: command line → server_config → run until SIGTERM. */
+#include "debuginfod-lite/log.h"
+#include "debuginfod-lite/server.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: debuginfod-lite [--data DIR] [--listen ADDR:PORT] [--scan DIR]...\n"
+		"                       [--upstream URL]... [--token-file FILE] [options]\n"
+		"A debuginfod-compatible server with uploads, federation and unwind tables.\n"
+		"  --data DIR               store (sqlite index + blobs), default ./var\n"
+		"  --listen ADDR:PORT       default 127.0.0.1:8002 (port 0: any free port)\n"
+		"  --scan DIR               index ELF files under DIR (repeatable)\n"
+		"  --rescan SECONDS         rescan period, 0 = once (default 300)\n"
+		"  --upstream URL           federate misses to URL (repeatable; default\n"
+		"                           $DEBUGINFOD_URLS)\n"
+		"  --upstream-timeout S     connect and low-speed timeout (default 10)\n"
+		"  --positive-ttl S         keep upstream copies S seconds, 0 = forever (604800)\n"
+		"  --negative-ttl S         remember upstream misses S seconds (600)\n"
+		"  --forwarded-ttl-limit N  X-Forwarded-For hops before no federation (8)\n"
+		"  --token-file FILE        bearer tokens, one a line; enables PUT uploads\n"
+		"  --max-upload BYTES       largest upload or upstream body (2 GiB)\n"
+		"  --quota BYTES            cap on upstream/derived blob bytes (0 = none)\n"
+		"  --threads N              HTTP worker threads (default: CPUs)\n"
+		"  --conn-timeout S         idle connection timeout (default 30)\n"
+		"  --port-file FILE         write the bound port to FILE once listening\n"
+		"  --verbose                log every request\n"
+		"  --help\n");
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-') {
+		fprintf(stderr, "debuginfod-lite: %s %s: expected a non-negative number\n", opt, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct server_config c;
+	server_config_defaults(&c);
+	const char *port_file = NULL;
+	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
+	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
+	       O_HELP };
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, O_DATA },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "scan", required_argument, NULL, O_SCAN },
+		{ "rescan", required_argument, NULL, O_RESCAN },
+		{ "upstream", required_argument, NULL, O_UPSTREAM },
+		{ "upstream-timeout", required_argument, NULL, O_UTIMEOUT },
+		{ "positive-ttl", required_argument, NULL, O_PTTL },
+		{ "negative-ttl", required_argument, NULL, O_NTTL },
+		{ "forwarded-ttl-limit", required_argument, NULL, O_FWD },
+		{ "token-file", required_argument, NULL, O_TOKENS },
+		{ "max-upload", required_argument, NULL, O_MAXUP },
+		{ "quota", required_argument, NULL, O_QUOTA },
+		{ "threads", required_argument, NULL, O_THREADS },
+		{ "conn-timeout", required_argument, NULL, O_CTIMEOUT },
+		{ "port-file", required_argument, NULL, O_PORTFILE },
+		{ "verbose", no_argument, NULL, O_VERBOSE },
+		{ "help", no_argument, NULL, O_HELP },
+		{ 0 },
+	};
+	int opt;
+	uint64_t v;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "option";
+		switch (opt) {
+		case O_DATA: c.data_dir = optarg; break;
+		case O_LISTEN: c.listen = optarg; break;
+		case O_SCAN:
+		case O_UPSTREAM: {
+			bool scan = opt == O_SCAN;
+			int *n = scan ? &c.n_scan : &c.n_upstreams;
+			if (*n >= SERVER_MAX_LIST) {
+				fprintf(stderr, "debuginfod-lite: too many --%s\n", scan ? "scan" : "upstream");
+				return 2;
+			}
+			(scan ? c.scan_dirs : c.upstreams)[(*n)++] = optarg;
+			break;
+		}
+		case O_TOKENS: c.token_file = optarg; break;
+		case O_PORTFILE: port_file = optarg; break;
+		case O_VERBOSE: c.verbose = true; break;
+		case O_HELP: usage(stdout); return 0;
+		case O_RESCAN: case O_UTIMEOUT: case O_PTTL: case O_NTTL: case O_FWD: case O_MAXUP:
+		case O_QUOTA: case O_THREADS: case O_CTIMEOUT:
+			if (parse_u64(name, optarg, &v) < 0)
+				return 2;
+			if (opt == O_RESCAN) c.rescan_s = (unsigned)v;
+			if (opt == O_UTIMEOUT) c.upstream_timeout_s = (unsigned)(v ? v : 1);
+			if (opt == O_PTTL) c.positive_ttl_s = (int64_t)v;
+			if (opt == O_NTTL) c.negative_ttl_s = (int64_t)v;
+			if (opt == O_FWD) c.forwarded_ttl_limit = (unsigned)v;
+			if (opt == O_MAXUP) c.max_upload = v;
+			if (opt == O_QUOTA) c.quota = v;
+			if (opt == O_THREADS) c.threads = (unsigned)(v > 1024 ? 1024 : v);
+			if (opt == O_CTIMEOUT) c.conn_timeout_s = (unsigned)v;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "debuginfod-lite: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return 2;
+	}
+	/* DEBUGINFOD_URLS, as libdebuginfod reads it, when no --upstream. */
+	char *urls = NULL;
+	if (c.n_upstreams == 0 && getenv("DEBUGINFOD_URLS")) {
+		urls = strdup(getenv("DEBUGINFOD_URLS"));
+		for (char *save = NULL, *tok = strtok_r(urls, " \t", &save);
+		     tok && c.n_upstreams < SERVER_MAX_LIST; tok = strtok_r(NULL, " \t", &save))
+			if (strncmp(tok, "ima:", 4) != 0)
+				c.upstreams[c.n_upstreams++] = tok;
+	}
+	if (c.upstream_max_time_s < c.upstream_timeout_s)
+		c.upstream_max_time_s = c.upstream_timeout_s;
+
+	/* Many concurrent connections need many descriptors. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	/* Block the stop signals in every thread; main waits for them. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	struct server *s;
+	struct err e = { { 0 } };
+	if (server_start(&s, &c, &e) < 0) {
+		fprintf(stderr, "debuginfod-lite: %s\n", e.msg);
+		free(urls);
+		return 1;
+	}
+	log_info("msg=\"listening\" port=%u data=\"%s\" scan=%d upstreams=%d uploads=%s",
+		 server_port(s), c.data_dir, c.n_scan, c.n_upstreams, c.token_file ? "on" : "off");
+	if (port_file) {
+		char tmp[4096];
+		snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+		FILE *f = fopen(tmp, "w");
+		if (!f || fprintf(f, "%u\n", server_port(s)) < 0 || fclose(f) != 0 ||
+		    rename(tmp, port_file) < 0)
+			log_warn("msg=\"cannot write --port-file %s\"", port_file);
+	}
+	int sig;
+	sigwait(&stop, &sig);
+	log_info("msg=\"stopping\" signal=%d", sig);
+	server_stop(s);
+	curl_global_cleanup();
+	free(urls);
+	log_info("msg=\"stopped\"");
+	return 0;
+}

@@ -1,0 +1,141 @@
+/* /metrics: Prometheus text exposition of per-route counters and latency
+ * histograms, federation and store figures. */
+#include "debuginfod-lite/server_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double latency_bucket_le[LATENCY_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10,
+};
+
+static const int status_codes[STATUS_SLOTS - 1] = {
+	200, 201, 206, 304, 400, 401, 403, 404, 405, 406, 413, 414, 416, 422, 503,
+};
+
+static int status_slot(int status)
+{
+	for (int i = 0; i < STATUS_SLOTS - 1; i++)
+		if (status_codes[i] == status)
+			return i;
+	return STATUS_SLOTS - 1;
+}
+
+void metrics_record(struct request *r)
+{
+	if (r->route_index < 0)
+		return;
+	struct route_metrics *m = &r->srv->route_metrics[r->route_index];
+	m->by_status[status_slot(r->status)]++;
+	uint64_t us = (now_ns() - r->start_ns) / 1000;
+	m->latency_sum_us += us;
+	for (int i = 0; i < LATENCY_BUCKETS; i++)
+		if ((double)us / 1e6 <= latency_bucket_le[i]) {
+			m->latency[i]++;
+			break;
+		}
+	m->bytes += r->bytes;
+}
+
+struct text {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
+
+static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct text *t, const char *fmt, ...)
+{
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->failed = true;
+			return;
+		}
+		if ((size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap * 2 + (size_t)n;
+		char *nb = realloc(t->buf, cap);
+		if (!nb) {
+			t->failed = true;
+			return;
+		}
+		t->buf = nb;
+		t->cap = cap;
+	}
+}
+
+enum MHD_Result handle_metrics(struct request *r)
+{
+	struct server *s = r->srv;
+	struct text t = { .buf = malloc(8192), .cap = 8192 };
+	if (!t.buf)
+		return MHD_NO;
+	put(&t, "# TYPE http_responses_total counter\n");
+	for (int i = 0; i < server_route_count; i++)
+		for (int j = 0; j < STATUS_SLOTS; j++) {
+			uint64_t v = s->route_metrics[i].by_status[j];
+			if (!v)
+				continue;
+			if (j < STATUS_SLOTS - 1)
+				put(&t, "http_responses_total{route=\"%s\",code=\"%d\"} %llu\n",
+				    server_routes[i].metric, status_codes[j], (unsigned long long)v);
+			else
+				put(&t, "http_responses_total{route=\"%s\",code=\"other\"} %llu\n",
+				    server_routes[i].metric, (unsigned long long)v);
+		}
+	put(&t, "# TYPE http_request_duration_seconds histogram\n");
+	for (int i = 0; i < server_route_count; i++) {
+		struct route_metrics *m = &s->route_metrics[i];
+		uint64_t cum = 0, count = 0;
+		for (int j = 0; j < STATUS_SLOTS; j++)
+			count += m->by_status[j];
+		for (int j = 0; j < LATENCY_BUCKETS; j++) {
+			cum += m->latency[j];
+			put(&t, "http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+			    server_routes[i].metric, latency_bucket_le[j], (unsigned long long)cum);
+		}
+		put(&t, "http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+		    server_routes[i].metric, (unsigned long long)count);
+		put(&t, "http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+		    server_routes[i].metric, (double)m->latency_sum_us / 1e6);
+		put(&t, "http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+		    server_routes[i].metric, (unsigned long long)count);
+		put(&t, "http_response_bytes_total{route=\"%s\"} %llu\n", server_routes[i].metric,
+		    (unsigned long long)m->bytes);
+	}
+#define COUNTER(name, field) \
+	put(&t, "# TYPE " name " counter\n" name " %llu\n", (unsigned long long)s->field)
+	COUNTER("upstream_fetches_total", upstream_fetches);
+	COUNTER("upstream_hits_total", upstream_hits);
+	COUNTER("upstream_misses_total", upstream_misses);
+	COUNTER("upstream_errors_total", upstream_errors);
+	COUNTER("upstream_rejected_bodies_total", upstream_rejected);
+	COUNTER("singleflight_joined_total", flights_joined);
+	COUNTER("unwind_compiles_total", unwind_compiles);
+	COUNTER("uploads_stored_total", uploads_ok);
+	COUNTER("uploads_rejected_total", uploads_rejected);
+	COUNTER("scan_indexed_total", scan_indexed);
+#undef COUNTER
+	put(&t, "# TYPE scan_files gauge\nscan_files %llu\n", (unsigned long long)s->scan_files);
+	struct store_stats st;
+	struct err e;
+	if (store_stats(s->store, &st, &e) == 0)
+		put(&t, "# TYPE store_candidates gauge\nstore_candidates %llu\n"
+			"# TYPE store_external_files gauge\nstore_external_files %llu\n"
+			"# TYPE store_blob_bytes gauge\nstore_blob_bytes %llu\n",
+		    (unsigned long long)st.candidates, (unsigned long long)st.external,
+		    (unsigned long long)st.blobs_bytes);
+	if (t.failed) {
+		free(t.buf);
+		return MHD_NO;
+	}
+	return respond_buffer(r, 200, "text/plain; version=0.0.4", t.buf, t.len, true);
+}

@@ -1,0 +1,49 @@
+# debuginfod-lite/: the server library + debuginfod-lite + debuginfod-upload.
+DIL_LIB_SRCS := debuginfod-lite/sha256.c debuginfod-lite/store.c debuginfod-lite/artifact.c \
+                debuginfod-lite/scan.c debuginfod-lite/log.c debuginfod-lite/sources.c \
+                debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c \
+                debuginfod-lite/upload_handler.c debuginfod-lite/upstream.c \
+                debuginfod-lite/metrics.c
+DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
+DIL_LIB      := $(LIB)/libdebuginfodlite.a
+DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl $(UNWIND_LDLIBS)
+DEPFILES     += $(DIL_LIB_OBJS:.o=.d) $(OBJ)/debuginfod-lite/main.d \
+                $(OBJ)/debuginfod-lite/upload_main.d
+BINS         += $(BIN)/debuginfod-lite $(BIN)/debuginfod-upload
+TEST_LIBS_PRE += $(DIL_LIB)
+TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl
+
+$(DIL_LIB): $(DIL_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(UNWIND_LIB) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DIL_LDLIBS)
+
+$(BIN)/debuginfod-upload: $(OBJ)/debuginfod-lite/upload_main.o $(DIL_LIB) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcurl $(COMMON_LDLIBS)
+
+# Fixture: a program with sources on disk, its stripped copy and its
+# separate debug file (objcopy --only-keep-debug).
+DIL_FIX := $(BUILD)/fixtures/debuginfod-lite
+FIXTURES += $(DIL_FIX)/crash $(DIL_FIX)/crash.stripped $(DIL_FIX)/crash.debug
+
+$(DIL_FIX)/crash: tests/fixtures/debuginfod-lite/crash.c tests/fixtures/debuginfod-lite/crash_util.h
+	@mkdir -p $(@D)
+	$(CC) -g -O1 -fno-omit-frame-pointer -Wl,--build-id=sha1 -o $@ $(abspath $<)
+
+$(DIL_FIX)/crash.debug: $(DIL_FIX)/crash
+	objcopy --only-keep-debug $< $@
+
+$(DIL_FIX)/crash.stripped: $(DIL_FIX)/crash
+	objcopy --strip-all $< $@
+
+# make install also puts the systemd unit in place (PREFIX/DESTDIR honoured).
+.PHONY: install-debuginfod-lite
+install: install-debuginfod-lite
+install-debuginfod-lite: all
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' contrib/debuginfod-lite.service \
+	    >$(DESTDIR)$(PREFIX)/lib/systemd/system/debuginfod-lite.service

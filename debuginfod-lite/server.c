@@ -1,0 +1,657 @@
+/* debuginfod-lite: daemon setup, routing, responses, slow work. */
+#include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/log.h"
+#include "debuginfod-lite/scan.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum MHD_Result handle_root(struct request *r)
+{
+	return respond_text(r, 200, "debuginfod-lite (debuginfod-compatible) 0.1\n");
+}
+
+/* The route table: first match wins.  GET routes also answer HEAD. */
+const struct route server_routes[] = {
+	{ METHOD_GET | METHOD_HEAD, "/buildid/", "buildid", BODY_NONE, 0, NULL, NULL,
+	  handle_buildid },
+	{ METHOD_PUT, "/buildid/", "upload", BODY_STREAM, 0, upload_begin, upload_chunk,
+	  upload_finish },
+	{ METHOD_GET | METHOD_HEAD, "/metrics", "metrics", BODY_NONE, 0, NULL, NULL,
+	  handle_metrics },
+	{ METHOD_GET | METHOD_HEAD, "/", "root", BODY_NONE, 0, NULL, NULL, handle_root },
+};
+const int server_route_count = (int)ARRAY_SIZE(server_routes);
+
+void server_config_defaults(struct server_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->data_dir = "./var";
+	c->listen = "127.0.0.1:8002";
+	c->rescan_s = 300;
+	c->conn_timeout_s = 30;
+	c->max_upload = 2ull << 30;
+	c->upstream_timeout_s = 10;
+	c->upstream_max_time_s = 300;
+	c->positive_ttl_s = 7 * 86400;
+	c->negative_ttl_s = 600;
+	c->forwarded_ttl_limit = 8;
+}
+
+const char *request_header(struct request *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* --- responses --- */
+
+static enum MHD_Result queue(struct request *r, unsigned status, struct MHD_Response *resp)
+{
+	if (!resp)
+		return MHD_NO;
+	r->status = (int)status;
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result respond_buffer(struct request *r, unsigned status, const char *content_type,
+			       void *data, size_t size, bool free_data)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		size, data, free_data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+	if (!resp) {
+		if (free_data)
+			free(data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	r->bytes = size;
+	return queue(r, status, resp);
+}
+
+enum MHD_Result respond_text(struct request *r, unsigned status, const char *fmt, ...)
+{
+	char *text = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return MHD_NO;
+	return respond_buffer(r, status, "text/plain", text, (size_t)n, true);
+}
+
+enum MHD_Result respond_json(struct request *r, unsigned status, const char *json)
+{
+	return respond_buffer(r, status, "application/json", (void *)json, strlen(json), false);
+}
+
+enum MHD_Result respond_reset(struct request *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	r->status = 0; /* logged as "reset" */
+	return MHD_NO;
+}
+
+/* Range: bytes=a-b | bytes=a- | bytes=-n (one range; others get the whole
+ * body).  Returns 1 with [*first,*last] for a satisfiable range, 0 for no
+ * (usable) Range header, -1 for an unsatisfiable one. */
+static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+		return 0;
+	const char *p = h + 6;
+	char *end;
+	if (*p == '-') {
+		if (!isdigit((unsigned char)p[1]))
+			return 0;
+		errno = 0;
+		uint64_t n = strtoull(p + 1, &end, 10);
+		if (errno || *end)
+			return 0;
+		if (n == 0 || size == 0)
+			return -1;
+		*first = n >= size ? 0 : size - n;
+		*last = size - 1;
+		return 1;
+	}
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	errno = 0;
+	uint64_t a = strtoull(p, &end, 10);
+	if (errno || *end != '-')
+		return 0;
+	p = end + 1;
+	uint64_t b = size ? size - 1 : 0;
+	if (*p) {
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		b = strtoull(p, &end, 10);
+		if (errno || *end || b < a)
+			return 0;
+		if (b >= size)
+			b = size - 1;
+	}
+	if (a >= size)
+		return -1;
+	*first = a;
+	*last = b;
+	return 1;
+}
+
+static void http_date(int64_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
+				 uint64_t size, int64_t mtime)
+{
+	const char *maxsize = request_header(r, "X-DEBUGINFOD-MAXSIZE");
+	if (maxsize) {
+		char *end;
+		errno = 0;
+		unsigned long long max = strtoull(maxsize, &end, 10);
+		if (!errno && end != maxsize && size > max) {
+			close(fd);
+			return respond_text(r, 406, "File too large, max size=%llu\n", max);
+		}
+	}
+	char etag[SHA256_HEX_LEN + 4] = "";
+	if (a->blob[0]) {
+		snprintf(etag, sizeof(etag), "\"%s\"", a->blob);
+		const char *inm = request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+		if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
+			close(fd);
+			struct MHD_Response *resp =
+				MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+			return queue(r, 304, resp);
+		}
+	}
+	uint64_t first = 0, last = size ? size - 1 : 0;
+	int range = parse_range(request_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
+	if (range < 0) {
+		close(fd);
+		char cr[64];
+		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+		return queue(r, 416, resp);
+	}
+	uint64_t len = size ? last - first + 1 : 0;
+	struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	char num[32], date[64];
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	snprintf(num, sizeof(num), "%" PRIu64, size);
+	MHD_add_response_header(resp, "X-DEBUGINFOD-SIZE", num);
+	MHD_add_response_header(resp, "X-DEBUGINFOD-FILE", a->file);
+	if (a->kind == ART_DEBUGINFO || a->kind == ART_EXECUTABLE)
+		MHD_add_response_header(resp, "X-DEBUGINFOD-LITE-QUALITY",
+					a->quality >= QUALITY_DWARF ? "dwarf" : "symtab");
+	http_date(mtime, date, sizeof(date));
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	if (etag[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	unsigned status = 200;
+	if (range > 0) {
+		char cr[96];
+		snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last,
+			 size);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+		status = 206;
+	}
+	r->bytes = len;
+	return queue(r, status, resp);
+}
+
+/* --- slow work on its own thread, connection suspended --- */
+
+static void *slow_main(void *arg)
+{
+	struct request *r = arg;
+	struct server *s = r->srv;
+	r->slow_result = r->slow(r);
+	r->slow_state = 2;
+	/* Resume under the lock so server_stop() never sees a suspended
+	 * connection without a job. */
+	pthread_mutex_lock(&s->lock);
+	MHD_resume_connection(r->conn);
+	s->active_jobs--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+enum MHD_Result run_slow(struct request *r, slow_fn fn)
+{
+	struct server *s = r->srv;
+	pthread_attr_t attr;
+	pthread_t t;
+	r->slow = fn;
+	r->slow_state = 1;
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return respond_reset(r);
+	}
+	s->active_jobs++;
+	MHD_suspend_connection(r->conn);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &attr, slow_main, r);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		MHD_resume_connection(r->conn);
+		s->active_jobs--;
+		pthread_mutex_unlock(&s->lock);
+		r->slow_state = 0;
+		return respond_reset(r);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return MHD_YES;
+}
+
+bool flight_begin(struct server *s, const char *key, struct flight **out, int *result)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct flight *f = s->flights; f; f = f->next) {
+		if (strcmp(f->key, key) != 0)
+			continue;
+		f->waiters++;
+		s->flights_joined++;
+		while (!f->done)
+			pthread_cond_wait(&s->cond, &s->lock);
+		*result = f->result;
+		if (--f->waiters == 0)
+			free(f);
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	struct flight *f = calloc(1, sizeof(*f));
+	if (!f) {
+		pthread_mutex_unlock(&s->lock);
+		*result = -ENOMEM;
+		return false;
+	}
+	snprintf(f->key, sizeof(f->key), "%s", key);
+	f->waiters = 1;
+	f->next = s->flights;
+	s->flights = f;
+	pthread_mutex_unlock(&s->lock);
+	*out = f;
+	return true;
+}
+
+void flight_finish(struct server *s, struct flight *f, int result)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct flight **p = &s->flights; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	f->done = true;
+	f->result = result;
+	pthread_cond_broadcast(&s->cond);
+	if (--f->waiters == 0)
+		free(f);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* --- dispatch --- */
+
+static unsigned method_bit(const char *m)
+{
+	if (strcmp(m, "GET") == 0)
+		return METHOD_GET;
+	if (strcmp(m, "HEAD") == 0)
+		return METHOD_HEAD;
+	if (strcmp(m, "PUT") == 0)
+		return METHOD_PUT;
+	if (strcmp(m, "POST") == 0)
+		return METHOD_POST;
+	return 0;
+}
+
+static bool path_matches(const char *pattern, const char *url)
+{
+	size_t n = strlen(pattern);
+	if (n > 1 && pattern[n - 1] == '/')
+		return strncmp(url, pattern, n) == 0;
+	return strcmp(url, pattern) == 0;
+}
+
+/* The URL limit: MHD has already refused what does not fit its buffer. */
+#define URL_MAX 4096
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+				      const char *method, const char *version,
+				      const char *upload_data, size_t *upload_data_size,
+				      void **con_cls)
+{
+	struct server *s = cls;
+	struct request *r = *con_cls;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->srv = s;
+		r->conn = conn;
+		r->url = url;
+		r->start_ns = now_ns();
+		r->route_index = -1;
+		r->tmp.fd = -1;
+		r->method = method_bit(method);
+		vec_init(&r->body, 1);
+		*con_cls = r;
+		bool path_known = false;
+		for (int i = 0; i < server_route_count; i++) {
+			if (!path_matches(server_routes[i].path, url))
+				continue;
+			path_known = true;
+			if (server_routes[i].methods & r->method) {
+				r->route = &server_routes[i];
+				r->route_index = i;
+				break;
+			}
+		}
+		if (!r->route) {
+			r->body_error = path_known ? 405 : 404;
+			snprintf(r->body_msg, sizeof(r->body_msg), "%s",
+				 path_known ? "method not allowed" : "not found");
+		} else if (strlen(url) > URL_MAX) {
+			r->body_error = 414;
+			snprintf(r->body_msg, sizeof(r->body_msg), "URL too long");
+		}
+		/* A route's begin() sees the headers before any body (and
+		 * before "100 Continue"), so refusals cost no upload. */
+		if (r->route && !r->body_error && r->route->begin) {
+			enum MHD_Result ret = r->route->begin(r);
+			if (r->status || ret == MHD_NO)
+				return ret;
+		}
+		/* Otherwise answer on a later call: answering before the
+		 * (empty) body is read would cost the keep-alive. */
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t len = *upload_data_size;
+		*upload_data_size = 0;
+		r->received += len;
+		if (r->body_error || !r->route)
+			return MHD_YES; /* discard the rest */
+		if (r->route->body == BODY_STREAM) {
+			int st = r->route->chunk(r, upload_data, len);
+			if (st)
+				r->body_error = st;
+		} else if (r->route->body == BODY_BUFFER) {
+			if (r->body.len + len > r->route->max_body) {
+				r->body_error = 413;
+				snprintf(r->body_msg, sizeof(r->body_msg), "body larger than %llu bytes",
+					 (unsigned long long)r->route->max_body);
+			} else if (vec_reserve(&r->body, r->body.len + len) < 0) {
+				r->body_error = 503;
+			} else {
+				memcpy((uint8_t *)r->body.data + r->body.len, upload_data, len);
+				r->body.len += len;
+			}
+		} else {
+			r->body_error = 413;
+			snprintf(r->body_msg, sizeof(r->body_msg), "this endpoint takes no body");
+		}
+		return MHD_YES;
+	}
+	if (r->body_error)
+		return respond_text(r, (unsigned)r->body_error, "%s\n",
+				    r->body_msg[0] ? r->body_msg : "request refused");
+	return r->route->handle(r);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			      enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+	if (!r)
+		return;
+	metrics_record(r);
+	if (r->srv->cfg.verbose)
+		log_info("method=%s url=\"%s\" status=%d bytes=%llu us=%llu",
+			 r->method == METHOD_GET ? "GET" : r->method == METHOD_HEAD ? "HEAD"
+			 : r->method == METHOD_PUT ? "PUT" : "other",
+			 r->url, r->status, (unsigned long long)r->bytes,
+			 (unsigned long long)((now_ns() - r->start_ns) / 1000));
+	if (r->tmp_open)
+		store_tmp_abort(&r->tmp);
+	vec_free(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+/* --- scanning thread --- */
+
+static void *scanner_main(void *arg)
+{
+	struct server *s = arg;
+	for (;;) {
+		uint64_t t0 = now_ns();
+		struct scan_counts c = { 0 };
+		for (int i = 0; i < s->cfg.n_scan; i++) {
+			struct err e = { { 0 } };
+			if (scan_tree(s->store, s->cfg.scan_dirs[i], &c, &e) < 0)
+				log_warn("msg=\"%s\"", e.msg);
+			pthread_mutex_lock(&s->lock);
+			bool stop = s->stopping;
+			pthread_mutex_unlock(&s->lock);
+			if (stop)
+				return NULL;
+		}
+		s->scan_files = c.files;
+		s->scan_indexed += c.indexed;
+		if (s->cfg.n_scan)
+			log_info("msg=\"scan done\" files=%llu elf=%llu indexed=%llu unchanged=%llu ms=%llu",
+				 (unsigned long long)c.files, (unsigned long long)c.elf,
+				 (unsigned long long)c.indexed, (unsigned long long)c.unchanged,
+				 (unsigned long long)((now_ns() - t0) / 1000000));
+		struct err e = { { 0 } };
+		if (store_groom(s->store, s->cfg.quota, &e) < 0)
+			log_warn("msg=\"groom: %s\"", e.msg);
+		pthread_mutex_lock(&s->lock);
+		if (s->cfg.rescan_s == 0 && !s->stopping) {
+			while (!s->stopping)
+				pthread_cond_wait(&s->cond, &s->lock);
+		} else if (!s->stopping) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += s->cfg.rescan_s;
+			while (!s->stopping &&
+			       pthread_cond_timedwait(&s->cond, &s->lock, &until) != ETIMEDOUT)
+				;
+		}
+		bool stop = s->stopping;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			return NULL;
+	}
+}
+
+/* --- start / stop --- */
+
+static int load_tokens(struct server *s, const char *path, struct err *e)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return err_set(e, errno, "--token-file %s: %s", path, strerror(errno));
+	char line[512];
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strcspn(line, "\r\n");
+		line[n] = 0;
+		char *p = line;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p || *p == '#')
+			continue;
+		if (strlen(p) >= sizeof(s->tokens[0]) || s->n_tokens >= (int)ARRAY_SIZE(s->tokens)) {
+			fclose(f);
+			return err_set(e, EINVAL, "--token-file %s: token too long or too many",
+				       path);
+		}
+		snprintf(s->tokens[s->n_tokens++], sizeof(s->tokens[0]), "%s", p);
+	}
+	fclose(f);
+	if (s->n_tokens == 0)
+		return err_set(e, EINVAL, "--token-file %s: no token in it", path);
+	return 0;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_in *sa, struct err *e)
+{
+	char host[64];
+	const char *colon = strrchr(listen, ':');
+	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+		return err_set(e, EINVAL, "--listen %s: expected ADDR:PORT", listen);
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = 0;
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535 || colon[1] == 0)
+		return err_set(e, EINVAL, "--listen %s: bad port", listen);
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (host[0] == 0 || strcmp(host, "*") == 0)
+		sa->sin_addr.s_addr = htonl(INADDR_ANY);
+	else if (strcmp(host, "localhost") == 0)
+		sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return err_set(e, EINVAL, "--listen %s: bad IPv4 address", listen);
+	return 0;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = 0;
+	log_warn("msg=\"mhd: %s\"", msg);
+}
+
+int server_start(struct server **out, const struct server_config *c, struct err *e)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(e, ENOMEM, "out of memory");
+	s->cfg = *c;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	s->route_metrics = calloc((size_t)server_route_count, sizeof(*s->route_metrics));
+	struct sockaddr_in sa;
+	int rc = s->route_metrics ? 0 : err_set(e, ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = parse_listen(c->listen, &sa, e);
+	if (rc == 0 && c->token_file)
+		rc = load_tokens(s, c->token_file, e);
+	if (rc == 0)
+		rc = store_open(&s->store, c->data_dir, e);
+	if (rc < 0)
+		goto fail;
+	unsigned threads = c->threads;
+	if (!threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (unsigned)n : 2;
+	}
+	s->mhd = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC,
+		0, NULL, NULL, &access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+		MHD_OPTION_SOCK_ADDR, &sa,
+		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+		c->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &request_completed, s,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_CONNECTION_LIMIT, 16384,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0, MHD_OPTION_END);
+	if (!s->mhd) {
+		rc = err_set(e, EADDRINUSE, "cannot listen on %s (in use, or not permitted)",
+			     c->listen);
+		goto fail;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : ntohs(sa.sin_port);
+	if (pthread_create(&s->scanner, NULL, scanner_main, s) == 0)
+		s->scanner_running = true;
+	*out = s;
+	return 0;
+fail:
+	store_close(s->store);
+	free(s->route_metrics);
+	free(s);
+	return rc;
+}
+
+unsigned server_port(const struct server *s)
+{
+	return s->port;
+}
+
+void server_stop(struct server *s)
+{
+	if (!s)
+		return;
+	MHD_quiesce_daemon(s->mhd); /* stop accepting; serve what is in flight */
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->cond);
+	/* Slow jobs end by their own timeouts; wait for them (bounded). */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	while (s->active_jobs > 0 &&
+	       pthread_cond_timedwait(&s->cond, &s->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&s->lock);
+	/* Give in-flight responses a moment to drain. */
+	for (int i = 0; i < 50; i++) {
+		const union MHD_DaemonInfo *di =
+			MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (!di || di->num_connections == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	MHD_stop_daemon(s->mhd);
+	if (s->scanner_running)
+		pthread_join(s->scanner, NULL);
+	store_close(s->store);
+	free(s->route_metrics);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}

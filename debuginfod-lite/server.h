@@ -1,0 +1,44 @@
+/* debuginfod-lite: the HTTP server (libmicrohttpd) over the store.
+ * main.c parses the command line into a server_config and runs it. */
+#ifndef DEBUGINFOD_LITE_SERVER_H
+#define DEBUGINFOD_LITE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+#define SERVER_MAX_LIST 64
+
+struct server_config {
+	const char *data_dir;        /* --data, default ./var */
+	const char *listen;          /* --listen ADDR:PORT, default 127.0.0.1:8002 */
+	const char *scan_dirs[SERVER_MAX_LIST];
+	int n_scan;
+	const char *upstreams[SERVER_MAX_LIST];
+	int n_upstreams;
+	const char *token_file;      /* NULL: uploads are off */
+	unsigned threads;            /* MHD pool threads; 0 = number of CPUs */
+	unsigned rescan_s;           /* periodic rescan; 0 = scan once */
+	unsigned conn_timeout_s;     /* idle connection timeout (slow clients) */
+	uint64_t max_upload;         /* bytes */
+	uint64_t quota;              /* blob bytes for upstream/derived copies; 0 = none */
+	unsigned upstream_timeout_s; /* connect and low-speed timeout */
+	unsigned upstream_max_time_s;/* whole transfer */
+	int64_t positive_ttl_s;      /* upstream copies; 0 = keep */
+	int64_t negative_ttl_s;      /* upstream misses */
+	unsigned forwarded_ttl_limit;/* X-Forwarded-For hops before we stop federating */
+	bool verbose;
+};
+
+void server_config_defaults(struct server_config *c);
+
+struct server;
+/* Open the store, start scanning and listening.  Returns 0 or -errno. */
+int server_start(struct server **out, const struct server_config *c, struct err *e);
+/* The port actually bound (useful with --listen 127.0.0.1:0). */
+unsigned server_port(const struct server *s);
+/* Stop accepting, let in-flight requests finish (bounded), free. */
+void server_stop(struct server *s);
+
+#endif

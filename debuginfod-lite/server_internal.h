@@ -1,0 +1,170 @@
+/* Internals shared by the server's source files: the daemon state, the
+ * request object, the route table and the helpers handlers use.
+ *
+ * Adding an endpoint: write a handler `enum MHD_Result h(struct request *)`
+ * and add one line to the route table in server.c.  For a request body pick
+ * BODY_BUFFER (whole body in r->body, bounded by route->max_body) or
+ * BODY_STREAM (route->chunk is called per piece, e.g. uploads). */
+#ifndef DEBUGINFOD_LITE_SERVER_INTERNAL_H
+#define DEBUGINFOD_LITE_SERVER_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "debuginfod-lite/server.h"
+#include "debuginfod-lite/store.h"
+
+struct request;
+
+enum body_mode { BODY_NONE, BODY_BUFFER, BODY_STREAM };
+
+struct route {
+	unsigned methods;   /* METHOD_* bits */
+	const char *path;   /* exact, or a prefix when it ends in '/' */
+	const char *metric; /* label in /metrics */
+	enum body_mode body;
+	uint64_t max_body;  /* BODY_BUFFER limit */
+	/* Optional: called once the headers are in, before any body; may
+	 * queue a response (an early refusal: 401, 413). */
+	enum MHD_Result (*begin)(struct request *r);
+	/* BODY_STREAM: one piece of the body; return 0 or an HTTP status to
+	 * stop reading (the rest of the body is discarded). */
+	int (*chunk)(struct request *r, const char *data, size_t len);
+	/* The request is complete. */
+	enum MHD_Result (*handle)(struct request *r);
+};
+
+enum { METHOD_GET = 1, METHOD_HEAD = 2, METHOD_PUT = 4, METHOD_POST = 8 };
+
+/* Latency histogram buckets, seconds. */
+#define LATENCY_BUCKETS 12
+extern const double latency_bucket_le[LATENCY_BUCKETS];
+/* Status codes counted individually in /metrics; others go to "other". */
+#define STATUS_SLOTS 16
+
+struct route_metrics {
+	atomic_uint_fast64_t by_status[STATUS_SLOTS];
+	atomic_uint_fast64_t latency[LATENCY_BUCKETS];
+	atomic_uint_fast64_t latency_sum_us;
+	atomic_uint_fast64_t bytes;
+};
+
+/* Single-flight: concurrent identical slow operations (upstream fetch,
+ * unwind compile) share one execution. */
+struct flight {
+	char key[BUILD_ID_HEX_MAX + ARTIFACT_NAME_MAX + 32];
+	int waiters;
+	bool done;
+	int result;
+	struct flight *next;
+};
+
+struct server {
+	struct server_config cfg;
+	struct store *store;
+	struct MHD_Daemon *mhd;
+	unsigned port;
+	char tokens[16][256];
+	int n_tokens;
+
+	pthread_t scanner;
+	bool scanner_running;
+	pthread_mutex_t lock;  /* guards flights, stop, jobs */
+	pthread_cond_t cond;   /* flights finished, jobs finished, stop */
+	bool stopping;
+	int active_jobs;       /* slow-work threads with a suspended connection */
+	struct flight *flights;
+
+	struct route_metrics *route_metrics; /* one per route */
+	atomic_uint_fast64_t upstream_fetches, upstream_hits, upstream_misses,
+		upstream_errors, upstream_rejected, flights_joined, unwind_compiles;
+	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
+};
+
+/* A slow operation run on its own thread while the connection is
+ * suspended; its result is read by the handler when MHD calls it again. */
+typedef int (*slow_fn)(struct request *r);
+
+struct request {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	const struct route *route;
+	int route_index;
+	unsigned method;
+	const char *url;
+	uint64_t start_ns;
+	int status;        /* what we answered, for metrics and logs */
+	uint64_t bytes;
+
+	/* BODY_BUFFER */
+	struct vec body;
+	/* BODY_STREAM / early refusal */
+	int body_error;    /* HTTP status that stopped the body, 0 if none */
+	char body_msg[256];
+	uint64_t received;
+
+	/* Parsed /buildid/<id>/<kind>[/<name>] */
+	char build_id[BUILD_ID_HEX_MAX];
+	enum artifact_kind kind;
+	char name[ARTIFACT_NAME_MAX];
+
+	/* Copied for federation before the connection is suspended. */
+	char forwarded_for[1024];
+	char user_agent[256];
+	char peer[64];
+	unsigned forwarded_hops;
+
+	/* Slow work */
+	int slow_state;    /* 0 none, 1 running, 2 done */
+	int slow_result;
+	slow_fn slow;
+
+	/* Uploads */
+	struct store_tmp tmp;
+	bool tmp_open;
+};
+
+/* Responses. */
+enum MHD_Result respond_text(struct request *r, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+enum MHD_Result respond_json(struct request *r, unsigned status, const char *json);
+enum MHD_Result respond_buffer(struct request *r, unsigned status, const char *content_type,
+			       void *data, size_t size, bool free_data);
+/* An artifact from the store: fd response (zero-copy), Range, HEAD,
+ * X-DEBUGINFOD-* headers, X-DEBUGINFOD-MAXSIZE. */
+enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
+				 uint64_t size, int64_t mtime);
+/* Transient trouble: reset the connection instead of answering, so that
+ * libdebuginfod retries instead of caching a 10-minute miss. */
+enum MHD_Result respond_reset(struct request *r);
+/* Run fn on a worker thread with the connection suspended.  The handler is
+ * called again afterwards with r->slow_state == 2 and r->slow_result set. */
+enum MHD_Result run_slow(struct request *r, slow_fn fn);
+
+/* Single-flight: returns true when the caller leads (must call
+ * flight_finish); false when it waited for a leader, *result = its result. */
+bool flight_begin(struct server *s, const char *key, struct flight **f, int *result);
+void flight_finish(struct server *s, struct flight *f, int result);
+
+const char *request_header(struct request *r, const char *name);
+
+/* Handlers (handlers_buildid.c, upload_handler.c, metrics.c). */
+enum MHD_Result handle_buildid(struct request *r);
+enum MHD_Result upload_begin(struct request *r);
+int upload_chunk(struct request *r, const char *data, size_t len);
+enum MHD_Result upload_finish(struct request *r);
+enum MHD_Result handle_metrics(struct request *r);
+void metrics_record(struct request *r);
+extern const struct route server_routes[];
+extern const int server_route_count;
+
+/* Parse "/buildid/<id>/<kind>[/<name>]" (after the prefix) into r.
+ * Returns 0, or an HTTP status with a message in r->body_msg. */
+int parse_buildid_path(struct request *r, const char *rest);
+
+/* Federation (upstream.c): 1 = found (stored), 0 = a definite miss,
+ * -EAGAIN = transient trouble, other -errno. */
+int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e);
+
+#endif

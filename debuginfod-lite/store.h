@@ -1,0 +1,141 @@
+/* The artifact store: an sqlite3 index plus content-addressed blobs.
+ *
+ * Layout of the data directory (docs/data-directory.md):
+ *   DIR/index.sqlite        the index (WAL mode)
+ *   DIR/blobs/ab/cdef…      blobs named by the SHA-256 of their content
+ *   DIR/tmp/                in-flight uploads and fetches (emptied at open)
+ *
+ * An artifact is identified by (build-ID, kind, name): name is "" for
+ * debuginfo and executable, the absolute path for a source, the section name
+ * for a section, and the format version for an unwind table.  Several
+ * *candidates* may exist for one artifact (a scanned file, an upload, an
+ * upstream copy); lookups return them best first (quality, then newest), so
+ * a stripped upload never shadows real debuginfo.
+ *
+ * A candidate lives either in a blob (uploads, upstream copies, derived
+ * tables) or in an external file found by --scan, which is re-checked
+ * (size, mtime) each time it is opened.
+ *
+ * Crash safety: a blob is written to tmp/, fsync'ed and renamed into place
+ * before the index row that names it is committed, so a row never refers to
+ * a partial blob.  A crash leaves at most an unreferenced blob or a tmp file,
+ * both removed by store_groom()/store_open().
+ *
+ * Thread safety: every function may be called from any thread; the store
+ * keeps a pool of sqlite connections. */
+#ifndef DEBUGINFOD_LITE_STORE_H
+#define DEBUGINFOD_LITE_STORE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "common/common.h"
+#include "debuginfod-lite/sha256.h"
+
+enum artifact_kind {
+	ART_DEBUGINFO,
+	ART_EXECUTABLE,
+	ART_SOURCE,
+	ART_SECTION,
+	ART_UNWIND,
+	ART_KIND_COUNT,
+};
+const char *artifact_kind_name(enum artifact_kind k);
+
+enum artifact_origin {
+	ORIGIN_SCAN,     /* an external file found by --scan */
+	ORIGIN_UPLOAD,   /* PUT by a client with a token */
+	ORIGIN_UPSTREAM, /* fetched from an upstream server (expires) */
+	ORIGIN_DERIVED,  /* computed here (unwind tables); can be rebuilt */
+};
+const char *artifact_origin_name(enum artifact_origin o);
+
+/* Quality of a debuginfo/executable candidate: higher wins. */
+enum artifact_quality {
+	QUALITY_NONE = 0,    /* nothing useful for this kind */
+	QUALITY_SYMTAB = 1,  /* symbols only (.symtab), or a plain executable */
+	QUALITY_DWARF = 2,   /* real .debug_info */
+};
+
+#define ARTIFACT_NAME_MAX 1024
+
+struct artifact {
+	char build_id[BUILD_ID_HEX_MAX];
+	enum artifact_kind kind;
+	char name[ARTIFACT_NAME_MAX];
+	enum artifact_origin origin;
+	int quality;
+	char blob[SHA256_HEX_LEN + 1]; /* "" for external files */
+	char path[PATH_MAX];           /* where to read it: external file or blob path */
+	char file[PATH_MAX];           /* the name to report (X-DEBUGINFOD-FILE) */
+	uint64_t size;
+	int64_t mtime;                 /* seconds; for external files, what was indexed */
+	int64_t expires;               /* 0 = never; else unix seconds */
+};
+
+struct store;
+
+int store_open(struct store **out, const char *dir, struct err *e);
+void store_close(struct store *s);
+const char *store_dir(const struct store *s);
+
+/* Up to max candidates for (build_id, kind, name), best first, skipping
+ * expired ones.  Returns the count (0 = none) or -errno. */
+int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
+		 const char *name, struct artifact *out, int max, struct err *e);
+/* Open a candidate for reading.  For external files checks that size and
+ * mtime still match the index; a vanished or changed file is dropped from
+ * the index and -ENOENT returned.  On success *fd is open and *st filled. */
+int store_open_artifact(struct store *s, const struct artifact *a, int *fd, struct stat *st,
+			struct err *e);
+
+/* Record an external file (from --scan) as a candidate. */
+int store_add_external(struct store *s, const struct artifact *a, struct err *e);
+/* Record another candidate for a blob already stored (a->blob set), e.g.
+ * an unstripped executable that is also debuginfo. */
+int store_add_blob_candidate(struct store *s, const struct artifact *a, struct err *e);
+/* Forget every candidate that refers to external file `path`. */
+int store_forget_external(struct store *s, const char *path, struct err *e);
+
+/* Scan bookkeeping: has `path` with this size/mtime been indexed already? */
+bool store_scanned_same(struct store *s, const char *path, uint64_t size, int64_t mtime);
+int store_scanned_set(struct store *s, const char *path, uint64_t size, int64_t mtime,
+		      struct err *e);
+
+/* Writing a blob: begin, write (hashes as it goes), then commit or abort. */
+struct store_tmp {
+	int fd;
+	char path[PATH_MAX];
+	struct sha256 hash;
+	uint64_t size;
+};
+int store_tmp_begin(struct store *s, struct store_tmp *t, struct err *e);
+int store_tmp_write(struct store_tmp *t, const void *data, size_t len, struct err *e);
+/* fsync, move into blobs/ (deduplicated by content), then insert the index
+ * row described by *a (its blob, path and size are filled in here).  The
+ * tmp is consumed whatever the outcome. */
+int store_tmp_commit(struct store *s, struct store_tmp *t, struct artifact *a, struct err *e);
+void store_tmp_abort(struct store_tmp *t);
+/* Convenience: a whole blob from memory. */
+int store_put_mem(struct store *s, const void *data, size_t size, struct artifact *a,
+		  struct err *e);
+
+/* Negative cache of upstream misses. */
+bool store_miss_cached(struct store *s, const char *build_id, enum artifact_kind kind,
+		       const char *name);
+int store_miss_put(struct store *s, const char *build_id, enum artifact_kind kind,
+		   const char *name, int64_t expires, struct err *e);
+
+struct store_stats {
+	uint64_t candidates, blobs_bytes, external;
+};
+int store_stats(struct store *s, struct store_stats *st, struct err *e);
+
+/* Drop expired candidates and misses, unreferenced blobs, and (when
+ * quota_bytes > 0) the oldest upstream/derived blobs until the blob total
+ * fits the quota.  Uploads and scanned files are never evicted by quota. */
+int store_groom(struct store *s, uint64_t quota_bytes, struct err *e);
+
+#endif

@@ -1,0 +1,200 @@
+/* PUT /buildid/<id>/{debuginfo,executable}: authenticated, validated,
+ * content-deduplicated uploads.  The body streams into a store tmp file
+ * (hashed on the way); it becomes visible only after validation, fsync and
+ * rename, so a crash at any point leaves the artifact absent or whole. */
+#include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/artifact.h"
+#include "debuginfod-lite/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Compare without leaking the position of the first difference. */
+static bool token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+	for (size_t i = 0; i < la && i < lb; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+static bool authorized(struct request *r)
+{
+	const char *h = request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	const char *tok = h + 7;
+	while (*tok == ' ')
+		tok++;
+	bool ok = false;
+	for (int i = 0; i < r->srv->n_tokens; i++)
+		ok |= token_equal(tok, r->srv->tokens[i]);
+	return ok;
+}
+
+static enum MHD_Result refuse(struct request *r, unsigned status, const char *msg)
+{
+	r->srv->uploads_rejected++;
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	if (status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"debuginfod-lite\"");
+	/* The body (if any) will not be read: close the connection after. */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	r->status = (int)status;
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result upload_begin(struct request *r)
+{
+	struct server *s = r->srv;
+	if (s->n_tokens == 0)
+		return refuse(r, 403, "uploads are disabled (the server has no --token-file)\n");
+	if (!authorized(r))
+		return refuse(r, 401, "missing or wrong bearer token\n");
+	int st = parse_buildid_path(r, r->url + strlen("/buildid/"));
+	if (st) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s\n", r->body_msg);
+		return refuse(r, (unsigned)st, msg);
+	}
+	if (r->kind != ART_DEBUGINFO && r->kind != ART_EXECUTABLE)
+		return refuse(r, 405, "only debuginfo and executable can be uploaded\n");
+	const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > s->cfg.max_upload) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "body larger than the limit of %llu bytes\n",
+			 (unsigned long long)s->cfg.max_upload);
+		return refuse(r, 413, msg);
+	}
+	struct err e = { { 0 } };
+	if (store_tmp_begin(s->store, &r->tmp, &e) < 0) {
+		log_error("msg=\"upload tmp: %s\"", e.msg);
+		return refuse(r, 507, "cannot store the upload\n");
+	}
+	r->tmp_open = true;
+	return MHD_YES;
+}
+
+int upload_chunk(struct request *r, const char *data, size_t len)
+{
+	if (r->tmp.size + len > r->srv->cfg.max_upload) {
+		snprintf(r->body_msg, sizeof(r->body_msg), "body larger than the limit of %llu bytes",
+			 (unsigned long long)r->srv->cfg.max_upload);
+		return 413;
+	}
+	struct err e = { { 0 } };
+	if (store_tmp_write(&r->tmp, data, len, &e) < 0) {
+		log_error("msg=\"upload write: %s\"", e.msg);
+		snprintf(r->body_msg, sizeof(r->body_msg), "cannot store the upload");
+		return 507;
+	}
+	return 0;
+}
+
+static enum MHD_Result reject(struct request *r, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static enum MHD_Result reject(struct request *r, unsigned status, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->srv->uploads_rejected++;
+	log_info("msg=\"upload rejected\" build_id=%s kind=%s status=%u why=\"%s\"", r->build_id,
+		 artifact_kind_name(r->kind), status, msg);
+	return respond_text(r, status, "%s\n", msg);
+}
+
+enum MHD_Result upload_finish(struct request *r)
+{
+	struct server *s = r->srv;
+	if (!r->tmp_open)
+		return respond_text(r, 500, "upload state lost\n");
+	struct err e = { { 0 } };
+	struct elf_object o;
+	if (r->tmp.size == 0)
+		return reject(r, 400, "empty body");
+	if (elf_object_open(&o, r->tmp.path, &e) < 0)
+		return reject(r, 400, "not an ELF file");
+	struct elf_info info;
+	elf_info_read(&o, &info);
+	elf_object_close(&o);
+	if (!info.build_id[0])
+		return reject(r, 400, "the ELF file has no build-ID note");
+	if (strcmp(info.build_id, r->build_id) != 0)
+		return reject(r, 400, "build-ID mismatch: the file has %s, the URL says %s",
+			      info.build_id, r->build_id);
+	if (r->kind == ART_DEBUGINFO && info.debuginfo_quality == QUALITY_NONE)
+		return reject(r, 422, "no .debug_info and no .symtab: nothing to serve as debuginfo");
+	if (r->kind == ART_EXECUTABLE && !info.executable)
+		return reject(r, 422, "no loadable code: a separate debug file is not an executable");
+
+	struct artifact a = { 0 };
+	snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
+	a.kind = r->kind;
+	a.origin = ORIGIN_UPLOAD;
+	a.quality = r->kind == ART_DEBUGINFO ? info.debuginfo_quality : QUALITY_SYMTAB;
+	const char *fname = request_header(r, "X-Debuginfod-Lite-Filename");
+	if (fname && *fname && !strchr(fname, '/') && strlen(fname) < 200)
+		snprintf(a.file, sizeof(a.file), "%s", fname);
+	else
+		snprintf(a.file, sizeof(a.file), "%s.%s", r->build_id, artifact_kind_name(r->kind));
+	r->tmp_open = false;
+	if (store_tmp_commit(s->store, &r->tmp, &a, &e) < 0) {
+		log_error("msg=\"upload commit: %s\"", e.msg);
+		return respond_text(r, 507, "cannot store the upload\n");
+	}
+	/* The same file may serve as the other kind too (unstripped binary). */
+	struct artifact other = a;
+	bool also = false;
+	if (r->kind == ART_EXECUTABLE && info.debuginfo_quality >= QUALITY_DWARF) {
+		other.kind = ART_DEBUGINFO;
+		other.quality = info.debuginfo_quality;
+		also = true;
+	} else if (r->kind == ART_DEBUGINFO && info.executable) {
+		other.kind = ART_EXECUTABLE;
+		other.quality = QUALITY_SYMTAB;
+		also = true;
+	}
+	if (also)
+		store_add_blob_candidate(s->store, &other, &e);
+
+	struct artifact best;
+	bool is_best = store_lookup(s->store, a.build_id, a.kind, "", &best, 1, &e) == 1 &&
+		       strcmp(best.blob, a.blob) == 0;
+	s->uploads_ok++;
+	log_info("msg=\"upload stored\" build_id=%s kind=%s sha256=%s bytes=%llu best=%d",
+		 a.build_id, artifact_kind_name(a.kind), a.blob, (unsigned long long)a.size, is_best);
+	char *json = NULL;
+	int n = asprintf(&json,
+			 "{\"build_id\":\"%s\",\"kind\":\"%s\",\"sha256\":\"%s\",\"size\":%llu,"
+			 "\"quality\":\"%s\",\"served\":%s%s}\n",
+			 a.build_id, artifact_kind_name(a.kind), a.blob, (unsigned long long)a.size,
+			 a.quality >= QUALITY_DWARF ? "dwarf" : "symtab", is_best ? "true" : "false",
+			 also ? ",\"also\":\"" : "");
+	if (n < 0)
+		return MHD_NO;
+	if (also) {
+		char *full = NULL;
+		json[n - 2] = 0; /* drop "}\n" */
+		n = asprintf(&full, "%s%s\"}\n", json, artifact_kind_name(other.kind));
+		free(json);
+		if (n < 0)
+			return MHD_NO;
+		json = full;
+	}
+	return respond_buffer(r, 201, "application/json", json, (size_t)n, true);
+}

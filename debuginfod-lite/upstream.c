@@ -1,0 +1,208 @@
+/* Federation: fetch a missing artifact from the --upstream servers with
+ * libcurl, validate it, and keep it in the store (origin "upstream", with a
+ * TTL).  Definite misses are cached for negative_ttl_s; transient trouble
+ * (timeouts, 5xx, bodies that fail validation) is not cached and is
+ * reported as -EAGAIN so that the caller never turns it into a miss. */
+#include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/artifact.h"
+#include "debuginfod-lite/log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct fetch {
+	struct store_tmp *tmp;
+	uint64_t max;
+	bool too_big;
+	bool html;
+	char file[PATH_MAX];
+	struct err *e;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct fetch *f = arg;
+	size_t n = size * nmemb;
+	if (f->tmp->size + n > f->max) {
+		f->too_big = true;
+		return 0;
+	}
+	return store_tmp_write(f->tmp, data, n, f->e) < 0 ? 0 : n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct fetch *f = arg;
+	size_t n = size * nmemb;
+	char line[PATH_MAX + 64];
+	size_t len = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
+	memcpy(line, data, len);
+	line[len] = 0;
+	line[strcspn(line, "\r\n")] = 0;
+	if (strncasecmp(line, "X-DEBUGINFOD-FILE:", 18) == 0) {
+		const char *v = line + 18;
+		while (*v == ' ')
+			v++;
+		snprintf(f->file, sizeof(f->file), "%.*s", (int)sizeof(f->file) - 1, v);
+	} else if (strncasecmp(line, "Content-Type:", 13) == 0 && strcasestr(line + 13, "html")) {
+		f->html = true;
+	}
+	return n;
+}
+
+/* Append `name` (an absolute path) with each segment escaped, keeping the
+ * slashes, as libdebuginfod does. */
+static int append_escaped_path(CURL *c, char *url, size_t size, const char *name)
+{
+	size_t len = strlen(url);
+	const char *p = name;
+	while (*p) {
+		const char *seg = p + (*p == '/');
+		const char *end = strchr(seg, '/');
+		size_t n = end ? (size_t)(end - seg) : strlen(seg);
+		char *esc = curl_easy_escape(c, seg, (int)n);
+		if (!esc)
+			return -ENOMEM;
+		int w = snprintf(url + len, size - len, "/%s", esc);
+		curl_free(esc);
+		if (w < 0 || (size_t)w >= size - len)
+			return -ENAMETOOLONG;
+		len += (size_t)w;
+		p = seg + n;
+	}
+	return 0;
+}
+
+static bool body_valid(struct request *r, enum artifact_kind kind, struct fetch *f,
+		       int *quality, struct err *e)
+{
+	if (f->html)
+		return err_set(e, EBADMSG, "upstream sent an HTML page"), false;
+	*quality = 1;
+	if (kind != ART_DEBUGINFO && kind != ART_EXECUTABLE)
+		return true;
+	struct elf_object o;
+	if (elf_object_open(&o, f->tmp->path, e) < 0)
+		return false;
+	struct elf_info info;
+	elf_info_read(&o, &info);
+	elf_object_close(&o);
+	if (strcmp(info.build_id, r->build_id) != 0)
+		return err_set(e, EBADMSG, "upstream ELF has build-ID '%s'", info.build_id), false;
+	if (kind == ART_DEBUGINFO && info.debuginfo_quality == QUALITY_NONE)
+		return err_set(e, EBADMSG, "upstream debuginfo has no debug info"), false;
+	if (kind == ART_EXECUTABLE && !info.executable)
+		return err_set(e, EBADMSG, "upstream executable has no code"), false;
+	if (kind == ART_DEBUGINFO)
+		*quality = info.debuginfo_quality;
+	return true;
+}
+
+/* One upstream: 1 stored, 0 definite 404, -EAGAIN transient. */
+static int fetch_one(struct request *r, const char *base, enum artifact_kind kind,
+		     const char *name, struct err *e)
+{
+	struct server *s = r->srv;
+	CURL *c = curl_easy_init();
+	if (!c)
+		return -EAGAIN;
+	char url[PATH_MAX + 512];
+	size_t blen = strlen(base);
+	while (blen && base[blen - 1] == '/')
+		blen--;
+	snprintf(url, sizeof(url), "%.*s/buildid/%s/%s", (int)blen, base, r->build_id,
+		 artifact_kind_name(kind));
+	if (name[0] && append_escaped_path(c, url, sizeof(url), name) < 0) {
+		curl_easy_cleanup(c);
+		return -EAGAIN;
+	}
+	struct store_tmp tmp;
+	if (store_tmp_begin(s->store, &tmp, e) < 0) {
+		curl_easy_cleanup(c);
+		return -EAGAIN;
+	}
+	struct fetch f = { .tmp = &tmp, .max = s->cfg.max_upload, .e = e };
+	char xff[sizeof(r->forwarded_for) + 96], ua[sizeof(r->user_agent) + 16];
+	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s%s%s", r->forwarded_for,
+		 r->forwarded_for[0] ? ", " : "", r->peer);
+	snprintf(ua, sizeof(ua), "User-Agent: %s", r->user_agent);
+	struct curl_slist *hdrs = curl_slist_append(NULL, xff);
+	hdrs = curl_slist_append(hdrs, ua);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 6L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)s->cfg.upstream_timeout_s);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->cfg.upstream_timeout_s);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)s->cfg.upstream_max_time_s);
+	CURLcode cc = curl_easy_perform(c);
+	long code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+
+	int rc;
+	int quality = 0;
+	if (cc == CURLE_OK && code == 200 && body_valid(r, kind, &f, &quality, e)) {
+		struct artifact a = { 0 };
+		snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
+		a.kind = kind;
+		snprintf(a.name, sizeof(a.name), "%s", name);
+		a.origin = ORIGIN_UPSTREAM;
+		a.quality = quality;
+		snprintf(a.file, sizeof(a.file), "%s", f.file[0] ? f.file : url);
+		a.expires = s->cfg.positive_ttl_s ? (int64_t)time(NULL) + s->cfg.positive_ttl_s : 0;
+		rc = store_tmp_commit(s->store, &tmp, &a, e) < 0 ? -EAGAIN : 1;
+		if (rc == 1) {
+			s->upstream_hits++;
+			log_info("msg=\"upstream hit\" url=\"%s\" bytes=%llu", url,
+				 (unsigned long long)a.size);
+		}
+		return rc;
+	}
+	store_tmp_abort(&tmp);
+	if (cc == CURLE_OK && code == 200) {
+		s->upstream_rejected++;
+		log_warn("msg=\"upstream body rejected\" url=\"%s\" why=\"%s\"", url, e->msg);
+		return -EAGAIN;
+	}
+	if (cc == CURLE_OK && code == 404)
+		return 0;
+	s->upstream_errors++;
+	log_warn("msg=\"upstream trouble\" url=\"%s\" curl=\"%s\" status=%ld%s", url,
+		 curl_easy_strerror(cc), code, f.too_big ? " too_big=1" : "");
+	return -EAGAIN;
+}
+
+int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e)
+{
+	struct server *s = r->srv;
+	bool transient = false;
+	s->upstream_fetches++;
+	for (int i = 0; i < s->cfg.n_upstreams; i++) {
+		int rc = fetch_one(r, s->cfg.upstreams[i], kind, name, e);
+		if (rc == 1)
+			return 1;
+		if (rc < 0)
+			transient = true;
+	}
+	if (transient)
+		return -EAGAIN;
+	s->upstream_misses++;
+	store_miss_put(s->store, r->build_id, kind, name, (int64_t)time(NULL) + s->cfg.negative_ttl_s,
+		       e);
+	return 0;
+}
