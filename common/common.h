@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <gelf.h>
 
 struct err {
@@ -79,6 +80,13 @@ struct section {
 	void *owned;
 	bool found;
 };
+/* The header of the first section called `name`; false when there is none
+ * (or no section headers at all). */
+bool elf_object_shdr(struct elf_object *o, const char *name, GElf_Shdr *out);
+/* Whether section `name` exists with at least min_size bytes in the file
+ * (not SHT_NOBITS, inside the image). */
+bool elf_object_has_data(struct elf_object *o, const char *name, uint64_t min_size);
+
 /* Find a section by name.  Not found is not an error (s->found = false);
  * a section that cannot be read or decompressed is. */
 int elf_object_section(struct elf_object *o, const char *name, struct section *s,
@@ -92,6 +100,11 @@ int elf_object_segments(struct elf_object *o, struct elf_segment *segs, size_t m
 /* Read a whole file into memory, refusing files larger than max_size. */
 int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size,
 	      struct err *e);
+
+/* Write a whole file atomically: a temporary file beside it, fsync, rename.
+ * A reader sees the old file or the new one, never a part. */
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode,
+		      struct err *e);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);

@@ -233,36 +233,47 @@ static int decompress(struct elf_object *o, const char *name, struct section *s,
 	return 0;
 }
 
+bool elf_object_shdr(struct elf_object *o, const char *name, GElf_Shdr *out)
+{
+	size_t shstrndx;
+	if (elf_getshdrstrndx(o->elf, &shstrndx) != 0)
+		return false;
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(o->elf, scn))) {
+		const char *n;
+		if (gelf_getshdr(scn, out) && (n = elf_strptr(o->elf, shstrndx, out->sh_name)) &&
+		    strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool elf_object_has_data(struct elf_object *o, const char *name, uint64_t min_size)
+{
+	GElf_Shdr sh;
+	return elf_object_shdr(o, name, &sh) && sh.sh_type != SHT_NOBITS && sh.sh_size > 0 &&
+	       sh.sh_size >= min_size && in_image(o, sh.sh_offset, sh.sh_size);
+}
+
 int elf_object_section(struct elf_object *o, const char *name, struct section *s, struct err *e)
 {
 	memset(s, 0, sizeof(*s));
-	size_t shstrndx;
-	if (elf_getshdrstrndx(o->elf, &shstrndx) != 0)
-		return 0; /* no section headers: nothing to find */
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(o->elf, scn))) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		const char *n = elf_strptr(o->elf, shstrndx, sh.sh_name);
-		if (!n || strcmp(n, name) != 0)
-			continue;
-		s->found = true;
-		s->addr = sh.sh_addr;
-		s->type = sh.sh_type;
-		s->flags = sh.sh_flags;
-		if (sh.sh_type == SHT_NOBITS)
-			return 0;
-		if (!in_image(o, sh.sh_offset, sh.sh_size))
-			return err_set(e, EINVAL,
-				       "section %s: offset 0x%llx size 0x%llx lies outside the file", name,
-				       (unsigned long long)sh.sh_offset, (unsigned long long)sh.sh_size);
-		s->data = o->image + sh.sh_offset;
-		s->size = sh.sh_size;
-		if (sh.sh_flags & SHF_COMPRESSED)
-			return decompress(o, name, s, e);
+	GElf_Shdr sh;
+	if (!elf_object_shdr(o, name, &sh))
 		return 0;
-	}
+	s->found = true;
+	s->addr = sh.sh_addr;
+	s->type = sh.sh_type;
+	s->flags = sh.sh_flags;
+	if (sh.sh_type == SHT_NOBITS)
+		return 0;
+	if (!in_image(o, sh.sh_offset, sh.sh_size))
+		return err_set(e, EINVAL, "section %s: offset 0x%llx size 0x%llx lies outside the file",
+			       name, (unsigned long long)sh.sh_offset, (unsigned long long)sh.sh_size);
+	s->data = o->image + sh.sh_offset;
+	s->size = sh.sh_size;
+	if (sh.sh_flags & SHF_COMPRESSED)
+		return decompress(o, name, s, e);
 	return 0;
 }
 

@@ -142,6 +142,36 @@ int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size
 	return 0;
 }
 
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode,
+		      struct err *e)
+{
+	char tmp[4096];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
+		return err_set(e, ENAMETOOLONG, "%s: path too long", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return err_set(e, errno, "cannot create %s: %s", tmp, strerror(errno));
+	size_t done = 0;
+	while (done < size) {
+		ssize_t w = write(fd, (const uint8_t *)data + done, size - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int saved = w < 0 ? errno : EIO;
+			close(fd);
+			unlink(tmp);
+			return err_set(e, saved, "cannot write %s: %s", tmp, strerror(saved));
+		}
+		done += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+		int saved = errno;
+		unlink(tmp);
+		return err_set(e, saved, "cannot write %s: %s", path, strerror(saved));
+	}
+	return 0;
+}
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;

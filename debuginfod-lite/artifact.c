@@ -14,25 +14,6 @@ bool build_id_valid(const char *s, size_t len)
 	return true;
 }
 
-static bool has_content(struct elf_object *o, const char *name, uint64_t min_size)
-{
-	size_t shstrndx;
-	if (elf_getshdrstrndx(o->elf, &shstrndx) < 0)
-		return false;
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(o->elf, scn))) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		const char *n = elf_strptr(o->elf, shstrndx, sh.sh_name);
-		if (n && strcmp(n, name) == 0)
-			return sh.sh_type != SHT_NOBITS && sh.sh_size >= min_size &&
-			       sh.sh_offset <= o->image_size &&
-			       sh.sh_size <= o->image_size - sh.sh_offset;
-	}
-	return false;
-}
-
 /* Loadable code present in the file itself: separate debug files keep the
  * program headers but their sections are NOBITS. */
 static bool has_code(struct elf_object *o)
@@ -49,8 +30,8 @@ static bool has_code(struct elf_object *o)
 		return false;
 	size_t shnum = 0;
 	if (elf_getshdrnum(o->elf, &shnum) == 0 && shnum > 1)
-		return has_content(o, ".text", 1) || has_content(o, ".init", 1) ||
-		       has_content(o, ".plt", 1);
+		return elf_object_has_data(o, ".text", 1) || elf_object_has_data(o, ".init", 1) ||
+		       elf_object_has_data(o, ".plt", 1);
 	return true;
 }
 
@@ -59,9 +40,9 @@ void elf_info_read(struct elf_object *o, struct elf_info *info)
 	memset(info, 0, sizeof(*info));
 	if (o->build_id_len)
 		build_id_to_hex(o->build_id, o->build_id_len, info->build_id);
-	if (has_content(o, ".debug_info", 1))
+	if (elf_object_has_data(o, ".debug_info", 1))
 		info->debuginfo_quality = QUALITY_DWARF;
-	else if (has_content(o, ".symtab", 1))
+	else if (elf_object_has_data(o, ".symtab", 1))
 		info->debuginfo_quality = QUALITY_SYMTAB;
 	info->executable = has_code(o);
 

@@ -30,23 +30,6 @@ static void input_close(struct input *in)
 	memset(in, 0, sizeof(*in));
 }
 
-static bool has_section_data(struct elf_object *o, const char *name)
-{
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
-	if (elf_getshdrstrndx(o->elf, &shstrndx) != 0)
-		return false;
-	while ((scn = elf_nextscn(o->elf, scn))) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		const char *n = elf_strptr(o->elf, shstrndx, sh.sh_name);
-		if (n && strcmp(n, name) == 0)
-			return sh.sh_type != SHT_NOBITS && sh.sh_size > 0;
-	}
-	return false;
-}
-
 static bool has_compressed(struct elf_object *o)
 {
 	Elf_Scn *scn = NULL;
@@ -236,7 +219,7 @@ static bool try_debug(struct input *dbg, const struct elf_object *obj, const cha
 	uint64_t bytes = 0;
 	if (input_open(dbg, path, NULL, 0, NULL, true, &bytes, &ignored))
 		return false;
-	if (!same_build_id(obj, &dbg->obj) || !has_section_data(&dbg->obj, ".debug_info")) {
+	if (!same_build_id(obj, &dbg->obj) || !elf_object_has_data(&dbg->obj, ".debug_info", 1)) {
 		input_close(dbg);
 		return false;
 	}
@@ -345,7 +328,7 @@ static int build(struct input *obj, struct input *dbg_in, struct input *alt_in,
 	int r = 0;
 	if (dbg_in && dbg_in->open) {
 		dbg = &dbg_in->obj;
-	} else if (has_section_data(&obj->obj, ".debug_info")) {
+	} else if (elf_object_has_data(&obj->obj, ".debug_info", 1)) {
 		/* Use the object itself, decompressed when needed. */
 		r = input_open(&local_dbg, NULL, obj->obj.image, obj->obj.image_size, obj->obj.name,
 			       true, &stats.dwarf_bytes, e);

@@ -185,34 +185,7 @@ const uint8_t *symz_index_build_id(const struct symz_index *x, size_t *len)
 
 int symz_index_write(const struct symz_index *x, const char *path, struct err *e)
 {
-	char tmp[4096];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
-		return err_set(e, ENAMETOOLONG, "%s: path too long", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return err_set(e, errno, "%s: %s", tmp, strerror(errno));
-	size_t done = 0;
-	while (done < x->size) {
-		ssize_t w = write(fd, x->data + done, x->size - done);
-		if (w < 0) {
-			int saved = errno;
-			close(fd);
-			unlink(tmp);
-			return err_set(e, saved, "%s: write: %s", tmp, strerror(saved));
-		}
-		done += (size_t)w;
-	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		int saved = errno;
-		unlink(tmp);
-		return err_set(e, saved, "%s: %s", tmp, strerror(saved));
-	}
-	if (rename(tmp, path) < 0) {
-		int saved = errno;
-		unlink(tmp);
-		return err_set(e, saved, "%s: rename: %s", path, strerror(saved));
-	}
-	return 0;
+	return write_file_atomic(path, x->data, x->size, 0644, e);
 }
 
 /* Index of the last element <= key in a sorted array, or -1. */

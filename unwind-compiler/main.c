@@ -1,8 +1,6 @@
 /* unwind-compile: the command-line face of the unwind-compiler library. */
 #include "unwind-compiler/unwind_compiler.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,36 +38,6 @@ static bool is_table_file(const char *path)
 	bool ok = fread(&magic, 4, 1, f) == 1 && magic == UNWIND_TABLE_MAGIC;
 	fclose(f);
 	return ok;
-}
-
-/* Write atomically: a reader never sees a partial table. */
-static int write_table(const char *path, const struct unwind_table *t, struct err *e)
-{
-	char tmp[4096];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
-		return err_set(e, ENAMETOOLONG, "output path is too long");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return err_set(e, errno, "cannot create %s: %s", tmp, strerror(errno));
-	size_t done = 0;
-	while (done < t->size) {
-		ssize_t w = write(fd, t->data + done, t->size - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int saved = errno;
-			close(fd);
-			unlink(tmp);
-			return err_set(e, saved, "write failed: %s", strerror(saved));
-		}
-		done += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-		int saved = errno;
-		unlink(tmp);
-		return err_set(e, saved, "cannot write %s: %s", path, strerror(saved));
-	}
-	return 0;
 }
 
 static void print_stats(const char *path, const struct elf_object *o, const struct unwind_table *t)
@@ -160,7 +128,7 @@ int main(int argc, char **argv)
 	if (unwind_table_open(&v, t.data, t.size, &e)) {
 		status = fail(path, &e); /* our own output failed validation: a bug */
 	} else if (mode == COMPILE) {
-		if (write_table(output, &t, &e))
+		if (write_file_atomic(output, t.data, t.size, 0644, &e))
 			status = fail(output, &e);
 	} else if (mode == DUMP) {
 		unwind_table_dump(&v, stdout);
