@@ -103,8 +103,11 @@ static WALK_INLINE int walk_fp_step(struct walk_env *env, struct walk_regs *st,
 /* A sigreturn trampoline: the interrupted frame's registers are all in the
  * kernel's ucontext at RSP + 40 (struct sigcontext_64 order below). */
 static WALK_INLINE int walk_signal_step(struct walk_env *env, struct walk_regs *st,
-					struct sample_record *rec)
+					struct sample_record *rec, struct frame *f)
 {
+	/* The trampoline's address is where sigreturn begins, not after a
+	 * call: like libdwfl, report it as an activation (no -1). */
+	f->kind = FRAME_LEAF;
 	/* sigcontext_64: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip */
 	__u64 gregs[SIGCONTEXT_NREGS];
 	if (w_read(env, gregs, sizeof(gregs), st->r[UNWIND_X86_RSP] + SIGFRAME_MCONTEXT_OFFSET) < 0)
@@ -198,7 +201,7 @@ static WALK_INLINE int walk_step(struct walk_env *env, struct walk_regs *st,
 	case UNWIND_CFA_END:
 		return walk_stop(rec, WALK_NO_ROW);
 	case UNWIND_CFA_SIGNAL:
-		return walk_signal_step(env, st, rec);
+		return walk_signal_step(env, st, rec, f);
 	case UNWIND_CFA_REG:
 	case UNWIND_CFA_DEREF:
 		if (cfa_reg >= SAMPLER_REGS || !(st->valid & REG_BIT(cfa_reg)))
@@ -230,10 +233,11 @@ static WALK_INLINE int walk_step(struct walk_env *env, struct walk_regs *st,
 	if (rbp_type == UNWIND_LOC_UNDEFINED) {
 		rbp_known = 0;
 	} else if (rbp_type != UNWIND_LOC_SAME) {
-		why = walk_loc(env, st, rbp_type, rbp_arg, cfa, &rbp);
-		if (why)
-			return walk_stop(rec, why);
-		rbp_known = 1;
+		/* A slot we cannot read only makes RBP unknown: epilogues keep
+		 * the "saved at CFA-k" rule after the pop, so the slot can lie
+		 * below RSP, outside a copied stack.  The walk needs RBP only
+		 * if a later rule does. */
+		rbp_known = walk_loc(env, st, rbp_type, rbp_arg, cfa, &rbp) == 0;
 	}
 
 	if (cfa <= st->r[UNWIND_X86_RSP])
