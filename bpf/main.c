@@ -262,12 +262,16 @@ static void print_stats(struct sampler_bpf *s, struct sampler_loader *ld, int st
 		ld->prefixes_used);
 	uint64_t ns, runs;
 	if (stats_fd >= 0 && sampler_bpf_run_stats(s, &ns, &runs) == 0 && runs)
+		/* Runs for other processes exit early but their time is in ns:
+		 * dividing by the target's samples errs on the high side. */
 		fprintf(stderr,
 			"unwind-sample: bpf run time %" PRIu64 " ns over %" PRIu64
-			" runs: %.0f ns/sample, %.1f ns/frame, %.1f frames/sample\n",
-			ns, runs, (double)ns / (double)runs,
+			" runs (%" PRIu64 " target samples): %.0f ns/sample, %.1f ns/frame, "
+			"%.1f frames/sample\n",
+			ns, runs, cnt[CNT_SAMPLES],
+			cnt[CNT_SAMPLES] ? (double)ns / (double)cnt[CNT_SAMPLES] : 0.0,
 			cnt[CNT_FRAMES] ? (double)ns / (double)cnt[CNT_FRAMES] : 0.0,
-			(double)cnt[CNT_FRAMES] / (double)runs);
+			cnt[CNT_SAMPLES] ? (double)cnt[CNT_FRAMES] / (double)cnt[CNT_SAMPLES] : 0.0);
 	if (detail)
 		for (size_t i = 0; i < ld->objects.len; i++) {
 			const struct loaded_object *o = loader_object(ld, (uint32_t)i);

@@ -239,6 +239,10 @@ int sample(struct bpf_perf_event_data *ctx)
 			goto out;
 		}
 		n /= 8;
+		__u32 key = CNT_FRAMES;
+		__u64 *frames_seen = bpf_map_lookup_elem(&counters, &key);
+		if (frames_seen)
+			*frames_seen += n;
 		/* Spread the 8-byte addresses into 16-byte frames, last first. */
 		for (int i = SAMPLER_MAX_FRAMES / 2 - 1; i >= 0; i--) {
 			if (i >= n)
