@@ -222,8 +222,7 @@ static pid_t spawn(char **argv, int *go_fd)
 			_exit(127);
 		close(p[0]);
 		execvp(argv[0], argv);
-		fprintf(stderr, "unwind-sample: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+		_exit(127); /* the parent reports it */
 	}
 	close(p[0]);
 	*go_fd = p[1];
@@ -300,6 +299,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int status = 1;
+	bool pid_reaped = false;
 	struct sampler_bpf *s = NULL;
 	struct sampler_loader ld;
 	struct collector col = { 0 };
@@ -352,8 +352,16 @@ int main(int argc, char **argv)
 			err_set(&e, -rc, "reading the ring buffer: %s", strerror(-rc));
 			goto out;
 		}
-		if (o.command && waitpid(pid, NULL, WNOHANG) == pid)
+		int wstatus;
+		if (o.command && waitpid(pid, &wstatus, WNOHANG) == pid) {
 			child_done = true;
+			pid_reaped = true;
+			if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 127) {
+				err_set(&e, ENOENT, "cannot run %s (not found or not executable)",
+					o.command[0]);
+				goto out;
+			}
+		}
 		else if (!o.command && kill(pid, 0) < 0)
 			child_done = true;
 	}
@@ -369,7 +377,7 @@ int main(int argc, char **argv)
 out:
 	if (status && e.msg[0])
 		fprintf(stderr, "unwind-sample: %s\n", e.msg);
-	if (o.command && pid > 0) {
+	if (o.command && pid > 0 && !pid_reaped) {
 		if (go_fd >= 0)
 			close(go_fd);
 		if (waitpid(pid, NULL, WNOHANG) == 0) {
