@@ -418,6 +418,8 @@ static int add_mapping(struct sampler_loader *ld, pid_t pid, uint64_t start, uin
 		const struct loaded_object *o = loader_object(ld, id);
 		val.flags = o && o->has_table ? 0 : MAPPING_F_FP_ONLY;
 	}
+	val.start = start;
+	val.end = end;
 	rc = insert_range(ld, (uint32_t)pid, start, end, &val, e);
 	if (rc < 0)
 		return rc;

@@ -228,6 +228,8 @@ int sample(struct bpf_perf_event_data *ctx)
 	}
 	s->regs.valid = (1u << SAMPLER_REGS) - 1;
 	s->regs.is_return = 0;
+	s->regs.last.start = 0;
+	s->regs.last.end = 0;
 
 	if (walk_mode == MODE_KERNEL_FP) {
 		/* The kernel's frame-pointer walk, for comparison: raw
@@ -266,8 +268,15 @@ out:;
 	if (nframes > SAMPLER_MAX_FRAMES)
 		nframes = SAMPLER_MAX_FRAMES;
 	w_count(&env, (enum sampler_counter)(rec->reason < WALK_REASONS ? rec->reason : WALK_UNSUPPORTED));
+	/* Waking the reader from every sample costs more than the walk (an
+	 * irq_work per sample); the reader polls on a timer instead, and is
+	 * woken only when the ring is half full. */
+	__u64 flags = bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) >
+				      bpf_ringbuf_query(&samples, BPF_RB_RING_SIZE) / 2
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&samples, rec, SAMPLE_HEADER_BYTES + nframes * sizeof(struct frame),
-			       0) < 0)
+			       flags) < 0)
 		w_count(&env, CNT_RB_DROPS);
 	return 0;
 }

@@ -80,9 +80,11 @@ struct mapping_key {
 #define MAPPING_F_FP_ONLY 0x1 /* no table: walk this code by frame pointers */
 
 struct mapping_value {
-	__u64 bias;      /* runtime address - file address */
-	__u32 object_id; /* index into `tables`; names the object in frames */
-	__u32 flags;     /* MAPPING_F_* */
+	__u64 bias;       /* runtime address - file address */
+	__u64 start, end; /* the whole mapping, so the walker can reuse one
+			   * lookup for the next frames in the same object */
+	__u32 object_id;  /* index into `tables`; names the object in frames */
+	__u32 flags;      /* MAPPING_F_* */
 };
 
 /* Where one object's table slices live in the global arrays. */
@@ -140,6 +142,7 @@ struct walk_regs {
 	__u32 valid;     /* bit n: r[n] known */
 	__u8 is_return;  /* r[RIP] is a return address: look up RIP - 1 */
 	__u8 pad[3];
+	struct mapping_value last; /* last mapping found (end == 0: none) */
 };
 
 /* Per-CPU scratch: the record being built and the walk's state. */
@@ -156,12 +159,12 @@ struct sampler_scratch {
 #define SIGCONTEXT_NREGS 17
 
 _Static_assert(sizeof(struct mapping_key) == 16, "mapping_key is 16 bytes");
-_Static_assert(sizeof(struct mapping_value) == 16, "mapping_value is 16 bytes");
+_Static_assert(sizeof(struct mapping_value) == 32, "mapping_value is 32 bytes");
 _Static_assert(sizeof(struct table_info) == 32, "table_info is 32 bytes");
 _Static_assert(sizeof(struct frame) == 16, "frame is 16 bytes");
 _Static_assert(sizeof(struct entry_block) == 3072, "entry block is 3 KiB");
 _Static_assert(sizeof(struct sample_record) == 32 + 8 * 128 + 16 * 256, "sample_record layout");
-_Static_assert(sizeof(struct walk_regs) == 8 * 17 + 8, "walk_regs layout");
+_Static_assert(sizeof(struct walk_regs) == 8 * 17 + 8 + 32, "walk_regs layout");
 _Static_assert(sizeof(struct sampler_scratch) <= 32768, "per-CPU value limit is 32 KiB");
 _Static_assert((SAMPLER_MAX_FRAMES & (SAMPLER_MAX_FRAMES - 1)) == 0, "power of two");
 

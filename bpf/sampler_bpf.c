@@ -166,7 +166,12 @@ int sampler_bpf_poll(struct sampler_bpf *s, int timeout_ms, sampler_record_fn fn
 	s->fn = fn;
 	s->fn_arg = arg;
 	s->delivered = 0;
+	/* The program wakes us only when the ring is half full: wait for
+	 * that or the timeout, then take whatever is there. */
 	int rc = ring_buffer__poll(s->rb, timeout_ms);
+	if (rc < 0 && rc != -EINTR)
+		return rc;
+	rc = ring_buffer__consume(s->rb);
 	if (rc < 0 && rc != -EINTR)
 		return rc;
 	return s->delivered;

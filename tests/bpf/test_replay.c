@@ -195,6 +195,16 @@ static int cb_frame(Dwfl_Frame *state, void *arg)
 	return DWARF_CB_OK;
 }
 
+static uint64_t runtime_address(const struct sampler_loader *ld, const struct frame *f)
+{
+	for (size_t i = 0; i < ld->mappings.len; i++) {
+		const struct loaded_mapping *m = &VEC_AT(&ld->mappings, struct loaded_mapping, i);
+		if (m->object_id == f->object_id)
+			return f->addr + m->bias;
+	}
+	return f->addr;
+}
+
 static const Dwfl_Callbacks proc_callbacks = {
 	.find_elf = dwfl_linux_proc_find_elf,
 	.find_debuginfo = dwfl_standard_find_debuginfo,
@@ -304,9 +314,14 @@ int main(void)
 		dwfl_getthread_frames(dwfl, (pid_t)s->tid, cb_frame, rs);
 
 		bool eq = rs->n == rec->user_frames;
-		for (int k = 0; eq && k < rs->n; k++)
-			eq = rs->f[k].norm == rec->frames[k].addr &&
+		for (int k = 0; eq && k < rs->n; k++) {
+			/* libdwfl's proc report may lack the vDSO: then it
+			 * gives the runtime address; compare ours at runtime. */
+			uint64_t ours = rs->f[k].known ? rec->frames[k].addr
+						       : runtime_address(&ld, &rec->frames[k]);
+			eq = rs->f[k].norm == ours &&
 			     rs->f[k].activation == (rec->frames[k].kind == FRAME_LEAF);
+		}
 		same += eq;
 		if (!eq && shown < 5) {
 			shown++;
