@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,49 +258,47 @@ int loader_add_object_mem(struct sampler_loader *ld, const void *image, size_t s
 	return rc;
 }
 
-/* Insert [start, end) for pid as the fewest aligned LPM prefixes. */
+/* The LPM key of the largest aligned block that starts at addr and ends at
+ * or before end; *size receives the block size.  Walking addr += size from
+ * start covers [start, end) with the fewest prefixes. */
+static struct mapping_key next_prefix(uint32_t pid, uint64_t addr, uint64_t end, uint64_t *size)
+{
+	unsigned bits = addr ? (unsigned)__builtin_ctzll(addr) : 63;
+	if (bits > 63)
+		bits = 63;
+	while (bits > 0 && (end - addr) < (1ull << bits))
+		bits--;
+	*size = 1ull << bits;
+	return (struct mapping_key){
+		.prefixlen = 32 + 64 - bits, .pid_be = htobe32(pid), .addr_be = htobe64(addr),
+	};
+}
+
 static int insert_range(struct sampler_loader *ld, uint32_t pid, uint64_t start, uint64_t end,
 			const struct mapping_value *val, struct err *e)
 {
-	uint64_t addr = start;
-	while (addr < end) {
-		unsigned bits = addr ? (unsigned)__builtin_ctzll(addr) : 63;
-		if (bits > 63)
-			bits = 63;
-		while (bits > 0 && (end - addr) < (1ull << bits))
-			bits--;
-		struct mapping_key k = {
-			.prefixlen = 32 + 64 - bits, .pid_be = htobe32(pid), .addr_be = htobe64(addr),
-		};
+	uint64_t size;
+	for (uint64_t addr = start; addr < end; addr += size) {
+		struct mapping_key k = next_prefix(pid, addr, end, &size);
 		int rc = ld->be.update(ld->be.impl, SMAP_MAPPINGS, &k, val);
 		if (rc < 0)
 			return err_set(e, -rc, "pid %u: inserting mapping %#" PRIx64 ": %s", pid, addr,
 				       strerror(-rc));
 		ld->prefixes_used++;
-		addr += 1ull << bits;
 	}
 	return 0;
 }
 
-static int remove_range(struct sampler_loader *ld, uint32_t pid, uint64_t start, uint64_t end)
+static void remove_range(struct sampler_loader *ld, uint32_t pid, uint64_t start, uint64_t end)
 {
-	uint64_t addr = start;
-	while (addr < end) {
-		unsigned bits = addr ? (unsigned)__builtin_ctzll(addr) : 63;
-		if (bits > 63)
-			bits = 63;
-		while (bits > 0 && (end - addr) < (1ull << bits))
-			bits--;
-		struct mapping_key k = {
-			.prefixlen = 32 + 64 - bits, .pid_be = htobe32(pid), .addr_be = htobe64(addr),
-		};
+	uint64_t size;
+	for (uint64_t addr = start; addr < end; addr += size) {
+		struct mapping_key k = next_prefix(pid, addr, end, &size);
 		if (ld->be.remove)
 			ld->be.remove(ld->be.impl, SMAP_MAPPINGS, &k);
 		if (ld->prefixes_used)
 			ld->prefixes_used--;
-		addr += 1ull << bits;
 	}
-	return 0;
 }
 
 static bool mapping_known(struct sampler_loader *ld, uint32_t pid, uint64_t start, uint64_t end)
@@ -354,6 +353,23 @@ static int read_vdso(pid_t pid, uint64_t start, uint64_t end, uint8_t **out, str
 	return 0;
 }
 
+/* After adding a mapping's object: 1 to go on with val filled in, 0 to
+ * skip the mapping (object unreadable: counted), < 0 when out of map space. */
+static int use_object(struct sampler_loader *ld, int rc, uint32_t id, const struct err *oe,
+		      struct mapping_value *val, struct loader_proc_stats *st, struct err *e)
+{
+	if (rc == -E2BIG)
+		return err_set(e, E2BIG, "%s", oe->msg);
+	if (rc < 0) {
+		st->objects_failed++;
+		return 0;
+	}
+	const struct loaded_object *o = loader_object(ld, id);
+	val->object_id = id;
+	val->flags = o && o->has_table ? 0 : MAPPING_F_FP_ONLY;
+	return 1;
+}
+
 static int add_mapping(struct sampler_loader *ld, pid_t pid, uint64_t start, uint64_t end,
 		       uint64_t offset, const char *path, struct loader_proc_stats *st, struct err *e)
 {
@@ -385,38 +401,28 @@ static int add_mapping(struct sampler_loader *ld, pid_t pid, uint64_t start, uin
 		}
 		rc = loader_add_object_mem(ld, img, end - start, "[vdso]", &id, &oe);
 		free(img);
-		if (rc == -E2BIG)
-			return err_set(e, E2BIG, "%s", oe.msg);
-		if (rc < 0) {
-			st->objects_failed++;
-			return 0;
-		}
-		val.object_id = id;
-		val.bias = start; /* the vDSO is linked at 0 */
-		const struct loaded_object *o = loader_object(ld, id);
-		val.flags = o && o->has_table ? 0 : MAPPING_F_FP_ONLY;
+		rc = use_object(ld, rc, id, &oe, &val, st, e);
+		if (rc <= 0)
+			return rc;
+		val.bias = start; /* the x86-64 vDSO is linked at 0 */
 	} else if (path[0] == '[') {
 		return 0; /* [vsyscall]: nothing to unwind */
 	} else {
-		char open_path[96];
+		/* map_files reaches the mapped file even when it was deleted
+		 * or lives in another mount namespace. */
+		char open_path[PATH_MAX];
 		snprintf(open_path, sizeof(open_path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
 			 (int)pid, start, end);
 		if (access(open_path, R_OK) != 0)
-			snprintf(open_path, sizeof(open_path), "%.95s", path);
+			snprintf(open_path, sizeof(open_path), "%s", path);
 		uint64_t bias = 0;
 		rc = mapping_bias(open_path, start, offset, &bias, &oe);
-		val.bias = bias;
 		if (rc == 0)
 			rc = loader_add_object(ld, open_path, path, &id, &oe);
-		if (rc == -E2BIG)
-			return err_set(e, E2BIG, "%s", oe.msg);
-		if (rc < 0) {
-			st->objects_failed++;
-			return 0;
-		}
-		val.object_id = id;
-		const struct loaded_object *o = loader_object(ld, id);
-		val.flags = o && o->has_table ? 0 : MAPPING_F_FP_ONLY;
+		rc = use_object(ld, rc, id, &oe, &val, st, e);
+		if (rc <= 0)
+			return rc;
+		val.bias = bias;
 	}
 	val.start = start;
 	val.end = end;
