@@ -26,15 +26,25 @@ if [[ $(id -u) != 0 || ! -r /sys/kernel/btf/vmlinux ]]; then
 	skip cli_command_mode "needs root and kernel BTF"; finish
 fi
 bad cli_command_missing --duration 2 -- /nonexistent/program
-timeout -k 5 60 "$US" --duration 1 --frequency 499 --stats -- "$FIXTURES/bpf/deep" chain 10 \
+timeout -k 5 60 "$US" --duration 1 --frequency 499 --stats --symbolize -- "$FIXTURES/bpf/deep" chain 10 \
 	>"$SCRATCH/cmd" 2>"$SCRATCH/cmd.err"
 rc=$?
 id=$(readelf -n "$FIXTURES/bpf/deep" | awk '/Build ID/{print $3}')
 n=$(grep -c "^$id+0x" "$SCRATCH/cmd")
 if [[ $rc == 0 && $n -ge 1 ]] && grep -q "map memory" "$SCRATCH/cmd.err"; then ok cli_command_mode
 else fail cli_command_mode "rc $rc, $n stacks: $(tail -2 "$SCRATCH/cmd.err")"; fi
+grep -q ":chain_39;" "$SCRATCH/cmd" && ok cli_command_mode_chain || fail cli_command_mode_chain "no chain_39"
 # The child was stopped at the end of the duration.
 sleep 0.2
 pgrep -f "fixtures/bpf/deep chain 10" >/dev/null && fail cli_command_stopped "child still running" ||
 	ok cli_command_stopped
+
+# Kernel stacks: dd spends its time in read/write system calls.  Those
+# samples carry kernel frames on top of a complete user walk from a syscall.
+timeout -k 5 60 "$US" --duration 1 --frequency 499 -- dd if=/dev/zero of=/dev/null bs=64k \
+	count=100000000 >"$SCRATCH/dd" 2>"$SCRATCH/dd.err"
+read kern total < <(awk '{ n = $NF; t += n; if ($0 ~ /;\[k\]\+0xffff[0-9a-f]+/ && $0 !~ /truncated/) k += n }
+	END { print k + 0, t + 0 }' "$SCRATCH/dd")
+if [[ $total -gt 50 && $(( kern * 2 )) -ge $total ]]; then ok cli_kernel_stacks
+else fail cli_kernel_stacks "$kern of $total dd samples have kernel frames over a complete user stack"; fi
 finish
