@@ -205,6 +205,73 @@ static uint64_t runtime_address(const struct sampler_loader *ld, const struct fr
 	return f->addr;
 }
 
+/* One sample unwound by both; prints the first differences. */
+struct comparer {
+	const struct sampler_image *img;
+	const struct sampler_loader *ld;
+	Dwfl *dwfl;
+	struct dwfl_ctx *dctx;
+	uint32_t pid;
+	struct sample_record *rec;
+	struct ref_stack *rs;
+	int shown;
+};
+
+static bool replay_both(struct comparer *c, const struct sample *s, uint64_t *counters, size_t i)
+{
+	struct sample_record *rec = c->rec;
+	struct ref_stack *rs = c->rs;
+	struct replay_input in = {
+		.pid = c->pid, .tid = s->tid, .stack = s->stack, .stack_size = s->stack_size,
+		.stack_addr = s->regs[UNWIND_X86_RSP],
+	};
+	memcpy(in.regs, s->regs, sizeof(in.regs));
+	replay_walk(c->img, &in, MODE_DWARF, SAMPLER_MAX_FRAMES, rec, counters);
+	c->dctx->cur = s;
+	rs->n = 0;
+	dwfl_getthread_frames(c->dwfl, (pid_t)s->tid, cb_frame, rs);
+	bool eq = rs->n == rec->user_frames;
+	for (int k = 0; eq && k < rs->n; k++) {
+		/* libdwfl's proc report may lack the vDSO: then it gives the
+		 * runtime address; compare ours at runtime. */
+		uint64_t ours = rs->f[k].known ? rec->frames[k].addr
+					       : runtime_address(c->ld, &rec->frames[k]);
+		eq = rs->f[k].norm == ours &&
+		     rs->f[k].activation == (rec->frames[k].kind == FRAME_LEAF);
+	}
+	if (!eq && c->shown < 5) {
+		c->shown++;
+		printf("# sample %zu differs: ours %u frames (stop: %s), libdwfl %d\n", i,
+		       rec->user_frames, walk_reason_name(rec->reason), rs->n);
+		for (int k = 0; k < rs->n || k < rec->user_frames; k++)
+			printf("#   %2d ours %#" PRIx64 "%s  dwfl %#" PRIx64 "%s\n", k,
+			       k < rec->user_frames ? (uint64_t)rec->frames[k].addr : 0,
+			       k < rec->user_frames && rec->frames[k].kind == FRAME_LEAF ? "*" : " ",
+			       k < rs->n ? rs->f[k].norm : 0,
+			       k < rs->n && rs->f[k].activation ? "*" : " ");
+	}
+	return eq;
+}
+
+/* A sample as if its leaf had just called qsort@plt and was stopped at
+ * byte `off` of the PLT entry (0: jmp *GOT, 6: push, 11: jmp PLT0, after
+ * the push).  Exercises the PLT CFA expression on real stacks. */
+static bool plt_sample(const struct sample *s, uint64_t plt_entry, unsigned off, struct sample *out)
+{
+	unsigned extra = off >= 11 ? 2 : 1;
+	*out = *s;
+	out->stack = malloc(s->stack_size + 8 * extra);
+	if (!out->stack)
+		return false;
+	uint64_t words[2] = { 0x5 /* pushed relocation index */, s->regs[UNWIND_X86_RIP] };
+	memcpy(out->stack, words + (2 - extra), 8 * extra);
+	memcpy(out->stack + 8 * extra, s->stack, s->stack_size);
+	out->stack_size = s->stack_size + 8 * extra;
+	out->regs[UNWIND_X86_RSP] = s->regs[UNWIND_X86_RSP] - 8 * extra;
+	out->regs[UNWIND_X86_RIP] = plt_entry + off;
+	return true;
+}
+
 static const Dwfl_Callbacks proc_callbacks = {
 	.find_elf = dwfl_linux_proc_find_elf,
 	.find_debuginfo = dwfl_standard_find_debuginfo,
@@ -296,44 +363,17 @@ int main(void)
 		CHECK_EXIT();
 
 	size_t same = 0, deep = 0, signal_walks = 0, three_objects = 0, complete = 0;
-	int max_depth = 0, shown = 0;
+	int max_depth = 0;
 	uint64_t counters[SAMPLER_COUNTERS] = { 0 };
 	struct sample_record *rec = malloc(sizeof(*rec));
 	struct ref_stack *rs = malloc(sizeof(*rs));
+	struct comparer cmp = { .img = &img, .ld = &ld, .dwfl = dwfl, .dctx = &dctx,
+				.pid = (uint32_t)child, .rec = rec, .rs = rs };
 	for (size_t i = 0; i < n; i++) {
 		const struct sample *s = &samples[i];
-		struct replay_input in = {
-			.pid = (uint32_t)child, .tid = s->tid, .stack = s->stack,
-			.stack_size = s->stack_size, .stack_addr = s->regs[UNWIND_X86_RSP],
-		};
-		memcpy(in.regs, s->regs, sizeof(in.regs));
 		uint64_t before_sig = counters[CNT_SIGNAL_FRAMES];
-		replay_walk(&img, &in, MODE_DWARF, SAMPLER_MAX_FRAMES, rec, counters);
-		dctx.cur = s;
-		rs->n = 0;
-		dwfl_getthread_frames(dwfl, (pid_t)s->tid, cb_frame, rs);
-
-		bool eq = rs->n == rec->user_frames;
-		for (int k = 0; eq && k < rs->n; k++) {
-			/* libdwfl's proc report may lack the vDSO: then it
-			 * gives the runtime address; compare ours at runtime. */
-			uint64_t ours = rs->f[k].known ? rec->frames[k].addr
-						       : runtime_address(&ld, &rec->frames[k]);
-			eq = rs->f[k].norm == ours &&
-			     rs->f[k].activation == (rec->frames[k].kind == FRAME_LEAF);
-		}
+		bool eq = replay_both(&cmp, s, counters, i);
 		same += eq;
-		if (!eq && shown < 5) {
-			shown++;
-			printf("# sample %zu differs: ours %u frames (stop: %s), libdwfl %d\n", i,
-			       rec->user_frames, walk_reason_name(rec->reason), rs->n);
-			for (int k = 0; k < rs->n || k < rec->user_frames; k++)
-				printf("#   %2d ours %#" PRIx64 "%s  dwfl %#" PRIx64 "%s\n", k,
-				       k < rec->user_frames ? (uint64_t)rec->frames[k].addr : 0,
-				       k < rec->user_frames && rec->frames[k].kind == FRAME_LEAF ? "*" : " ",
-				       k < rs->n ? rs->f[k].norm : 0,
-				       k < rs->n && rs->f[k].activation ? "*" : " ");
-		}
 		if (rec->user_frames > max_depth)
 			max_depth = rec->user_frames;
 		deep += rec->user_frames >= 40;
@@ -366,6 +406,58 @@ int main(void)
 	      "%zu walks span program, library and libc", three_objects);
 	CHECK(complete >= n * 99 / 100, "replay_complete_walks", "%zu of %zu walks reached _start",
 	      complete, n);
+
+	/* PLT stubs: qsort@plt of the fixture, at each instruction. */
+	struct elf_object fx;
+	struct section plt = { 0 };
+	uint64_t exe_bias = 0;
+	for (size_t i = 0; i < ld.mappings.len; i++) {
+		const struct loaded_mapping *m = &VEC_AT(&ld.mappings, struct loaded_mapping, i);
+		const struct loaded_object *o = loader_object(&ld, m->object_id);
+		if (o && strstr(o->path, "/fixtures/bpf/deep"))
+			exe_bias = m->bias;
+	}
+	if (elf_object_open(&fx, fixture, &e) == 0) {
+		elf_object_section(&fx, ".plt", &plt, &e);
+		elf_object_close(&fx);
+	}
+	size_t plt_same = 0, plt_total = 0, plt_frame1 = 0;
+	struct frame_symbolizer *fsym = NULL;
+	frame_symbolizer_new(&fsym);
+	for (size_t i = 0; fsym && plt.found && exe_bias && i < n && plt_total < 300; i++) {
+		/* The leaf's PC becomes a return address: use leaves where
+		 * PC - 1 is in the same function (libdwfl's symbols say). */
+		struct replay_input in0 = {
+			.pid = (uint32_t)child, .tid = samples[i].tid, .stack = samples[i].stack,
+			.stack_size = samples[i].stack_size,
+			.stack_addr = samples[i].regs[UNWIND_X86_RSP],
+		};
+		memcpy(in0.regs, samples[i].regs, sizeof(in0.regs));
+		replay_walk(&img, &in0, MODE_DWARF, SAMPLER_MAX_FRAMES, rec, NULL);
+		const struct loaded_object *lo = loader_object(&ld, rec->frames[0].object_id);
+		char n0[256], n1[256];
+		if (!lo || !frame_symbolize(fsym, lo->path, rec->frames[0].addr, false, n0, sizeof(n0)) ||
+		    !frame_symbolize(fsym, lo->path, rec->frames[0].addr, true, n1, sizeof(n1)) ||
+		    strcmp(n0, n1))
+			continue;
+		static const unsigned offs[] = { 0, 6, 11 };
+		for (unsigned k = 0; k < 3; k++) {
+			struct sample ps2;
+			if (!plt_sample(&samples[i], exe_bias + plt.addr + 16, offs[k], &ps2))
+				continue;
+			plt_total++;
+			plt_same += replay_both(&cmp, &ps2, NULL, 10000 + i);
+			plt_frame1 += rec->user_frames > 2 && rec->frames[1].kind == FRAME_RETURN &&
+				      runtime_address(&ld, &rec->frames[1]) == samples[i].regs[UNWIND_X86_RIP];
+			free(ps2.stack);
+		}
+	}
+	section_free(&plt);
+	frame_symbolizer_free(fsym);
+	printf("# PLT: %zu synthesized samples, %zu identical to libdwfl, %zu found the caller\n",
+	       plt_total, plt_same, plt_frame1);
+	CHECK(plt_total >= 150 && plt_same == plt_total && plt_frame1 == plt_total, "replay_plt_stubs",
+	      "%zu of %zu PLT samples identical to libdwfl", plt_same, plt_total);
 
 	free(rec);
 	free(rs);
