@@ -258,7 +258,7 @@ int sample(struct bpf_perf_event_data *ctx)
 			f->pad = 0;
 		}
 		rec->user_frames = n > SAMPLER_MAX_FRAMES / 2 ? SAMPLER_MAX_FRAMES / 2 : n;
-		rec->reason = n >= SAMPLER_MAX_FRAMES ? WALK_MAX_FRAMES : WALK_END;
+		rec->reason = n >= SAMPLER_MAX_FRAMES / 2 ? WALK_MAX_FRAMES : WALK_END;
 	} else {
 		bpf_loop(max_frames + 1, walk_frame, &env, 0);
 	}
