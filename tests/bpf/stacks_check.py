@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Check unwind-sample's folded output for the deep fixture's chain mode.
 
-usage: stacks_check.py BINARY OUTPUT [--expect-start] [--suffix-out FILE]
+usage: stacks_check.py BINARY OUTPUT [--callers-out FILE]
+       stacks_check.py --compare CALLERS_A CALLERS_B
 
 Frames of BINARY (matched by its build-ID) are named with `nm`'s symbol
 table (the oracle); a return address is looked up at address - 1.  A
 sample is good when, from `main` on, its frames are exactly main,
 chain_00 .. chain_39, chain_spin.  Prints "good total root_start" and
-exits 0; writes the raw frames from main to the leaf of every good stack
-to --suffix-out (to compare two walks of the same binary)."""
+exits 0; writes the raw frames from main to the leaf's caller of every good
+stack, with counts, to --callers-out.  --compare prints the share (percent)
+of samples of each file whose caller chain the other file has too: two walks
+of the same binary in separate runs sample different leaf PCs, but return
+addresses have one value per call site, so their caller chains must agree."""
 import subprocess, sys, bisect
 
 def build_id(path):
@@ -31,8 +35,8 @@ def symbols(path):
 def main():
     binary, output = sys.argv[1], sys.argv[2]
     suffix_out = None
-    if "--suffix-out" in sys.argv:
-        suffix_out = sys.argv[sys.argv.index("--suffix-out") + 1]
+    if "--callers-out" in sys.argv:
+        suffix_out = sys.argv[sys.argv.index("--callers-out") + 1]
     bid = build_id(binary)
     syms = symbols(binary)
     starts = [s[0] for s in syms]
@@ -65,7 +69,7 @@ def main():
                 good += count
                 if names[0] == "_start":
                     rooted += count
-                key = ";".join(frames[k:])
+                key = ";".join(frames[k:-1])
                 suffixes[key] = suffixes.get(key, 0) + count
     if suffix_out:
         with open(suffix_out, "w") as f:
@@ -73,4 +77,20 @@ def main():
                 f.write("%s %d\n" % (k, v))
     print(good, total, rooted)
 
-main()
+def compare(a_path, b_path):
+    def load(path):
+        d = {}
+        for line in open(path):
+            key, _, n = line.rstrip("\n").rpartition(" ")
+            d[key] = d.get(key, 0) + int(n)
+        return d
+    a, b = load(a_path), load(b_path)
+    def share(x, y):
+        total = sum(x.values())
+        return 100 * sum(n for k, n in x.items() if k in y) // total if total else 0
+    print(share(a, b), share(b, a))
+
+if len(sys.argv) == 4 and sys.argv[1] == "--compare":
+    compare(sys.argv[2], sys.argv[3])
+else:
+    main()
