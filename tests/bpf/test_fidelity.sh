@@ -14,9 +14,9 @@ done
 lua5.4 "$TOP/tests/fixtures/bpf/cpu.lua" 6 >/dev/null & lua=$!
 sleep 0.3
 cp /proc/$lua/maps "$SCRATCH/maps"
-perf record -q --call-graph dwarf -F 499 -p $lua -o "$SCRATCH/perf.data" -- sleep 3 \
+perf record -q --call-graph dwarf -F 1999 -p $lua -o "$SCRATCH/perf.data" -- sleep 3 \
 	>"$SCRATCH/perf.log" 2>&1 & perfpid=$!
-timeout -k 5 60 "$BIN/unwind-sample" --pid $lua --duration 3 --frequency 499 --no-kernel \
+timeout -k 5 60 "$BIN/unwind-sample" --pid $lua --duration 3 --frequency 299 --no-kernel \
 	>"$SCRATCH/ours" 2>"$SCRATCH/ours.err"
 rc=$?
 wait $perfpid; prc=$?
