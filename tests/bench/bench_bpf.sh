@@ -19,20 +19,21 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"; [[ -n ${pid:-} ]] && kill $pid 2>/dev/nul
 sleep 0.3
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-measure() { # MODE -> files $tmp/MODE.sample, $tmp/MODE.frame, $tmp/MODE.depth
-	for ((i = 0; i < RUNS; i++)); do
-		"$BIN/unwind-sample" --pid $pid --duration "$SECONDS_PER_RUN" --frequency "$HZ" \
-			--mode "$1" --no-kernel --stats >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
-		sed -n 's/.*: \([0-9.]*\) ns\/sample, \([0-9.]*\) ns\/frame, \([0-9.]*\) frames\/sample/\1 \2 \3/p' \
-			"$tmp/err" >>"$tmp/$1.runs"
-	done
+run_once() { # MODE: one run, appended to $tmp/MODE.runs
+	"$BIN/unwind-sample" --pid $pid --duration "$SECONDS_PER_RUN" --frequency "$HZ" \
+		--mode "$1" --no-kernel --stats >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
+	sed -n 's/.*: \([0-9.]*\) ns\/sample, \([0-9.]*\) ns\/frame, \([0-9.]*\) frames\/sample/\1 \2 \3/p' \
+		"$tmp/err" >>"$tmp/$1.runs"
+}
+summarize() { # MODE -> $tmp/MODE.sample, .frame, .depth (medians)
 	cut -d' ' -f1 "$tmp/$1.runs" | median >"$tmp/$1.sample"
 	cut -d' ' -f2 "$tmp/$1.runs" | median >"$tmp/$1.frame"
 	cut -d' ' -f3 "$tmp/$1.runs" | median >"$tmp/$1.depth"
 }
-# Interleave so both modes see the same machine state.
-measure dwarf
-measure kernel-fp
+# Alternate the two walks so both see the same machine state.
+for ((i = 0; i < RUNS; i++)); do run_once dwarf; run_once kernel-fp; done
+summarize dwarf
+summarize kernel-fp
 d_s=$(cat "$tmp/dwarf.sample") d_f=$(cat "$tmp/dwarf.frame") d_n=$(cat "$tmp/dwarf.depth")
 k_s=$(cat "$tmp/kernel-fp.sample") k_f=$(cat "$tmp/kernel-fp.frame") k_n=$(cat "$tmp/kernel-fp.depth")
 awk -v ds="$d_s" -v df="$d_f" -v dn="$d_n" -v ks="$k_s" -v kf="$k_f" -v kn="$k_n" -v runs="$RUNS" 'BEGIN {
