@@ -384,7 +384,7 @@ static int add_mapping(struct sampler_loader *ld, pid_t pid, uint64_t start, uin
 			struct loaded_object *o = new_object(ld, "", "[anon]", e);
 			if (!o)
 				return -E2BIG;
-			snprintf(o->note, sizeof(o->note), "anonymous code: frame pointers");
+			snprintf(o->note, sizeof(o->note), "anonymous code");
 			struct table_info ti = { 0 };
 			rc = write_table_info(ld, o->id, &ti, e);
 			if (rc < 0)

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Check unwind-sample's folded output for the deep fixture's chain mode.
 
-usage: stacks_check.py BINARY OUTPUT [--callers-out FILE]
+usage: stacks_check.py BINARY OUTPUT [--jit] [--callers-out FILE]
        stacks_check.py --compare CALLERS_A CALLERS_B
 
 Frames of BINARY (matched by its build-ID) are named with `nm`'s symbol
 table (the oracle); a return address is looked up at address - 1.  A
 sample is good when, from `main` on, its frames are exactly main,
-chain_00 .. chain_39, chain_spin.  Prints "good total root_start" and
+chain_00 .. chain_39, chain_spin (with --jit: main, [anon], jit_spin, for
+`deep jit`).  Prints "good total root_start" and
 exits 0; writes the raw frames from main to the leaf's caller of every good
 stack, with counts, to --callers-out.  --compare prints the share (percent)
 of samples of each file whose caller chain the other file has too: two walks
@@ -41,9 +42,13 @@ def main():
     syms = symbols(binary)
     starts = [s[0] for s in syms]
     expect = ["main"] + ["chain_%02d" % i for i in range(40)] + ["chain_spin"]
+    if "--jit" in sys.argv:
+        expect = ["main", "[anon]", "jit_spin"]
 
     def name(frame, is_leaf):
         obj, _, addr = frame.partition("+0x")
+        if obj == "[anon]":
+            return "[anon]"
         if obj != bid:
             return None
         a = int(addr, 16) - (0 if is_leaf else 1)

@@ -13,9 +13,10 @@ done
 DEEP=$FIXTURES/bpf/deep DEEPFP=$FIXTURES/bpf/deep-fp
 CHECK=$TOP/tests/bpf/stacks_check.py
 
-# sample BINARY MODE OUT: run BINARY chain, sample it, kill it.
+# sample BINARY MODE OUT [ARGS]: run BINARY ARGS (default: chain), sample
+# it, kill it.
 sample() {
-	"$1" chain & local pid=$!
+	"$1" ${4:-chain} & local pid=$!
 	sleep 0.3
 	timeout -k 5 60 "$BIN/unwind-sample" --pid $pid --duration 1.5 --frequency 499 --mode "$2" \
 		>"$3" 2>"$3.err"
@@ -53,6 +54,15 @@ if [[ $fp_in_dw -ge 99 && $dw_in_fp -ge 99 ]]; then
 	ok live_fp_same_stacks_as_dwarf
 else
 	fail live_fp_same_stacks_as_dwarf "FP vs DWARF caller chains: $fp_in_dw% / $dw_in_fp% shared"
+fi
+# JIT-like code (anonymous, frame pointer, no CFI) between main and the leaf:
+# DWARF walk -> frame-pointer step through the anonymous code -> DWARF again.
+if sample "$DEEP" dwarf "$SCRATCH/jit.txt" jit; then
+	read good total rooted < <(python3 "$CHECK" "$DEEP" "$SCRATCH/jit.txt" --jit)
+	if enough $good $total && enough $rooted $total; then ok live_jit_fp_fallback
+	else fail live_jit_fp_fallback "$good of $total samples main;[anon];jit_spin ($rooted to _start)"; fi
+else
+	fail live_jit_fp_fallback "unwind-sample failed: $(tail -1 "$SCRATCH/jit.txt.err")"
 fi
 grep -q "by frame pointer" "$SCRATCH/fp.txt.err" && ! grep -q " 0 by frame pointer" "$SCRATCH/fp.txt.err" &&
 	ok live_fp_path_used || fail live_fp_path_used "no frame-pointer steps counted"
