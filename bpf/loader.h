@@ -1,0 +1,172 @@
+/* bpf/ user-space library: process mappings -> build-IDs -> unwind tables ->
+ * sampler maps, and the user-space build of the walker.
+ *
+ * The loader writes through a backend, so the same code fills the BPF maps
+ * (sampler_bpf.c) or an in-memory image of them (struct sampler_image) that
+ * the user-space walker reads: replay tests exercise the exact bytes the BPF
+ * program would see.  The agent grows from this library. */
+#ifndef BPF_LOADER_H
+#define BPF_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+#include "bpf/sampler.h"
+
+/* Explicit, configurable limits: every map's size comes from here. */
+struct sampler_limits {
+	uint32_t max_objects;      /* tables (one per ELF object, shared by processes) */
+	uint32_t max_rules;        /* rules of all tables */
+	uint32_t max_pages;        /* page-index values of all tables (4 KiB of text each) */
+	uint32_t max_entry_blocks; /* blocks of 1024 entries */
+	uint32_t max_mappings;     /* LPM prefixes (a mapping takes a few) */
+	uint32_t ringbuf_bytes;    /* power of two, >= 4096 */
+	uint32_t max_frames;       /* user frames per sample, <= SAMPLER_MAX_FRAMES */
+};
+void sampler_limits_default(struct sampler_limits *l);
+/* Parse "name=value,…" (names as the fields above without "max_"); -EINVAL
+ * on an unknown name or a bad value. */
+int sampler_limits_parse(struct sampler_limits *l, const char *spec, struct err *e);
+
+enum sampler_map_id { SMAP_TABLES, SMAP_RULES, SMAP_PAGES, SMAP_ENTRY_BLOCKS, SMAP_MAPPINGS };
+
+struct sampler_backend {
+	int (*update)(void *impl, enum sampler_map_id map, const void *key, const void *value);
+	int (*remove)(void *impl, enum sampler_map_id map, const void *key);
+	void *impl;
+};
+
+/* An in-memory image of the maps (the user-space backend). */
+struct sampler_image {
+	struct sampler_limits lim;
+	struct table_info *tables;
+	uint8_t *table_present; /* tables[i] written */
+	struct unwind_rule *rules;
+	uint32_t *pages;
+	struct entry_block *blocks;
+	struct image_prefix {
+		struct mapping_key key;
+		struct mapping_value value;
+	} *prefixes;
+	size_t nprefixes;
+};
+int sampler_image_init(struct sampler_image *img, const struct sampler_limits *lim, struct err *e);
+void sampler_image_free(struct sampler_image *img);
+struct sampler_backend sampler_image_backend(struct sampler_image *img);
+/* Longest-prefix match, as the LPM trie answers it. */
+const struct mapping_value *sampler_image_mapping(const struct sampler_image *img, uint32_t pid,
+						  uint64_t addr);
+
+/* An object the loader knows: identified by build-ID, or by path without one. */
+struct loaded_object {
+	uint32_t id;
+	bool has_table;           /* false: walked by frame pointers */
+	char build_id[BUILD_ID_HEX_MAX]; /* "" when none */
+	char path[256];
+	uint64_t table_bytes;
+	uint32_t entries, rules, pages;
+	char note[128];           /* why there is no table */
+};
+
+/* One executable mapping already inserted for a pid. */
+struct loaded_mapping {
+	uint32_t pid;
+	uint64_t start, end, bias;
+	uint32_t object_id;
+};
+
+struct sampler_loader {
+	struct sampler_limits lim;
+	struct sampler_backend be;
+	struct vec objects;  /* struct loaded_object, index == id */
+	struct vec mappings; /* struct loaded_mapping */
+	uint32_t rules_used, pages_used, blocks_used, prefixes_used;
+	uint32_t anon_object; /* object id of "[anon]" (FP only), OBJECT_NONE until used */
+};
+
+int loader_init(struct sampler_loader *ld, const struct sampler_limits *lim,
+		const struct sampler_backend *be, struct err *e);
+void loader_free(struct sampler_loader *ld);
+
+/* Load the table of an ELF object (from `open_path`, reported as
+ * `display_path`), once per build-ID.  An object without usable CFI is
+ * registered as FP-only (still named in frames).  *id receives its id. */
+int loader_add_object(struct sampler_loader *ld, const char *open_path, const char *display_path,
+		      uint32_t *id, struct err *e);
+/* Same from an ELF image in memory (the vDSO). */
+int loader_add_object_mem(struct sampler_loader *ld, const void *image, size_t size,
+			  const char *display_path, uint32_t *id, struct err *e);
+
+struct loader_proc_stats {
+	unsigned new_mappings, objects_failed;
+};
+/* Read /proc/PID/maps and insert every executable mapping not yet known
+ * (objects are loaded on the way).  Cheap when nothing changed. */
+int loader_add_process(struct sampler_loader *ld, pid_t pid, struct loader_proc_stats *st,
+		       struct err *e);
+/* Forget a process's mappings (its tables stay: other processes share them). */
+int loader_remove_process(struct sampler_loader *ld, pid_t pid, struct err *e);
+
+const struct loaded_object *loader_object(const struct sampler_loader *ld, uint32_t id);
+
+/* Format a frame the way unwind-sample prints it:
+ * "<build-id or path>+0x<addr>" (or "0x<addr>" without an object). */
+void loader_format_frame(const struct sampler_loader *ld, const struct frame *f, char *buf,
+			 size_t size);
+
+/* Walk names for "[truncated:<reason>]". */
+const char *walk_reason_name(unsigned reason);
+
+/* The user-space build of walker.c.  Memory reads are served from `stack`
+ * (stack_size bytes copied from stack_addr); anything else fails, like a
+ * perf sample's stack copy.  regs are DWARF-numbered, all valid. */
+struct replay_input {
+	uint32_t pid, tid;
+	uint64_t regs[SAMPLER_REGS];
+	const uint8_t *stack;
+	size_t stack_size;
+	uint64_t stack_addr;
+};
+void replay_walk(const struct sampler_image *img, const struct replay_input *in, uint8_t mode,
+		 uint32_t max_frames, struct sample_record *out, uint64_t counters[SAMPLER_COUNTERS]);
+
+/* --- the BPF sampler (sampler_bpf.c; needs root/CAP_BPF+CAP_PERFMON, BTF) --- */
+struct sampler_bpf;
+struct sampler_bpf_options {
+	struct sampler_limits lim;
+	uint32_t target_tgid; /* 0: every process */
+	uint8_t mode;         /* enum walk_mode */
+	bool kernel_stacks;
+};
+/* Open and load the BPF object with the limits and options; the maps are
+ * then filled through sampler_bpf_backend(). */
+int sampler_bpf_open(struct sampler_bpf **out, const struct sampler_bpf_options *opt,
+		     struct err *e);
+struct sampler_backend sampler_bpf_backend(struct sampler_bpf *s);
+/* One cpu-clock perf event per CPU at `frequency_hz`, running the program. */
+int sampler_bpf_attach(struct sampler_bpf *s, uint32_t frequency_hz, struct err *e);
+/* Deliver ring-buffer records; returns the number delivered or -errno. */
+typedef void (*sampler_record_fn)(void *arg, const struct sample_record *rec, size_t size);
+int sampler_bpf_poll(struct sampler_bpf *s, int timeout_ms, sampler_record_fn fn, void *arg);
+/* Counters summed over CPUs (enum walk_reason, then enum sampler_counter). */
+int sampler_bpf_counters(struct sampler_bpf *s, uint64_t out[SAMPLER_COUNTERS], struct err *e);
+/* Kernel memory charged to the maps (fdinfo memlock), optionally per map. */
+uint64_t sampler_bpf_map_memory(struct sampler_bpf *s, FILE *detail);
+/* The kernel's run-time statistics of the program (kernel.bpf_stats_enabled). */
+int sampler_bpf_run_stats(struct sampler_bpf *s, uint64_t *run_ns, uint64_t *run_cnt);
+void sampler_bpf_close(struct sampler_bpf *s);
+
+/* --- names for people (unwind-sample --symbolize): libdwfl over the object
+ * files; the raw frames stay the contract. --- */
+struct frame_symbolizer;
+int frame_symbolizer_new(struct frame_symbolizer **out);
+/* Name of a frame, "func+0xoff" or NULL; `path` is the object's file. */
+const char *frame_symbolize(struct frame_symbolizer *fs, const char *path, uint64_t addr,
+			    bool is_return, char *buf, size_t size);
+void frame_symbolizer_free(struct frame_symbolizer *fs);
+
+#endif

@@ -1,0 +1,64 @@
+# bpf/: the perf_event sampler (BPF object + skeleton), the loader library
+# (mappings -> build-IDs -> tables -> maps), the user-space walker, and
+# unwind-sample.  vmlinux.h is generated from the running kernel's BTF into
+# $(BUILD)/bpf: never committed.
+BPF_GEN        := $(BUILD)/bpf
+BPF_CLANG      ?= clang
+BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/symbolize.c
+BPF_LIB_OBJS   := $(BPF_LIB_SRCS:%.c=$(OBJ)/%.o)
+BPF_LIB        := $(LIB)/libsampler.a
+BPF_LDLIBS     := -lbpf -ldw
+DEPFILES       += $(BPF_LIB_OBJS:.o=.d) $(OBJ)/bpf/main.d
+BINS           += $(BIN)/unwind-sample
+TEST_LIBS_PRE  += $(BPF_LIB)
+TEST_LDLIBS    += $(BPF_LDLIBS)
+
+$(BPF_GEN)/vmlinux.h:
+	@mkdir -p $(@D)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BPF_GEN)/sampler.bpf.o: bpf/sampler.bpf.c bpf/walker.c bpf/sampler.h \
+		unwind-compiler/unwind_table.h $(BPF_GEN)/vmlinux.h
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BPF_GEN) -I. \
+	    -Wall -Wno-unused-function -c $< -o $@
+
+$(BPF_GEN)/sampler.skel.h: $(BPF_GEN)/sampler.bpf.o
+	bpftool gen skeleton $< name sampler_skel > $@.tmp && mv $@.tmp $@
+
+$(OBJ)/bpf/sampler_bpf.o: CFLAGS += -I$(BPF_GEN)
+$(OBJ)/bpf/sampler_bpf.o: $(BPF_GEN)/sampler.skel.h
+
+$(BPF_LIB): $(BPF_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BIN)/unwind-sample: $(OBJ)/bpf/main.o $(BPF_LIB) $(UNWIND_LIB) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LDLIBS) $(UNWIND_LDLIBS)
+
+# Fixtures: a deep-stack program without frame pointers (and its frame-
+# pointer twin) linked to a shared library, all -O2.
+BPF_FIX        := $(BUILD)/fixtures/bpf
+BPF_FIX_CFLAGS := -O2 -g -fomit-frame-pointer -Wno-unused-parameter
+FIXTURES       += $(BPF_FIX)/deep $(BPF_FIX)/deep-fp $(BPF_FIX)/libdeepfix.so
+
+$(BPF_FIX)/libdeepfix.so: tests/fixtures/bpf/deep_lib.c tests/fixtures/bpf/deep.h
+	@mkdir -p $(@D)
+	$(CC) $(BPF_FIX_CFLAGS) -fPIC -shared -Wl,--build-id -o $@ $<
+
+$(BPF_FIX)/deep: tests/fixtures/bpf/deep.c tests/fixtures/bpf/deep.h $(BPF_FIX)/libdeepfix.so
+	$(CC) $(BPF_FIX_CFLAGS) -Wl,--build-id -o $@ $< -L$(BPF_FIX) -ldeepfix -Wl,-rpath,'$$ORIGIN'
+
+$(BPF_FIX)/deep-fp: tests/fixtures/bpf/deep.c tests/fixtures/bpf/deep.h $(BPF_FIX)/libdeepfix.so
+	$(CC) -O2 -g -fno-omit-frame-pointer -Wl,--build-id -o $@ $< -L$(BPF_FIX) -ldeepfix \
+	    -Wl,-rpath,'$$ORIGIN'
+
+# make fuzz: the libFuzzer target (clang); the suite replays its seeds
+# through tests/bpf/test_fuzz_corpus (built like any test).
+FUZZ_BPF := $(BUILD)/fuzz/fuzz_sampler
+fuzz: $(FUZZ_BPF)
+$(FUZZ_BPF): bpf/fuzz_sampler.c bpf/walker.c bpf/sampler.h $(BPF_LIB_SRCS) $(UNWIND_LIB_SRCS) $(COMMON_SRCS)
+	@mkdir -p $(@D)
+	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
+	    -o $@ bpf/fuzz_sampler.c bpf/loader.c bpf/walker_user.c $(UNWIND_LIB_SRCS) \
+	    $(COMMON_SRCS) -ldw -lelf -lz -lzstd
