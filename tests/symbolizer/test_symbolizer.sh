@@ -89,6 +89,28 @@ out=$(printf '1010\n1050\n1070\n2005\n' | $S --perf-map "$SCRATCH/perf.map" --js
 import json,sys; print(",".join(str(f["frames"][0]["function"]) if f["frames"] else "-" for f in map(json.loads, sys.stdin)))')
 [[ $out == "old_fn,new fn,old_fn,-" ]] && ok perf_map_parse || fail perf_map_parse "$out"
 
+# perf map: a partial last line that would overlap is ignored; later lines
+# win over earlier ones in both directions (new inside old, new over old's start).
+printf '3000 100 first\n3080 100 second\n2f80 100 third\n3200 10 whole\n3200 1' > "$SCRATCH/perf2.map"
+out=$(printf '3010\n3090\n3170\n3205\n3190\n' | $S --perf-map "$SCRATCH/perf2.map" --json | python3 -c '
+import json,sys; print(",".join(str(f["frames"][0]["function"]) if f["frames"] else "-" for f in map(json.loads, sys.stdin)))')
+[[ $out == "third,second,second,whole,-" ]] && ok perf_map_last_writer_wins || fail perf_map_last_writer_wins "$out"
+
+# jitdump: a small JIT writes jit-PID.dump (loads, debug info, a move, code
+# reuse, a truncated tail); its addresses resolve to its function names.
+if (cd "$SCRATCH" && "$FX/jitwriter" > expect); then
+	dump=$(ls "$SCRATCH"/jit-*.dump)
+	cut -d' ' -f1 "$SCRATCH/expect" | $S --jitdump "$dump" --json | python3 -c '
+import json, sys
+want = [l.rstrip("\n").split(" ", 1) for l in open(sys.argv[1])]
+got = [json.loads(l) for l in sys.stdin]
+bad = [(w, g["frames"]) for w, g in zip(want, got)
+       if (g["frames"][0]["function"] if g["frames"] else "-") != w[1]]
+print("ok jitdump_fixture" if len(got) == len(want) and not bad else "FAIL jitdump_fixture: %r" % bad[:3])' "$SCRATCH/expect"
+else
+	fail jitdump_fixture "the jitdump writer failed"
+fi
+
 # node --perf-basic-prof: JS function names resolve from its perf map.
 if command -v node >/dev/null; then
 	cat > "$SCRATCH/hot.js" <<'JS'
