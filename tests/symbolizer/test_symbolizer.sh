@@ -73,6 +73,18 @@ $S index "$FX/c-O3-dw5" -o "$SCRATCH/x.symz" && \
 $S --index "$SCRATCH/x.symz" --json --inlines < "$SCRATCH/addrs" > "$SCRATCH/idx.json"
 cmp -s "$SCRATCH/idx.json" "$SCRATCH/plain.json" && ok index_roundtrip || fail index_roundtrip "differs"
 
+# Coprocess: one address written, its answer read back before the next one
+# (no --unbuffered: output is flushed whenever input would block).
+out=$(timeout 20 python3 -c '
+import subprocess, sys
+p = subprocess.Popen([sys.argv[1], "--no-cache", "-e", sys.argv[2], "--json"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+for a in ["0x1100", "0x1200"]:
+    p.stdin.write(a + "\n"); p.stdin.flush()
+    print(p.stdout.readline().split(",")[0])
+p.stdin.close(); p.wait()' "$S" "$FX/c-O2-dw4" 2>&1 | paste -sd' ')
+[[ $out == '{"address":"0x1100" {"address":"0x1200"' ]] && ok coprocess_flush || fail coprocess_flush "$out"
+
 # Bad input: clear one-line errors, no crash.
 head -c 3000 "$FX/c-O2-dw4" > "$SCRATCH/trunc"
 out=$(echo 0x1000 | $S --no-cache -e "$SCRATCH/trunc" 2>&1); rc=$?
