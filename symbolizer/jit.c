@@ -123,7 +123,8 @@ static int jb_finish(struct jit_builder *b, struct symz_jit_map **out, struct er
 		bounds[2 * i] = b->raw[i].start;
 		bounds[2 * i + 1] = b->raw[i].end;
 	}
-	qsort(bounds, nb, sizeof(*bounds), cmp_u64);
+	if (nb)
+		qsort(bounds, nb, sizeof(*bounds), cmp_u64);
 	size_t u = 0;
 	for (size_t i = 0; i < nb; i++)
 		if (!u || bounds[i] != bounds[u - 1])
