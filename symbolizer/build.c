@@ -615,7 +615,8 @@ static int add_symtab(struct builder *b, Elf *elf, struct err *e)
 		syms[k].rank = sym_rank(&s, name);
 		k++;
 	}
-	qsort(syms, k, sizeof(*syms), cmp_sym);
+	if (k)
+		qsort(syms, k, sizeof(*syms), cmp_sym);
 	for (size_t i = 0; i < k && !b->oom; i++) {
 		if (i && syms[i].addr == syms[i - 1].addr)
 			continue; /* an alias: the best-ranked one came first */
@@ -685,7 +686,8 @@ static int flatten_scopes(struct builder *b, struct flat *f, struct err *e)
 		bounds[2 * i + 1] = rs[i].hi;
 	}
 	size_t nb = 2 * nr;
-	qsort(bounds, nb, sizeof(*bounds), cmp_u64);
+	if (nb)
+		qsort(bounds, nb, sizeof(*bounds), cmp_u64);
 	size_t u = 0;
 	for (size_t i = 0; i < nb; i++)
 		if (!u || bounds[i] != bounds[u - 1])
@@ -697,7 +699,8 @@ static int flatten_scopes(struct builder *b, struct flat *f, struct err *e)
 		return err_set(e, ENOMEM, "out of memory");
 	}
 	memset(owner, 0xff, (nb ? nb : 1) * sizeof(*owner));
-	qsort(rs, nr, sizeof(*rs), cmp_range_depth);
+	if (nr)
+		qsort(rs, nr, sizeof(*rs), cmp_range_depth);
 	for (size_t i = 0; i < nr; i++) {
 		size_t lo = 0, hi = nb;
 		while (lo < hi) {
@@ -765,7 +768,8 @@ static int encode_lines(struct builder *b, struct lines_out *o, struct err *e)
 {
 	struct row *rows = b->rows.data;
 	size_t n = b->rows.len;
-	qsort(rows, n, sizeof(*rows), cmp_row);
+	if (n)
+		qsort(rows, n, sizeof(*rows), cmp_row);
 	/* Collapse: the last row at each address; drop rows equal to the one before. */
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,7 +38,9 @@ static void usage(FILE *f)
 	      "  --server URL           debuginfod server for --build-id / pprof\n"
 	      "  --cache-dir DIR        index cache (default $XDG_CACHE_HOME/symbolize)\n"
 	      "  --no-cache             neither read nor write the index cache\n"
-	      "  --verbose              JSON: add linkage_name, start_address, decl_line\n",
+	      "  --verbose              JSON: add linkage_name, start_address, decl_line\n"
+	      "  --unbuffered           flush after every answer (by default output is\n"
+	      "                         flushed whenever no more input is waiting)\n",
 	      f);
 }
 
@@ -355,8 +358,20 @@ static int index_main(int argc, char **argv)
 
 enum {
 	OPT_KIND = 256, OPT_DEBUG_DIR, OPT_DEBUG_FILE, OPT_SERVER, OPT_BUILD_ID, OPT_INDEX,
-	OPT_PERF_MAP, OPT_JITDUMP, OPT_CACHE_DIR, OPT_NO_CACHE, OPT_VERBOSE,
+	OPT_PERF_MAP, OPT_JITDUMP, OPT_CACHE_DIR, OPT_NO_CACHE, OPT_VERBOSE, OPT_UNBUFFERED,
 };
+
+/* True when reading the next line would block: nothing left in stdin's
+ * buffer and nothing readable.  A coprocess (one address in, one answer
+ * out) then gets its answer without asking; bulk input never pays. */
+static bool input_would_block(void)
+{
+	/* glibc's FILE: bytes read from the fd but not yet consumed. */
+	if (stdin->_IO_read_ptr < stdin->_IO_read_end)
+		return false;
+	struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+	return poll(&p, 1, 0) == 0;
+}
 
 int symz_cli_main(int argc, char **argv)
 {
@@ -384,13 +399,14 @@ int symz_cli_main(int argc, char **argv)
 		{"cache-dir", required_argument, 0, OPT_CACHE_DIR},
 		{"no-cache", no_argument, 0, OPT_NO_CACHE},
 		{"verbose", no_argument, 0, OPT_VERBOSE},
+		{"unbuffered", no_argument, 0, OPT_UNBUFFERED},
 		{0, 0, 0, 0},
 	};
 	struct opts op = {0};
 	const char *exe = NULL, *server = NULL, *build_id = NULL, *index_path = NULL;
 	const char *perf_map = NULL, *jitdump = NULL, *cache_dir = NULL;
 	struct symz_build_options bo = {0};
-	bool no_cache = false;
+	bool no_cache = false, unbuffered = false;
 	char cache_buf[PATH_MAX];
 	int c;
 	while ((c = getopt_long(argc, argv, "e:ijasfCh", longopts, NULL)) != -1) {
@@ -422,6 +438,7 @@ int symz_cli_main(int argc, char **argv)
 		case OPT_CACHE_DIR: cache_dir = optarg; break;
 		case OPT_NO_CACHE: no_cache = true; break;
 		case OPT_VERBOSE: op.verbose = true; break;
+		case OPT_UNBUFFERED: unbuffered = true; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -539,8 +556,10 @@ int symz_cli_main(int argc, char **argv)
 			n = symz_lookup(idx, addr, op.kind, frames, MAX_FRAMES);
 		}
 		print_frames(o, &op, NULL, addr, frames, n);
-		if (tty || o->len > sizeof(o->buf) / 2)
+		if (tty || unbuffered || o->len > sizeof(o->buf) / 2 || input_would_block()) {
 			out_flush(o);
+			fflush(stdout);
+		}
 	}
 	out_flush(o);
 	fflush(stdout);

@@ -66,6 +66,18 @@ static int jb_add(struct jit_builder *b, uint64_t start, uint64_t size, const ch
 	return 0;
 }
 
+/* Code that left [start, start+size) (JIT_CODE_MOVE): a newer entry without
+ * a name, so older entries stop answering there. */
+#define TOMBSTONE UINT32_MAX
+static int jb_remove(struct jit_builder *b, uint64_t start, uint64_t size)
+{
+	size_t before = b->n;
+	int r = jb_add(b, start, size, "", 0);
+	if (r == 0 && b->n > before)
+		b->raw[b->n - 1].name = TOMBSTONE;
+	return r;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -111,7 +123,8 @@ static int jb_finish(struct jit_builder *b, struct symz_jit_map **out, struct er
 		bounds[2 * i] = b->raw[i].start;
 		bounds[2 * i + 1] = b->raw[i].end;
 	}
-	qsort(bounds, nb, sizeof(*bounds), cmp_u64);
+	if (nb)
+		qsort(bounds, nb, sizeof(*bounds), cmp_u64);
 	size_t u = 0;
 	for (size_t i = 0; i < nb; i++)
 		if (!u || bounds[i] != bounds[u - 1])
@@ -137,7 +150,7 @@ static int jb_finish(struct jit_builder *b, struct symz_jit_map **out, struct er
 	if (!m->entries)
 		goto oom;
 	for (size_t i = 0; i + 1 < nb; i++) {
-		if (owner[i] == UINT32_MAX)
+		if (owner[i] == UINT32_MAX || b->raw[owner[i]].name == TOMBSTONE)
 			continue;
 		struct symz_jit_entry *last = m->n ? &m->entries[m->n - 1] : NULL;
 		if (last && owner[i] == owner[i - 1] && last->start + last->size == bounds[i]) {
@@ -326,13 +339,16 @@ int symz_jitdump_parse(const uint8_t *d, size_t size, struct symz_jit_map **out,
 			loads[nloads].len = nlen;
 			nloads++;
 		} else if (id == JIT_CODE_MOVE && len >= 48) {
-			uint64_t naddr = rd64(p + 24), csize = rd64(p + 32), index = rd64(p + 40);
+			uint64_t oaddr = rd64(p + 16), naddr = rd64(p + 24), csize = rd64(p + 32);
+			uint64_t index = rd64(p + 40);
 			for (size_t i = nloads; i-- > 0;) {
 				if (loads[i].index != index)
 					continue;
 				char name[MAX_NAME + 1];
 				memcpy(name, b.names + loads[i].name, loads[i].len + 1);
-				r = jb_add(&b, naddr, csize, name, loads[i].len);
+				r = jb_remove(&b, oaddr, csize);
+				if (!r)
+					r = jb_add(&b, naddr, csize, name, loads[i].len);
 				break;
 			}
 			if (r)

@@ -1,5 +1,6 @@
 # symbolizer/: library + symbolize.
 SYMZ_LIB_SRCS := symbolizer/index.c symbolizer/build.c symbolizer/debugfile.c \
+                 symbolizer/profile.c symbolizer/profile_symbolize.c \
                  symbolizer/demangle.c symbolizer/jit.c
 SYMZ_LIB_OBJS := $(SYMZ_LIB_SRCS:%.c=$(OBJ)/%.o)
 SYMZ_LIB      := $(LIB)/libsymbolizer.a
@@ -27,7 +28,7 @@ SYMZ_FX_SRC := tests/fixtures/symbolizer
 SYMZ_FIXTURES := $(SYMZ_FX)/c-O2-dw4 $(SYMZ_FX)/c-O3-dw5 $(SYMZ_FX)/cc-O2-dw5 \
                  $(SYMZ_FX)/cc-O3-dw4 $(SYMZ_FX)/c-clang-O2-dw5 $(SYMZ_FX)/cc-clang-O3-dw4 \
                  $(SYMZ_FX)/c-split $(SYMZ_FX)/c-O3-dw5.zstd $(SYMZ_FX)/c-stripped \
-                 $(SYMZ_FX)/dwz1
+                 $(SYMZ_FX)/dwz1 $(SYMZ_FX)/jitwriter
 FIXTURES    += $(SYMZ_FIXTURES)
 
 $(SYMZ_FX)/c-O2-dw4: $(SYMZ_FX_SRC)/inl.c $(SYMZ_FX_SRC)/inl.h
@@ -65,3 +66,7 @@ $(SYMZ_FX)/dwz1: $(SYMZ_FX_SRC)/dwz1.c $(SYMZ_FX_SRC)/dwz2.c $(SYMZ_FX_SRC)/inl.
 	gcc -O2 -g -gdwarf-4 -o $(@D)/dwz/dwz2 $(SYMZ_FX_SRC)/dwz2.c
 	cd $(@D)/dwz && dwz -m common.debug -M $(CURDIR)/$(@D)/dwz/common.debug dwz1 dwz2
 	cp $(@D)/dwz/dwz1 $@
+# A small JIT writing a jitdump file (run by the tests).
+$(SYMZ_FX)/jitwriter: $(SYMZ_FX_SRC)/jitwriter.c
+	@mkdir -p $(@D)
+	gcc -O1 -g -o $@ $<

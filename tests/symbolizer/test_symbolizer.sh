@@ -73,6 +73,18 @@ $S index "$FX/c-O3-dw5" -o "$SCRATCH/x.symz" && \
 $S --index "$SCRATCH/x.symz" --json --inlines < "$SCRATCH/addrs" > "$SCRATCH/idx.json"
 cmp -s "$SCRATCH/idx.json" "$SCRATCH/plain.json" && ok index_roundtrip || fail index_roundtrip "differs"
 
+# Coprocess: one address written, its answer read back before the next one
+# (no --unbuffered: output is flushed whenever input would block).
+out=$(timeout 20 python3 -c '
+import subprocess, sys
+p = subprocess.Popen([sys.argv[1], "--no-cache", "-e", sys.argv[2], "--json"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+for a in ["0x1100", "0x1200"]:
+    p.stdin.write(a + "\n"); p.stdin.flush()
+    print(p.stdout.readline().split(",")[0])
+p.stdin.close(); p.wait()' "$S" "$FX/c-O2-dw4" 2>&1 | paste -sd' ')
+[[ $out == '{"address":"0x1100" {"address":"0x1200"' ]] && ok coprocess_flush || fail coprocess_flush "$out"
+
 # Bad input: clear one-line errors, no crash.
 head -c 3000 "$FX/c-O2-dw4" > "$SCRATCH/trunc"
 out=$(echo 0x1000 | $S --no-cache -e "$SCRATCH/trunc" 2>&1); rc=$?
@@ -88,6 +100,28 @@ printf '1000 100 old_fn\n0x1040 20 new fn\nzz bad line\n2000 10 tail' > "$SCRATC
 out=$(printf '1010\n1050\n1070\n2005\n' | $S --perf-map "$SCRATCH/perf.map" --json | python3 -c '
 import json,sys; print(",".join(str(f["frames"][0]["function"]) if f["frames"] else "-" for f in map(json.loads, sys.stdin)))')
 [[ $out == "old_fn,new fn,old_fn,-" ]] && ok perf_map_parse || fail perf_map_parse "$out"
+
+# perf map: a partial last line that would overlap is ignored; later lines
+# win over earlier ones in both directions (new inside old, new over old's start).
+printf '3000 100 first\n3080 100 second\n2f80 100 third\n3200 10 whole\n3200 1' > "$SCRATCH/perf2.map"
+out=$(printf '3010\n3090\n3170\n3205\n3190\n' | $S --perf-map "$SCRATCH/perf2.map" --json | python3 -c '
+import json,sys; print(",".join(str(f["frames"][0]["function"]) if f["frames"] else "-" for f in map(json.loads, sys.stdin)))')
+[[ $out == "third,second,second,whole,-" ]] && ok perf_map_last_writer_wins || fail perf_map_last_writer_wins "$out"
+
+# jitdump: a small JIT writes jit-PID.dump (loads, debug info, a move, code
+# reuse, a truncated tail); its addresses resolve to its function names.
+if (cd "$SCRATCH" && "$FX/jitwriter" > expect); then
+	dump=$(ls "$SCRATCH"/jit-*.dump)
+	cut -d' ' -f1 "$SCRATCH/expect" | $S --jitdump "$dump" --json | python3 -c '
+import json, sys
+want = [l.rstrip("\n").split(" ", 1) for l in open(sys.argv[1])]
+got = [json.loads(l) for l in sys.stdin]
+bad = [(w, g["frames"]) for w, g in zip(want, got)
+       if (g["frames"][0]["function"] if g["frames"] else "-") != w[1]]
+print("ok jitdump_fixture" if len(got) == len(want) and not bad else "FAIL jitdump_fixture: %r" % bad[:3])' "$SCRATCH/expect"
+else
+	fail jitdump_fixture "the jitdump writer failed"
+fi
 
 # node --perf-basic-prof: JS function names resolve from its perf map.
 if command -v node >/dev/null; then

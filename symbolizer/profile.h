@@ -1,0 +1,191 @@
+/* pprof profiles (profile.proto, package perftools.profiles; research §5.1):
+ * parse, build, merge, serialize (gzipped) and symbolize.
+ *
+ * The codec is ours (no generated code): the wire format is small, and
+ * owning it lets every read be bounds-checked and every count be limited by
+ * the bytes that carry it.  A parsed profile is validated completely (string
+ * indexes, ids, references, value counts) before anyone sees it.
+ *
+ * Users: `symbolize pprof`, the server's profile store and the agent, which
+ * writes unsymbolized profiles (DESIGN.md §4.6):
+ *   - every Mapping carries build_id (lowercase hex, a string) and, for
+ *     normalized addresses, memory_start = file_offset = 0 and memory_limit =
+ *     UINT64_MAX (pprof's convention for "addresses already adjusted");
+ *   - Location.address is a *file address* of that object (DESIGN.md §4.2);
+ *   - frame kind follows the sample position: location_id[0] of a sample is
+ *     the leaf PC, every other one a return address.  The writer never shares
+ *     a Location between the two kinds (a leaf and a return address at the
+ *     same address are two Locations), so the kind of each Location is
+ *     recoverable: see pprof_location_kinds().
+ *
+ * Memory: a profile owns everything it points to; references between
+ * records are ids (as on the wire) or offsets into the profile's flat
+ * arrays, so adding records never invalidates them.  Not thread-safe:
+ * one profile, one thread at a time. */
+#ifndef SYMZ_PROFILE_H
+#define SYMZ_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "symbolizer/symbolizer.h"
+
+/* Decompressed profiles larger than this are refused (gzip bombs). */
+#define PPROF_MAX_SIZE (512u << 20)
+
+struct pprof_value_type {
+	int64_t type, unit; /* string indexes */
+};
+
+struct pprof_label {
+	int64_t key, str, num, num_unit;
+};
+
+/* Ranges into the profile's flat arrays (sample_loc_ids, sample_values,
+ * labels). */
+struct pprof_sample {
+	size_t loc_off, loc_count;
+	size_t value_off, value_count;
+	size_t label_off, label_count;
+};
+
+struct pprof_mapping {
+	uint64_t id, memory_start, memory_limit, file_offset;
+	int64_t filename, build_id; /* string indexes */
+	bool has_functions, has_filenames, has_line_numbers, has_inline_frames;
+};
+
+struct pprof_line {
+	uint64_t function_id;
+	int64_t line, column;
+};
+
+struct pprof_location {
+	uint64_t id, mapping_id, address;
+	size_t line_off, line_count; /* into lines; line[0] innermost */
+	bool is_folded;
+};
+
+struct pprof_function {
+	uint64_t id;
+	int64_t name, system_name, filename, start_line;
+};
+
+struct pprof_profile {
+	struct vec sample_types;   /* struct pprof_value_type */
+	struct vec samples;        /* struct pprof_sample */
+	struct vec mappings;       /* struct pprof_mapping */
+	struct vec locations;      /* struct pprof_location */
+	struct vec functions;      /* struct pprof_function */
+	struct vec sample_loc_ids; /* uint64_t */
+	struct vec sample_values;  /* int64_t */
+	struct vec labels;         /* struct pprof_label */
+	struct vec lines;          /* struct pprof_line */
+	struct vec comments;       /* int64_t string indexes */
+	struct pprof_value_type period_type;
+	int64_t drop_frames, keep_frames, time_nanos, duration_nanos, period;
+	int64_t default_sample_type, doc_url;
+	struct pprof_private *priv; /* strings and lookup tables */
+};
+
+/* ---- reading ---- */
+/* Parse a gzipped or plain profile.proto.  Errors name the message, field
+ * and byte offset. */
+int pprof_parse(const void *data, size_t size, struct pprof_profile **out, struct err *e);
+int pprof_read_file(const char *path, struct pprof_profile **out, struct err *e);
+void pprof_free(struct pprof_profile *p);
+
+/* String table: pprof_str(p, 0) is "".  Out-of-range indexes give "". */
+const char *pprof_str(const struct pprof_profile *p, int64_t idx);
+size_t pprof_string_count(const struct pprof_profile *p);
+/* Index of s, added when new. -ENOMEM on failure. */
+int64_t pprof_intern(struct pprof_profile *p, const char *s);
+
+/* Records by id (NULL: none).  Pointers are valid until the next addition. */
+struct pprof_mapping *pprof_mapping_by_id(struct pprof_profile *p, uint64_t id);
+struct pprof_location *pprof_location_by_id(struct pprof_profile *p, uint64_t id);
+struct pprof_function *pprof_function_by_id(struct pprof_profile *p, uint64_t id);
+
+/* ---- writing ---- */
+/* An empty profile with the given sample types ("cpu","nanoseconds"), ... */
+struct pprof_profile *pprof_new(const char *const *types, const char *const *units, size_t n);
+
+/* The mapping for (build_id hex, filename), created with the normalized-address
+ * convention above.  Returns its id, 0 on ENOMEM. */
+uint64_t pprof_add_mapping(struct pprof_profile *p, const char *build_id, const char *filename);
+
+/* One frame of a sample as the agent sees it. */
+struct pprof_frame {
+	uint64_t mapping_id; /* from pprof_add_mapping; 0 = none */
+	uint64_t address;    /* file address (or runtime address without mapping) */
+};
+/* Add a sample: frames[0] is the leaf PC, the others return addresses.
+ * Identical locations are shared; values are copied (count = sample types).
+ * Labels are (key, value) string pairs, may be NULL. */
+int pprof_add_sample(struct pprof_profile *p, const struct pprof_frame *frames, size_t nframes,
+		     const int64_t *values, const char *const (*labels)[2], size_t nlabels,
+		     struct err *e);
+
+/* Add every sample of src to dst (same sample types required): mappings,
+ * functions and locations are mapped by content, samples with the same
+ * stack and labels are summed. */
+int pprof_merge(struct pprof_profile *dst, const struct pprof_profile *src, struct err *e);
+
+/* Serialize (gzip true: what goes on disk).  *out is malloc'ed. */
+int pprof_serialize(const struct pprof_profile *p, bool gzip, uint8_t **out, size_t *size,
+		    struct err *e);
+/* Atomic write: temporary file, fsync, rename. */
+int pprof_write_file(const struct pprof_profile *p, const char *path, bool gzip, struct err *e);
+
+/* ---- symbolizing ---- */
+/* Frame kind of each location (indexed like p->locations), by the position
+ * rule above: used only as location_id[0] -> leaf PC; used anywhere else ->
+ * return address.  A third-party Location used in both positions is looked
+ * up as a leaf (an address at a function's start looked up at -1 would name
+ * the wrong function; a return address looked up as is only risks the next
+ * line).  *out is malloc'ed (uint8_t enum symz_frame_kind). */
+int pprof_location_kinds(const struct pprof_profile *p, uint8_t **out, struct err *e);
+
+/* Finds the index for a build-ID (hex).  Return 0 and *idx, -ENOENT when the
+ * debuginfo is missing (other errors are reported as missing too, with e). */
+typedef int (*pprof_index_resolver)(void *ctx, const char *build_id, const char *filename,
+				    const struct symz_index **idx, struct err *e);
+
+enum pprof_kind_policy {
+	PPROF_KIND_POSITION = 0, /* pprof_location_kinds() */
+	PPROF_KIND_AS_IS = 1,    /* every address looked up as is (what pprof does) */
+};
+
+struct pprof_symbolize_options {
+	bool force; /* re-symbolize locations that already have lines */
+	enum pprof_kind_policy kind;
+};
+
+struct pprof_missing {
+	char build_id[BUILD_ID_HEX_MAX];
+	char filename[256];
+	size_t locations;
+	char reason[512];
+};
+
+struct pprof_symbolize_report {
+	size_t locations;    /* in the profile */
+	size_t symbolized;   /* lines written by us */
+	size_t kept;         /* already symbolized, left alone (no --force) */
+	size_t unknown;      /* debuginfo present, address not covered */
+	size_t missing;      /* debuginfo missing: left as they were */
+	size_t no_build_id;  /* no mapping or mapping without build-ID */
+	struct pprof_missing *missing_ids; /* malloc'ed; free with pprof_report_free */
+	size_t n_missing_ids;
+};
+
+/* Fill Function/Line (inline frames as extra lines, innermost first) and the
+ * mappings' has_* flags for every location whose mapping has a build-ID. */
+int pprof_symbolize(struct pprof_profile *p, pprof_index_resolver resolve, void *ctx,
+		    const struct pprof_symbolize_options *opt, struct pprof_symbolize_report *rep,
+		    struct err *e);
+void pprof_report_free(struct pprof_symbolize_report *rep);
+
+#endif

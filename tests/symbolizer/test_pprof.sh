@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# symbolize pprof against Google's pprof (built offline from Debian's
+# golang-github-google-pprof-dev) and its own local symbolization
+# (llvm-symbolizer), on a fixture and on libc with libc6-dbg.
+. "$TOP/tests/lib/check.sh"
+scratch
+S=$BIN/symbolize
+MK=$TOP/$BUILD/tests/symbolizer/test_profile
+FX=$FIXTURES/symbolizer
+export XDG_CACHE_HOME=$SCRATCH/cache
+
+# pprof: built once into build/tools (no network: GOPATH mode over Debian's sources).
+PPROF=$TOP/build/tools/pprof
+GOSRC=/usr/share/gocode
+if [[ ! -x $PPROF ]] && command -v go >/dev/null && [[ -d $GOSRC/src/github.com/google/pprof ]]; then
+	mkdir -p "$TOP/build/tools"
+	GOPATH=$GOSRC GO111MODULE=off GOFLAGS= GOCACHE=$TOP/build/tools/gocache GOPROXY=off \
+		go build -o "$PPROF.tmp" github.com/google/pprof >"$SCRATCH/gobuild" 2>&1 &&
+		mv "$PPROF.tmp" "$PPROF"
+fi
+
+# Random stacks (leaf first) inside FUNC symbols of an object.
+stacks() { # OBJ SEED
+	python3 - "$1" "$2" <<'PY'
+import random, subprocess, sys
+random.seed(int(sys.argv[2]))
+out = subprocess.check_output(['nm', '-S', '--defined-only', sys.argv[1]], text=True)
+fs = [(int(a, 16), int(s, 16)) for a, s, t, n in
+      (l.split()[:4] for l in out.splitlines() if len(l.split()) == 4) if t in 'tTwW' and int(s, 16) > 1]
+for _ in range(400):
+    st = []
+    for _ in range(random.randint(1, 6)):
+        a, s = random.choice(fs)
+        st.append('%x' % (a + 1 + random.randrange(s - 1)))
+    print(' '.join(st), '=', random.randint(1, 9))
+PY
+}
+# The same stacks with every caller address minus one (what --kind position
+# looks up), for pprof's as-is symbolization.
+minus_one() {
+	python3 -c '
+import sys
+for l in sys.stdin:
+    t = l.split()
+    n = t.index("=")
+    print(" ".join([t[0]] + ["%x" % (int(a, 16) - 1) for a in t[1:n]] + t[n:]))'
+}
+# pprof -traces without function names (file:line, inline marks, values).
+no_names() { sed -E 's/^( +[0-9.]+[a-z]*)? +[^ ]+( |$)/\1 /' "$1"; }
+
+run_case() { # NAME OBJ NAMES(1: compare names) [PPROF_BINARY_PATH]
+	local name=$1 obj=$2 names=$3 id
+	id=$(readelf -n "$obj" 2>/dev/null | awk '/Build ID/ {print $3}')
+	stacks "$obj" 7 > "$SCRATCH/$name.stacks"
+	minus_one < "$SCRATCH/$name.stacks" > "$SCRATCH/$name.stacks-1"
+	"$MK" make "$SCRATCH/$name.pb.gz" "$id" "$obj" < "$SCRATCH/$name.stacks" &&
+	"$MK" make "$SCRATCH/$name-1.pb.gz" "$id" "$obj" < "$SCRATCH/$name.stacks-1" || {
+		fail "pprof_$name" "cannot write the input profile"; return; }
+	# ours, addresses as is, vs pprof -symbolize=local on the same profile
+	if ! "$S" pprof "$SCRATCH/$name.pb.gz" -o "$SCRATCH/$name.asis.pb.gz" --kind as-is \
+		2>"$SCRATCH/$name.summary"; then
+		fail "pprof_$name" "$(cat "$SCRATCH/$name.summary")"; return
+	fi
+	grep -q ' 0 with missing debuginfo' "$SCRATCH/$name.summary" || {
+		fail "pprof_$name" "$(cat "$SCRATCH/$name.summary")"; return; }
+	"$S" pprof "$SCRATCH/$name.pb.gz" -o "$SCRATCH/$name.pos.pb.gz" 2>/dev/null
+	if [[ ! -x $PPROF ]]; then
+		skip "pprof_$name" "could not build pprof offline: $(tail -1 "$SCRATCH/gobuild" 2>/dev/null)"
+		return
+	fi
+	local ppenv=(env PPROF_BINARY_PATH=${4:-/nonexistent} PPROF_TMPDIR=$SCRATCH HOME=$SCRATCH)
+	local views=(-traces -top)
+	[[ $names == 1 ]] || views=(-traces)
+	for view in "${views[@]}"; do
+		local v=${view#-}
+		"${ppenv[@]}" "$PPROF" -symbolize=local "$view" -lines "$SCRATCH/$name.pb.gz" > "$SCRATCH/$name.$v.theirs" 2>&1
+		"${ppenv[@]}" "$PPROF" -symbolize=none "$view" -lines "$SCRATCH/$name.asis.pb.gz" > "$SCRATCH/$name.$v.ours" 2>&1
+		if [[ $names != 1 ]]; then
+			no_names "$SCRATCH/$name.$v.theirs" > "$SCRATCH/$name.$v.theirs.nn"
+			no_names "$SCRATCH/$name.$v.ours" > "$SCRATCH/$name.$v.ours.nn"
+			echo "# $name: $(diff "$SCRATCH/$name.$v.theirs" "$SCRATCH/$name.$v.ours" | grep -c '^<') of $(wc -l < "$SCRATCH/$name.$v.theirs") lines name functions differently (llvm prefers ELF symbol names, docs/symbolizer.md)"
+			mv "$SCRATCH/$name.$v.theirs.nn" "$SCRATCH/$name.$v.theirs"
+			mv "$SCRATCH/$name.$v.ours.nn" "$SCRATCH/$name.$v.ours"
+		fi
+		if ! grep -q '\.[ch]:[0-9]' "$SCRATCH/$name.$v.theirs"; then
+			fail "pprof_${v}_$name" "pprof printed no file:line: $(head -3 "$SCRATCH/$name.$v.theirs")"
+		elif cmp -s "$SCRATCH/$name.$v.theirs" "$SCRATCH/$name.$v.ours"; then
+			ok "pprof_${v}_$name"
+		else
+			fail "pprof_${v}_$name" "$(diff "$SCRATCH/$name.$v.theirs" "$SCRATCH/$name.$v.ours" | head -6 | tr '\n' '|')"
+		fi
+	done
+	# --kind position (default): callers looked up at address-1, leaf as is.
+	"${ppenv[@]}" "$PPROF" -symbolize=local -traces -lines "$SCRATCH/$name-1.pb.gz" > "$SCRATCH/$name.pos.theirs" 2>&1
+	"${ppenv[@]}" "$PPROF" -symbolize=none -traces -lines "$SCRATCH/$name.pos.pb.gz" > "$SCRATCH/$name.pos.ours" 2>&1
+	if [[ $names != 1 ]]; then
+		no_names "$SCRATCH/$name.pos.theirs" > "$SCRATCH/x" && mv "$SCRATCH/x" "$SCRATCH/$name.pos.theirs"
+		no_names "$SCRATCH/$name.pos.ours" > "$SCRATCH/x" && mv "$SCRATCH/x" "$SCRATCH/$name.pos.ours"
+	fi
+	if cmp -s "$SCRATCH/$name.pos.theirs" "$SCRATCH/$name.pos.ours"; then
+		ok "pprof_return_addresses_$name"
+	else
+		fail "pprof_return_addresses_$name" "$(diff "$SCRATCH/$name.pos.theirs" "$SCRATCH/$name.pos.ours" | head -6 | tr '\n' '|')"
+	fi
+}
+
+run_case c-O2-dw4 "$FX/c-O2-dw4" 1
+run_case c-clang-O2-dw5 "$FX/c-clang-O2-dw5" 1
+libc=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
+lid=$(readelf -n "$libc" | awk '/Build ID/ {print $3}')
+if [[ -r /usr/lib/debug/.build-id/${lid:0:2}/${lid:2}.debug ]]; then
+	# pprof finds the debug file through PPROF_BINARY_PATH's <id[:2]>/<id[2:]>.debug layout.
+	run_case libc "/usr/lib/debug/.build-id/${lid:0:2}/${lid:2}.debug" 0 /usr/lib/debug/.build-id
+else
+	skip pprof_libc "libc6-dbg not installed"
+fi
+
+# Already symbolized locations are kept; --force redoes them; missing
+# debuginfo is reported and leaves locations alone.
+P=$SCRATCH/c-O2-dw4
+out=$("$S" pprof "$P.asis.pb.gz" -o "$SCRATCH/again.pb.gz" 2>&1)
+[[ $out == *" 0 symbolized, "*" already symbolized (kept)"* ]] && ok pprof_keeps_symbolized || fail pprof_keeps_symbolized "$out"
+out=$("$S" pprof "$P.asis.pb.gz" -o "$SCRATCH/again.pb.gz" --force 2>&1)
+[[ $out == *" 0 already symbolized"* ]] && ok pprof_force || fail pprof_force "$out"
+printf '1000 2000\n' | "$MK" make "$SCRATCH/missing.pb.gz" 0123456789abcdef0123 /nowhere/libgone.so
+out=$("$S" pprof "$SCRATCH/missing.pb.gz" -o "$SCRATCH/missing.out.pb.gz" --debug-dir "$SCRATCH" 2>&1); rc=$?
+[[ $rc -eq 0 && $out == *"2 with missing debuginfo"* && $out == *"missing debuginfo: 0123456789abcdef0123 (/nowhere/libgone.so, 2 locations)"* ]] &&
+	cmp -s <(zcat "$SCRATCH/missing.pb.gz") <(zcat "$SCRATCH/missing.out.pb.gz") &&
+	ok pprof_missing_reported || fail pprof_missing_reported "rc=$rc $out"
+
+# Hostile profiles: one clear line, exit 1, no output file.
+head -c 200 "$P.pb.gz" > "$SCRATCH/trunc.pb.gz"
+printf '\x12\x05\x0a\x7f\x01' > "$SCRATCH/bad.pb"
+printf '\x0a\x02\x08\x07\x32\x00' > "$SCRATCH/badstr.pb"
+for f in trunc.pb.gz bad.pb badstr.pb; do
+	rm -f "$SCRATCH/o.pb.gz"
+	out=$("$S" pprof "$SCRATCH/$f" -o "$SCRATCH/o.pb.gz" 2>&1); rc=$?
+	[[ $rc -eq 1 && $(echo "$out" | wc -l) -eq 1 && $out == "symbolize pprof: "* && ! -e $SCRATCH/o.pb.gz ]] &&
+		ok "pprof_bad_input_$f" || fail "pprof_bad_input_$f" "rc=$rc $out"
+done
+finish

@@ -1,0 +1,254 @@
+/* The pprof library (symbolizer/profile.h): build, serialize, parse, merge,
+ * symbolize, and hostile input.  Run without arguments it checks itself;
+ * `test_profile make OUT BUILD_ID FILE < stacks` writes an unsymbolized
+ * profile for tests/symbolizer/test_pprof.sh (one sample per line: hex
+ * addresses leaf first, then "= value"). */
+#include "symbolizer/profile.h"
+#include "tests/lib/check.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int make_profile(const char *out, const char *build_id, const char *file)
+{
+	const char *types[] = {"samples", "cpu"}, *units[] = {"count", "nanoseconds"};
+	struct pprof_profile *p = pprof_new(types, units, 2);
+	uint64_t m = p ? pprof_add_mapping(p, build_id, file) : 0;
+	if (!m)
+		return 1;
+	char line[4096];
+	struct err e = {{0}};
+	while (fgets(line, sizeof(line), stdin)) {
+		struct pprof_frame fr[64];
+		size_t n = 0;
+		int64_t v[2] = {1, 10000000};
+		for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
+			if (!strcmp(tok, "=")) {
+				tok = strtok(NULL, " \t\n");
+				v[0] = tok ? strtoll(tok, NULL, 10) : 1;
+				v[1] = v[0] * 10000000;
+				break;
+			}
+			if (n < 64)
+				fr[n++] = (struct pprof_frame){m, strtoull(tok, NULL, 16)};
+		}
+		if (n && pprof_add_sample(p, fr, n, v, NULL, 0, &e)) {
+			fprintf(stderr, "test_profile: %s\n", e.msg);
+			return 1;
+		}
+	}
+	if (pprof_write_file(p, out, true, &e)) {
+		fprintf(stderr, "test_profile: %s\n", e.msg);
+		return 1;
+	}
+	pprof_free(p);
+	return 0;
+}
+
+/* A resolver over one index for one build-ID. */
+struct one {
+	const char *build_id;
+	const struct symz_index *idx;
+};
+
+static int resolve_one(void *ctx, const char *build_id, const char *filename,
+		       const struct symz_index **idx, struct err *e)
+{
+	struct one *o = ctx;
+	(void)filename;
+	if (strcmp(build_id, o->build_id))
+		return err_set(e, ENOENT, "no debuginfo for %s", build_id);
+	*idx = o->idx;
+	return 0;
+}
+
+static int parse_bytes(const uint8_t *b, size_t n, struct err *e)
+{
+	struct pprof_profile *p = NULL;
+	err_clear(e);
+	int r = pprof_parse(b, n, &p, e);
+	pprof_free(p);
+	return r;
+}
+
+static void hostile(void)
+{
+	struct err e = {{0}};
+	/* string_table ["", "x"], sample_type {type: 7 (out of range)} */
+	const uint8_t bad_str[] = {0x0a, 0x02, 0x08, 0x07, 0x32, 0x00, 0x32, 0x01, 'x'};
+	CHECK(parse_bytes(bad_str, sizeof(bad_str), &e) == -EINVAL && strstr(e.msg, "string index 7"),
+	      "hostile_bad_string_index", "%s", e.msg);
+	/* a packed location_id list whose length runs past the end */
+	const uint8_t trunc[] = {0x12, 0x05, 0x0a, 0x7f, 0x01};
+	CHECK(parse_bytes(trunc, sizeof(trunc), &e) == -EINVAL && strstr(e.msg, "past the end"),
+	      "hostile_truncated", "%s", e.msg);
+	/* a length prefix of 2^63: must not allocate */
+	const uint8_t huge[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+	CHECK(parse_bytes(huge, sizeof(huge), &e) == -EINVAL, "hostile_huge_count", "%s", e.msg);
+	/* sample referring to location 5 that does not exist */
+	const uint8_t dangling[] = {0x12, 0x02, 0x08, 0x05, 0x32, 0x00};
+	CHECK(parse_bytes(dangling, sizeof(dangling), &e) == -EINVAL && strstr(e.msg, "unknown location"),
+	      "hostile_dangling_location", "%s", e.msg);
+	/* two locations with id 1 */
+	const uint8_t dup[] = {0x22, 0x02, 0x08, 0x01, 0x22, 0x02, 0x08, 0x01};
+	CHECK(parse_bytes(dup, sizeof(dup), &e) == -EINVAL && strstr(e.msg, "duplicate location"),
+	      "hostile_duplicate_id", "%s", e.msg);
+	/* string_table[0] not empty */
+	const uint8_t s0[] = {0x32, 0x01, 'a'};
+	CHECK(parse_bytes(s0, sizeof(s0), &e) == -EINVAL, "hostile_string0", "%s", e.msg);
+	/* group wire type */
+	const uint8_t grp[] = {0x0b};
+	CHECK(parse_bytes(grp, sizeof(grp), &e) == -EINVAL, "hostile_group", "%s", e.msg);
+	/* gzip bomb: 600 MB of zeros compressed is refused by size, quickly */
+	const char *types[] = {"x"}, *units[] = {"count"};
+	struct pprof_profile *p = pprof_new(types, units, 1);
+	uint8_t *gz;
+	size_t gzn;
+	CHECK(p && pprof_serialize(p, true, &gz, &gzn, &e) == 0, "serialize_empty", "%s", e.msg);
+	if (gzn > 10) {
+		gz[gzn - 10] ^= 0x55; /* corrupt the deflate stream's end */
+		CHECK(parse_bytes(gz, gzn, &e) == -EINVAL, "hostile_corrupt_gzip", "%s", e.msg);
+	}
+	free(gz);
+	pprof_free(p);
+}
+
+static void roundtrip_and_merge(void)
+{
+	struct err e = {{0}};
+	const char *types[] = {"samples", "cpu"}, *units[] = {"count", "nanoseconds"};
+	struct pprof_profile *a = pprof_new(types, units, 2);
+	uint64_t m = pprof_add_mapping(a, "00112233", "/bin/x");
+	CHECK(m == 1 && pprof_add_mapping(a, "00112233", "/bin/x") == 1, "mapping_interned", "%llu",
+	      (unsigned long long)m);
+	struct pprof_frame st1[] = {{m, 0x1000}, {m, 0x2000}}, st2[] = {{m, 0x2000}, {m, 0x1000}};
+	int64_t v[2] = {1, 10};
+	const char *lab[][2] = {{"thread", "main"}};
+	pprof_add_sample(a, st1, 2, v, lab, 1, &e);
+	pprof_add_sample(a, st1, 2, v, lab, 1, &e);
+	pprof_add_sample(a, st2, 2, v, NULL, 0, &e);
+	/* 0x1000 and 0x2000 each as leaf and as caller: 4 locations, 2 samples */
+	CHECK(a->locations.len == 4 && a->samples.len == 2, "add_sample_dedup", "%zu locations %zu samples",
+	      a->locations.len, a->samples.len);
+	uint8_t *kinds = NULL;
+	pprof_location_kinds(a, &kinds, &e);
+	CHECK(kinds && kinds[0] == SYMZ_LEAF_PC && kinds[1] == SYMZ_RETURN_ADDRESS, "location_kinds",
+	      "%d %d", kinds ? kinds[0] : -1, kinds ? kinds[1] : -1);
+	free(kinds);
+	uint8_t *buf;
+	size_t n;
+	struct pprof_profile *b = NULL;
+	int r = pprof_serialize(a, true, &buf, &n, &e);
+	if (!r)
+		r = pprof_parse(buf, n, &b, &e);
+	CHECK(!r && b->samples.len == 2 && b->locations.len == 4 &&
+		      VEC_AT(&b->sample_values, int64_t, 1) == 20 &&
+		      !strcmp(pprof_str(b, VEC_AT(&b->labels, struct pprof_label, 0).str), "main"),
+	      "serialize_parse_roundtrip", "%s", e.msg);
+	if (!r) {
+		uint8_t *buf2;
+		size_t n2;
+		pprof_serialize(b, false, &buf2, &n2, &e);
+		uint8_t *buf1;
+		size_t n1;
+		pprof_serialize(a, false, &buf1, &n1, &e);
+		CHECK(n1 == n2 && !memcmp(buf1, buf2, n1), "roundtrip_bytes_identical", "%zu vs %zu", n1, n2);
+		free(buf1);
+		free(buf2);
+		CHECK(pprof_merge(a, b, &e) == 0 && a->samples.len == 2 && a->locations.len == 4 &&
+			      VEC_AT(&a->sample_values, int64_t, 1) == 40,
+		      "merge_sums_identical_samples", "%s samples %zu", e.msg, a->samples.len);
+		const char *t2[] = {"alloc"}, *u2[] = {"bytes"};
+		struct pprof_profile *c = pprof_new(t2, u2, 1);
+		err_clear(&e);
+		CHECK(pprof_merge(a, c, &e) == -EINVAL && e.msg[0], "merge_refuses_other_types", "%s", e.msg);
+		pprof_free(c);
+	}
+	free(buf);
+	pprof_free(a);
+	pprof_free(b);
+}
+
+/* Symbolize a profile of a fixture with the library and compare each
+ * location with symz_lookup of the same index. */
+static void symbolize_fixture(void)
+{
+	const char *top = getenv("TOP"), *build = getenv("BUILD");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s/fixtures/symbolizer/c-O2-dw4", top ? top : ".",
+		 build ? build : "build");
+	struct symz_index *idx;
+	struct err e = {{0}};
+	if (symz_index_build_path(path, NULL, &idx, &e)) {
+		CHECK(0, "symbolize_fixture", "%s: %s", path, e.msg);
+		return;
+	}
+	char hex[BUILD_ID_HEX_MAX];
+	size_t idlen;
+	const uint8_t *id = symz_index_build_id(idx, &idlen);
+	build_id_to_hex(id, idlen, hex);
+	const char *types[] = {"samples"}, *units[] = {"count"};
+	struct pprof_profile *p = pprof_new(types, units, 1);
+	uint64_t m = pprof_add_mapping(p, hex, path);
+	uint64_t other = pprof_add_mapping(p, "abcdef", "/missing");
+	int64_t one = 1;
+	for (uint64_t a = 0x1100; a < 0x1400; a += 3) {
+		struct pprof_frame st[] = {{m, a}, {m, a + 5}, {other, 0x10}};
+		pprof_add_sample(p, st, 3, &one, NULL, 0, &e);
+	}
+	struct one ctx = {hex, idx};
+	struct pprof_symbolize_report rep;
+	struct pprof_symbolize_options so = {0};
+	int r = pprof_symbolize(p, resolve_one, &ctx, &so, &rep, &e);
+	CHECK(!r && rep.symbolized > 100 && rep.n_missing_ids == 1 && rep.missing > 0 &&
+		      !strcmp(rep.missing_ids[0].build_id, "abcdef"),
+	      "symbolize_report", "r=%d symbolized=%zu missing=%zu", r, rep.symbolized, rep.missing);
+	pprof_report_free(&rep);
+	uint8_t *kinds;
+	pprof_location_kinds(p, &kinds, &e);
+	size_t bad = 0, checked = 0, with_lines = 0;
+	struct symz_frame fr[64];
+	for (size_t i = 0; i < p->locations.len; i++) {
+		const struct pprof_location *l = &VEC_AT(&p->locations, struct pprof_location, i);
+		if (l->mapping_id != m)
+			continue;
+		size_t n = symz_lookup(idx, l->address, kinds[i], fr, 64);
+		if (n != l->line_count) {
+			bad++;
+			continue;
+		}
+		for (size_t j = 0; j < n; j++) {
+			const struct pprof_line *ln = &VEC_AT(&p->lines, struct pprof_line, l->line_off + j);
+			struct pprof_function *f = pprof_function_by_id(p, ln->function_id);
+			if (!f || ln->line != fr[j].line || strcmp(pprof_str(p, f->name), fr[j].function ? fr[j].function : ""))
+				bad++;
+		}
+		checked++;
+		with_lines += n > 0;
+	}
+	free(kinds);
+	const struct pprof_mapping *mp = pprof_mapping_by_id(p, m);
+	CHECK(checked > 100 && bad == 0 && mp->has_functions && mp->has_line_numbers && mp->has_inline_frames,
+	      "symbolize_matches_lookup", "%zu of %zu locations differ", bad, checked);
+	/* Already symbolized: kept without --force. */
+	r = pprof_symbolize(p, resolve_one, &ctx, &so, &rep, &e);
+	CHECK(!r && rep.symbolized == 0 && rep.kept == with_lines, "symbolize_keeps_symbolized",
+	      "symbolized %zu kept %zu", rep.symbolized, rep.kept);
+	pprof_report_free(&rep);
+	so.force = true;
+	r = pprof_symbolize(p, resolve_one, &ctx, &so, &rep, &e);
+	CHECK(!r && rep.symbolized == with_lines, "symbolize_force", "symbolized %zu", rep.symbolized);
+	pprof_report_free(&rep);
+	pprof_free(p);
+	symz_index_free(idx);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 5 && !strcmp(argv[1], "make"))
+		return make_profile(argv[2], argv[3], argv[4]);
+	hostile();
+	roundtrip_and_merge();
+	symbolize_fixture();
+	CHECK_EXIT();
+}
