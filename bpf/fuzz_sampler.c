@@ -24,7 +24,6 @@ static void load_self(void)
 	struct sampler_limits lim;
 	struct err e = { { 0 } };
 	sampler_limits_default(&lim);
-	lim.max_entry_blocks = 256;
 	if (sampler_image_init(&img, &lim, &e) < 0)
 		abort();
 	struct sampler_backend be = sampler_image_backend(&img);

@@ -26,7 +26,6 @@ int main(void)
 {
 	struct sampler_limits lim;
 	sampler_limits_default(&lim);
-	lim.max_entry_blocks = 256;
 	struct sampler_image img;
 	struct err e = { { 0 } };
 	if (sampler_image_init(&img, &lim, &e) < 0) {
@@ -40,8 +39,11 @@ int main(void)
 	struct loader_proc_stats ps = { 0 };
 	int rc = loader_add_process(&ld, self, &ps, &e);
 	CHECK(rc == 0 && ps.new_mappings >= 2, "robust_loader", "rc %d: %s", rc, e.msg);
-	if (rc < 0)
+	if (rc < 0) {
+		loader_free(&ld);
+		sampler_image_free(&img);
 		CHECK_EXIT();
+	}
 	size_t nmap = ld.mappings.len;
 
 	uint64_t *stack = malloc(STACK_WORDS * 8);
