@@ -1,6 +1,7 @@
 /* debuginfod-lite: daemon setup, routing, responses, slow work. */
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/parse.h"
 #include "debuginfod-lite/scan.h"
 
 #include <arpa/inet.h>
@@ -28,6 +29,10 @@ const struct route server_routes[] = {
 	  handle_buildid },
 	{ METHOD_PUT, "/buildid/", "upload", BODY_STREAM, 0, upload_begin, upload_chunk,
 	  upload_finish },
+	{ METHOD_POST, "/symbolize", "symbolize", BODY_BUFFER, 16u << 20, NULL, NULL,
+	  handle_symbolize },
+	{ METHOD_GET | METHOD_HEAD, "/metadata", "metadata", BODY_NONE, 0, NULL, NULL,
+	  handle_metadata },
 	{ METHOD_GET | METHOD_HEAD, "/metrics", "metrics", BODY_NONE, 0, NULL, NULL,
 	  handle_metrics },
 	{ METHOD_GET | METHOD_HEAD, "/", "root", BODY_NONE, 0, NULL, NULL, handle_root },
@@ -47,6 +52,8 @@ void server_config_defaults(struct server_config *c)
 	c->positive_ttl_s = 7 * 86400;
 	c->negative_ttl_s = 600;
 	c->forwarded_ttl_limit = 8;
+	c->symz_cache = 32;
+	c->symbolize_max_addresses = 200000;
 }
 
 const char *request_header(struct request *r, const char *name)
@@ -110,52 +117,6 @@ enum MHD_Result respond_reset(struct request *r)
 	return MHD_NO;
 }
 
-/* Range: bytes=a-b | bytes=a- | bytes=-n (one range; others get the whole
- * body).  Returns 1 with [*first,*last] for a satisfiable range, 0 for no
- * (usable) Range header, -1 for an unsatisfiable one. */
-static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
-{
-	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-		return 0;
-	const char *p = h + 6;
-	char *end;
-	if (*p == '-') {
-		if (!isdigit((unsigned char)p[1]))
-			return 0;
-		errno = 0;
-		uint64_t n = strtoull(p + 1, &end, 10);
-		if (errno || *end)
-			return 0;
-		if (n == 0 || size == 0)
-			return -1;
-		*first = n >= size ? 0 : size - n;
-		*last = size - 1;
-		return 1;
-	}
-	if (!isdigit((unsigned char)*p))
-		return 0;
-	errno = 0;
-	uint64_t a = strtoull(p, &end, 10);
-	if (errno || *end != '-')
-		return 0;
-	p = end + 1;
-	uint64_t b = size ? size - 1 : 0;
-	if (*p) {
-		if (!isdigit((unsigned char)*p))
-			return 0;
-		b = strtoull(p, &end, 10);
-		if (errno || *end || b < a)
-			return 0;
-		if (b >= size)
-			b = size - 1;
-	}
-	if (a >= size)
-		return -1;
-	*first = a;
-	*last = b;
-	return 1;
-}
-
 static void http_date(int64_t t, char *buf, size_t size)
 {
 	struct tm tm;
@@ -190,7 +151,7 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 		}
 	}
 	uint64_t first = 0, last = size ? size - 1 : 0;
-	int range = parse_range(request_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
+	int range = http_parse_range(request_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
 	if (range < 0) {
 		close(fd);
 		char cr[64];
@@ -445,11 +406,13 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	if (r->srv->cfg.verbose)
 		log_info("method=%s url=\"%s\" status=%d bytes=%llu us=%llu",
 			 r->method == METHOD_GET ? "GET" : r->method == METHOD_HEAD ? "HEAD"
-			 : r->method == METHOD_PUT ? "PUT" : "other",
+			 : r->method == METHOD_PUT ? "PUT" : r->method == METHOD_POST ? "POST" : "other",
 			 r->url, r->status, (unsigned long long)r->bytes,
 			 (unsigned long long)((now_ns() - r->start_ns) / 1000));
 	if (r->tmp_open)
 		store_tmp_abort(&r->tmp);
+	if (r->job && r->job_free)
+		r->job_free(r->job);
 	vec_free(&r->body);
 	free(r);
 	*con_cls = NULL;
@@ -583,6 +546,8 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		rc = load_tokens(s, c->token_file, e);
 	if (rc == 0)
 		rc = store_open(&s->store, c->data_dir, e);
+	if (rc == 0 && !(s->symz_cache = symz_cache_new(c->symz_cache ? c->symz_cache : 1)))
+		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc < 0)
 		goto fail;
 	unsigned threads = c->threads;
@@ -611,6 +576,7 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	*out = s;
 	return 0;
 fail:
+	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);
 	free(s);
@@ -649,6 +615,7 @@ void server_stop(struct server *s)
 	MHD_stop_daemon(s->mhd);
 	if (s->scanner_running)
 		pthread_join(s->scanner, NULL);
+	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);

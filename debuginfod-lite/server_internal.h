@@ -79,6 +79,10 @@ struct server {
 	struct route_metrics *route_metrics; /* one per route */
 	atomic_uint_fast64_t upstream_fetches, upstream_hits, upstream_misses,
 		upstream_errors, upstream_rejected, flights_joined, unwind_compiles;
+	/* POST /symbolize */
+	struct symz_cache *symz_cache;
+	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
+		symz_addresses;
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
 };
 
@@ -123,6 +127,10 @@ struct request {
 	/* Uploads */
 	struct store_tmp tmp;
 	bool tmp_open;
+
+	/* A handler's own state across the slow call (freed at completion). */
+	void *job;
+	void (*job_free)(void *job);
 };
 
 /* Responses. */
@@ -155,6 +163,11 @@ enum MHD_Result upload_begin(struct request *r);
 int upload_chunk(struct request *r, const char *data, size_t len);
 enum MHD_Result upload_finish(struct request *r);
 enum MHD_Result handle_metrics(struct request *r);
+enum MHD_Result handle_symbolize(struct request *r);
+enum MHD_Result handle_metadata(struct request *r);
+/* The LRU of open symbolization indexes (symbolize.c). */
+struct symz_cache *symz_cache_new(unsigned capacity);
+void symz_cache_free(struct symz_cache *c);
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;
@@ -162,6 +175,11 @@ extern const int server_route_count;
 /* Parse "/buildid/<id>/<kind>[/<name>]" (after the prefix) into r.
  * Returns 0, or an HTTP status with a message in r->body_msg. */
 int parse_buildid_path(struct request *r, const char *rest);
+
+/* Copy X-Forwarded-For, User-Agent and the peer address into r (before
+ * suspending the connection), and may r->build_id be asked upstream? */
+void copy_forwarding(struct request *r);
+bool may_federate(struct request *r, enum artifact_kind kind, const char *name);
 
 /* Federation (upstream.c): 1 = found (stored), 0 = a definite miss,
  * -EAGAIN = transient trouble, other -errno. */
