@@ -63,5 +63,5 @@ enum MHD_Result handle_metadata(struct request *r)
 	json_decref(root);
 	if (!text)
 		return MHD_NO;
-	return respond_buffer(r, 200, "application/json", text, strlen(text), true);
+	return respond_compressible(r, 200, "application/json", text, strlen(text));
 }

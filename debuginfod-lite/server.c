@@ -88,6 +88,37 @@ enum MHD_Result respond_buffer(struct request *r, unsigned status, const char *c
 	return queue(r, status, resp);
 }
 
+enum MHD_Result respond_compressible(struct request *r, unsigned status, const char *content_type,
+				     void *data, size_t size)
+{
+	void *z;
+	size_t zsize;
+	const char *coding;
+	if (!compress_for_client(r, data, size, &z, &zsize, &coding)) {
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(size, data, MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			free(data);
+			return MHD_NO;
+		}
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+		r->bytes = size;
+		return queue(r, status, resp);
+	}
+	free(data);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(zsize, z, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(z);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, coding);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	r->bytes = zsize;
+	return queue(r, status, resp);
+}
+
 enum MHD_Result respond_text(struct request *r, unsigned status, const char *fmt, ...)
 {
 	char *text = NULL;
@@ -125,6 +156,40 @@ static void http_date(int64_t t, char *buf, size_t size)
 	strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
+/* The whole file compressed for the client, or NULL (not accepted, not
+ * worth it, unreadable): then the caller sends it as is. */
+static struct MHD_Response *compressed_file_response(struct request *r, int fd, uint64_t size,
+						      uint64_t *len, const char **coding)
+{
+	if (size < COMPRESS_MIN || size > COMPRESS_MAX || r->method == METHOD_HEAD ||
+	    http_pick_coding(request_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING)) == CODING_IDENTITY)
+		return NULL;
+	uint8_t *data = malloc(size);
+	if (!data)
+		return NULL;
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
+		if (n <= 0) {
+			free(data);
+			return NULL;
+		}
+		got += (size_t)n;
+	}
+	void *z;
+	size_t zsize;
+	bool ok = compress_for_client(r, data, size, &z, &zsize, coding);
+	free(data);
+	if (!ok)
+		return NULL;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(zsize, z, MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		free(z);
+	else
+		*len = zsize;
+	return resp;
+}
+
 enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
 				 uint64_t size, int64_t mtime)
 {
@@ -138,11 +203,13 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 			return respond_text(r, 406, "File too large, max size=%llu\n", max);
 		}
 	}
-	char etag[SHA256_HEX_LEN + 4] = "";
+	char etag[SHA256_HEX_LEN + 16] = "";
 	if (a->blob[0]) {
 		snprintf(etag, sizeof(etag), "\"%s\"", a->blob);
+		/* The tag of any representation (identity, -gzip, -zstd) names
+		 * the same content. */
 		const char *inm = request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-		if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
+		if (inm && (strstr(inm, a->blob) || strcmp(inm, "*") == 0)) {
 			close(fd);
 			struct MHD_Response *resp =
 				MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -162,7 +229,20 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 		return queue(r, 416, resp);
 	}
 	uint64_t len = size ? last - first + 1 : 0;
-	struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+	/* Text-like artifacts (sources, unwind tables, sections) are sent
+	 * compressed when the client asks; debuginfo and executables stay
+	 * zero-copy (sendfile). */
+	struct MHD_Response *resp = NULL;
+	const char *coding = NULL;
+	if (range == 0 && (a->kind == ART_SOURCE || a->kind == ART_UNWIND || a->kind == ART_SECTION))
+		resp = compressed_file_response(r, fd, size, &len, &coding);
+	if (resp) {
+		close(fd);
+		if (etag[0]) /* another representation, another tag */
+			snprintf(etag, sizeof(etag), "\"%s-%s\"", a->blob, coding);
+	} else {
+		resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+	}
 	if (!resp) {
 		close(fd);
 		return MHD_NO;
@@ -181,6 +261,10 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 	if (etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	if (a->kind == ART_SOURCE || a->kind == ART_UNWIND || a->kind == ART_SECTION)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	if (coding)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, coding);
 	unsigned status = 200;
 	if (range > 0) {
 		char cr[96];

@@ -143,6 +143,17 @@ enum MHD_Result respond_buffer(struct request *r, unsigned status, const char *c
  * X-DEBUGINFOD-* headers, X-DEBUGINFOD-MAXSIZE. */
 enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
 				 uint64_t size, int64_t mtime);
+/* Like respond_buffer (data is malloc'ed and consumed), but compressed
+ * when the client accepts gzip or zstd (encoding.c). */
+enum MHD_Result respond_compressible(struct request *r, unsigned status, const char *content_type,
+				     void *data, size_t size);
+/* Compress data as the request's Accept-Encoding allows, when worth it
+ * (not HEAD, COMPRESS_MIN..COMPRESS_MAX bytes, result smaller).  On true *out is
+ * malloc'ed and *coding names the Content-Encoding. */
+#define COMPRESS_MIN 256
+#define COMPRESS_MAX (64u << 20)
+bool compress_for_client(struct request *r, const void *data, size_t size, void **out,
+			 size_t *out_size, const char **coding);
 /* Transient trouble: reset the connection instead of answering, so that
  * libdebuginfod retries instead of caching a 10-minute miss. */
 enum MHD_Result respond_reset(struct request *r);

@@ -492,7 +492,7 @@ enum MHD_Result handle_symbolize(struct request *r)
 		char *body = j->out.buf;
 		size_t len = j->out.len;
 		j->out.buf = NULL;
-		return respond_buffer(r, 200, "application/json", body, len, true);
+		return respond_compressible(r, 200, "application/json", body, len);
 	}
 	j = calloc(1, sizeof(*j));
 	if (!j)
