@@ -17,7 +17,7 @@ FUZZ_DIR := build-fuzz
 fuzz: $(FIXTURES)
 	$(MAKE) BUILD=$(FUZZ_DIR) CC=$(CLANG) \
 	    SANFLAGS="-fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer" \
-	    $(FUZZ_DIR)/lib/libunwindcompiler.a $(FUZZ_DIR)/lib/libcommon.a $(FUZZ_DIR)/obj/tests/fuzz/fuzz_$(FUZZ).o
+	    $(TEST_LIBS:$(BUILD)/%=$(FUZZ_DIR)/%) $(FUZZ_DIR)/obj/tests/fuzz/fuzz_$(FUZZ).o
 	$(CLANG) -fsanitize=address,undefined,fuzzer -o $(FUZZ_DIR)/fuzz_$(FUZZ) \
 	    $(FUZZ_DIR)/obj/tests/fuzz/fuzz_$(FUZZ).o -Wl,--start-group $(FUZZ_DIR)/lib/*.a -Wl,--end-group $(TEST_LDLIBS)
 	mkdir -p $(FUZZ_DIR)/corpus_$(FUZZ)
