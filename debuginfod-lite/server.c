@@ -53,6 +53,7 @@ void server_config_defaults(struct server_config *c)
 	c->negative_ttl_s = 600;
 	c->forwarded_ttl_limit = 8;
 	c->symz_cache = 32;
+	c->request_deadline_s = 30;
 	c->symbolize_max_addresses = 200000;
 }
 
@@ -436,6 +437,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 			r->body_error = 414;
 			snprintf(r->body_msg, sizeof(r->body_msg), "URL too long");
 		}
+		if (!r->route || r->route->body != BODY_BUFFER)
+			deadline_request_in(s, conn);
 		/* A route's begin() sees the headers before any body (and
 		 * before "100 Continue"), so refusals cost no upload. */
 		if (r->route && !r->body_error && r->route->begin) {
@@ -474,6 +477,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		}
 		return MHD_YES;
 	}
+	deadline_request_in(s, conn);
 	if (r->body_error)
 		return respond_text(r, (unsigned)r->body_error, "%s\n",
 				    r->body_msg[0] ? r->body_msg : "request refused");
@@ -487,6 +491,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	if (!r)
 		return;
 	metrics_record(r);
+	deadline_request_done(r->srv, conn);
 	if (r->srv->cfg.verbose)
 		log_info("method=%s url=\"%s\" status=%d bytes=%llu us=%llu",
 			 r->method == METHOD_GET ? "GET" : r->method == METHOD_HEAD ? "HEAD"
@@ -532,17 +537,18 @@ static void *scanner_main(void *arg)
 			log_warn("msg=\"groom: %s\"", e.msg);
 		pthread_mutex_lock(&s->lock);
 		if (s->cfg.rescan_s == 0 && !s->stopping) {
-			while (!s->stopping)
+			while (!s->stopping && !s->rescan_now)
 				pthread_cond_wait(&s->cond, &s->lock);
 		} else if (!s->stopping) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += s->cfg.rescan_s;
-			while (!s->stopping &&
+			while (!s->stopping && !s->rescan_now &&
 			       pthread_cond_timedwait(&s->cond, &s->lock, &until) != ETIMEDOUT)
 				;
 		}
 		bool stop = s->stopping;
+		s->rescan_now = false;
 		pthread_mutex_unlock(&s->lock);
 		if (stop)
 			return NULL;
@@ -617,6 +623,7 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		return err_set(e, ENOMEM, "out of memory");
 	s->cfg = *c;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_cond_init(&s->cond, &ca);
@@ -647,7 +654,8 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
 		c->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &request_completed, s,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_CONNECTION_LIMIT, 16384,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0, MHD_OPTION_END);
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0, MHD_OPTION_NOTIFY_CONNECTION,
+		&deadline_notify, s, MHD_OPTION_END);
 	if (!s->mhd) {
 		rc = err_set(e, EADDRINUSE, "cannot listen on %s (in use, or not permitted)",
 			     c->listen);
@@ -657,6 +665,10 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	s->port = di ? di->port : ntohs(sa.sin_port);
 	if (pthread_create(&s->scanner, NULL, scanner_main, s) == 0)
 		s->scanner_running = true;
+	if (c->request_deadline_s && pthread_create(&s->reaper, NULL, deadline_main, s) == 0)
+		s->reaper_running = true;
+	if (c->n_scan && !c->no_watch && pthread_create(&s->watcher, NULL, watcher_main, s) == 0)
+		s->watcher_running = true;
 	*out = s;
 	return 0;
 fail:
@@ -699,10 +711,15 @@ void server_stop(struct server *s)
 	MHD_stop_daemon(s->mhd);
 	if (s->scanner_running)
 		pthread_join(s->scanner, NULL);
+	if (s->watcher_running)
+		pthread_join(s->watcher, NULL);
+	if (s->reaper_running)
+		pthread_join(s->reaper, NULL);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->conn_lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
 }

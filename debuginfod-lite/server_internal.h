@@ -68,8 +68,15 @@ struct server {
 	char tokens[16][256];
 	int n_tokens;
 
-	pthread_t scanner;
-	bool scanner_running;
+	pthread_t scanner, watcher;
+	bool scanner_running, watcher_running;
+	bool rescan_now;       /* the watcher asks the scanner for a full pass */
+	/* Request deadline (deadline.c) */
+	pthread_t reaper;
+	bool reaper_running;
+	pthread_mutex_t conn_lock;
+	struct tracked_conn *conns;
+	atomic_uint_fast64_t deadline_cuts;
 	pthread_mutex_t lock;  /* guards flights, stop, jobs */
 	pthread_cond_t cond;   /* flights finished, jobs finished, stop */
 	bool stopping;
@@ -186,6 +193,18 @@ extern const int server_route_count;
 /* Parse "/buildid/<id>/<kind>[/<name>]" (after the prefix) into r.
  * Returns 0, or an HTTP status with a message in r->body_msg. */
 int parse_buildid_path(struct request *r, const char *rest);
+
+/* The request deadline (deadline.c): MHD's connection notifier, the
+ * request's arrival (headers, or headers + buffered body) and end, and
+ * the reaper thread. */
+void deadline_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+		     enum MHD_ConnectionNotificationCode code);
+void deadline_request_in(struct server *s, struct MHD_Connection *conn);
+void deadline_request_done(struct server *s, struct MHD_Connection *conn);
+void *deadline_main(void *server);
+
+/* The inotify thread (watch.c). */
+void *watcher_main(void *server);
 
 /* Copy X-Forwarded-For, User-Agent and the peer address into r (before
  * suspending the connection), and may r->build_id be asked upstream? */
