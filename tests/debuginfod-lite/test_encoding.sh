@@ -48,7 +48,7 @@ curl -s -D "$SCRATCH/r.h" -o "$SCRATCH/r.body" -H "Accept-Encoding: gzip" -r 100
 	&& ok encoding_not_with_range || fail encoding_not_with_range
 # Debuginfo stays zero-copy and uncompressed.
 get dbg "gzip, zstd" "$A_URL/buildid/$FIX_ID/debuginfo"
-[[ -z $(hdr "$SCRATCH/dbg.h" content-encoding) ]] && cmp -s "$SCRATCH/dbg.body" "$FIX/crash" \
+[[ -z $(hdr "$SCRATCH/dbg.h" content-encoding) ]] && cmp -s "$SCRATCH/dbg.body" "$(hdr "$SCRATCH/dbg.h" x-debuginfod-file)" \
 	&& ok encoding_not_for_debuginfo || fail encoding_not_for_debuginfo
 # HEAD: no body to encode.
 [[ -z $(curl -s -I -H "Accept-Encoding: gzip" "$U" | tr -d '\r' | grep -i '^content-encoding') ]] \
