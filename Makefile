@@ -61,12 +61,13 @@ $(OBJ)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# Components, lowest first; every other <component>/module.mk is picked up
+# Components, lowest first (the libraries others link); every other <component>/module.mk is picked up
 # on its own, and tests/ comes last (it links what the others define).
 include common/module.mk
 include unwind-compiler/module.mk
-include $(sort $(filter-out common/module.mk unwind-compiler/module.mk tests/module.mk,\
-                            $(wildcard */module.mk)))
+include symbolizer/module.mk
+include $(sort $(filter-out common/module.mk unwind-compiler/module.mk symbolizer/module.mk \
+                            tests/module.mk,$(wildcard */module.mk)))
 include tests/module.mk
 
 all: $(BINS) $(TEST_BINS)

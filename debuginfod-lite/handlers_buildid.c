@@ -123,7 +123,7 @@ static bool best_local(struct request *r, enum artifact_kind kind, struct artifa
 	return false;
 }
 
-static bool may_federate(struct request *r, enum artifact_kind kind, const char *name)
+bool may_federate(struct request *r, enum artifact_kind kind, const char *name)
 {
 	if (r->srv->cfg.n_upstreams == 0)
 		return false;
@@ -264,7 +264,7 @@ static int slow_obtain(struct request *r)
 	return result;
 }
 
-static void copy_forwarding(struct request *r)
+void copy_forwarding(struct request *r)
 {
 	const char *xff = request_header(r, "X-Forwarded-For");
 	const char *ua = request_header(r, MHD_HTTP_HEADER_USER_AGENT);

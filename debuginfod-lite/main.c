@@ -33,6 +33,11 @@ static void usage(FILE *out)
 		"  --quota BYTES            cap on upstream/derived blob bytes (0 = none)\n"
 		"  --threads N              HTTP worker threads (default: CPUs)\n"
 		"  --conn-timeout S         idle connection timeout (default 30)\n"
+		"  --symbolize-cache N      open symbolization indexes kept in memory (32)\n"
+		"  --symbolize-max-addresses N  addresses per POST /symbolize (200000)\n"
+		"  --request-deadline S     a request's headers (and /symbolize body) must\n"
+		"                           arrive within S seconds, 0 = no limit (30)\n"
+		"  --no-watch               no inotify on --scan dirs (periodic rescans only)\n"
 		"  --port-file FILE         write the bound port to FILE once listening\n"
 		"  --verbose                log every request\n"
 		"  --help\n");
@@ -58,6 +63,7 @@ int main(int argc, char **argv)
 	const char *port_file = NULL;
 	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
+	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH,
 	       O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
@@ -75,6 +81,10 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "conn-timeout", required_argument, NULL, O_CTIMEOUT },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
+		{ "symbolize-cache", required_argument, NULL, O_SYMZ_CACHE },
+		{ "request-deadline", required_argument, NULL, O_DEADLINE },
+		{ "no-watch", no_argument, NULL, O_NOWATCH },
+		{ "symbolize-max-addresses", required_argument, NULL, O_SYMZ_MAX },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
@@ -100,9 +110,11 @@ int main(int argc, char **argv)
 		case O_TOKENS: c.token_file = optarg; break;
 		case O_PORTFILE: port_file = optarg; break;
 		case O_VERBOSE: c.verbose = true; break;
+		case O_NOWATCH: c.no_watch = true; break;
 		case O_HELP: usage(stdout); return 0;
 		case O_RESCAN: case O_UTIMEOUT: case O_PTTL: case O_NTTL: case O_FWD: case O_MAXUP:
-		case O_QUOTA: case O_THREADS: case O_CTIMEOUT:
+		case O_QUOTA: case O_THREADS: case O_CTIMEOUT: case O_SYMZ_CACHE: case O_SYMZ_MAX:
+		case O_DEADLINE:
 			if (parse_u64(name, optarg, &v) < 0)
 				return 2;
 			if (opt == O_RESCAN) c.rescan_s = (unsigned)v;
@@ -114,6 +126,9 @@ int main(int argc, char **argv)
 			if (opt == O_QUOTA) c.quota = v;
 			if (opt == O_THREADS) c.threads = (unsigned)(v > 1024 ? 1024 : v);
 			if (opt == O_CTIMEOUT) c.conn_timeout_s = (unsigned)v;
+			if (opt == O_SYMZ_CACHE) c.symz_cache = (unsigned)(v < 1 ? 1 : v > 4096 ? 4096 : v);
+			if (opt == O_SYMZ_MAX) c.symbolize_max_addresses = v;
+			if (opt == O_DEADLINE) c.request_deadline_s = (unsigned)(v > 86400 ? 86400 : v);
 			break;
 		default:
 			usage(stderr);

@@ -120,6 +120,12 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("upstream_rejected_bodies_total", upstream_rejected);
 	COUNTER("singleflight_joined_total", flights_joined);
 	COUNTER("unwind_compiles_total", unwind_compiles);
+	COUNTER("symbolize_index_builds_total", symz_builds);
+	COUNTER("symbolize_index_build_failures_total", symz_build_failures);
+	COUNTER("symbolize_index_loads_total", symz_loads);
+	COUNTER("symbolize_index_cache_hits_total", symz_cache_hits);
+	COUNTER("symbolize_addresses_total", symz_addresses);
+	COUNTER("request_deadline_cuts_total", deadline_cuts);
 	COUNTER("uploads_stored_total", uploads_ok);
 	COUNTER("uploads_rejected_total", uploads_rejected);
 	COUNTER("scan_indexed_total", scan_indexed);

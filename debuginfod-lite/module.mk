@@ -3,21 +3,24 @@ DIL_LIB_SRCS := debuginfod-lite/sha256.c debuginfod-lite/store.c debuginfod-lite
                 debuginfod-lite/scan.c debuginfod-lite/log.c debuginfod-lite/sources.c \
                 debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c \
                 debuginfod-lite/upload_handler.c debuginfod-lite/upstream.c \
-                debuginfod-lite/metrics.c
+                debuginfod-lite/metrics.c debuginfod-lite/parse.c \
+                debuginfod-lite/symbolize.c debuginfod-lite/metadata.c \
+                debuginfod-lite/encoding.c debuginfod-lite/watch.c \
+                debuginfod-lite/deadline.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
-DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl $(UNWIND_LDLIBS)
+DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl -ljansson -ldw -liberty $(UNWIND_LDLIBS)
 DEPFILES     += $(DIL_LIB_OBJS:.o=.d) $(OBJ)/debuginfod-lite/main.d \
                 $(OBJ)/debuginfod-lite/upload_main.d
 BINS         += $(BIN)/debuginfod-lite $(BIN)/debuginfod-upload
 TEST_LIBS_PRE += $(DIL_LIB)
-TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl
+TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl -ljansson
 
 $(DIL_LIB): $(DIL_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(UNWIND_LIB) $(COMMON_LIB)
+$(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(SYMZ_LIB) $(UNWIND_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DIL_LDLIBS)
 

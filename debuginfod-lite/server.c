@@ -1,6 +1,7 @@
 /* debuginfod-lite: daemon setup, routing, responses, slow work. */
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/parse.h"
 #include "debuginfod-lite/scan.h"
 
 #include <arpa/inet.h>
@@ -28,6 +29,10 @@ const struct route server_routes[] = {
 	  handle_buildid },
 	{ METHOD_PUT, "/buildid/", "upload", BODY_STREAM, 0, upload_begin, upload_chunk,
 	  upload_finish },
+	{ METHOD_POST, "/symbolize", "symbolize", BODY_BUFFER, 16u << 20, NULL, NULL,
+	  handle_symbolize },
+	{ METHOD_GET | METHOD_HEAD, "/metadata", "metadata", BODY_NONE, 0, NULL, NULL,
+	  handle_metadata },
 	{ METHOD_GET | METHOD_HEAD, "/metrics", "metrics", BODY_NONE, 0, NULL, NULL,
 	  handle_metrics },
 	{ METHOD_GET | METHOD_HEAD, "/", "root", BODY_NONE, 0, NULL, NULL, handle_root },
@@ -47,6 +52,9 @@ void server_config_defaults(struct server_config *c)
 	c->positive_ttl_s = 7 * 86400;
 	c->negative_ttl_s = 600;
 	c->forwarded_ttl_limit = 8;
+	c->symz_cache = 32;
+	c->request_deadline_s = 30;
+	c->symbolize_max_addresses = 200000;
 }
 
 const char *request_header(struct request *r, const char *name)
@@ -81,6 +89,37 @@ enum MHD_Result respond_buffer(struct request *r, unsigned status, const char *c
 	return queue(r, status, resp);
 }
 
+enum MHD_Result respond_compressible(struct request *r, unsigned status, const char *content_type,
+				     void *data, size_t size)
+{
+	void *z;
+	size_t zsize;
+	const char *coding;
+	if (!compress_for_client(r, data, size, &z, &zsize, &coding)) {
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(size, data, MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			free(data);
+			return MHD_NO;
+		}
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+		r->bytes = size;
+		return queue(r, status, resp);
+	}
+	free(data);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(zsize, z, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(z);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, coding);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	r->bytes = zsize;
+	return queue(r, status, resp);
+}
+
 enum MHD_Result respond_text(struct request *r, unsigned status, const char *fmt, ...)
 {
 	char *text = NULL;
@@ -110,58 +149,46 @@ enum MHD_Result respond_reset(struct request *r)
 	return MHD_NO;
 }
 
-/* Range: bytes=a-b | bytes=a- | bytes=-n (one range; others get the whole
- * body).  Returns 1 with [*first,*last] for a satisfiable range, 0 for no
- * (usable) Range header, -1 for an unsatisfiable one. */
-static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
-{
-	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-		return 0;
-	const char *p = h + 6;
-	char *end;
-	if (*p == '-') {
-		if (!isdigit((unsigned char)p[1]))
-			return 0;
-		errno = 0;
-		uint64_t n = strtoull(p + 1, &end, 10);
-		if (errno || *end)
-			return 0;
-		if (n == 0 || size == 0)
-			return -1;
-		*first = n >= size ? 0 : size - n;
-		*last = size - 1;
-		return 1;
-	}
-	if (!isdigit((unsigned char)*p))
-		return 0;
-	errno = 0;
-	uint64_t a = strtoull(p, &end, 10);
-	if (errno || *end != '-')
-		return 0;
-	p = end + 1;
-	uint64_t b = size ? size - 1 : 0;
-	if (*p) {
-		if (!isdigit((unsigned char)*p))
-			return 0;
-		b = strtoull(p, &end, 10);
-		if (errno || *end || b < a)
-			return 0;
-		if (b >= size)
-			b = size - 1;
-	}
-	if (a >= size)
-		return -1;
-	*first = a;
-	*last = b;
-	return 1;
-}
-
 static void http_date(int64_t t, char *buf, size_t size)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
 	gmtime_r(&tt, &tm);
 	strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* The whole file compressed for the client, or NULL (not accepted, not
+ * worth it, unreadable): then the caller sends it as is. */
+static struct MHD_Response *compressed_file_response(struct request *r, int fd, uint64_t size,
+						      uint64_t *len, const char **coding)
+{
+	if (size < COMPRESS_MIN || size > COMPRESS_MAX || r->method == METHOD_HEAD ||
+	    http_pick_coding(request_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING)) == CODING_IDENTITY)
+		return NULL;
+	uint8_t *data = malloc(size);
+	if (!data)
+		return NULL;
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
+		if (n <= 0) {
+			free(data);
+			return NULL;
+		}
+		got += (size_t)n;
+	}
+	void *z;
+	size_t zsize;
+	bool ok = compress_for_client(r, data, size, &z, &zsize, coding);
+	free(data);
+	if (!ok)
+		return NULL;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(zsize, z, MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		free(z);
+	else
+		*len = zsize;
+	return resp;
 }
 
 enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
@@ -177,11 +204,13 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 			return respond_text(r, 406, "File too large, max size=%llu\n", max);
 		}
 	}
-	char etag[SHA256_HEX_LEN + 4] = "";
+	char etag[SHA256_HEX_LEN + 16] = "";
 	if (a->blob[0]) {
 		snprintf(etag, sizeof(etag), "\"%s\"", a->blob);
+		/* The tag of any representation (identity, -gzip, -zstd) names
+		 * the same content. */
 		const char *inm = request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-		if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
+		if (inm && (strstr(inm, a->blob) || strcmp(inm, "*") == 0)) {
 			close(fd);
 			struct MHD_Response *resp =
 				MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -190,7 +219,7 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 		}
 	}
 	uint64_t first = 0, last = size ? size - 1 : 0;
-	int range = parse_range(request_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
+	int range = http_parse_range(request_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
 	if (range < 0) {
 		close(fd);
 		char cr[64];
@@ -201,7 +230,20 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 		return queue(r, 416, resp);
 	}
 	uint64_t len = size ? last - first + 1 : 0;
-	struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+	/* Text-like artifacts (sources, unwind tables, sections) are sent
+	 * compressed when the client asks; debuginfo and executables stay
+	 * zero-copy (sendfile). */
+	struct MHD_Response *resp = NULL;
+	const char *coding = NULL;
+	if (range == 0 && (a->kind == ART_SOURCE || a->kind == ART_UNWIND || a->kind == ART_SECTION))
+		resp = compressed_file_response(r, fd, size, &len, &coding);
+	if (resp) {
+		close(fd);
+		if (etag[0]) /* another representation, another tag */
+			snprintf(etag, sizeof(etag), "\"%s-%s\"", a->blob, coding);
+	} else {
+		resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+	}
 	if (!resp) {
 		close(fd);
 		return MHD_NO;
@@ -220,6 +262,10 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 	if (etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	if (a->kind == ART_SOURCE || a->kind == ART_UNWIND || a->kind == ART_SECTION)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	if (coding)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, coding);
 	unsigned status = 200;
 	if (range > 0) {
 		char cr[96];
@@ -391,6 +437,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 			r->body_error = 414;
 			snprintf(r->body_msg, sizeof(r->body_msg), "URL too long");
 		}
+		if (!r->route || r->route->body != BODY_BUFFER)
+			deadline_request_in(s, conn);
 		/* A route's begin() sees the headers before any body (and
 		 * before "100 Continue"), so refusals cost no upload. */
 		if (r->route && !r->body_error && r->route->begin) {
@@ -429,6 +477,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		}
 		return MHD_YES;
 	}
+	deadline_request_in(s, conn);
 	if (r->body_error)
 		return respond_text(r, (unsigned)r->body_error, "%s\n",
 				    r->body_msg[0] ? r->body_msg : "request refused");
@@ -442,14 +491,17 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	if (!r)
 		return;
 	metrics_record(r);
+	deadline_request_done(r->srv, conn);
 	if (r->srv->cfg.verbose)
 		log_info("method=%s url=\"%s\" status=%d bytes=%llu us=%llu",
 			 r->method == METHOD_GET ? "GET" : r->method == METHOD_HEAD ? "HEAD"
-			 : r->method == METHOD_PUT ? "PUT" : "other",
+			 : r->method == METHOD_PUT ? "PUT" : r->method == METHOD_POST ? "POST" : "other",
 			 r->url, r->status, (unsigned long long)r->bytes,
 			 (unsigned long long)((now_ns() - r->start_ns) / 1000));
 	if (r->tmp_open)
 		store_tmp_abort(&r->tmp);
+	if (r->job && r->job_free)
+		r->job_free(r->job);
 	vec_free(&r->body);
 	free(r);
 	*con_cls = NULL;
@@ -485,17 +537,18 @@ static void *scanner_main(void *arg)
 			log_warn("msg=\"groom: %s\"", e.msg);
 		pthread_mutex_lock(&s->lock);
 		if (s->cfg.rescan_s == 0 && !s->stopping) {
-			while (!s->stopping)
+			while (!s->stopping && !s->rescan_now)
 				pthread_cond_wait(&s->cond, &s->lock);
 		} else if (!s->stopping) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += s->cfg.rescan_s;
-			while (!s->stopping &&
+			while (!s->stopping && !s->rescan_now &&
 			       pthread_cond_timedwait(&s->cond, &s->lock, &until) != ETIMEDOUT)
 				;
 		}
 		bool stop = s->stopping;
+		s->rescan_now = false;
 		pthread_mutex_unlock(&s->lock);
 		if (stop)
 			return NULL;
@@ -570,6 +623,7 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		return err_set(e, ENOMEM, "out of memory");
 	s->cfg = *c;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_cond_init(&s->cond, &ca);
@@ -583,6 +637,8 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		rc = load_tokens(s, c->token_file, e);
 	if (rc == 0)
 		rc = store_open(&s->store, c->data_dir, e);
+	if (rc == 0 && !(s->symz_cache = symz_cache_new(c->symz_cache ? c->symz_cache : 1)))
+		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc < 0)
 		goto fail;
 	unsigned threads = c->threads;
@@ -598,7 +654,8 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
 		c->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &request_completed, s,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_CONNECTION_LIMIT, 16384,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0, MHD_OPTION_END);
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0, MHD_OPTION_NOTIFY_CONNECTION,
+		&deadline_notify, s, MHD_OPTION_END);
 	if (!s->mhd) {
 		rc = err_set(e, EADDRINUSE, "cannot listen on %s (in use, or not permitted)",
 			     c->listen);
@@ -608,9 +665,14 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	s->port = di ? di->port : ntohs(sa.sin_port);
 	if (pthread_create(&s->scanner, NULL, scanner_main, s) == 0)
 		s->scanner_running = true;
+	if (c->request_deadline_s && pthread_create(&s->reaper, NULL, deadline_main, s) == 0)
+		s->reaper_running = true;
+	if (c->n_scan && !c->no_watch && pthread_create(&s->watcher, NULL, watcher_main, s) == 0)
+		s->watcher_running = true;
 	*out = s;
 	return 0;
 fail:
+	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);
 	free(s);
@@ -649,9 +711,15 @@ void server_stop(struct server *s)
 	MHD_stop_daemon(s->mhd);
 	if (s->scanner_running)
 		pthread_join(s->scanner, NULL);
+	if (s->watcher_running)
+		pthread_join(s->watcher, NULL);
+	if (s->reaper_running)
+		pthread_join(s->reaper, NULL);
+	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->conn_lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
 }

@@ -28,6 +28,10 @@ struct server_config {
 	int64_t positive_ttl_s;      /* upstream copies; 0 = keep */
 	int64_t negative_ttl_s;      /* upstream misses */
 	unsigned forwarded_ttl_limit;/* X-Forwarded-For hops before we stop federating */
+	unsigned symz_cache;          /* open symbolization indexes kept (LRU) */
+	uint64_t symbolize_max_addresses; /* per POST /symbolize */
+	bool no_watch;               /* no inotify, periodic rescans only */
+	unsigned request_deadline_s; /* whole request (headers + body) must arrive in this */
 	bool verbose;
 };
 

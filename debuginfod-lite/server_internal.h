@@ -68,8 +68,15 @@ struct server {
 	char tokens[16][256];
 	int n_tokens;
 
-	pthread_t scanner;
-	bool scanner_running;
+	pthread_t scanner, watcher;
+	bool scanner_running, watcher_running;
+	bool rescan_now;       /* the watcher asks the scanner for a full pass */
+	/* Request deadline (deadline.c) */
+	pthread_t reaper;
+	bool reaper_running;
+	pthread_mutex_t conn_lock;
+	struct tracked_conn *conns;
+	atomic_uint_fast64_t deadline_cuts;
 	pthread_mutex_t lock;  /* guards flights, stop, jobs */
 	pthread_cond_t cond;   /* flights finished, jobs finished, stop */
 	bool stopping;
@@ -79,6 +86,10 @@ struct server {
 	struct route_metrics *route_metrics; /* one per route */
 	atomic_uint_fast64_t upstream_fetches, upstream_hits, upstream_misses,
 		upstream_errors, upstream_rejected, flights_joined, unwind_compiles;
+	/* POST /symbolize */
+	struct symz_cache *symz_cache;
+	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
+		symz_addresses;
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
 };
 
@@ -123,6 +134,10 @@ struct request {
 	/* Uploads */
 	struct store_tmp tmp;
 	bool tmp_open;
+
+	/* A handler's own state across the slow call (freed at completion). */
+	void *job;
+	void (*job_free)(void *job);
 };
 
 /* Responses. */
@@ -135,6 +150,17 @@ enum MHD_Result respond_buffer(struct request *r, unsigned status, const char *c
  * X-DEBUGINFOD-* headers, X-DEBUGINFOD-MAXSIZE. */
 enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
 				 uint64_t size, int64_t mtime);
+/* Like respond_buffer (data is malloc'ed and consumed), but compressed
+ * when the client accepts gzip or zstd (encoding.c). */
+enum MHD_Result respond_compressible(struct request *r, unsigned status, const char *content_type,
+				     void *data, size_t size);
+/* Compress data as the request's Accept-Encoding allows, when worth it
+ * (not HEAD, COMPRESS_MIN..COMPRESS_MAX bytes, result smaller).  On true *out is
+ * malloc'ed and *coding names the Content-Encoding. */
+#define COMPRESS_MIN 256
+#define COMPRESS_MAX (64u << 20)
+bool compress_for_client(struct request *r, const void *data, size_t size, void **out,
+			 size_t *out_size, const char **coding);
 /* Transient trouble: reset the connection instead of answering, so that
  * libdebuginfod retries instead of caching a 10-minute miss. */
 enum MHD_Result respond_reset(struct request *r);
@@ -155,6 +181,11 @@ enum MHD_Result upload_begin(struct request *r);
 int upload_chunk(struct request *r, const char *data, size_t len);
 enum MHD_Result upload_finish(struct request *r);
 enum MHD_Result handle_metrics(struct request *r);
+enum MHD_Result handle_symbolize(struct request *r);
+enum MHD_Result handle_metadata(struct request *r);
+/* The LRU of open symbolization indexes (symbolize.c). */
+struct symz_cache *symz_cache_new(unsigned capacity);
+void symz_cache_free(struct symz_cache *c);
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;
@@ -162,6 +193,23 @@ extern const int server_route_count;
 /* Parse "/buildid/<id>/<kind>[/<name>]" (after the prefix) into r.
  * Returns 0, or an HTTP status with a message in r->body_msg. */
 int parse_buildid_path(struct request *r, const char *rest);
+
+/* The request deadline (deadline.c): MHD's connection notifier, the
+ * request's arrival (headers, or headers + buffered body) and end, and
+ * the reaper thread. */
+void deadline_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+		     enum MHD_ConnectionNotificationCode code);
+void deadline_request_in(struct server *s, struct MHD_Connection *conn);
+void deadline_request_done(struct server *s, struct MHD_Connection *conn);
+void *deadline_main(void *server);
+
+/* The inotify thread (watch.c). */
+void *watcher_main(void *server);
+
+/* Copy X-Forwarded-For, User-Agent and the peer address into r (before
+ * suspending the connection), and may r->build_id be asked upstream? */
+void copy_forwarding(struct request *r);
+bool may_federate(struct request *r, enum artifact_kind kind, const char *name);
 
 /* Federation (upstream.c): 1 = found (stored), 0 = a definite miss,
  * -EAGAIN = transient trouble, other -errno. */

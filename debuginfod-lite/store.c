@@ -84,7 +84,7 @@ struct store {
 const char *artifact_kind_name(enum artifact_kind k)
 {
 	static const char *const names[ART_KIND_COUNT] = {
-		"debuginfo", "executable", "source", "section", "unwind",
+		"debuginfo", "executable", "source", "section", "unwind", "symz",
 	};
 	return (unsigned)k < ART_KIND_COUNT ? names[k] : "invalid";
 }
@@ -736,4 +736,37 @@ int store_groom(struct store *s, uint64_t quota_bytes, struct err *e)
 	remove_unreferenced_blobs(s, c);
 	conn_put(s, c);
 	return 0;
+}
+
+int store_metadata(struct store *s, bool glob, const char *value, store_meta_fn fn, void *ctx,
+		   struct err *e)
+{
+	struct conn *c = conn_get(s, e);
+	if (!c)
+		return -EIO;
+	sqlite3_stmt *q;
+	int rc = -EIO;
+	const char *sql = glob ? "SELECT DISTINCT build_id, kind, file FROM candidates"
+				 " WHERE kind IN (0,1) AND (expires=0 OR expires>?2) AND file GLOB ?1"
+				 " ORDER BY file, kind, build_id"
+			       : "SELECT DISTINCT build_id, kind, file FROM candidates"
+				 " WHERE kind IN (0,1) AND (expires=0 OR expires>?2) AND file=?1"
+				 " ORDER BY file, kind, build_id";
+	if (sqlite3_prepare_v2(c->db, sql, -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, value, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, now_s());
+		int step;
+		rc = 0;
+		while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW)
+			rc = fn(ctx, (const char *)sqlite3_column_text(q, 0),
+				(enum artifact_kind)sqlite3_column_int(q, 1),
+				(const char *)sqlite3_column_text(q, 2));
+		if (rc == 0 && step != SQLITE_DONE)
+			rc = -EIO;
+		sqlite3_finalize(q);
+	}
+	if (rc == -EIO)
+		err_set(e, EIO, "sqlite: %s", sqlite3_errmsg(c->db));
+	conn_put(s, c);
+	return rc < 0 ? rc : 0;
 }

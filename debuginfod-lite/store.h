@@ -40,6 +40,7 @@ enum artifact_kind {
 	ART_SOURCE,
 	ART_SECTION,
 	ART_UNWIND,
+	ART_SYMZ,     /* symbolization index (derived), name = format version */
 	ART_KIND_COUNT,
 };
 const char *artifact_kind_name(enum artifact_kind k);
@@ -127,6 +128,15 @@ bool store_miss_cached(struct store *s, const char *build_id, enum artifact_kind
 		       const char *name);
 int store_miss_put(struct store *s, const char *build_id, enum artifact_kind kind,
 		   const char *name, int64_t expires, struct err *e);
+
+/* /metadata: every debuginfo/executable candidate whose reported file name
+ * equals `value` (glob false) or matches the sqlite GLOB `value` (a
+ * pre-filter; the caller applies fnmatch).  fn returns 0 to go on, anything
+ * else stops the walk and is returned. */
+typedef int (*store_meta_fn)(void *ctx, const char *build_id, enum artifact_kind kind,
+			     const char *file);
+int store_metadata(struct store *s, bool glob, const char *value, store_meta_fn fn, void *ctx,
+		   struct err *e);
 
 struct store_stats {
 	uint64_t candidates, blobs_bytes, external;

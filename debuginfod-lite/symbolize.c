@@ -1,0 +1,515 @@
+/* POST /symbolize: batch symbolization of (build-ID, file address) pairs.
+ *
+ * Per build-ID the symbolization index (symbolizer/) is built once from the
+ * stored debuginfo (+ executable for its symbol table, + the dwz
+ * supplementary file named by .gnu_debugaltlink, found by its own build-ID),
+ * stored as a derived artifact keyed by (build-ID, "v<SYMZ_VERSION>"), then
+ * mapped and kept in a small LRU of open indexes.  Concurrent requests for
+ * one build-ID share one build (single-flight); a restart reopens the stored
+ * index without building. */
+#include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/log.h"
+#include "debuginfod-lite/parse.h"
+#include "symbolizer/symbolizer.h"
+#include "symbolizer/symz_format.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_CANDIDATES 8
+#define MAX_FRAMES 64
+
+/* --- the LRU of open indexes --- */
+
+struct symz_slot {
+	char build_id[BUILD_ID_HEX_MAX];
+	struct symz_index *idx; /* NULL: free slot */
+	int refs;               /* users right now; a slot in use is never evicted */
+	uint64_t last_use;
+};
+
+struct symz_cache {
+	pthread_mutex_t lock;
+	uint64_t tick;
+	unsigned cap;
+	struct symz_slot slots[];
+};
+
+/* What a request holds while it looks addresses up. */
+struct symz_handle {
+	struct symz_index *idx;
+	int slot; /* -1: not cached (every slot busy), freed on release */
+};
+
+struct symz_cache *symz_cache_new(unsigned capacity)
+{
+	struct symz_cache *c = calloc(1, sizeof(*c) + capacity * sizeof(c->slots[0]));
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	c->cap = capacity;
+	return c;
+}
+
+void symz_cache_free(struct symz_cache *c)
+{
+	if (!c)
+		return;
+	for (unsigned i = 0; i < c->cap; i++)
+		symz_index_free(c->slots[i].idx);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static bool cache_get(struct symz_cache *c, const char *build_id, struct symz_handle *h)
+{
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->cap; i++) {
+		struct symz_slot *sl = &c->slots[i];
+		if (sl->idx && strcmp(sl->build_id, build_id) == 0) {
+			sl->refs++;
+			sl->last_use = ++c->tick;
+			h->idx = sl->idx;
+			h->slot = (int)i;
+			pthread_mutex_unlock(&c->lock);
+			return true;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return false;
+}
+
+/* Put a freshly opened index in (consumed) and hold it. */
+static void cache_put(struct symz_cache *c, const char *build_id, struct symz_index *idx,
+		      struct symz_handle *h)
+{
+	pthread_mutex_lock(&c->lock);
+	int victim = -1;
+	for (unsigned i = 0; i < c->cap; i++) {
+		struct symz_slot *sl = &c->slots[i];
+		if (sl->idx && strcmp(sl->build_id, build_id) == 0) {
+			/* Someone opened it meanwhile: use theirs. */
+			sl->refs++;
+			sl->last_use = ++c->tick;
+			h->idx = sl->idx;
+			h->slot = (int)i;
+			pthread_mutex_unlock(&c->lock);
+			symz_index_free(idx);
+			return;
+		}
+		if (!sl->idx)
+			victim = victim >= 0 && !c->slots[victim].idx ? victim : (int)i;
+		else if (sl->refs == 0 &&
+			 (victim < 0 || (c->slots[victim].idx && sl->last_use < c->slots[victim].last_use)))
+			victim = (int)i;
+	}
+	if (victim < 0) {
+		pthread_mutex_unlock(&c->lock);
+		h->idx = idx;
+		h->slot = -1;
+		return;
+	}
+	struct symz_slot *sl = &c->slots[victim];
+	struct symz_index *old = sl->idx;
+	snprintf(sl->build_id, sizeof(sl->build_id), "%s", build_id);
+	sl->idx = idx;
+	sl->refs = 1;
+	sl->last_use = ++c->tick;
+	h->idx = idx;
+	h->slot = victim;
+	pthread_mutex_unlock(&c->lock);
+	symz_index_free(old);
+}
+
+static void cache_release(struct symz_cache *c, struct symz_handle *h)
+{
+	if (h->slot < 0) {
+		symz_index_free(h->idx);
+	} else {
+		pthread_mutex_lock(&c->lock);
+		c->slots[h->slot].refs--;
+		pthread_mutex_unlock(&c->lock);
+	}
+	h->idx = NULL;
+}
+
+/* --- obtaining an index --- */
+
+static const char *symz_version(void)
+{
+#define STR2(x) #x
+#define STR(x) STR2(x)
+	return "v" STR(SYMZ_VERSION);
+}
+
+/* The stored index, mapped.  Returns 1, 0 when none is stored, -errno. */
+static int open_stored(struct server *s, const char *build_id, struct symz_index **out)
+{
+	struct artifact cands[MAX_CANDIDATES];
+	struct err e = { { 0 } };
+	int n = store_lookup(s->store, build_id, ART_SYMZ, symz_version(), cands, MAX_CANDIDATES, &e);
+	for (int i = 0; i < n; i++) {
+		int fd;
+		struct stat st;
+		if (store_open_artifact(s->store, &cands[i], &fd, &st, &e) < 0)
+			continue;
+		close(fd);
+		if (symz_index_open(cands[i].path, out, &e) == 0) {
+			s->symz_loads++;
+			return 1;
+		}
+		log_warn("msg=\"stored index %s unreadable: %s\"", build_id, e.msg);
+	}
+	return n < 0 ? n : 0;
+}
+
+/* The best local candidate of `kind` for build_id, opened as an ELF. */
+static bool open_local(struct server *s, const char *build_id, enum artifact_kind kind,
+		       struct artifact *a, struct elf_object *o)
+{
+	struct artifact cands[MAX_CANDIDATES];
+	struct err e = { { 0 } };
+	int n = store_lookup(s->store, build_id, kind, "", cands, MAX_CANDIDATES, &e);
+	for (int i = 0; i < n; i++) {
+		int fd;
+		struct stat st;
+		if (store_open_artifact(s->store, &cands[i], &fd, &st, &e) < 0)
+			continue;
+		close(fd);
+		if (elf_object_open(o, cands[i].path, &e) < 0)
+			continue;
+		*a = cands[i];
+		return true;
+	}
+	return false;
+}
+
+/* Local, else from an upstream (r->build_id is switched for the fetch). */
+static bool obtain_elf(struct request *r, const char *build_id, enum artifact_kind kind,
+		       struct artifact *a, struct elf_object *o, bool *transient)
+{
+	if (open_local(r->srv, build_id, kind, a, o))
+		return true;
+	char saved[BUILD_ID_HEX_MAX];
+	memcpy(saved, r->build_id, sizeof(saved));
+	snprintf(r->build_id, sizeof(r->build_id), "%s", build_id);
+	bool ok = false;
+	if (may_federate(r, kind, "")) {
+		struct err e = { { 0 } };
+		int rc = upstream_fetch(r, kind, "", &e);
+		if (rc == -EAGAIN)
+			*transient = true;
+		ok = rc == 1 && open_local(r->srv, build_id, kind, a, o);
+	}
+	memcpy(r->build_id, saved, sizeof(saved));
+	return ok;
+}
+
+/* The dwz supplementary file named by the debuginfo's .gnu_debugaltlink:
+ * "path\0" followed by the supplementary file's build-ID. */
+static bool obtain_alt(struct request *r, struct elf_object *debug, struct artifact *a,
+		       struct elf_object *o, bool *transient, char *alt_id)
+{
+	struct section sec;
+	struct err e = { { 0 } };
+	alt_id[0] = 0;
+	if (elf_object_section(debug, ".gnu_debugaltlink", &sec, &e) < 0 || !sec.found)
+		return false;
+	const uint8_t *nul = memchr(sec.data, 0, sec.size);
+	size_t id_len = nul ? sec.size - (size_t)(nul + 1 - sec.data) : 0;
+	if (id_len >= 2 && id_len <= BUILD_ID_MAX)
+		build_id_to_hex(nul + 1, id_len, alt_id);
+	section_free(&sec);
+	return alt_id[0] && obtain_elf(r, alt_id, ART_DEBUGINFO, a, o, transient);
+}
+
+/* Build and store the index for build_id.  1 built, 0 nothing to build
+ * from, -EAGAIN transient upstream trouble, other -errno (logged). */
+static int build_index(struct request *r, const char *build_id)
+{
+	struct server *s = r->srv;
+	struct artifact dbg_a, exe_a, alt_a;
+	struct elf_object dbg, exe, alt;
+	bool transient = false;
+	bool have_dbg = obtain_elf(r, build_id, ART_DEBUGINFO, &dbg_a, &dbg, &transient);
+	/* The executable adds its .symtab/.dynsym; fetched only when it is
+	 * all there is. */
+	bool have_exe = open_local(s, build_id, ART_EXECUTABLE, &exe_a, &exe);
+	if (!have_dbg && !have_exe)
+		have_exe = obtain_elf(r, build_id, ART_EXECUTABLE, &exe_a, &exe, &transient);
+	if (!have_dbg && !have_exe)
+		return transient ? -EAGAIN : 0;
+	if (have_dbg && have_exe && strcmp(dbg_a.path, exe_a.path) == 0) {
+		elf_object_close(&exe); /* an unstripped file serves as both */
+		have_exe = false;
+	}
+	char alt_id[BUILD_ID_HEX_MAX];
+	bool have_alt = have_dbg && obtain_alt(r, &dbg, &alt_a, &alt, &transient, alt_id);
+	struct elf_object *main_obj = have_exe ? &exe : &dbg;
+	struct elf_object *debug_obj = have_exe && have_dbg ? &dbg : NULL;
+	struct symz_build_options opt = { .no_search = true };
+	struct symz_index *idx = NULL;
+	struct err e = { { 0 } };
+	int rc = symz_index_build_mem(main_obj->image, main_obj->image_size,
+				      debug_obj ? debug_obj->image : NULL,
+				      debug_obj ? debug_obj->image_size : 0,
+				      have_alt ? alt.image : NULL, have_alt ? alt.image_size : 0,
+				      &opt, &idx, &e);
+	if (rc < 0 && alt_id[0] && !have_alt)
+		log_warn("msg=\"index %s: dwz supplementary file %s not found\"", build_id, alt_id);
+	if (rc == 0) {
+		size_t size;
+		const void *data = symz_index_data(idx, &size);
+		struct artifact a = { 0 };
+		snprintf(a.build_id, sizeof(a.build_id), "%s", build_id);
+		a.kind = ART_SYMZ;
+		snprintf(a.name, sizeof(a.name), "%s", symz_version());
+		a.origin = ORIGIN_DERIVED;
+		a.quality = 1;
+		snprintf(a.file, sizeof(a.file), "%.*s.symz", (int)sizeof(a.file) - 8,
+			 have_dbg ? dbg_a.file : exe_a.file);
+		rc = store_put_mem(s->store, data, size, &a, &e);
+		symz_index_free(idx);
+		if (rc == 0) {
+			s->symz_builds++;
+			rc = 1;
+		}
+	}
+	if (rc < 0) {
+		s->symz_build_failures++;
+		log_warn("msg=\"index %s: %s\"", build_id, e.msg);
+	}
+	if (have_alt)
+		elf_object_close(&alt);
+	if (have_exe)
+		elf_object_close(&exe);
+	if (have_dbg)
+		elf_object_close(&dbg);
+	return rc;
+}
+
+/* Hold the open index of build_id: 1, or 0 / -EAGAIN / -errno as above. */
+static int acquire(struct request *r, const char *build_id, struct symz_handle *h)
+{
+	struct server *s = r->srv;
+	if (cache_get(s->symz_cache, build_id, h)) {
+		s->symz_cache_hits++;
+		return 1;
+	}
+	char key[sizeof(((struct flight *)0)->key)];
+	snprintf(key, sizeof(key), "symz/%s", build_id);
+	struct flight *f;
+	int result;
+	if (flight_begin(s, key, &f, &result)) {
+		struct symz_index *idx = NULL;
+		result = open_stored(s, build_id, &idx);
+		if (result == 0) {
+			result = build_index(r, build_id);
+			if (result == 1)
+				result = open_stored(s, build_id, &idx);
+			if (result == 0)
+				result = 0;
+		}
+		if (result == 1)
+			cache_put(s->symz_cache, build_id, idx, h);
+		flight_finish(s, f, result);
+		return result;
+	}
+	if (result != 1)
+		return result;
+	/* The leader put it in the cache; it may have been evicted since. */
+	if (cache_get(s->symz_cache, build_id, h))
+		return 1;
+	struct symz_index *idx;
+	int rc = open_stored(s, build_id, &idx);
+	if (rc == 1)
+		cache_put(s->symz_cache, build_id, idx, h);
+	return rc;
+}
+
+/* --- the response --- */
+
+struct out {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
+
+static void out_mem(struct out *o, const char *p, size_t n)
+{
+	if (o->failed)
+		return;
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+		while (cap < o->len + n)
+			cap *= 2;
+		char *nb = realloc(o->buf, cap);
+		if (!nb) {
+			o->failed = true;
+			return;
+		}
+		o->buf = nb;
+		o->cap = cap;
+	}
+	memcpy(o->buf + o->len, p, n);
+	o->len += n;
+}
+
+static void out_str(struct out *o, const char *s)
+{
+	out_mem(o, s, strlen(s));
+}
+
+/* One number with a short fixed text around it. */
+static void out_fmt(struct out *o, const char *fmt, uint64_t v)
+{
+	char tmp[64];
+	int n = snprintf(tmp, sizeof(tmp), fmt, v);
+	out_mem(o, tmp, (size_t)n);
+}
+
+static void out_json_str(struct out *o, const char *s)
+{
+	if (!s) {
+		out_mem(o, "null", 4);
+		return;
+	}
+	out_mem(o, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		out_mem(o, run, (size_t)(s - run));
+		char esc[8];
+		if (c == '"' || c == '\\')
+			snprintf(esc, sizeof(esc), "\\%c", c);
+		else
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+		out_str(o, esc);
+		run = s + 1;
+	}
+	out_mem(o, run, (size_t)(s - run));
+	out_mem(o, "\"", 1);
+}
+
+/* The frame objects of `symbolize --json` (docs/symbolizer.md). */
+static void out_frames(struct out *o, const struct symz_frame *fr, size_t n)
+{
+	out_str(o, "[");
+	for (size_t i = 0; i < n; i++) {
+		out_str(o, i ? ",{\"function\":" : "{\"function\":");
+		out_json_str(o, fr[i].function);
+		out_str(o, ",\"file\":");
+		out_json_str(o, fr[i].file);
+		if (fr[i].line)
+			out_fmt(o, ",\"line\":%" PRIu64, fr[i].line);
+		else
+			out_str(o, ",\"line\":null");
+		if (fr[i].column)
+			out_fmt(o, ",\"column\":%" PRIu64, fr[i].column);
+		else
+			out_str(o, ",\"column\":null");
+		out_str(o, fr[i].inlined ? ",\"inlined\":true}" : ",\"inlined\":false}");
+	}
+	out_str(o, "]");
+}
+
+static const char *error_text(int rc)
+{
+	if (rc == 0)
+		return "no debuginfo";
+	if (rc == -EAGAIN)
+		return "upstream unavailable, retry later";
+	return "cannot build the symbolization index";
+}
+
+struct symbolize_job {
+	struct symbolize_batch batch;
+	struct out out;
+};
+
+static void job_free(void *p)
+{
+	struct symbolize_job *j = p;
+	symbolize_batch_free(&j->batch);
+	free(j->out.buf);
+	free(j);
+}
+
+/* Runs on a worker thread with the connection suspended. */
+static int symbolize_work(struct request *r)
+{
+	struct symbolize_job *j = r->job;
+	struct out *o = &j->out;
+	struct symz_frame frames[MAX_FRAMES];
+	out_str(o, "{\"results\":[");
+	for (size_t i = 0; i < j->batch.n_entries; i++) {
+		const struct symbolize_entry *en = &j->batch.entries[i];
+		out_str(o, i ? ",{\"build_id\":\"" : "{\"build_id\":\"");
+		out_str(o, en->build_id);
+		out_str(o, "\"");
+		struct symz_handle h = { 0 };
+		int rc = acquire(r, en->build_id, &h);
+		if (rc != 1) {
+			out_str(o, ",\"error\":");
+			out_json_str(o, error_text(rc));
+			out_str(o, "}");
+			continue;
+		}
+		out_str(o, ",\"addresses\":[");
+		for (size_t k = 0; k < en->count && !o->failed; k++) {
+			uint64_t addr = j->batch.addrs[en->first + k];
+			size_t n = symz_lookup(h.idx, addr, en->kind, frames, MAX_FRAMES);
+			if (n > MAX_FRAMES)
+				n = MAX_FRAMES;
+			if (!en->inlines && n > 1)
+				n = 1;
+			out_str(o, k ? ",{\"address\":" : "{\"address\":");
+			out_fmt(o, "\"0x%" PRIx64 "\",\"frames\":", addr);
+			out_frames(o, frames, n);
+			out_str(o, "}");
+		}
+		r->srv->symz_addresses += en->count;
+		cache_release(r->srv->symz_cache, &h);
+		out_str(o, "]}");
+	}
+	out_str(o, "]}\n");
+	return o->failed ? -ENOMEM : 0;
+}
+
+enum MHD_Result handle_symbolize(struct request *r)
+{
+	struct symbolize_job *j = r->job;
+	if (r->slow_state == 2) {
+		if (r->slow_result < 0)
+			return respond_text(r, 503, "out of memory\n");
+		char *body = j->out.buf;
+		size_t len = j->out.len;
+		j->out.buf = NULL;
+		return respond_compressible(r, 200, "application/json", body, len);
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return MHD_NO;
+	r->job = j;
+	r->job_free = job_free;
+	struct symbolize_limits lim = {
+		.max_requests = 10000,
+		.max_addresses = r->srv->cfg.symbolize_max_addresses,
+	};
+	char msg[256];
+	int rc = symbolize_parse(r->body.data ? r->body.data : "", r->body.len, &lim, &j->batch,
+				 msg, sizeof(msg));
+	if (rc == -E2BIG)
+		return respond_text(r, 413, "%s\n", msg);
+	if (rc < 0)
+		return respond_text(r, 400, "%s\n", msg);
+	copy_forwarding(r);
+	return run_slow(r, symbolize_work);
+}
