@@ -463,9 +463,16 @@ static int build(struct builder *b, struct fde *fdes, size_t n, struct err *e)
 	for (size_t i = 0; i < n; i++) {
 		const struct fde *f = &fdes[i];
 		uint64_t start = f->start;
+		uint64_t overlapped_end = 0;
 		if (b->entries.len && start < b->covered_end) {
-			/* Overlapping FDEs (rare; hand-written or broken
-			 * CFI): the later-starting one wins from its start. */
+			/* Overlapping FDEs (hand-written or broken CFI; none
+			 * on a Debian system): the later-starting one wins from
+			 * its start, and what remains of the earlier one after
+			 * it is marked UNSUPPORTED rather than guessed. */
+			while (b->entries.len &&
+			       VEC_AT(&b->entries, struct entry, b->entries.len - 1).pc >= start)
+				b->entries.len--;
+			overlapped_end = b->covered_end;
 		} else if (b->entries.len && start > b->covered_end &&
 			   (b->fde_gaps++, !is_padding(b, b->covered_end, start))) {
 			struct unwind_rule end = {.cfa_type = UNWIND_CFA_END};
@@ -482,6 +489,11 @@ static int build(struct builder *b, struct fde *fdes, size_t n, struct err *e)
 			return err_set(e, -rc, "FDE for 0x%llx..0x%llx (%s): %s",
 				       (unsigned long long)f->start, (unsigned long long)f->end,
 				       f->from_debug_frame ? ".debug_frame" : ".eh_frame", msg);
+		}
+		if (overlapped_end > f->end) {
+			struct unwind_rule rest = unsupported(UNWIND_UNSUP_OVERLAP);
+			if ((rc = emit(b, f->end, &rest)))
+				return rc;
 		}
 		if (f->end > b->covered_end || start >= b->covered_end)
 			b->covered_end = f->end;

@@ -18,7 +18,7 @@ $(BIN)/unwind-compile: $(OBJ)/unwind-compiler/main.o $(UNWIND_LIB) $(COMMON_LIB)
 # Fixtures: programs with known CFI shapes (tests/fixtures/unwind/).
 UNWIND_FIX := $(BUILD)/fixtures/unwind
 FIXTURES   += $(UNWIND_FIX)/deep-O2 $(UNWIND_FIX)/deep-O3 $(UNWIND_FIX)/deep-fp \
-              $(UNWIND_FIX)/odd-cfi $(UNWIND_FIX)/debug-frame-only $(UNWIND_FIX)/deep-pie-now
+              $(UNWIND_FIX)/odd-cfi $(UNWIND_FIX)/overlap-cfi $(UNWIND_FIX)/debug-frame-only $(UNWIND_FIX)/deep-pie-now
 
 $(UNWIND_FIX)/deep-O2: tests/fixtures/unwind/deep.c
 	@mkdir -p $(@D)
@@ -35,6 +35,9 @@ $(UNWIND_FIX)/deep-pie-now: tests/fixtures/unwind/deep.c
 $(UNWIND_FIX)/odd-cfi: tests/fixtures/unwind/odd_cfi.S tests/fixtures/unwind/main_asm.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -o $@ $^
+$(UNWIND_FIX)/overlap-cfi: tests/fixtures/unwind/overlap_cfi.S tests/fixtures/unwind/main_asm.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wl,--no-eh-frame-hdr -o $@ $^
 # .debug_frame only: no unwind tables, CFI for the debugger.
 $(UNWIND_FIX)/debug-frame-only: tests/fixtures/unwind/deep.c
 	@mkdir -p $(@D)

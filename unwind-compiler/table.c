@@ -165,6 +165,7 @@ static const char *unsupported_reason(unsigned why)
 	case UNWIND_UNSUP_RSP_RULE: return "rsp-rule";
 	case UNWIND_UNSUP_RANGE: return "offset-range";
 	case UNWIND_UNSUP_SIGNAL: return "signal-layout";
+	case UNWIND_UNSUP_OVERLAP: return "overlapping-fde";
 	default: return "unknown";
 	}
 }

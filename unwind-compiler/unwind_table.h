@@ -109,6 +109,7 @@ enum unwind_unsupported_reason {
 	UNWIND_UNSUP_RSP_RULE = 4,   /* caller's RSP is not the CFA */
 	UNWIND_UNSUP_RANGE = 5,      /* an offset that does not fit its field */
 	UNWIND_UNSUP_SIGNAL = 6,     /* signal frame whose CFI disagrees with the kernel's layout */
+	UNWIND_UNSUP_OVERLAP = 7,    /* the rest of an FDE that another FDE overlaps */
 };
 
 /* One deduplicated unwinding rule.  12 bytes; a few hundred per object.

@@ -91,6 +91,18 @@ for pat in 'CFA=R13\+100016: RBP=\[CFA-16\]: RIP=\[CFA-8\]' 'CFA=PLT\(RSP\+8,11\
 	   'UNSUPPORTED\(ra-rule\)'; do
 	if grep -Eq ": $pat\$" "$SCRATCH/odd.dump"; then ok "odd-cfi row $pat"; else fail "odd-cfi row $pat" "missing"; fi
 done
+# Overlapping FDEs (hand-written): the nested one wins, the rest of the
+# outer one is refused, not guessed.  (libdw and llvm-dwarfdump cannot serve
+# as oracles here: libdw finds no row next to overlapping FDEs, llvm lists
+# both.)
+OV="$FIXTURES/unwind/overlap-cfi"
+"$U" --dump "$OV" >"$SCRATCH/odd.dump"
+o=$(( 0x$(nm "$OV" | awk '$3 == "outer_fde" {print $1}') ))
+expect_row "overlap: outer entry" "$(printf 0x%x $o)" "CFA=RSP+8: RIP=[CFA-8]"
+expect_row "overlap: nested FDE wins" "$(printf 0x%x $((o + 2)))" "CFA=RSP+32: RIP=[CFA-8]"
+expect_row "overlap: rest of the outer FDE" "$(printf 0x%x $((o + 5)))" "UNSUPPORTED(overlapping-fde)"
+expect_row "overlap: end" "$(printf 0x%x $((o + 9)))" "END"
+
 # Alignment padding costs no entry: every END shorter than 16 bytes covers
 # real code, by objdump's reading of the bytes (glibc's __clone has such a
 # hole in its CFI; NOP padding never gets an END).
