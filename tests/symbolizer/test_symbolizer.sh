@@ -32,6 +32,27 @@ else
 	fi
 fi
 
+# dwz on Debian debug packages (docs/symbolizer.md "dwz on Debian's binutils"):
+# libbfd (libbinutils-dbg) and as (binutils-x86-64-linux-gnu-dbg), both GCC LTO
+# and dwz-compressed.  Each oracle is asserted on the classes the DIEs show it right.
+dwz_compare() { # NAME BINARY PACKAGE
+	local id dbg
+	if ! command -v llvm-symbolizer-14 >/dev/null || ! command -v eu-addr2line >/dev/null; then
+		skip "compare_dwz $1" "llvm-symbolizer-14 or eu-addr2line not installed"; return
+	fi
+	id=$(readelf -n "$2" 2>/dev/null | awk '/Build ID/ {print $3}')
+	dbg=/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
+	if [[ -z $id || ! -r $dbg ]]; then
+		skip "compare_dwz $1" "no debug file for $2 (package $3)"; return
+	fi
+	if ! readelf -SW "$dbg" 2>/dev/null | grep -q gnu_debugaltlink; then
+		fail "compare_dwz $1" "$dbg has no .gnu_debugaltlink (not dwz-compressed)"; return
+	fi
+	python3 "$TOP/tests/symbolizer/compare_dwz.py" "$S" "$2" "$dbg" --n 10000 --show 1
+}
+dwz_compare libbfd "$(ls /usr/lib/x86_64-linux-gnu/libbfd-*.so 2>/dev/null | head -1)" libbinutils-dbg
+dwz_compare as /usr/bin/x86_64-linux-gnu-as binutils-x86-64-linux-gnu-dbg
+
 # zstd: byte-identical output before and after recompression.
 seq 4096 4 12288 | awk '{printf "0x%x\n", $1}' > "$SCRATCH/addrs"
 $S --no-cache -e "$FX/c-O3-dw5" --json --inlines < "$SCRATCH/addrs" > "$SCRATCH/plain.json"
