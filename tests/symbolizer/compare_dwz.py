@@ -17,22 +17,14 @@ that the DIEs show right for that class:
     inlined_subroutines, never invents them), and wherever the depths agree,
     identical frames: >= --min-eu-depth %.
 Prints one summary line per oracle (`ok`/`FAIL` protocol) and the classes."""
-import json, random, re, subprocess, sys
+import json, os, random, re, subprocess, sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare_llvm  # noqa: E402  (shared address sampling)
 
 def sized_funcs(obj):
-    out = subprocess.run(["readelf", "-sW", obj], capture_output=True, text=True, check=True).stdout
-    syms = set()
-    for line in out.splitlines():
-        f = line.split()
-        if len(f) < 8 or f[3] not in ("FUNC", "IFUNC") or f[6] == "UND":
-            continue
-        try:
-            val, size = int(f[1], 16), int(f[2], 0)
-        except ValueError:
-            continue
-        if size > 0 and val > 0:
-            syms.add((val, size))
-    return sorted(syms)
+    return compare_llvm.funcs(obj)[0]
 
 def frame(func, file, line, col):
     return (func if func and func != "??" else None, file or None, line or None, col or None)

@@ -185,4 +185,5 @@ def main():
     print(f"FAIL {name}: {msg} < {opts['threshold']}%")
     return 1
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
