@@ -144,6 +144,13 @@ struct code_range {
 	uint64_t lo, hi;
 };
 
+/* An ELF function symbol (from the debug file's .symtab, else the object's). */
+struct sym {
+	uint64_t addr, size;
+	const char *name; /* owned by libelf, valid while the ELF is open */
+	int rank;         /* aliases at one address: lowest rank first */
+};
+
 struct builder {
 	struct strtab strs;
 	struct vec files;      /* uint32_t string offsets */
@@ -156,6 +163,8 @@ struct builder {
 	struct vec rows;       /* struct row */
 	struct code_range *code; /* executable sections: ranges outside are dead code */
 	size_t ncode;
+	struct sym *syms;        /* function symbols, by address then rank */
+	size_t nsyms;
 	uint32_t order;
 	bool oom;
 	struct symz_stats *stats;
@@ -331,15 +340,82 @@ static uint32_t cu_file(struct builder *b, struct cu_ctx *cu, Dwarf_Word idx)
 	return cu->file_map[idx];
 }
 
-static void die_name(struct builder *b, Dwarf_Die *die, uint32_t *name, uint32_t *linkage)
+/* Does the demangled C++ name `dem` name the function DW_AT_name `dwname`
+ * ("__adjust_heap<…>", "operator()<…>")?  Its unqualified name must appear
+ * as a component: after the start, a space or "::", before '<' or '('. */
+static bool demangled_names(const char *dem, const char *dwname)
+{
+	size_t n = strncmp(dwname, "operator", 8) == 0 ? 8 : strcspn(dwname, "<(");
+	if (n == 0)
+		return false;
+	for (const char *p = dem; *p; p++) {
+		if (strncmp(p, dwname, n) != 0)
+			continue;
+		bool start = p == dem || p[-1] == ' ' || p[-1] == ':' || p[-1] == '~';
+		if (start && (n == 8 || p[n] == '<' || p[n] == '('))
+			return true;
+	}
+	return false;
+}
+
+/* GCC omits DW_AT_linkage_name on some template instantiations (std::sort's
+ * helpers with a lambda argument): the DIE has only the short DW_AT_name.
+ * The mangled name is the ELF symbol at the function's entry address, which
+ * is also what llvm-symbolizer shows for the outermost frame. */
+static const char *entry_symbol(const struct builder *b, uint64_t entry, const char *dwname)
+{
+	size_t lo = 0, hi = b->nsyms;
+	if (!dwname || !entry)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (b->syms[mid].addr < entry)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < b->nsyms && b->syms[lo].addr == entry; lo++) {
+		const char *name = b->syms[lo].name;
+		if (name[0] != '_' || name[1] != 'Z')
+			continue;
+		char *dem = symz_demangle(name);
+		bool match = dem && demangled_names(dem, dwname);
+		free(dem);
+		if (match)
+			return name;
+	}
+	return NULL;
+}
+
+/* Lowest address of a DIE's code: DW_AT_low_pc, else its first range. */
+static uint64_t die_start(Dwarf_Die *die)
+{
+	Dwarf_Addr low, base, hi;
+	if (dwarf_lowpc(die, &low) == 0)
+		return low;
+	if (dwarf_ranges(die, 0, &base, &low, &hi) > 0)
+		return low;
+	return 0;
+}
+
+/* Names of a subprogram or inlined_subroutine DIE.  A function (not an
+ * inlined instance) without a linkage name takes its ELF entry symbol's. */
+static void die_name(struct builder *b, Dwarf_Die *die, bool inlined, uint32_t *name,
+		     uint32_t *linkage)
 {
 	Dwarf_Attribute a;
 	const char *link = NULL;
 	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &a) ||
 	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a))
 		link = dwarf_formstring(&a);
-	if (!link)
+	if (!link) {
 		link = dwarf_diename(die);
+		const char *sym = inlined ? NULL : entry_symbol(b, die_start(die), link);
+		if (sym) {
+			intern_name(b, sym, true, name, linkage);
+			return;
+		}
+	}
 	intern_name(b, link, false, name, linkage);
 }
 
@@ -389,7 +465,7 @@ static void walk(struct builder *b, struct cu_ctx *cu, Dwarf_Die *die, uint32_t 
 			if (inl && parent == SYMZ_NONE)
 				break; /* inlined into nothing: malformed */
 			struct symz_node n = {0};
-			die_name(b, &child, &n.name, &n.linkage);
+			die_name(b, &child, inl, &n.name, &n.linkage);
 			n.parent = inl ? parent : SYMZ_NONE;
 			n.call_file = SYMZ_NONE;
 			if (inl) {
@@ -546,11 +622,6 @@ static int add_dwarf(struct builder *b, Dwarf *dw, struct err *e)
 }
 
 /* ---- ELF symbol table (fallback where DWARF has no function) ---- */
-struct sym {
-	uint64_t addr, size;
-	const char *name;
-	int rank;
-};
 
 static int sym_rank(const GElf_Sym *s, const char *name)
 {
@@ -573,7 +644,8 @@ static int cmp_sym(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static int add_symtab(struct builder *b, Elf *elf, struct err *e)
+/* Function symbols of elf's .symtab (else .dynsym) into b->syms, sorted. */
+static int collect_syms(struct builder *b, Elf *elf)
 {
 	Elf_Scn *scn = NULL, *use = NULL;
 	GElf_Shdr sh, use_sh = {0};
@@ -593,7 +665,7 @@ static int add_symtab(struct builder *b, Elf *elf, struct err *e)
 	size_t n = d->d_size / use_sh.sh_entsize;
 	struct sym *syms = calloc(n ? n : 1, sizeof(*syms));
 	if (!syms)
-		return err_set(e, ENOMEM, "out of memory");
+		return -ENOMEM;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		GElf_Sym s;
@@ -617,23 +689,31 @@ static int add_symtab(struct builder *b, Elf *elf, struct err *e)
 	}
 	if (k)
 		qsort(syms, k, sizeof(*syms), cmp_sym);
-	for (size_t i = 0; i < k && !b->oom; i++) {
-		if (i && syms[i].addr == syms[i - 1].addr)
+	free(b->syms);
+	b->syms = syms;
+	b->nsyms = k;
+	return 0;
+}
+
+static int add_symtab(struct builder *b, struct err *e)
+{
+	for (size_t i = 0; i < b->nsyms && !b->oom; i++) {
+		const struct sym *s = &b->syms[i];
+		if (i && s->addr == b->syms[i - 1].addr)
 			continue; /* an alias: the best-ranked one came first */
 		struct symz_node nd = {0};
 		nd.parent = SYMZ_NONE;
 		nd.call_file = SYMZ_NONE;
 		nd.flags = SYMZ_N_SYMTAB;
-		nd.entry = syms[i].addr;
-		intern_name(b, syms[i].name, true, &nd.name, &nd.linkage);
+		nd.entry = s->addr;
+		intern_name(b, s->name, true, &nd.name, &nd.linkage);
 		uint32_t id = add_node(b, &nd);
 		if (id == SYMZ_NONE)
 			break;
 		/* A sizeless symbol answers only for its own address. */
-		add_range(b, syms[i].addr, syms[i].addr + (syms[i].size ? syms[i].size : 1), id, 0);
+		add_range(b, s->addr, s->addr + (s->size ? s->size : 1), id, 0);
 		b->stats->symbols++;
 	}
-	free(syms);
 	if (b->oom)
 		return err_set(e, ENOMEM, "out of memory");
 	return 0;
@@ -896,6 +976,7 @@ static void builder_free(struct builder *b)
 	vec_free(&b->ranges);
 	vec_free(&b->rows);
 	free(b->code);
+	free(b->syms);
 }
 
 /* Executable sections of the object (section headers survive in debug files
@@ -949,6 +1030,12 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 		r = err_set(e, ENOMEM, "out of memory");
 		goto out;
 	}
+	/* Symbols: the debug file's full .symtab if there is one, else the object's. */
+	if ((dbg && dbg != obj && collect_syms(&b, dbg->elf)) ||
+	    (b.nsyms == 0 && collect_syms(&b, obj->elf))) {
+		r = err_set(e, ENOMEM, "out of memory");
+		goto out;
+	}
 	if (dbg) {
 		dw = dwarf_begin_elf(dbg->elf, DWARF_C_READ, NULL);
 		if (!dw) {
@@ -970,12 +1057,7 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 			goto out;
 		flags |= SYMZ_F_HAS_DWARF;
 	}
-	/* Symbols: the debug file's full .symtab if there is one, else the object's. */
-	size_t before = b.ranges.len;
-	if (dbg && dbg != obj)
-		r = add_symtab(&b, dbg->elf, e);
-	if (!r && b.ranges.len == before + 0 && stats->symbols == 0)
-		r = add_symtab(&b, obj->elf, e);
+	r = add_symtab(&b, e);
 	if (r)
 		goto out;
 	if (stats->symbols)
