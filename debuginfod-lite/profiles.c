@@ -796,17 +796,13 @@ static void *worker_main(void *arg)
 	snprintf(r.user_agent, sizeof(r.user_agent), "debuginfod-lite profile worker");
 	snprintf(r.peer, sizeof(r.peer), "127.0.0.1");
 	uint64_t next_retry = now_ns() + (uint64_t)s->cfg.profile_retry_s * 1000000000;
-	uint64_t next_retention = 0;
 	for (;;) {
 		handle_pending(s);
 		if (s->cfg.profile_retry_s && now_ns() >= next_retry) {
 			retry_missing(s, &r);
 			next_retry = now_ns() + (uint64_t)s->cfg.profile_retry_s * 1000000000;
 		}
-		if (now_ns() >= next_retention) {
-			enforce_retention(s);
-			next_retention = now_ns() + 60ull * 1000000000;
-		}
+		enforce_retention(s); /* two small queries when nothing is due */
 		struct profile_row *rows = NULL;
 		size_t n = 0;
 		if (next_batch(s, &rows, &n) == 0 && n) {
