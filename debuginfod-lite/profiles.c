@@ -229,6 +229,22 @@ int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, 
 	return rc;
 }
 
+bool perf_map_known(struct server *s, const char *sha)
+{
+	struct profiles *ps = s->profiles;
+	bool known = false;
+	sqlite3_stmt *q;
+	pthread_mutex_lock(&ps->db_lock);
+	if (sqlite3_prepare_v2(ps->db, "SELECT 1 FROM perf_maps WHERE sha256=?1", -1, &q, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(q, 1, sha, -1, SQLITE_STATIC);
+		known = sqlite3_step(q) == SQLITE_ROW;
+		sqlite3_finalize(q);
+	}
+	pthread_mutex_unlock(&ps->db_lock);
+	return known;
+}
+
 /* ---- querying ---- */
 
 static void row_read(sqlite3_stmt *q, struct profile_row *r)

@@ -330,8 +330,10 @@ enum MHD_Result handle_profiles_post(struct request *r)
 	vec_init(&j->meta.refs, REF_MAX);
 	struct header_walk w = { .m = &j->meta };
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, header_label, &w);
-	if (w.bad[0])
+	if (w.bad[0]) {
+		r->srv->profiles_rejected++;
 		return respond_text(r, 400, "%s\n", w.bad);
+	}
 	return run_slow(r, post_work);
 }
 
@@ -632,7 +634,7 @@ enum MHD_Result handle_perf_map_get(struct request *r)
 	uint8_t *data;
 	size_t size;
 	struct err e = { { 0 } };
-	if (profile_blob_read(r->srv, low, &data, &size, &e) < 0)
+	if (!perf_map_known(r->srv, low) || profile_blob_read(r->srv, low, &data, &size, &e) < 0)
 		return respond_text(r, 404, "no such perf map\n");
 	return respond_compressible(r, 200, "text/plain", data, size);
 }

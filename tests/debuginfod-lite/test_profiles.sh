@@ -185,7 +185,9 @@ out=$(curl -s -w ' %{http_code}' "${AUTH[@]}" --data-binary @"$SCRATCH/perf.map"
 SHA=$(sha256sum "$SCRATCH/perf.map" | cut -d' ' -f1)
 [[ ${out##* } == 201 && $out == *"\"mapping\":\"perf-map:$SHA\""* ]] && ok profiles_perf_map_post ||
 	fail profiles_perf_map_post "$out"
-[[ $(http_code "$S_URL/perf-maps/$SHA") == 200 ]] && ok profiles_perf_map_get || fail profiles_perf_map_get "not served"
+RAW=$(sha256sum "$SCRATCH/p1.pb.gz" | cut -d' ' -f1)
+[[ $(http_code "$S_URL/perf-maps/$SHA") == 200 && $(curl -s "$S_URL/perf-maps/$SHA" | sha256sum | cut -d' ' -f1) == "$SHA" &&
+   $(http_code "$S_URL/perf-maps/$RAW") == 404 ]] && ok profiles_perf_map_get || fail profiles_perf_map_get "not served, or a profile served as a map"
 printf '2:7f0000001010 2:7f0000002020 = 3\n' | "$TOOL" make "$SCRATCH/jit.pb.gz" --time 1700000300000000000 \
 	--label host=jit --mapping "$ID" /opt/app/crash --mapping "" "perf-map:$SHA"
 curl -s -o /dev/null "${AUTH[@]}" --data-binary @"$SCRATCH/jit.pb.gz" "$S_URL/profiles"
@@ -221,6 +223,8 @@ code=$(http_code -H 'Authorization: Bearer nope' --data-binary @"$SCRATCH/p2.pb.
 code=$(http_code "${AUTH[@]}" -H 'X-Profile-Label: novalue' --data-binary @"$SCRATCH/p2.pb.gz" "$S_URL/profiles")
 [[ $code == 400 ]] && ok profiles_bad_label_header || fail profiles_bad_label_header "HTTP $code"
 [[ $(count) == "$n0" ]] && ok profiles_hostile_nothing_stored || fail profiles_hostile_nothing_stored "$n0 -> $(count)"
+m=$(metric "$S_URL" profiles_rejected_total); s=$(metric "$S_URL" profiles_stored_total)
+[[ $m -ge 10 && $s == 4 ]] && ok profiles_metrics || fail profiles_metrics "rejected $m stored $s"
 
 # 6. Restart: profiles and their symbolized copies survive.
 stop_servers
