@@ -407,7 +407,7 @@ void profile_resolver_free(struct profile_resolver *res)
 	free(res);
 }
 
-static bool lower_hex(const char *in, char *out, size_t size, size_t min, size_t max)
+bool profile_lower_hex(const char *in, char *out, size_t size, size_t min, size_t max)
 {
 	size_t n = strlen(in);
 	if (n < min || n > max || n % 2 || n >= size)
@@ -430,7 +430,7 @@ static int resolve_id(void *ctx, const char *build_id, const char *filename,
 	struct profile_resolver *res = ctx;
 	(void)filename;
 	char id[BUILD_ID_HEX_MAX];
-	if (!lower_hex(build_id, id, sizeof(id), 2, 2 * BUILD_ID_MAX))
+	if (!profile_lower_hex(build_id, id, sizeof(id), 2, 2 * BUILD_ID_MAX))
 		return err_set(e, EINVAL, "not a hex build-ID");
 	struct resolved_id *ri = NULL;
 	for (size_t i = 0; i < res->ids.len && !ri; i++)
@@ -512,7 +512,7 @@ static int symbolize_jit(struct profile_resolver *res, struct pprof_profile *p,
 		if (!m || l->line_count || strncmp(fname, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)))
 			continue;
 		char sha[SHA256_HEX_LEN + 1];
-		if (!lower_hex(fname + strlen(PERF_MAP_PREFIX), sha, sizeof(sha), SHA256_HEX_LEN,
+		if (!profile_lower_hex(fname + strlen(PERF_MAP_PREFIX), sha, sizeof(sha), SHA256_HEX_LEN,
 			       SHA256_HEX_LEN))
 			continue;
 		struct symz_jit_map *map = resolve_map(res, sha);
@@ -584,7 +584,7 @@ int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, str
 		return rc;
 	for (size_t i = 0; i < rep.n_missing_ids && rc == 0; i++) {
 		char id[BUILD_ID_HEX_MAX];
-		if (lower_hex(rep.missing_ids[i].build_id, id, sizeof(id), 2, 2 * BUILD_ID_MAX))
+		if (profile_lower_hex(rep.missing_ids[i].build_id, id, sizeof(id), 2, 2 * BUILD_ID_MAX))
 			rc = add_missing(missing, id);
 	}
 	pprof_report_free(&rep);

@@ -78,6 +78,8 @@ int profiles_insert(struct server *s, const void *body, size_t size,
 int profiles_describe(struct server *s, int64_t id, void *json_obj, struct err *e);
 int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, bool *was_new,
 		    struct err *e);
+/* in as lowercase hex into out when it is hex of min..max digits (even). */
+bool profile_lower_hex(const char *in, char *out, size_t size, size_t min, size_t max);
 bool perf_map_known(struct server *s, const char *sha);
 /* Read a blob of the profile area into memory (*data malloc'ed). */
 int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t *size,

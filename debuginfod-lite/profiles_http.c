@@ -17,23 +17,6 @@
 
 #define REF_MAX (BUILD_ID_HEX_MAX + 16)
 
-static enum MHD_Result refuse_early(struct request *r, unsigned status, const char *msg)
-{
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_MUST_COPY);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-	if (status == 401)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-					"Bearer realm=\"debuginfod-lite\"");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	r->status = (int)status;
-	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
 static bool peer_is_loopback(struct request *r)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -58,8 +41,8 @@ enum MHD_Result profiles_begin(struct request *r)
 	struct server *s = r->srv;
 	if (s->n_tokens ? !bearer_authorized(r) : !peer_is_loopback(r)) {
 		s->profiles_rejected++;
-		return s->n_tokens ? refuse_early(r, 401, "missing or wrong bearer token\n")
-				   : refuse_early(r, 403, "profiles are accepted from loopback only"
+		return s->n_tokens ? refuse_before_body(r, 401, "missing or wrong bearer token\n")
+				   : refuse_before_body(r, 403, "profiles are accepted from loopback only"
 							  " (the server has no --token-file)\n");
 	}
 	const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -68,7 +51,7 @@ enum MHD_Result profiles_begin(struct request *r)
 		snprintf(msg, sizeof(msg), "body larger than the limit of %llu bytes\n",
 			 (unsigned long long)s->cfg.profile_max_body);
 		s->profiles_rejected++;
-		return refuse_early(r, 413, msg);
+		return refuse_before_body(r, 413, msg);
 	}
 	return MHD_YES;
 }
@@ -188,14 +171,8 @@ static enum MHD_Result header_label(void *cls, enum MHD_ValueKind kind, const ch
 
 static bool is_hex(const char *s, size_t min, size_t max)
 {
-	size_t n = strlen(s);
-	if (n < min || n > max || n % 2)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-		      (s[i] >= 'A' && s[i] <= 'F')))
-			return false;
-	return true;
+	char low[REF_MAX];
+	return profile_lower_hex(s, low, sizeof(low), min, max);
 }
 
 static int add_ref(struct vec *refs, const char *ref)
@@ -629,8 +606,7 @@ enum MHD_Result handle_perf_map_get(struct request *r)
 	if (!is_hex(sha, SHA256_HEX_LEN, SHA256_HEX_LEN))
 		return respond_text(r, 400, "expected /perf-maps/<sha256>\n");
 	char low[SHA256_HEX_LEN + 1];
-	for (size_t i = 0; i <= SHA256_HEX_LEN; i++)
-		low[i] = (char)((sha[i] >= 'A' && sha[i] <= 'F') ? sha[i] - 'A' + 'a' : sha[i]);
+	profile_lower_hex(sha, low, sizeof(low), SHA256_HEX_LEN, SHA256_HEX_LEN);
 	uint8_t *data;
 	size_t size;
 	struct err e = { { 0 } };

@@ -180,6 +180,8 @@ void flight_finish(struct server *s, struct flight *f, int result);
 const char *request_header(struct request *r, const char *name);
 /* A valid "Authorization: Bearer <token>" from --token-file? */
 bool bearer_authorized(struct request *r);
+/* From a route's begin(): answer now, never read the body, close after. */
+enum MHD_Result refuse_before_body(struct request *r, unsigned status, const char *msg);
 
 /* Handlers (handlers_buildid.c, upload_handler.c, metrics.c). */
 enum MHD_Result handle_buildid(struct request *r);

@@ -37,9 +37,8 @@ bool bearer_authorized(struct request *r)
 	return ok;
 }
 
-static enum MHD_Result refuse(struct request *r, unsigned status, const char *msg)
+enum MHD_Result refuse_before_body(struct request *r, unsigned status, const char *msg)
 {
-	r->srv->uploads_rejected++;
 	struct MHD_Response *resp =
 		MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
@@ -54,6 +53,12 @@ static enum MHD_Result refuse(struct request *r, unsigned status, const char *ms
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result refuse(struct request *r, unsigned status, const char *msg)
+{
+	r->srv->uploads_rejected++;
+	return refuse_before_body(r, status, msg);
 }
 
 enum MHD_Result upload_begin(struct request *r)
