@@ -38,6 +38,11 @@ static void usage(FILE *out)
 		"  --request-deadline S     a request's headers (and /symbolize body) must\n"
 		"                           arrive within S seconds, 0 = no limit (30)\n"
 		"  --no-watch               no inotify on --scan dirs (periodic rescans only)\n"
+		"  --profile-max-size BYTES largest POST /profiles or /perf-maps body (64 MiB)\n"
+		"  --profile-retention-days N  delete profiles stored N days ago, 0 = keep (30)\n"
+		"  --profile-quota-mb N     cap on stored profile bytes, oldest go first (0 = none)\n"
+		"  --profile-quota BYTES    the same in bytes\n"
+		"  --profile-retry S        retry missing build-IDs every S seconds, 0 = never (300)\n"
 		"  --port-file FILE         write the bound port to FILE once listening\n"
 		"  --verbose                log every request\n"
 		"  --help\n");
@@ -63,7 +68,7 @@ int main(int argc, char **argv)
 	const char *port_file = NULL;
 	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
-	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH,
+	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY,
 	       O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
@@ -85,6 +90,11 @@ int main(int argc, char **argv)
 		{ "request-deadline", required_argument, NULL, O_DEADLINE },
 		{ "no-watch", no_argument, NULL, O_NOWATCH },
 		{ "symbolize-max-addresses", required_argument, NULL, O_SYMZ_MAX },
+		{ "profile-max-size", required_argument, NULL, O_PMAX },
+		{ "profile-retention-days", required_argument, NULL, O_PDAYS },
+		{ "profile-quota-mb", required_argument, NULL, O_PQUOTA },
+		{ "profile-quota", required_argument, NULL, O_PQUOTAB },
+		{ "profile-retry", required_argument, NULL, O_PRETRY },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
@@ -114,7 +124,7 @@ int main(int argc, char **argv)
 		case O_HELP: usage(stdout); return 0;
 		case O_RESCAN: case O_UTIMEOUT: case O_PTTL: case O_NTTL: case O_FWD: case O_MAXUP:
 		case O_QUOTA: case O_THREADS: case O_CTIMEOUT: case O_SYMZ_CACHE: case O_SYMZ_MAX:
-		case O_DEADLINE:
+		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY:
 			if (parse_u64(name, optarg, &v) < 0)
 				return 2;
 			if (opt == O_RESCAN) c.rescan_s = (unsigned)v;
@@ -129,6 +139,11 @@ int main(int argc, char **argv)
 			if (opt == O_SYMZ_CACHE) c.symz_cache = (unsigned)(v < 1 ? 1 : v > 4096 ? 4096 : v);
 			if (opt == O_SYMZ_MAX) c.symbolize_max_addresses = v;
 			if (opt == O_DEADLINE) c.request_deadline_s = (unsigned)(v > 86400 ? 86400 : v);
+			if (opt == O_PMAX) c.profile_max_body = v;
+			if (opt == O_PDAYS) c.profile_retention_s = v > 1000000 ? 0 : v * 86400;
+			if (opt == O_PQUOTA) c.profile_quota = v > (UINT64_MAX >> 20) ? 0 : v << 20;
+			if (opt == O_PQUOTAB) c.profile_quota = v;
+			if (opt == O_PRETRY) c.profile_retry_s = (unsigned)(v > 86400 ? 86400 : v);
 			break;
 		default:
 			usage(stderr);

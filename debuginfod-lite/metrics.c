@@ -129,6 +129,12 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("uploads_stored_total", uploads_ok);
 	COUNTER("uploads_rejected_total", uploads_rejected);
 	COUNTER("scan_indexed_total", scan_indexed);
+	COUNTER("profiles_stored_total", profiles_stored);
+	COUNTER("profiles_duplicate_total", profiles_duplicate);
+	COUNTER("profiles_rejected_total", profiles_rejected);
+	COUNTER("profiles_symbolized_total", profiles_symbolized);
+	COUNTER("profiles_deleted_total", profiles_deleted);
+	COUNTER("perf_maps_stored_total", perf_maps_stored);
 #undef COUNTER
 	put(&t, "# TYPE scan_files gauge\nscan_files %llu\n", (unsigned long long)s->scan_files);
 	struct store_stats st;

@@ -2,6 +2,7 @@
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/parse.h"
+#include "debuginfod-lite/profiles.h"
 #include "debuginfod-lite/scan.h"
 
 #include <arpa/inet.h>
@@ -31,6 +32,16 @@ const struct route server_routes[] = {
 	  upload_finish },
 	{ METHOD_POST, "/symbolize", "symbolize", BODY_BUFFER, 16u << 20, NULL, NULL,
 	  handle_symbolize },
+	{ METHOD_POST, "/profiles", "profiles_post", BODY_STREAM, 0, profiles_begin, profiles_chunk,
+	  handle_profiles_post },
+	{ METHOD_GET | METHOD_HEAD, "/profiles", "profiles", BODY_NONE, 0, NULL, NULL,
+	  handle_profiles_get },
+	{ METHOD_GET | METHOD_HEAD, "/profiles/list", "profiles_list", BODY_NONE, 0, NULL, NULL,
+	  handle_profiles_list },
+	{ METHOD_POST, "/perf-maps", "perf_maps_post", BODY_STREAM, 0, profiles_begin,
+	  profiles_chunk, handle_perf_map_post },
+	{ METHOD_GET | METHOD_HEAD, "/perf-maps/", "perf_maps", BODY_NONE, 0, NULL, NULL,
+	  handle_perf_map_get },
 	{ METHOD_GET | METHOD_HEAD, "/metadata", "metadata", BODY_NONE, 0, NULL, NULL,
 	  handle_metadata },
 	{ METHOD_GET | METHOD_HEAD, "/metrics", "metrics", BODY_NONE, 0, NULL, NULL,
@@ -55,6 +66,9 @@ void server_config_defaults(struct server_config *c)
 	c->symz_cache = 32;
 	c->request_deadline_s = 30;
 	c->symbolize_max_addresses = 200000;
+	c->profile_max_body = 64ull << 20;
+	c->profile_retention_s = 30 * 86400;
+	c->profile_retry_s = 300;
 }
 
 const char *request_header(struct request *r, const char *name)
@@ -639,6 +653,8 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		rc = store_open(&s->store, c->data_dir, e);
 	if (rc == 0 && !(s->symz_cache = symz_cache_new(c->symz_cache ? c->symz_cache : 1)))
 		rc = err_set(e, ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = profiles_start(s, e);
 	if (rc < 0)
 		goto fail;
 	unsigned threads = c->threads;
@@ -672,6 +688,7 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	*out = s;
 	return 0;
 fail:
+	profiles_stop(s);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);
@@ -715,6 +732,7 @@ void server_stop(struct server *s)
 		pthread_join(s->watcher, NULL);
 	if (s->reaper_running)
 		pthread_join(s->reaper, NULL);
+	profiles_stop(s);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);

@@ -32,6 +32,11 @@ struct server_config {
 	uint64_t symbolize_max_addresses; /* per POST /symbolize */
 	bool no_watch;               /* no inotify, periodic rescans only */
 	unsigned request_deadline_s; /* whole request (headers + body) must arrive in this */
+	/* Profiles (POST/GET /profiles) */
+	uint64_t profile_max_body;   /* bytes of one POST /profiles or /perf-maps body */
+	uint64_t profile_retention_s;/* 0 = keep forever */
+	uint64_t profile_quota;      /* bytes of profile blobs, 0 = no limit */
+	unsigned profile_retry_s;    /* retry missing build-IDs (upstreams), 0 = never */
 	bool verbose;
 };
 

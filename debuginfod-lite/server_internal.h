@@ -91,6 +91,10 @@ struct server {
 	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
 		symz_addresses;
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
+	/* The profile store (profiles.c) */
+	struct profiles *profiles;
+	atomic_uint_fast64_t profiles_stored, profiles_duplicate, profiles_rejected,
+		profiles_symbolized, profiles_deleted, perf_maps_stored;
 };
 
 /* A slow operation run on its own thread while the connection is
@@ -174,6 +178,10 @@ bool flight_begin(struct server *s, const char *key, struct flight **f, int *res
 void flight_finish(struct server *s, struct flight *f, int result);
 
 const char *request_header(struct request *r, const char *name);
+/* A valid "Authorization: Bearer <token>" from --token-file? */
+bool bearer_authorized(struct request *r);
+/* From a route's begin(): answer now, never read the body, close after. */
+enum MHD_Result refuse_before_body(struct request *r, unsigned status, const char *msg);
 
 /* Handlers (handlers_buildid.c, upload_handler.c, metrics.c). */
 enum MHD_Result handle_buildid(struct request *r);
@@ -186,6 +194,22 @@ enum MHD_Result handle_metadata(struct request *r);
 /* The LRU of open symbolization indexes (symbolize.c). */
 struct symz_cache *symz_cache_new(unsigned capacity);
 void symz_cache_free(struct symz_cache *c);
+/* Forget build_id's open index (its stored index went stale); users
+ * holding it keep it until they release it. */
+void symz_cache_drop(struct symz_cache *c, const char *build_id);
+/* Hold build_id's index (built, stored, fetched upstream as needed; one
+ * build at a time per build-ID).  1 held, 0 no debuginfo, -EAGAIN upstream
+ * trouble, other -errno.  r supplies the federation headers; background
+ * work passes a request without a connection. */
+struct symz_handle {
+	struct symz_index *idx;
+	int slot; /* -1: not cached (every slot busy), freed on release */
+};
+int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h);
+void symz_release(struct server *s, struct symz_handle *h);
+/* Debuginfo of this quality arrived for build_id: a stored index built from
+ * something worse is forgotten (rebuilt on next use). */
+void symz_check_stale(struct server *s, const char *build_id, int quality);
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;

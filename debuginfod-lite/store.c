@@ -79,6 +79,9 @@ struct store {
 	/* Writers are serialized here rather than by sqlite's busy handler:
 	 * cheaper and never SQLITE_BUSY. */
 	pthread_mutex_t write_lock;
+	/* Told about every new debuginfo/executable candidate. */
+	store_candidate_fn candidate_hook;
+	void *candidate_ctx;
 };
 
 const char *artifact_kind_name(enum artifact_kind k)
@@ -266,7 +269,7 @@ const char *store_dir(const struct store *s)
 
 static void blob_path(const struct store *s, const char *hash, char *out, size_t size)
 {
-	snprintf(out, size, "%s/blobs/%.2s/%s", s->dir, hash, hash + 2);
+	store_area_path(s, "blobs", hash, out, size);
 }
 
 static void copy_text(char *dst, size_t size, const unsigned char *src)
@@ -403,6 +406,37 @@ static int insert_candidate(struct store *s, const struct artifact *a, const cha
 	}
 	pthread_mutex_unlock(&s->write_lock);
 	conn_put(s, c);
+	if (rc == 0 && s->candidate_hook && (a->kind == ART_DEBUGINFO || a->kind == ART_EXECUTABLE))
+		s->candidate_hook(s->candidate_ctx, a->build_id, a->kind, a->quality);
+	return rc;
+}
+
+void store_set_candidate_hook(struct store *s, store_candidate_fn fn, void *ctx)
+{
+	s->candidate_hook = fn;
+	s->candidate_ctx = ctx;
+}
+
+int store_forget_kind(struct store *s, const char *build_id, enum artifact_kind kind,
+		      struct err *e)
+{
+	struct conn *c = conn_get(s, e);
+	if (!c)
+		return -EIO;
+	sqlite3_stmt *q;
+	int rc = -EIO;
+	pthread_mutex_lock(&s->write_lock);
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM candidates WHERE build_id=?1 AND kind=?2", -1,
+			       &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, build_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 2, kind);
+		rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(q);
+	}
+	if (rc < 0)
+		err_set(e, EIO, "sqlite: %s", sqlite3_errmsg(c->db));
+	pthread_mutex_unlock(&s->write_lock);
+	conn_put(s, c);
 	return rc;
 }
 
@@ -512,7 +546,10 @@ static void fsync_dir(const char *path)
 	}
 }
 
-int store_tmp_commit(struct store *s, struct store_tmp *t, struct artifact *a, struct err *e)
+/* fsync the tmp, then move it to DIR/<area>/ab/cdef… (deduplicated by
+ * content).  Fills hash and path; the tmp is consumed. */
+static int commit_blob(struct store *s, struct store_tmp *t, const char *area, char *hash,
+		       char *path, size_t path_size, struct err *e)
 {
 	if (fsync(t->fd) < 0) {
 		int errnum = errno;
@@ -521,32 +558,68 @@ int store_tmp_commit(struct store *s, struct store_tmp *t, struct artifact *a, s
 	}
 	close(t->fd);
 	t->fd = -1;
-	sha256_final_hex(&t->hash, a->blob);
-	a->size = t->size;
-	blob_path(s, a->blob, a->path, sizeof(a->path));
+	sha256_final_hex(&t->hash, hash);
+	store_area_path(s, area, hash, path, path_size);
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/blobs/%.2s", s->dir, a->blob);
+	snprintf(dir, sizeof(dir), "%s/%s", s->dir, area);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		int errnum = errno;
+		unlink(t->path);
+		return err_set(e, errnum, "%s: %s", dir, strerror(errnum));
+	}
+	snprintf(dir, sizeof(dir), "%s/%s/%.2s", s->dir, area, hash);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		int errnum = errno;
 		unlink(t->path);
 		return err_set(e, errnum, "%s: %s", dir, strerror(errnum));
 	}
 	struct stat st;
-	if (stat(a->path, &st) == 0 && (uint64_t)st.st_size == a->size) {
+	if (stat(path, &st) == 0 && (uint64_t)st.st_size == t->size) {
 		unlink(t->path); /* same content already stored */
-		utimensat(AT_FDCWD, a->path, NULL, 0); /* keep it young for store_groom */
+		utimensat(AT_FDCWD, path, NULL, 0); /* keep it young for store_groom */
 	} else {
 		chmod(t->path, 0444);
-		if (rename(t->path, a->path) < 0) {
+		if (rename(t->path, path) < 0) {
 			int errnum = errno;
 			unlink(t->path);
-			return err_set(e, errnum, "rename to %s: %s", a->path, strerror(errnum));
+			return err_set(e, errnum, "rename to %s: %s", path, strerror(errnum));
 		}
-		fsync_dir(a->path);
+		fsync_dir(path);
 	}
+	return 0;
+}
+
+int store_tmp_commit(struct store *s, struct store_tmp *t, struct artifact *a, struct err *e)
+{
+	a->size = t->size;
+	int rc = commit_blob(s, t, "blobs", a->blob, a->path, sizeof(a->path), e);
+	if (rc < 0)
+		return rc;
 	if (!a->mtime)
 		a->mtime = now_s();
 	return insert_candidate(s, a, a->blob, e);
+}
+
+void store_area_path(const struct store *s, const char *area, const char *hash, char *out,
+		     size_t size)
+{
+	snprintf(out, size, "%s/%s/%.2s/%s", s->dir, area, hash, hash + 2);
+}
+
+int store_put_area(struct store *s, const char *area, const void *data, size_t size, char *hash,
+		   struct err *e)
+{
+	struct store_tmp t;
+	int rc = store_tmp_begin(s, &t, e);
+	if (rc < 0)
+		return rc;
+	rc = store_tmp_write(&t, data, size, e);
+	if (rc < 0) {
+		store_tmp_abort(&t);
+		return rc;
+	}
+	char path[PATH_MAX];
+	return commit_blob(s, &t, area, hash, path, sizeof(path), e);
 }
 
 int store_put_mem(struct store *s, const void *data, size_t size, struct artifact *a,

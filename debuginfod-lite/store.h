@@ -123,6 +123,25 @@ void store_tmp_abort(struct store_tmp *t);
 int store_put_mem(struct store *s, const void *data, size_t size, struct artifact *a,
 		  struct err *e);
 
+/* Blobs outside the artifact index (profiles, perf maps): content-addressed
+ * under DIR/<area>/ab/cdef…, written atomically like the others, never
+ * touched by store_groom (their owner removes them).  hash gets the
+ * SHA256_HEX_LEN + 1 hex name. */
+int store_put_area(struct store *s, const char *area, const void *data, size_t size, char *hash,
+		   struct err *e);
+void store_area_path(const struct store *s, const char *area, const char *hash, char *out,
+		     size_t size);
+
+/* Called (on the inserting thread, after the commit) for every new
+ * debuginfo or executable candidate: upload, scan, upstream copy.  Must be
+ * quick and must not call back into the store. */
+typedef void (*store_candidate_fn)(void *ctx, const char *build_id, enum artifact_kind kind,
+				   int quality);
+void store_set_candidate_hook(struct store *s, store_candidate_fn fn, void *ctx);
+/* Forget every candidate of (build_id, kind): stale derived artifacts. */
+int store_forget_kind(struct store *s, const char *build_id, enum artifact_kind kind,
+		      struct err *e);
+
 /* Negative cache of upstream misses. */
 bool store_miss_cached(struct store *s, const char *build_id, enum artifact_kind kind,
 		       const char *name);

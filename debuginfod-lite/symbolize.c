@@ -31,6 +31,7 @@ struct symz_slot {
 	struct symz_index *idx; /* NULL: free slot */
 	int refs;               /* users right now; a slot in use is never evicted */
 	uint64_t last_use;
+	bool stale;             /* dropped while in use: freed by the last release */
 };
 
 struct symz_cache {
@@ -38,12 +39,6 @@ struct symz_cache {
 	uint64_t tick;
 	unsigned cap;
 	struct symz_slot slots[];
-};
-
-/* What a request holds while it looks addresses up. */
-struct symz_handle {
-	struct symz_index *idx;
-	int slot; /* -1: not cached (every slot busy), freed on release */
 };
 
 struct symz_cache *symz_cache_new(unsigned capacity)
@@ -71,7 +66,7 @@ static bool cache_get(struct symz_cache *c, const char *build_id, struct symz_ha
 	pthread_mutex_lock(&c->lock);
 	for (unsigned i = 0; i < c->cap; i++) {
 		struct symz_slot *sl = &c->slots[i];
-		if (sl->idx && strcmp(sl->build_id, build_id) == 0) {
+		if (sl->idx && !sl->stale && strcmp(sl->build_id, build_id) == 0) {
 			sl->refs++;
 			sl->last_use = ++c->tick;
 			h->idx = sl->idx;
@@ -92,7 +87,7 @@ static void cache_put(struct symz_cache *c, const char *build_id, struct symz_in
 	int victim = -1;
 	for (unsigned i = 0; i < c->cap; i++) {
 		struct symz_slot *sl = &c->slots[i];
-		if (sl->idx && strcmp(sl->build_id, build_id) == 0) {
+		if (sl->idx && !sl->stale && strcmp(sl->build_id, build_id) == 0) {
 			/* Someone opened it meanwhile: use theirs. */
 			sl->refs++;
 			sl->last_use = ++c->tick;
@@ -131,11 +126,41 @@ static void cache_release(struct symz_cache *c, struct symz_handle *h)
 	if (h->slot < 0) {
 		symz_index_free(h->idx);
 	} else {
+		struct symz_index *gone = NULL;
 		pthread_mutex_lock(&c->lock);
-		c->slots[h->slot].refs--;
+		struct symz_slot *sl = &c->slots[h->slot];
+		if (--sl->refs == 0 && sl->stale) {
+			gone = sl->idx;
+			sl->idx = NULL;
+			sl->stale = false;
+		}
 		pthread_mutex_unlock(&c->lock);
+		symz_index_free(gone);
 	}
 	h->idx = NULL;
+}
+
+void symz_cache_drop(struct symz_cache *c, const char *build_id)
+{
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->cap; i++) {
+		struct symz_slot *sl = &c->slots[i];
+		if (!sl->idx || sl->stale || strcmp(sl->build_id, build_id) != 0)
+			continue;
+		if (sl->refs) {
+			sl->stale = true;
+		} else {
+			symz_index_free(sl->idx);
+			sl->idx = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void symz_release(struct server *s, struct symz_handle *h)
+{
+	if (h->idx)
+		cache_release(s->symz_cache, h);
 }
 
 /* --- obtaining an index --- */
@@ -228,6 +253,18 @@ static bool obtain_alt(struct request *r, struct elf_object *debug, struct artif
 	return alt_id[0] && obtain_elf(r, alt_id, ART_DEBUGINFO, a, o, transient);
 }
 
+void symz_check_stale(struct server *s, const char *build_id, int quality)
+{
+	struct artifact cand;
+	struct err e = { { 0 } };
+	if (store_lookup(s->store, build_id, ART_SYMZ, symz_version(), &cand, 1, &e) != 1 ||
+	    cand.quality >= quality)
+		return;
+	log_info("msg=\"index %s: better debuginfo arrived, rebuilding\"", build_id);
+	store_forget_kind(s->store, build_id, ART_SYMZ, &e);
+	symz_cache_drop(s->symz_cache, build_id);
+}
+
 /* Build and store the index for build_id.  1 built, 0 nothing to build
  * from, -EAGAIN transient upstream trouble, other -errno (logged). */
 static int build_index(struct request *r, const char *build_id)
@@ -270,7 +307,9 @@ static int build_index(struct request *r, const char *build_id)
 		a.kind = ART_SYMZ;
 		snprintf(a.name, sizeof(a.name), "%s", symz_version());
 		a.origin = ORIGIN_DERIVED;
-		a.quality = 1;
+		/* The quality of what it was built from: better debuginfo
+		 * arriving later makes it stale (profiles.c). */
+		a.quality = have_dbg ? dbg_a.quality : QUALITY_SYMTAB;
 		snprintf(a.file, sizeof(a.file), "%.*s.symz", (int)sizeof(a.file) - 8,
 			 have_dbg ? dbg_a.file : exe_a.file);
 		rc = store_put_mem(s->store, data, size, &a, &e);
@@ -294,7 +333,7 @@ static int build_index(struct request *r, const char *build_id)
 }
 
 /* Hold the open index of build_id: 1, or 0 / -EAGAIN / -errno as above. */
-static int acquire(struct request *r, const char *build_id, struct symz_handle *h)
+int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 {
 	struct server *s = r->srv;
 	if (cache_get(s->symz_cache, build_id, h)) {
@@ -455,7 +494,7 @@ static int symbolize_work(struct request *r)
 		out_str(o, en->build_id);
 		out_str(o, "\"");
 		struct symz_handle h = { 0 };
-		int rc = acquire(r, en->build_id, &h);
+		int rc = symz_acquire(r, en->build_id, &h);
 		if (rc != 1) {
 			out_str(o, ",\"error\":");
 			out_json_str(o, error_text(rc));

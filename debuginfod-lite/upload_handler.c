@@ -23,7 +23,7 @@ static bool token_equal(const char *a, const char *b)
 	return diff == 0;
 }
 
-static bool authorized(struct request *r)
+bool bearer_authorized(struct request *r)
 {
 	const char *h = request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -37,9 +37,8 @@ static bool authorized(struct request *r)
 	return ok;
 }
 
-static enum MHD_Result refuse(struct request *r, unsigned status, const char *msg)
+enum MHD_Result refuse_before_body(struct request *r, unsigned status, const char *msg)
 {
-	r->srv->uploads_rejected++;
 	struct MHD_Response *resp =
 		MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_MUST_COPY);
 	if (!resp)
@@ -56,12 +55,18 @@ static enum MHD_Result refuse(struct request *r, unsigned status, const char *ms
 	return ret;
 }
 
+static enum MHD_Result refuse(struct request *r, unsigned status, const char *msg)
+{
+	r->srv->uploads_rejected++;
+	return refuse_before_body(r, status, msg);
+}
+
 enum MHD_Result upload_begin(struct request *r)
 {
 	struct server *s = r->srv;
 	if (s->n_tokens == 0)
 		return refuse(r, 403, "uploads are disabled (the server has no --token-file)\n");
-	if (!authorized(r))
+	if (!bearer_authorized(r))
 		return refuse(r, 401, "missing or wrong bearer token\n");
 	int st = parse_buildid_path(r, r->url + strlen("/buildid/"));
 	if (st) {

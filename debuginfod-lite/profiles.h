@@ -1,0 +1,98 @@
+/* The profile store (docs/http-api.md "Profiles", docs/data-directory.md):
+ * pprof blobs under DIR/profiles/, metadata in DIR/profiles.sqlite, and a
+ * worker thread that symbolizes new profiles in batches, re-symbolizes them
+ * when missing debuginfo (or a perf map) arrives, and enforces retention.
+ *
+ * A profile's raw blob is kept as received; its symbolized copy is a second
+ * blob, replaced whenever the profile is symbolized again. */
+#ifndef DEBUGINFOD_LITE_PROFILES_H
+#define DEBUGINFOD_LITE_PROFILES_H
+
+#include "debuginfod-lite/server_internal.h"
+
+/* Open DIR/profiles.sqlite and start the worker.  0 or -errno. */
+int profiles_start(struct server *s, struct err *e);
+/* Stop the worker (it finishes the profile in hand) and close. */
+void profiles_stop(struct server *s);
+
+/* Routes. */
+enum MHD_Result profiles_begin(struct request *r);
+int profiles_chunk(struct request *r, const char *data, size_t len);
+enum MHD_Result handle_profiles_post(struct request *r);
+enum MHD_Result handle_profiles_get(struct request *r);
+enum MHD_Result handle_profiles_list(struct request *r);
+enum MHD_Result handle_perf_map_post(struct request *r);
+enum MHD_Result handle_perf_map_get(struct request *r);
+
+#endif
+
+/* ---- between profiles.c and profiles_http.c ---- */
+#include <sqlite3.h>
+
+#include "symbolizer/profile.h"
+
+#define PROFILE_AREA "profiles"  /* DIR/profiles/ab/cdef… */
+#define PROFILE_MAX_LABELS 32
+#define PERF_MAP_PREFIX "perf-map:"
+
+struct profile_row {
+	int64_t id;
+	char raw[SHA256_HEX_LEN + 1], sym[SHA256_HEX_LEN + 1]; /* sym "" = none yet */
+	uint64_t raw_size, sym_size, samples;
+	int64_t received, t_start, t_end; /* unix ns */
+	int state;                        /* enum profile_state */
+};
+
+enum profile_state {
+	PROFILE_NEW = 0,       /* waiting for the worker */
+	PROFILE_DONE = 1,      /* symbolized, nothing missing */
+	PROFILE_PARTIAL = 2,   /* symbolized; some debuginfo/perf maps missing */
+	PROFILE_REDO = 3,      /* something it missed arrived: symbolize again */
+};
+
+struct profile_meta {
+	int64_t t_start, t_end, received;
+	uint64_t samples;
+	char sample_types[256];
+	int n_labels;
+	char label_key[PROFILE_MAX_LABELS][128], label_value[PROFILE_MAX_LABELS][512];
+	struct vec refs; /* char[BUILD_ID_HEX_MAX + 16]: build-IDs and "perf-map:<sha>" */
+};
+
+struct profile_query {
+	bool has_from, has_to;
+	int64_t from_ns, to_ns;
+	int64_t id; /* 0: any */
+	int n_labels;
+	char label_key[16][128], label_value[16][512];
+};
+
+/* Rows matching q, oldest first (*rows malloc'ed). */
+int profiles_query(struct server *s, const struct profile_query *q, struct profile_row **rows,
+		   size_t *n, struct err *e);
+/* Store a validated profile: 1 stored (*id new), 0 the same bytes were
+ * already stored (*id theirs), -errno. */
+int profiles_insert(struct server *s, const void *body, size_t size,
+		    const struct profile_meta *m, int64_t *id, struct err *e);
+/* The labels and referenced objects of a profile as JSON members of obj. */
+int profiles_describe(struct server *s, int64_t id, void *json_obj, struct err *e);
+int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, bool *was_new,
+		    struct err *e);
+/* in as lowercase hex into out when it is hex of min..max digits (even). */
+bool profile_lower_hex(const char *in, char *out, size_t size, size_t min, size_t max);
+bool perf_map_known(struct server *s, const char *sha);
+/* Read a blob of the profile area into memory (*data malloc'ed). */
+int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t *size,
+		      struct err *e);
+void profiles_wake(struct server *s);
+
+/* Symbolizing: build-ID indexes and perf maps looked up once per
+ * resolver, however many profiles use them. */
+struct profile_resolver;
+struct profile_resolver *profile_resolver_new(struct request *r);
+void profile_resolver_free(struct profile_resolver *res);
+/* Symbolize p in place (JIT frames from stored perf maps, the rest from
+ * build-ID indexes).  missing (may be NULL) receives the refs that could not
+ * be resolved (char[BUILD_ID_HEX_MAX + 16]). */
+int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, struct vec *missing,
+		      struct err *e);
