@@ -22,7 +22,7 @@ run_agent() { # NAME PID ARGS...
 		2>"$SCRATCH/$name.err"
 }
 
-"$AFIX/spin" 40 >/dev/null & SPIN=$!; BG+=("$SPIN")
+"$AFIX/spin" 200 >/dev/null & SPIN=$!; BG+=("$SPIN")
 run_agent a1 "$SPIN" --server "$S_URL" --profile-url "http://127.0.0.1:$K_PORT/profiles" \
 	--cache-dir "$SCRATCH/cache" --label env=ci --label team=perf
 check agent_runs test -s "$SCRATCH/a1.json"
