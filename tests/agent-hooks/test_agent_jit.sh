@@ -8,7 +8,8 @@
 agent_setup
 need_bpf jit_snapshot_written jit_snapshot_in_profile jit_names_resolved
 command -v node >/dev/null || { for n in jit_snapshot_written jit_snapshot_in_profile jit_names_resolved; do skip $n "node is not installed"; done; exit 0; }
-node --perf-basic-prof "$TOP/tests/fixtures/agent-hooks/hot.js" 20 >/dev/null & N=$!; BG+=("$N")
+# node leaves isolate-*-v8.log in its working directory: run it in the scratch dir.
+(cd "$SCRATCH" && exec node --perf-basic-prof "$TOP/tests/fixtures/agent-hooks/hot.js" 20 >/dev/null) & N=$!; BG+=("$N")
 # Let V8 optimize hotFunction first.
 for i in $(seq 50); do grep -q hotFunction /tmp/perf-$N.map 2>/dev/null && break; sleep 0.1; done
 timeout 60 "$AGENT" --pid "$N" --no-upload --output "$SCRATCH/out" --cache-dir "$SCRATCH/cache" \
