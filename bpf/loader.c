@@ -1,4 +1,5 @@
 /* Process mappings -> objects (by build-ID) -> tables -> sampler maps. */
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -88,6 +89,8 @@ int loader_init(struct sampler_loader *ld, const struct sampler_limits *lim,
 	ld->anon_object = OBJECT_NONE;
 	vec_init(&ld->objects, sizeof(struct loaded_object));
 	vec_init(&ld->mappings, sizeof(struct loaded_mapping));
+	for (size_t i = 0; i < ARRAY_SIZE(ld->space); i++)
+		vec_init(&ld->space[i].free, sizeof(struct loader_range));
 	return 0;
 }
 
@@ -95,6 +98,126 @@ void loader_free(struct sampler_loader *ld)
 {
 	vec_free(&ld->objects);
 	vec_free(&ld->mappings);
+	for (size_t i = 0; i < ARRAY_SIZE(ld->space); i++)
+		vec_free(&ld->space[i].free);
+}
+
+void loader_set_table_source(struct sampler_loader *ld, const struct loader_table_source *src)
+{
+	ld->source = *src;
+}
+
+/* First fit among the freed ranges, else from the top.  count == 0 always
+ * succeeds at the top (an empty slice takes no room). */
+static bool space_alloc(struct loader_space *sp, uint32_t limit, uint32_t count, uint32_t *first)
+{
+	for (size_t i = 0; count && i < sp->free.len; i++) {
+		struct loader_range *r = &VEC_AT(&sp->free, struct loader_range, i);
+		if (r->count < count)
+			continue;
+		*first = r->first;
+		r->first += count;
+		r->count -= count;
+		if (!r->count) {
+			memmove(r, r + 1, (sp->free.len - i - 1) * sizeof(*r));
+			sp->free.len--;
+		}
+		return true;
+	}
+	if (count > limit - sp->top)
+		return false;
+	*first = sp->top;
+	sp->top += count;
+	return true;
+}
+
+static void space_release(struct loader_space *sp, uint32_t first, uint32_t count)
+{
+	if (!count)
+		return;
+	size_t i = 0;
+	while (i < sp->free.len && VEC_AT(&sp->free, struct loader_range, i).first < first)
+		i++;
+	if (!vec_push(&sp->free))
+		return; /* out of memory: the range is leaked, never reused twice */
+	struct loader_range *r = &VEC_AT(&sp->free, struct loader_range, i);
+	memmove(r + 1, r, (sp->free.len - 1 - i) * sizeof(*r));
+	*r = (struct loader_range){ first, count };
+	/* Coalesce with the neighbours, then give the top back. */
+	if (i + 1 < sp->free.len && r->first + r->count == r[1].first) {
+		r->count += r[1].count;
+		memmove(r + 1, r + 2, (sp->free.len - i - 2) * sizeof(*r));
+		sp->free.len--;
+	}
+	if (i > 0 && r[-1].first + r[-1].count == r->first) {
+		r[-1].count += r->count;
+		memmove(r, r + 1, (sp->free.len - i - 1) * sizeof(*r));
+		sp->free.len--;
+		r--;
+	}
+	struct loader_range *last = &VEC_AT(&sp->free, struct loader_range, sp->free.len - 1);
+	if (last->first + last->count == sp->top) {
+		sp->top = last->first;
+		sp->free.len--;
+	}
+}
+
+/* Unload one object's table: its slices return to the free space and its
+ * table_info says "no table" (nothing maps it, so no walk reads it). */
+static void evict_table(struct sampler_loader *ld, struct loaded_object *o)
+{
+	if (!o->has_table)
+		return;
+	space_release(&ld->space[0], o->rules_first, o->rules);
+	space_release(&ld->space[1], o->pages_first, o->pages + 1);
+	space_release(&ld->space[2], o->blocks_first, o->blocks);
+	ld->rules_used -= o->rules;
+	ld->pages_used -= o->pages + 1;
+	ld->blocks_used -= o->blocks;
+	struct table_info ti = { 0 };
+	ld->be.update(ld->be.impl, SMAP_TABLES, &o->id, &ti);
+	o->has_table = false;
+	o->evicted = true;
+	snprintf(o->note, sizeof(o->note), "table unloaded (unused)");
+}
+
+/* The unused object whose table has been unused longest (NULL: none). */
+static struct loaded_object *least_useful(struct sampler_loader *ld, bool with_table)
+{
+	struct loaded_object *best = NULL;
+	for (size_t i = 0; i < ld->objects.len; i++) {
+		struct loaded_object *o = &VEC_AT(&ld->objects, struct loaded_object, i);
+		if (o->refs || o->id == ld->anon_object || (with_table && !o->has_table))
+			continue;
+		if (!best || o->last_used_ns < best->last_used_ns)
+			best = o;
+	}
+	return best;
+}
+
+unsigned loader_unload_unused(struct sampler_loader *ld, uint64_t unused_before_ns)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < ld->objects.len; i++) {
+		struct loaded_object *o = &VEC_AT(&ld->objects, struct loaded_object, i);
+		if (!o->refs && o->has_table && o->id != ld->anon_object &&
+		    o->last_used_ns < unused_before_ns) {
+			evict_table(ld, o);
+			n++;
+		}
+	}
+	return n;
+}
+
+const struct loaded_mapping *loader_find_mapping(const struct sampler_loader *ld, uint32_t pid,
+						 uint64_t addr)
+{
+	for (size_t i = 0; i < ld->mappings.len; i++) {
+		const struct loaded_mapping *m = &VEC_AT(&ld->mappings, struct loaded_mapping, i);
+		if (m->pid == pid && addr >= m->start && addr < m->end)
+			return m;
+	}
+	return NULL;
 }
 
 const struct loaded_object *loader_object(const struct sampler_loader *ld, uint32_t id)
@@ -117,16 +240,29 @@ static struct loaded_object *find_object(struct sampler_loader *ld, const char *
 static struct loaded_object *new_object(struct sampler_loader *ld, const char *build_id,
 					const char *path, struct err *e)
 {
+	struct loaded_object *o;
 	if (ld->objects.len >= ld->lim.max_objects) {
-		err_set(e, E2BIG, "object limit (%u) reached loading %s", ld->lim.max_objects, path);
-		return NULL;
+		/* Reuse the slot of the object unused longest. */
+		o = least_useful(ld, false);
+		if (!o) {
+			err_set(e, E2BIG, "object limit (%u) reached loading %s",
+				ld->lim.max_objects, path);
+			return NULL;
+		}
+		if (o->has_table)
+			ld->evictions++;
+		evict_table(ld, o);
+		uint32_t id = o->id;
+		memset(o, 0, sizeof(*o));
+		o->id = id;
+	} else {
+		o = vec_push(&ld->objects);
+		if (!o) {
+			err_set(e, ENOMEM, "out of memory");
+			return NULL;
+		}
+		o->id = (uint32_t)(ld->objects.len - 1);
 	}
-	struct loaded_object *o = vec_push(&ld->objects);
-	if (!o) {
-		err_set(e, ENOMEM, "out of memory");
-		return NULL;
-	}
-	o->id = (uint32_t)(ld->objects.len - 1);
 	snprintf(o->build_id, sizeof(o->build_id), "%s", build_id);
 	snprintf(o->path, sizeof(o->path), "%s", path);
 	return o;
@@ -148,16 +284,33 @@ static int load_table(struct sampler_loader *ld, struct loaded_object *o, const 
 {
 	const struct unwind_table_header *h = v->hdr;
 	uint32_t blocks = (h->entry_count + ENTRY_BLOCK_ENTRIES - 1) / ENTRY_BLOCK_ENTRIES;
-	if (h->rule_count > ld->lim.max_rules - ld->rules_used ||
-	    h->page_count + 1 > ld->lim.max_pages - ld->pages_used ||
-	    blocks > ld->lim.max_entry_blocks - ld->blocks_used)
-		return err_set(e, E2BIG,
-			       "%s: table (%u rules, %u pages, %u entries) exceeds the remaining map space",
-			       o->path, h->rule_count, h->page_count, h->entry_count);
+	uint32_t rf, pf, bf;
+	for (;;) {
+		bool r_ok = space_alloc(&ld->space[0], ld->lim.max_rules, h->rule_count, &rf);
+		bool p_ok = r_ok && space_alloc(&ld->space[1], ld->lim.max_pages,
+						h->page_count + 1, &pf);
+		bool b_ok = p_ok && space_alloc(&ld->space[2], ld->lim.max_entry_blocks, blocks,
+						&bf);
+		if (b_ok)
+			break;
+		if (p_ok)
+			space_release(&ld->space[1], pf, h->page_count + 1);
+		if (r_ok)
+			space_release(&ld->space[0], rf, h->rule_count);
+		/* Make room by unloading the table unused longest. */
+		struct loaded_object *victim = least_useful(ld, true);
+		if (!victim || victim == o)
+			return err_set(e, E2BIG,
+				       "%s: table (%u rules, %u pages, %u entries) exceeds the "
+				       "remaining map space",
+				       o->path, h->rule_count, h->page_count, h->entry_count);
+		evict_table(ld, victim);
+		ld->evictions++;
+	}
 	struct table_info ti = {
 		.base = h->base, .page_count = h->page_count, .entry_count = h->entry_count,
-		.rule_count = h->rule_count, .rules_first = ld->rules_used,
-		.pages_first = ld->pages_used, .entries_first = ld->blocks_used * ENTRY_BLOCK_ENTRIES,
+		.rule_count = h->rule_count, .rules_first = rf,
+		.pages_first = pf, .entries_first = bf * ENTRY_BLOCK_ENTRIES,
 	};
 	int rc = 0;
 	for (uint32_t i = 0; i < h->rule_count && rc >= 0; i++) {
@@ -178,19 +331,29 @@ static int load_table(struct sampler_loader *ld, struct loaded_object *o, const 
 		memset(blk, 0, sizeof(*blk));
 		memcpy(blk->bytes, v->entries + (size_t)first * UNWIND_ENTRY_SIZE,
 		       (size_t)n * UNWIND_ENTRY_SIZE);
-		uint32_t k = ld->blocks_used + b;
+		uint32_t k = bf + b;
 		rc = ld->be.update(ld->be.impl, SMAP_ENTRY_BLOCKS, &k, blk);
 	}
 	free(blk);
-	if (rc < 0)
-		return err_set(e, -rc, "%s: writing the table into the maps: %s", o->path, strerror(-rc));
-	rc = write_table_info(ld, o->id, &ti, e);
-	if (rc < 0)
+	if (rc >= 0)
+		rc = write_table_info(ld, o->id, &ti, e) < 0 ? -EIO : 0;
+	else
+		err_set(e, -rc, "%s: writing the table into the maps: %s", o->path, strerror(-rc));
+	if (rc < 0) {
+		space_release(&ld->space[0], rf, h->rule_count);
+		space_release(&ld->space[1], pf, h->page_count + 1);
+		space_release(&ld->space[2], bf, blocks);
 		return rc;
+	}
 	ld->rules_used += h->rule_count;
 	ld->pages_used += h->page_count + 1;
 	ld->blocks_used += blocks;
+	o->rules_first = rf;
+	o->pages_first = pf;
+	o->blocks_first = bf;
+	o->blocks = blocks;
 	o->has_table = true;
+	o->evicted = false;
 	o->table_bytes = table_bytes;
 	o->entries = h->entry_count;
 	o->rules = h->rule_count;
@@ -205,25 +368,51 @@ static int add_opened(struct sampler_loader *ld, struct elf_object *elf, const c
 	if (elf->build_id_len)
 		build_id_to_hex(elf->build_id, elf->build_id_len, hex);
 	struct loaded_object *o = find_object(ld, hex, display_path);
-	if (o) {
+	if (o && !o->evicted) {
 		*id = o->id;
 		return 0;
 	}
-	o = new_object(ld, hex, display_path, e);
+	if (!o)
+		o = new_object(ld, hex, display_path, e);
 	if (!o)
 		return -E2BIG;
 	*id = o->id;
-	struct unwind_table t = { 0 };
 	struct err ce = { { 0 } };
-	struct unwind_compile_options opt = { 0 };
-	if (unwind_compile(elf, &opt, &t, &ce) == 0) {
-		struct unwind_view v;
-		int rc = unwind_table_open(&v, t.data, t.size, &ce);
-		if (rc == 0)
-			rc = load_table(ld, o, &v, t.size, e);
-		unwind_table_free(&t);
-		if (rc < 0 && !ce.msg[0])
-			return rc; /* out of map space: the caller reports it */
+	struct err le = { { 0 } };
+	int rc = -ENOENT;
+	if (hex[0] && ld->source.fetch) {
+		/* The server's table first; a bad one is reported and replaced
+		 * by a local compile. */
+		uint8_t *data = NULL;
+		size_t size = 0;
+		rc = ld->source.fetch(ld->source.arg, hex, display_path, &data, &size, &ce);
+		if (rc == 0) {
+			struct unwind_view v;
+			rc = unwind_table_open(&v, data, size, &ce);
+			if (rc < 0)
+				ld->bad_fetches++;
+			else if ((rc = load_table(ld, o, &v, size, &le)) == 0)
+				o->origin = TABLE_FETCHED;
+		}
+		free(data);
+	}
+	if (rc < 0 && rc != -E2BIG) {
+		struct unwind_table t = { 0 };
+		struct unwind_compile_options opt = { 0 };
+		memset(&ce, 0, sizeof(ce));
+		if (unwind_compile(elf, &opt, &t, &ce) == 0) {
+			struct unwind_view v;
+			rc = unwind_table_open(&v, t.data, t.size, &ce);
+			if (rc == 0 && (rc = load_table(ld, o, &v, t.size, &le)) == 0)
+				o->origin = TABLE_COMPILED;
+			unwind_table_free(&t);
+		}
+	}
+	if (rc == -E2BIG) {
+		/* No room even after evicting every unused table: this object
+		 * is walked by frame pointers, and the refusal is counted. */
+		ld->refusals++;
+		snprintf(ce.msg, sizeof(ce.msg), "%s", le.msg);
 	}
 	if (!o->has_table) {
 		/* No CFI: frames in this object are walked by frame pointers. */
@@ -432,6 +621,7 @@ static int add_mapping(struct sampler_loader *ld, pid_t pid, uint64_t start, uin
 	struct loaded_mapping *m = vec_push(&ld->mappings);
 	if (!m)
 		return err_set(e, ENOMEM, "out of memory");
+	VEC_AT(&ld->objects, struct loaded_object, val.object_id).refs++;
 	*m = (struct loaded_mapping){ .pid = (uint32_t)pid, .start = start, .end = end,
 				      .bias = val.bias, .object_id = val.object_id };
 	st->new_mappings++;
@@ -475,9 +665,14 @@ int loader_remove_process(struct sampler_loader *ld, pid_t pid, struct err *e)
 	size_t w = 0;
 	for (size_t i = 0; i < ld->mappings.len; i++) {
 		struct loaded_mapping *m = &VEC_AT(&ld->mappings, struct loaded_mapping, i);
-		if (m->pid == (uint32_t)pid)
+		if (m->pid == (uint32_t)pid) {
 			remove_range(ld, m->pid, m->start, m->end);
-		else
+			struct loaded_object *o = &VEC_AT(&ld->objects, struct loaded_object,
+							  m->object_id);
+			assert(o->refs > 0);
+			if (--o->refs == 0)
+				o->last_used_ns = now_ns();
+		} else
 			VEC_AT(&ld->mappings, struct loaded_mapping, w++) = *m;
 	}
 	ld->mappings.len = w;

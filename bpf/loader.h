@@ -61,15 +61,46 @@ struct sampler_backend sampler_image_backend(struct sampler_image *img);
 const struct mapping_value *sampler_image_mapping(const struct sampler_image *img, uint32_t pid,
 						  uint64_t addr);
 
+/* Where a table came from. */
+enum table_origin { TABLE_NONE = 0, TABLE_COMPILED, TABLE_FETCHED };
+
 /* An object the loader knows: identified by build-ID, or by path without one. */
 struct loaded_object {
 	uint32_t id;
 	bool has_table;           /* false: walked by frame pointers */
+	bool evicted;             /* table unloaded (unused); reloaded on next use */
+	uint8_t origin;           /* enum table_origin */
 	char build_id[BUILD_ID_HEX_MAX]; /* "" when none */
 	char path[256];
 	uint64_t table_bytes;
 	uint32_t entries, rules, pages;
+	/* Invariant: refs == number of loaded_mappings naming this object.
+	 * A table with refs == 0 stays loaded (a process of the same binary
+	 * may start soon) until evicted for space or by loader_unload_unused. */
+	uint32_t refs;
+	uint64_t last_used_ns;    /* when refs last dropped to 0 */
+	uint32_t rules_first, pages_first, blocks_first, blocks; /* its slices */
 	char note[128];           /* why there is no table */
+};
+
+/* Where tables come from before local compilation (the agent fetches them
+ * from the server).  fetch() returns 0 with a malloc'ed table in *data,
+ * which the loader validates with unwind_table_open, or a negative errno
+ * (-ENOENT: compile locally).  Asked only for objects with a build-ID. */
+struct loader_table_source {
+	int (*fetch)(void *arg, const char *build_id, const char *path, uint8_t **data,
+		     size_t *size, struct err *e);
+	void *arg;
+};
+
+/* Free space of one global array (rules, pages, entry blocks): a bump
+ * pointer plus ranges returned by evicted tables, first fit. */
+struct loader_space {
+	uint32_t top;
+	struct vec free; /* struct loader_range, sorted by first, coalesced */
+};
+struct loader_range {
+	uint32_t first, count;
 };
 
 /* One executable mapping already inserted for a pid. */
@@ -86,6 +117,12 @@ struct sampler_loader {
 	struct vec mappings; /* struct loaded_mapping */
 	uint32_t rules_used, pages_used, blocks_used, prefixes_used;
 	uint32_t anon_object; /* object id of "[anon]" (FP only), OBJECT_NONE until used */
+	struct loader_table_source source; /* zero: always compile locally */
+	struct loader_space space[3];      /* rules, pages, entry blocks */
+	/* Reported to the user: tables evicted to make room, tables refused
+	 * (left to frame pointers) because even eviction left no room, and
+	 * tables whose fetched bytes failed validation. */
+	uint64_t evictions, refusals, bad_fetches;
 };
 
 int loader_init(struct sampler_loader *ld, const struct sampler_limits *lim,
@@ -108,8 +145,16 @@ struct loader_proc_stats {
  * (objects are loaded on the way).  Cheap when nothing changed. */
 int loader_add_process(struct sampler_loader *ld, pid_t pid, struct loader_proc_stats *st,
 		       struct err *e);
-/* Forget a process's mappings (its tables stay: other processes share them). */
+/* Forget a process's mappings (its tables stay: other processes share them;
+ * a table nobody maps any more becomes evictable). */
 int loader_remove_process(struct sampler_loader *ld, pid_t pid, struct err *e);
+/* Unload the tables unused (refs == 0) since before `unused_before_ns`
+ * (now_ns() clock); returns how many were unloaded. */
+unsigned loader_unload_unused(struct sampler_loader *ld, uint64_t unused_before_ns);
+void loader_set_table_source(struct sampler_loader *ld, const struct loader_table_source *src);
+/* Mapping of pid holding runtime address addr, or NULL. */
+const struct loaded_mapping *loader_find_mapping(const struct sampler_loader *ld, uint32_t pid,
+						 uint64_t addr);
 
 const struct loaded_object *loader_object(const struct sampler_loader *ld, uint32_t id);
 

@@ -1,0 +1,165 @@
+/* agent-hooks: the node side of the profiler, as a library any agent can
+ * embed, and the state of the profiler-agent daemon built on it.
+ *
+ * The pieces, each usable alone:
+ *   table_fetcher  unwind tables by build-ID from the server (ETag, on-disk
+ *                  cache, one request per build-ID per run, backoff), plugged
+ *                  into the bpf/ loader as its table source;
+ *   lifecycle      exec/fork/exit events from BPF (lifecycle.bpf.c);
+ *   agent_profile  samples -> one pprof per interval (build-IDs, normalized
+ *                  addresses, frame kinds by position, labels);
+ *   shipper        POST /profiles, --output DIR, an on-disk buffer while the
+ *                  server is down;
+ *   jit_store      perf-map / jitdump snapshots, deduplicated by SHA-256.
+ * struct agent ties them together (agent.c); profiler-agent's main() only
+ * parses options.  The wire format is documented in docs/profiler-agent.md. */
+#ifndef AGENT_HOOKS_H
+#define AGENT_HOOKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+#include "bpf/loader.h"
+#include "symbolizer/profile.h"
+
+/* ---- unwind tables from the server ---- */
+struct table_fetcher;
+struct table_fetcher_options {
+	const char *server;    /* base URL; NULL: never fetch (compile locally) */
+	const char *cache_dir; /* on-disk cache; NULL: none */
+	unsigned timeout_ms;   /* per request (connect + transfer) */
+};
+struct table_fetcher_stats {
+	uint64_t requests;     /* HTTP requests made */
+	uint64_t ok_200, not_modified_304, not_found_404, other_status, transport_errors;
+	uint64_t disk_hits;    /* tables served from the cache without a request */
+	uint64_t build_ids;    /* distinct build-IDs asked for */
+	uint64_t max_requests_per_build_id;
+	uint64_t fallbacks;    /* answers "compile locally" */
+};
+int table_fetcher_new(struct table_fetcher **out, const struct table_fetcher_options *opt,
+		      struct err *e);
+void table_fetcher_free(struct table_fetcher *f);
+/* The loader's table source (struct loader_table_source.fetch). */
+int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uint8_t **data,
+		      size_t *size, struct err *e);
+void table_fetcher_stats(const struct table_fetcher *f, struct table_fetcher_stats *st);
+
+/* ---- process lifecycle (BPF) ---- */
+struct lifecycle;
+struct lifecycle_event;
+typedef void (*lifecycle_fn)(void *arg, const struct lifecycle_event *ev);
+/* follow_all: every process; otherwise those passed to lifecycle_follow()
+ * and their descendants. */
+int lifecycle_open(struct lifecycle **out, bool follow_all, lifecycle_fn fn, void *arg,
+		   struct err *e);
+int lifecycle_follow(struct lifecycle *lc, pid_t pid, struct err *e);
+/* Wait up to timeout_ms for events and deliver them; count or -errno. */
+int lifecycle_poll(struct lifecycle *lc, int timeout_ms);
+void lifecycle_close(struct lifecycle *lc);
+
+/* ---- JIT symbol snapshots ---- */
+#define JIT_HASH_HEX 65
+enum jit_kind { JIT_PERF_MAP = 0, JIT_DUMP = 1 };
+struct jit_snapshot {
+	char hash[JIT_HASH_HEX]; /* SHA-256 of the content, lowercase hex */
+	uint8_t kind;            /* enum jit_kind */
+	uint8_t *content;        /* owned by the store */
+	size_t size;
+	bool shipped;            /* content already sent once */
+};
+struct jit_store {
+	struct vec snaps; /* struct jit_snapshot */
+	size_t max_bytes; /* per file */
+	uint64_t bytes;   /* content held */
+};
+void jit_store_init(struct jit_store *js, size_t max_file_bytes);
+void jit_store_free(struct jit_store *js);
+/* Snapshot the perf map (or jitdump) of pid, through /proc/PID/root, with
+ * the pid as the process sees it (containers).  Returns the snapshot
+ * (shared by identical content) or NULL with e set (-ENOENT: none). */
+struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct err *e);
+
+/* ---- profile aggregation ---- */
+struct agent_profile {
+	struct pprof_profile *p;
+	uint64_t start_real_ns, start_mono_ns;
+	uint64_t period_ns;
+	struct vec object_mapping; /* struct object_mapping, indexed by loader object id */
+	struct vec jit_mappings;   /* struct jit_mapping_ref: one per pid with JIT frames */
+	uint64_t kernel_mapping;
+	uint64_t samples;          /* samples added */
+};
+struct agent_proc_labels {
+	const char *pid, *comm, *exe;
+};
+int agent_profile_begin(struct agent_profile *ap, uint32_t frequency_hz, struct err *e);
+/* Add one sample record: kernel frames (leaf first) then user frames.
+ * labels: host, pid, comm, exe, then the extra k=v pairs. */
+int agent_profile_add(struct agent_profile *ap, const struct sampler_loader *ld,
+		      const struct sample_record *rec, const char *const (*labels)[2],
+		      size_t nlabels, struct err *e);
+/* Pids that have frames in JIT (anonymous) code in this profile. */
+size_t agent_profile_jit_pids(const struct agent_profile *ap, pid_t *pids, size_t max);
+/* Name the JIT mapping of pid after its snapshot, and attach the content
+ * as a comment the first time that snapshot is shipped. */
+int agent_profile_attach_jit(struct agent_profile *ap, pid_t pid, struct jit_snapshot *snap,
+			     struct err *e);
+/* Finish (time, duration, comments) and serialize gzipped. */
+int agent_profile_finish(struct agent_profile *ap, const char *const *comments, size_t ncomments,
+			 uint8_t **out, size_t *size, struct err *e);
+void agent_profile_free(struct agent_profile *ap);
+
+/* ---- shipping ---- */
+struct shipper;
+struct shipper_options {
+	const char *url;        /* POST target (…/profiles); NULL: none */
+	const char *output_dir; /* every profile also written here; NULL: none */
+	const char *buffer_dir; /* profiles waiting for the server */
+	uint64_t buffer_max_bytes;
+	unsigned timeout_ms;
+};
+struct shipper_stats {
+	uint64_t profiles, sent, buffered, dropped, rejected, written;
+	uint64_t buffer_bytes;
+};
+int shipper_new(struct shipper **out, const struct shipper_options *opt, struct err *e);
+/* Hand over one gzipped pprof: written to the output dir, then sent, or
+ * buffered (oldest first on resend) when the server cannot take it. */
+int shipper_submit(struct shipper *s, const uint8_t *data, size_t size, struct err *e);
+/* Resend buffered profiles, oldest first, until one fails. */
+int shipper_drain(struct shipper *s, struct err *e);
+void shipper_stats(const struct shipper *s, struct shipper_stats *st);
+void shipper_free(struct shipper *s);
+
+/* ---- the daemon ---- */
+#define AGENT_MAX_LABELS 32
+struct agent_options {
+	const char *server;         /* tables (and profiles unless profile_url) */
+	const char *profile_url;    /* POST target; default <server>/profiles */
+	pid_t pid;                  /* 0 with all */
+	bool all;
+	uint32_t frequency_hz;
+	double duration_s;          /* 0: until SIGINT/SIGTERM */
+	double interval_s;
+	const char *output_dir;
+	const char *cache_dir;
+	const char *buffer_dir;
+	uint64_t buffer_max_bytes;
+	const char *stats_file;     /* JSON counters written at exit */
+	bool kernel;
+	bool no_server_profiles;    /* --output only */
+	const char *labels[AGENT_MAX_LABELS][2];
+	size_t nlabels;
+	struct sampler_limits lim;
+	double table_idle_s;        /* unload tables unused this long */
+};
+void agent_options_default(struct agent_options *o);
+/* Run until the duration ends, the --pid process exits, or *stop is set
+ * (from a signal handler).  Returns 0 or -errno with e set. */
+int agent_run(const struct agent_options *o, volatile int *stop, struct err *e);
+
+#endif

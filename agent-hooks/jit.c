@@ -1,0 +1,124 @@
+/* Snapshots of JIT symbol files (perf maps, jitdumps), deduplicated by
+ * SHA-256 so a runtime whose map did not change is sent once. */
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent-hooks/agent_hooks.h"
+
+void jit_store_init(struct jit_store *js, size_t max_file_bytes)
+{
+	memset(js, 0, sizeof(*js));
+	vec_init(&js->snaps, sizeof(struct jit_snapshot));
+	js->max_bytes = max_file_bytes;
+}
+
+void jit_store_free(struct jit_store *js)
+{
+	for (size_t i = 0; i < js->snaps.len; i++)
+		free(VEC_AT(&js->snaps, struct jit_snapshot, i).content);
+	vec_free(&js->snaps);
+}
+
+/* The pid as the process itself sees it (last NSpid field), which is the
+ * number in its perf map's name inside a container. */
+static pid_t ns_pid(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	pid_t inner = pid;
+	if (!f)
+		return pid;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		char *save = NULL;
+		for (char *t = strtok_r(line + 6, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save))
+			inner = (pid_t)strtol(t, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return inner > 0 ? inner : pid;
+}
+
+/* A jitdump is found the way perf finds it: the runtime maps it. */
+static bool find_jitdump(pid_t pid, char *out, size_t size)
+{
+	char path[64], line[4096 + 256];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *name = strchr(line, '/');
+		if (!name)
+			continue;
+		name[strcspn(name, "\n")] = 0;
+		const char *base = strrchr(name, '/') + 1;
+		if (!strncmp(base, "jit-", 4) && strstr(base, ".dump")) {
+			snprintf(out, size, "/proc/%d/root%s", (int)pid, name);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static void sha256_hex(const uint8_t *data, size_t size, char hex[JIT_HASH_HEX])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_Digest(data, size, md, &len, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < len && i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct err *e)
+{
+	char path[4200];
+	uint8_t kind = JIT_PERF_MAP;
+	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", (int)pid, (int)ns_pid(pid));
+	if (access(path, R_OK) != 0) {
+		if (!find_jitdump(pid, path, sizeof(path))) {
+			err_set(e, ENOENT, "pid %d has no perf map or jitdump", (int)pid);
+			return NULL;
+		}
+		kind = JIT_DUMP;
+	}
+	uint8_t *data = NULL;
+	size_t size = 0;
+	if (read_file(path, js->max_bytes, &data, &size, e) < 0)
+		return NULL;
+	if (kind == JIT_PERF_MAP) {
+		/* The runtime may be writing: keep whole lines only. */
+		while (size && data[size - 1] != '\n')
+			size--;
+	}
+	char hash[JIT_HASH_HEX] = "";
+	sha256_hex(data, size, hash);
+	for (size_t i = 0; i < js->snaps.len; i++) {
+		struct jit_snapshot *s = &VEC_AT(&js->snaps, struct jit_snapshot, i);
+		if (!strcmp(s->hash, hash)) {
+			free(data);
+			return s;
+		}
+	}
+	struct jit_snapshot *s = vec_push(&js->snaps);
+	if (!s) {
+		free(data);
+		err_set(e, ENOMEM, "out of memory");
+		return NULL;
+	}
+	memcpy(s->hash, hash, sizeof(hash));
+	s->kind = kind;
+	s->content = data;
+	s->size = size;
+	js->bytes += size;
+	return s;
+}
