@@ -43,7 +43,7 @@ DEB_PACKAGES := build-essential pkg-config clang llvm libclang-rt-14-dev \
     libmicrohttpd-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev curl \
     libbpf-dev bpftool linux-perf zlib1g-dev libzstd-dev zstd libjansson-dev \
     libprotobuf-c-dev protobuf-c-compiler libiberty-dev binutils dwz golang-go golang-github-google-pprof-dev \
-    libssl-dev binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
+    binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
     python3 gdb libc6-dbg libssl3 libstdc++6 lua5.4 python3.11 wrk
 
 deps:
@@ -66,8 +66,9 @@ $(OBJ)/%.o: %.c
 include common/module.mk
 include unwind-compiler/module.mk
 include symbolizer/module.mk
+include bpf/module.mk
 include $(sort $(filter-out common/module.mk unwind-compiler/module.mk symbolizer/module.mk \
-                            tests/module.mk,$(wildcard */module.mk)))
+                            bpf/module.mk tests/module.mk,$(wildcard */module.mk)))
 include tests/module.mk
 
 all: $(BINS) $(TEST_BINS)

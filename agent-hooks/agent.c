@@ -474,7 +474,8 @@ static int agent_start(struct agent *a, struct err *e)
 	}
 	struct shipper_options so = { .url = purl, .output_dir = o->output_dir,
 				      .buffer_dir = o->buffer_dir,
-				      .buffer_max_bytes = o->buffer_max_bytes };
+				      .buffer_max_bytes = o->buffer_max_bytes,
+				      .token = o->token };
 	if ((rc = shipper_new(&a->sh, &so, e)) < 0)
 		return rc;
 	struct sampler_bpf_options bo = { .lim = o->lim, .mode = MODE_DWARF,

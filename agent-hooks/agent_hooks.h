@@ -121,6 +121,7 @@ struct shipper_options {
 	const char *buffer_dir; /* profiles waiting for the server */
 	uint64_t buffer_max_bytes;
 	unsigned timeout_ms;
+	const char *token;      /* sent as "Authorization: Bearer"; NULL: none */
 };
 struct shipper_stats {
 	uint64_t profiles, sent, buffered, dropped, rejected, written;
@@ -140,6 +141,7 @@ void shipper_free(struct shipper *s);
 struct agent_options {
 	const char *server;         /* tables (and profiles unless profile_url) */
 	const char *profile_url;    /* POST target; default <server>/profiles */
+	const char *token;          /* Bearer token for POST /profiles, or NULL */
 	pid_t pid;                  /* 0 with all */
 	bool all;
 	uint32_t frequency_hz;

@@ -2,12 +2,12 @@
  * SHA-256 so a runtime whose map did not change is sent once. */
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/sha256.h"
 #include "agent-hooks/agent_hooks.h"
 
 void jit_store_init(struct jit_store *js, size_t max_file_bytes)
@@ -72,11 +72,11 @@ static bool find_jitdump(pid_t pid, char *out, size_t size)
 
 static void sha256_hex(const uint8_t *data, size_t size, char hex[JIT_HASH_HEX])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	EVP_Digest(data, size, md, &len, EVP_sha256(), NULL);
-	for (unsigned i = 0; i < len && i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	_Static_assert(JIT_HASH_HEX >= SHA256_HEX_LEN + 1, "room for the digest");
+	struct sha256 h;
+	sha256_init(&h);
+	sha256_update(&h, data, size);
+	sha256_final_hex(&h, hex);
 }
 
 struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct err *e)

@@ -23,6 +23,7 @@ static const char usage[] =
 	"  --output DIR         also write every profile to DIR (JIT snapshots in DIR/jit)\n"
 	"  --label k=v          add a label to every sample (repeatable)\n"
 	"  --profile-url URL    POST profiles here instead of <server>/profiles\n"
+	"  --token-file FILE    Bearer token for POST /profiles (first line of FILE)\n"
 	"  --no-upload          do not POST profiles (tables only; needs --output)\n"
 	"  --cache-dir DIR      unwind table cache (default $XDG_CACHE_HOME/profiler-agent,\n"
 	"                       /var/cache/profiler-agent for root)\n"
@@ -61,7 +62,7 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 		      char *buffer, size_t bsize)
 {
 	enum { O_INTERVAL = 256, O_PROFILE_URL, O_NO_UPLOAD, O_CACHE, O_BUFFER, O_BUFMAX,
-	       O_IDLE, O_LIMITS, O_NO_KERNEL, O_STATS, O_LABEL };
+	       O_IDLE, O_LIMITS, O_NO_KERNEL, O_STATS, O_LABEL, O_TOKEN_FILE };
 	static const struct option longopts[] = {
 		{ "server", required_argument, 0, 's' },    { "pid", required_argument, 0, 'p' },
 		{ "all", no_argument, 0, 'a' },             { "frequency", required_argument, 0, 'F' },
@@ -69,6 +70,7 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 		{ "interval", required_argument, 0, O_INTERVAL },
 		{ "label", required_argument, 0, O_LABEL },
 		{ "profile-url", required_argument, 0, O_PROFILE_URL },
+		{ "token-file", required_argument, 0, O_TOKEN_FILE },
 		{ "no-upload", no_argument, 0, O_NO_UPLOAD },
 		{ "cache-dir", required_argument, 0, O_CACHE },
 		{ "buffer-dir", required_argument, 0, O_BUFFER },
@@ -116,6 +118,21 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 			break;
 		}
 		case O_PROFILE_URL: o->profile_url = optarg; break;
+		case O_TOKEN_FILE: {
+			static char token[512];
+			FILE *f = fopen(optarg, "r");
+			if (!f || !fgets(token, sizeof(token), f)) {
+				if (f)
+					fclose(f);
+				return bad("--token-file (cannot read a token from)", optarg);
+			}
+			fclose(f);
+			token[strcspn(token, "\r\n")] = 0;
+			if (!token[0])
+				return bad("--token-file (empty token in)", optarg);
+			o->token = token;
+			break;
+		}
 		case O_NO_UPLOAD: o->no_server_profiles = true; break;
 		case O_CACHE: o->cache_dir = optarg; break;
 		case O_BUFFER: o->buffer_dir = optarg; break;

@@ -1,22 +1,21 @@
 # agent-hooks/: the node-side library (libagenthooks.a) and profiler-agent.
 # lifecycle.bpf.c (exec/fork/exit hooks) is compiled against the running
 # kernel's BTF (bpf/module.mk generates vmlinux.h) into a skeleton.
-# (This file is read before bpf/ and symbolizer/: their paths are spelled out.)
 AGENT_GEN      := $(BUILD)/agent-hooks
 AGENT_LIB_SRCS := agent-hooks/tables.c agent-hooks/lifecycle.c agent-hooks/jit.c \
                   agent-hooks/profile_agg.c agent-hooks/ship.c agent-hooks/agent.c
 AGENT_LIB_OBJS := $(AGENT_LIB_SRCS:%.c=$(OBJ)/%.o)
 AGENT_LIB      := $(LIB)/libagenthooks.a
-AGENT_LDLIBS   := -lcurl -lcrypto
+AGENT_LDLIBS   := -lcurl
 DEPFILES       += $(AGENT_LIB_OBJS:.o=.d) $(OBJ)/agent-hooks/main.d
 BINS           += $(BIN)/profiler-agent
 TEST_LIBS_PRE  := $(AGENT_LIB) $(TEST_LIBS_PRE)
 TEST_LDLIBS    += $(AGENT_LDLIBS)
 
 $(AGENT_GEN)/lifecycle.bpf.o: agent-hooks/lifecycle.bpf.c agent-hooks/lifecycle.h \
-		$(BUILD)/bpf/vmlinux.h
+		$(BPF_GEN)/vmlinux.h
 	@mkdir -p $(@D)
-	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -I. \
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BPF_GEN) -I. \
 	    -Wall -Wno-unused-function -c $< -o $@
 
 $(AGENT_GEN)/lifecycle.skel.h: $(AGENT_GEN)/lifecycle.bpf.o
@@ -29,7 +28,7 @@ $(AGENT_LIB): $(AGENT_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BIN)/profiler-agent: $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(LIB)/libsampler.a $(LIB)/libsymbolizer.a \
+$(BIN)/profiler-agent: $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(BPF_LIB) $(SYMZ_LIB) \
 		$(UNWIND_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LDLIBS) $(BPF_LDLIBS) $(SYMZ_LDLIBS) $(UNWIND_LDLIBS)

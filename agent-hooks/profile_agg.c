@@ -185,7 +185,12 @@ int agent_profile_attach_jit(struct agent_profile *ap, pid_t pid, struct jit_sna
 		return err_set(e, ENOENT, "pid %d has no JIT mapping in this profile", (int)pid);
 	const char *kind = snap->kind == JIT_DUMP ? "jitdump" : "perf-map";
 	char name[128];
-	snprintf(name, sizeof(name), "jit:%s:%s", kind, snap->hash);
+	/* perf-map:<sha256> is what debuginfod-lite's profile store resolves
+	 * (docs/http-api.md); it has no jitdump reader yet. */
+	if (snap->kind == JIT_DUMP)
+		snprintf(name, sizeof(name), "jit:jitdump:%s", snap->hash);
+	else
+		snprintf(name, sizeof(name), "perf-map:%s", snap->hash);
 	int64_t idx = pprof_intern(ap->p, name);
 	if (idx < 0)
 		return err_set(e, ENOMEM, "out of memory");

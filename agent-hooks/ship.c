@@ -32,6 +32,7 @@ struct buffered {
 struct shipper {
 	struct shipper_options o;
 	char *url, *output_dir, *buffer_dir;
+	char *auth; /* "Authorization: Bearer …" header, or NULL */
 	CURL *curl;
 	struct vec queue; /* struct buffered, oldest first */
 	uint64_t next_seq, out_seq;
@@ -96,10 +97,15 @@ int shipper_new(struct shipper **out, const struct shipper_options *opt, struct 
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory");
 	s->o = *opt;
+	s->o.token = NULL; /* kept only as the header below */
 	vec_init(&s->queue, sizeof(struct buffered));
 	int rc = 0;
 	if (opt->url && !((s->url = strdup(opt->url)) && (s->curl = curl_easy_init())))
 		rc = err_set(e, ENOMEM, "cannot set up libcurl");
+	if (!rc && opt->token && asprintf(&s->auth, "Authorization: Bearer %s", opt->token) < 0) {
+		s->auth = NULL;
+		rc = err_set(e, ENOMEM, "out of memory");
+	}
 	if (!rc && opt->output_dir && !(s->output_dir = strdup(opt->output_dir)))
 		rc = err_set(e, ENOMEM, "out of memory");
 	if (!rc && opt->output_dir)
@@ -128,6 +134,7 @@ void shipper_free(struct shipper *s)
 		curl_easy_cleanup(s->curl);
 	vec_free(&s->queue);
 	free(s->url);
+	free(s->auth);
 	free(s->output_dir);
 	free(s->buffer_dir);
 	free(s);
@@ -151,6 +158,8 @@ static int post(struct shipper *s, const uint8_t *data, size_t size, struct err 
 	CURL *c = s->curl;
 	curl_easy_reset(c);
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+	if (s->auth)
+		h = curl_slist_append(h, s->auth);
 	curl_easy_setopt(c, CURLOPT_URL, s->url);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)data);

@@ -1,5 +1,5 @@
 # debuginfod-lite/: the server library + debuginfod-lite + debuginfod-upload.
-DIL_LIB_SRCS := debuginfod-lite/sha256.c debuginfod-lite/store.c debuginfod-lite/artifact.c \
+DIL_LIB_SRCS := debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/scan.c debuginfod-lite/log.c debuginfod-lite/sources.c \
                 debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c \
                 debuginfod-lite/upload_handler.c debuginfod-lite/upstream.c \

@@ -237,6 +237,38 @@ static int collect_meta(struct pprof_profile *p, struct profile_meta *m, char *m
 	return 0;
 }
 
+/* profiler-agent sends each perf-map snapshot once, inside the first profile
+ * that references it, as the comment "profiler-agent.jit perf-map
+ * sha256=<h> encoding=text\n<map>" (docs/profiler-agent.md); its mappings
+ * are named perf-map:<h>.  Store such snapshots as POST /perf-maps would.  A
+ * snapshot that does not hash to its name is logged and left out: the
+ * profile stays good, its JIT frames are reported missing. */
+static void store_agent_perf_maps(struct server *s, const struct pprof_profile *p)
+{
+	static const char head[] = "profiler-agent.jit perf-map sha256=";
+	static const char enc[] = " encoding=text\n";
+	for (size_t i = 0; i < p->comments.len; i++) {
+		const char *c = pprof_str(p, VEC_AT(&p->comments, int64_t, i));
+		if (strncmp(c, head, sizeof(head) - 1) != 0)
+			continue;
+		const char *want = c + sizeof(head) - 1;
+		if (strlen(want) < SHA256_HEX_LEN + sizeof(enc) - 1 ||
+		    strncmp(want + SHA256_HEX_LEN, enc, sizeof(enc) - 1) != 0) {
+			log_error("msg=\"profile: malformed profiler-agent.jit comment %zu, ignored\"", i);
+			continue;
+		}
+		const char *text = want + SHA256_HEX_LEN + sizeof(enc) - 1;
+		char sha[SHA256_HEX_LEN + 1];
+		bool was_new;
+		struct err e = { { 0 } };
+		if (perf_map_insert(s, text, strlen(text), sha, &was_new, &e) < 0)
+			log_error("msg=\"profile: perf map in comment %zu: %s\"", i, e.msg);
+		else if (strncmp(sha, want, SHA256_HEX_LEN) != 0)
+			log_error("msg=\"profile: perf map in comment %zu hashes to %s, not %.64s\"", i,
+				  sha, want);
+	}
+}
+
 static int post_work(struct request *r)
 {
 	struct post_job *j = r->job;
@@ -257,6 +289,8 @@ static int post_work(struct request *r)
 	int rc = collect_meta(p, &j->meta, j->msg, sizeof(j->msg));
 	if (rc == 0)
 		constant_labels(p, &j->meta);
+	if (rc == 0)
+		store_agent_perf_maps(s, p);
 	pprof_free(p);
 	if (rc < 0)
 		return 0;

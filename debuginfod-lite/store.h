@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
-#include "debuginfod-lite/sha256.h"
+#include "common/sha256.h"
 
 enum artifact_kind {
 	ART_DEBUGINFO,

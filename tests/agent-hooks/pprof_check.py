@@ -9,7 +9,7 @@ profile.proto wire format, written from the public schema) and checks them.
       (addresses symbolized with BIN against ELF; frame kind by position).
   pprof_check.py jit --map-dir DIR --symbolize BIN FILE...
       JSON: the names of JIT frames, resolved with `symbolize --perf-map`
-      against the snapshot each JIT mapping names (jit:perf-map:<sha256>).
+      against the snapshot each JIT mapping names (perf-map:<sha256>).
 """
 import argparse, gzip, json, subprocess, sys
 from collections import Counter
@@ -154,8 +154,8 @@ def main():
             by_map = {}
             for s in p['samples']:
                 for m, addr, kind in frames(p, s):
-                    if m and m['filename'].startswith('jit:perf-map:'):
-                        by_map.setdefault(m['filename'].split(':')[2], set()).add((addr, kind))
+                    if m and m['filename'].startswith('perf-map:'):
+                        by_map.setdefault(m['filename'].split(':')[1], set()).add((addr, kind))
             for h, addrs in by_map.items():
                 path = '%s/%s.map' % (a.map_dir, h)
                 for kind in ('leaf', 'return'):

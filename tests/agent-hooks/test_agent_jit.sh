@@ -6,13 +6,16 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/agent-hooks/lib.sh"
 agent_setup
-need_bpf jit_snapshot_written jit_snapshot_in_profile jit_names_resolved
-command -v node >/dev/null || { for n in jit_snapshot_written jit_snapshot_in_profile jit_names_resolved; do skip $n "node is not installed"; done; exit 0; }
+CHECKS=(jit_snapshot_written jit_snapshot_in_profile jit_names_resolved jit_names_from_server)
+need_bpf "${CHECKS[@]}"
+command -v node >/dev/null || { for n in "${CHECKS[@]}"; do skip $n "node is not installed"; done; exit 0; }
+# The profile store names JIT frames from the snapshot the profile carries.
+start_server S --data "$SCRATCH/data" --rescan 0 --no-watch || { fail jit_server "did not start"; finish; }
 # node leaves isolate-*-v8.log in its working directory: run it in the scratch dir.
 (cd "$SCRATCH" && exec node --perf-basic-prof "$TOP/tests/fixtures/agent-hooks/hot.js" 20 >/dev/null) & N=$!; BG+=("$N")
 # Let V8 optimize hotFunction first.
 for i in $(seq 50); do grep -q hotFunction /tmp/perf-$N.map 2>/dev/null && break; sleep 0.1; done
-timeout 60 "$AGENT" --pid "$N" --no-upload --output "$SCRATCH/out" --cache-dir "$SCRATCH/cache" \
+timeout 60 "$AGENT" --pid "$N" --server "$S_URL" --output "$SCRATCH/out" --cache-dir "$SCRATCH/cache" \
 	--frequency 99 --interval 1 --duration 3 --stats-file "$SCRATCH/st.json" 2>"$SCRATCH/err"
 kill "$N" 2>/dev/null; wait "$N" 2>/dev/null; rm -f /tmp/perf-$N.map
 maps=$(ls "$SCRATCH"/out/jit/*.map 2>/dev/null | wc -l)
@@ -40,4 +43,18 @@ for path in glob.glob(out + '/jit/*.map'):
 PY
 r=$($CHECK jit --map-dir "$SCRATCH/out/jit" --symbolize "$BIN/symbolize" "$SCRATCH"/out/*.pb.gz)
 [[ $r == *hotFunction* ]] && ok jit_names_resolved || fail jit_names_resolved "$r"
+. "$TOP/tests/lib/pprof.sh"
+if ensure_pprof; then
+	for i in $(seq 40); do
+		curl -s "$S_URL/profiles" -o "$SCRATCH/stored.pb.gz"
+		env HOME="$SCRATCH" PPROF_TMPDIR="$SCRATCH" "$PPROF" -symbolize=none -top "$SCRATCH/stored.pb.gz" \
+			>"$SCRATCH/top.txt" 2>&1
+		grep -q hotFunction "$SCRATCH/top.txt" && break
+		sleep 0.5
+	done
+	grep -q hotFunction "$SCRATCH/top.txt" && ok jit_names_from_server ||
+		fail jit_names_from_server "$(head -12 "$SCRATCH/top.txt" | tr '\n' ' ')"
+else
+	skip jit_names_from_server "pprof could not be built"
+fi
 finish

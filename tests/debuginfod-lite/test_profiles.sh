@@ -15,15 +15,8 @@ AUTH=(-H 'Authorization: Bearer secret')
 ARGS=(--data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --profile-max-size 100000 --no-watch)
 start_server S "${ARGS[@]}" || { fail profiles_server "did not start"; finish; }
 
-# pprof: built once into build/tools (as tests/symbolizer/test_pprof.sh does).
-PPROF=$TOP/build/tools/pprof
-GOSRC=/usr/share/gocode
-if [[ ! -x $PPROF ]] && command -v go >/dev/null && [[ -d $GOSRC/src/github.com/google/pprof ]]; then
-	mkdir -p "$TOP/build/tools"
-	GOPATH=$GOSRC GO111MODULE=off GOFLAGS= GOCACHE=$TOP/build/tools/gocache GOPROXY=off \
-		go build -o "$PPROF.tmp.$$" github.com/google/pprof >"$SCRATCH/gobuild" 2>&1 &&
-		mv "$PPROF.tmp.$$" "$PPROF"
-fi
+. "$TOP/tests/lib/pprof.sh"
+ensure_pprof
 pp() { env PPROF_BINARY_PATH=/nonexistent PPROF_TMPDIR="$SCRATCH" HOME="$SCRATCH" "$PPROF" -symbolize=none "$@" 2>&1; }
 
 # Real addresses from the unstripped fixture: a leaf in inner_frame (where

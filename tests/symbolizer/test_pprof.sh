@@ -9,15 +9,8 @@ MK=$TOP/$BUILD/tests/symbolizer/test_profile
 FX=$FIXTURES/symbolizer
 export XDG_CACHE_HOME=$SCRATCH/cache
 
-# pprof: built once into build/tools (no network: GOPATH mode over Debian's sources).
-PPROF=$TOP/build/tools/pprof
-GOSRC=/usr/share/gocode
-if [[ ! -x $PPROF ]] && command -v go >/dev/null && [[ -d $GOSRC/src/github.com/google/pprof ]]; then
-	mkdir -p "$TOP/build/tools"
-	GOPATH=$GOSRC GO111MODULE=off GOFLAGS= GOCACHE=$TOP/build/tools/gocache GOPROXY=off \
-		go build -o "$PPROF.tmp" github.com/google/pprof >"$SCRATCH/gobuild" 2>&1 &&
-		mv "$PPROF.tmp" "$PPROF"
-fi
+. "$TOP/tests/lib/pprof.sh"
+ensure_pprof
 
 # Random stacks (leaf first) inside FUNC symbols of an object.
 stacks() { # OBJ SEED

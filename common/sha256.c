@@ -1,5 +1,5 @@
 /* SHA-256 (FIPS 180-4), written from the specification. */
-#include "debuginfod-lite/sha256.h"
+#include "common/sha256.h"
 
 #include <string.h>
 

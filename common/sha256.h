@@ -1,6 +1,6 @@
 /* SHA-256, for content-addressed blob names (FIPS 180-4). */
-#ifndef DEBUGINFOD_LITE_SHA256_H
-#define DEBUGINFOD_LITE_SHA256_H
+#ifndef COMMON_SHA256_H
+#define COMMON_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>
