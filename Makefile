@@ -34,7 +34,7 @@ TEST_BINS   :=
 FIXTURES    :=
 DEPFILES    :=
 
-.PHONY: all deps test test-fast bench run clean install fixtures fuzz
+.PHONY: all deps test test-fast bench run demo clean install fixtures fuzz
 all:
 
 # --- Debian packages the project needs (build, tests, oracles, benchmarks) ---
@@ -87,11 +87,16 @@ run: all
 	$(BIN)/debuginfod-lite --data var --listen 127.0.0.1:8002 \
 	    --scan /usr/lib/debug --scan /usr/lib/x86_64-linux-gnu --scan /usr/bin
 
+# The whole loop end to end: server, upload, agent with BPF, symbolized
+# top functions and flame graphs in demo-out/ (needs root and BTF).
+demo: all $(FIXTURES)
+	@BUILD=$(BUILD) contrib/demo.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz demo-out
 
 -include $(DEPFILES)
