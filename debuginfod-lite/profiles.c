@@ -646,13 +646,17 @@ static void symbolize_row(struct server *s, struct profile_resolver *res,
 	free(out);
 }
 
-/* Profiles that missed `ref` are symbolized again. */
-static void requeue_ref(struct server *s, const char *ref)
+/* Profiles that missed `ref` are symbolized again; with `all`, every
+ * profile that uses it (its index was rebuilt from better debuginfo: names
+ * from the symbol table give way to DWARF's, with lines and inlines). */
+static void requeue_ref(struct server *s, const char *ref, bool all)
 {
 	pthread_mutex_lock(&s->profiles->db_lock);
 	db_exec(s,
-		"UPDATE profiles SET state=3 WHERE state=2 AND id IN"
-		" (SELECT profile FROM profile_refs WHERE ref=?1 AND missing=1)",
+		all ? "UPDATE profiles SET state=3 WHERE state IN (1,2) AND id IN"
+		      " (SELECT profile FROM profile_refs WHERE ref=?1)"
+		    : "UPDATE profiles SET state=3 WHERE state=2 AND id IN"
+		      " (SELECT profile FROM profile_refs WHERE ref=?1 AND missing=1)",
 		"t", ref);
 	int n = sqlite3_changes(s->profiles->db);
 	pthread_mutex_unlock(&s->profiles->db_lock);
@@ -673,9 +677,9 @@ static void handle_pending(struct server *s)
 	ps->pending_overflow = false;
 	pthread_mutex_unlock(&ps->lock);
 	for (int i = 0; i < n; i++) {
-		if (strncmp(batch[i].ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) != 0)
-			symz_check_stale(s, batch[i].ref, batch[i].quality);
-		requeue_ref(s, batch[i].ref);
+		bool stale = strncmp(batch[i].ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) != 0 &&
+			     symz_check_stale(s, batch[i].ref, batch[i].quality);
+		requeue_ref(s, batch[i].ref, stale);
 	}
 	if (overflow) {
 		pthread_mutex_lock(&ps->db_lock);
@@ -709,7 +713,7 @@ static void retry_missing(struct server *s, struct request *r)
 			continue; /* only the agent can send it */
 		struct symz_handle h = { 0 };
 		if (symz_acquire(r, ref, &h) == 1)
-			requeue_ref(s, ref);
+			requeue_ref(s, ref, false);
 		symz_release(s, &h);
 	}
 	vec_free(&refs);

@@ -209,7 +209,9 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 void symz_release(struct server *s, struct symz_handle *h);
 /* Debuginfo of this quality arrived for build_id: a stored index built from
  * something worse is forgotten (rebuilt on next use). */
-void symz_check_stale(struct server *s, const char *build_id, int quality);
+/* Drop the stored index of build_id if it was built from worse debuginfo
+ * than `quality`; true when it did (profiles named with it are stale too). */
+bool symz_check_stale(struct server *s, const char *build_id, int quality);
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;

@@ -253,16 +253,17 @@ static bool obtain_alt(struct request *r, struct elf_object *debug, struct artif
 	return alt_id[0] && obtain_elf(r, alt_id, ART_DEBUGINFO, a, o, transient);
 }
 
-void symz_check_stale(struct server *s, const char *build_id, int quality)
+bool symz_check_stale(struct server *s, const char *build_id, int quality)
 {
 	struct artifact cand;
 	struct err e = { { 0 } };
 	if (store_lookup(s->store, build_id, ART_SYMZ, symz_version(), &cand, 1, &e) != 1 ||
 	    cand.quality >= quality)
-		return;
+		return false;
 	log_info("msg=\"index %s: better debuginfo arrived, rebuilding\"", build_id);
 	store_forget_kind(s->store, build_id, ART_SYMZ, &e);
 	symz_cache_drop(s->symz_cache, build_id);
+	return true;
 }
 
 /* Build and store the index for build_id.  1 built, 0 nothing to build

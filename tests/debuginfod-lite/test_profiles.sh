@@ -242,4 +242,50 @@ done
 bytes=$(curl -s "$Q_URL/profiles/list" | python3 -c 'import json,sys; print(sum(p["raw_size"]+p["symbolized_size"] for p in json.load(sys.stdin)["profiles"]))')
 [[ $ids != "1 2 3 4" && $ids == *4 && $bytes -le 1500 ]] && ok profiles_quota_evicts_oldest ||
 	fail profiles_quota_evicts_oldest "ids [$ids], $bytes bytes"
+# 8. Names from a symbol table give way to DWARF: a profile symbolized while
+# only a symtab-only debuginfo existed is symbolized again (file:line,
+# inlines) when the real debuginfo arrives.  A copy of the fixture under a
+# new build-ID keeps this apart from the checks above.
+ID2=$(python3 - "$FIX/crash.debug" "$SCRATCH/crash2.debug" "$ID" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+old = bytes.fromhex(sys.argv[3]); new = bytes([old[0] ^ 0xff]) + old[1:]
+assert data.count(old) == 1
+open(sys.argv[2], "wb").write(data.replace(old, new))
+print(new.hex())
+PY
+)
+strip --strip-debug -o "$SCRATCH/crash2.symtab" "$SCRATCH/crash2.debug"
+start_server T --data "$SCRATCH/t" --token-file "$SCRATCH/tokens" --no-watch || { fail profiles_symtab_server "no server"; finish; }
+code=$(http_code -H 'Authorization: Bearer secret' -T "$SCRATCH/crash2.symtab" "$T_URL/buildid/$ID2/debuginfo")
+[[ $code == 201 ]] || fail profiles_symtab_upload "HTTP $code"
+printf '%s %s %s = 90\n' "$LEAF" "$RA_MIDDLE" "$RA_MAIN" |
+	"$TOOL" make "$SCRATCH/p8.pb.gz" --time 1700000000000000000 --duration 10000000000 \
+		--mapping "$ID2" /opt/app/crash2
+code=$(http_code -H 'Authorization: Bearer secret' --data-binary @"$SCRATCH/p8.pb.gz" "$T_URL/profiles")
+[[ $code == 201 ]] || fail profiles_symtab_post "HTTP $code"
+if [[ -x $PPROF ]]; then
+	for i in $(seq 100); do
+		curl -s -o "$SCRATCH/p8a.pb.gz" "$T_URL/profiles"
+		pp -traces -lines "$SCRATCH/p8a.pb.gz" >"$SCRATCH/p8a.txt"
+		grep -q inner_frame "$SCRATCH/p8a.txt" && break
+		sleep 0.1
+	done
+	grep -q inner_frame "$SCRATCH/p8a.txt" && ! grep -q 'crash.c:' "$SCRATCH/p8a.txt" &&
+		ok profiles_symtab_names_first || fail profiles_symtab_names_first "$(head -14 "$SCRATCH/p8a.txt")"
+	code=$(http_code -H 'Authorization: Bearer secret' -T "$SCRATCH/crash2.debug" "$T_URL/buildid/$ID2/debuginfo")
+	[[ $code == 201 ]] || fail profiles_dwarf_upload "HTTP $code"
+	want=$(expect_frames "$LEAF" "$RA_MIDDLE" "$RA_MAIN")
+	for i in $(seq 100); do
+		curl -s -o "$SCRATCH/p8b.pb.gz" "$T_URL/profiles"
+		pp -traces -lines "$SCRATCH/p8b.pb.gz" >"$SCRATCH/p8b.txt"
+		[[ $(trace_frames "$SCRATCH/p8b.txt" 900ms) == "$want" ]] && break
+		sleep 0.1
+	done
+	got=$(trace_frames "$SCRATCH/p8b.txt" 900ms)
+	[[ -n $want && $got == "$want" ]] && ok profiles_dwarf_replaces_symtab_names ||
+		fail profiles_dwarf_replaces_symtab_names "want [$want] got [$got]"
+else
+	skip profiles_symtab_names_first "pprof could not be built"
+fi
 finish
