@@ -667,6 +667,9 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 			MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC,
 		0, NULL, NULL, &access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 		MHD_OPTION_SOCK_ADDR, &sa,
+		/* SO_REUSEADDR: a restarted server binds its port again at
+		 * once, whatever connections of the old one linger. */
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
 		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
 		c->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &request_completed, s,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_CONNECTION_LIMIT, 16384,
