@@ -34,6 +34,9 @@ TEST_BINS   :=
 FIXTURES    :=
 DEPFILES    :=
 
+# Keep intermediate objects: no "rm …" after the suite's closing line.
+.SECONDARY:
+
 .PHONY: all deps test test-fast bench run demo clean install fixtures fuzz
 all:
 
