@@ -413,51 +413,19 @@ static void out_fmt(struct out *o, const char *fmt, uint64_t v)
 	out_mem(o, tmp, (size_t)n);
 }
 
-static void out_json_str(struct out *o, const char *s)
+static void out_write(void *ctx, const char *p, size_t n)
 {
-	if (!s) {
-		out_mem(o, "null", 4);
-		return;
-	}
-	out_mem(o, "\"", 1);
-	const char *run = s;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		out_mem(o, run, (size_t)(s - run));
-		char esc[8];
-		if (c == '"' || c == '\\')
-			snprintf(esc, sizeof(esc), "\\%c", c);
-		else
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-		out_str(o, esc);
-		run = s + 1;
-	}
-	out_mem(o, run, (size_t)(s - run));
-	out_mem(o, "\"", 1);
+	out_mem(ctx, p, n);
 }
 
-/* The frame objects of `symbolize --json` (docs/symbolizer.md). */
+static void out_json_str(struct out *o, const char *s)
+{
+	symz_write_json_string(out_write, o, s);
+}
+
 static void out_frames(struct out *o, const struct symz_frame *fr, size_t n)
 {
-	out_str(o, "[");
-	for (size_t i = 0; i < n; i++) {
-		out_str(o, i ? ",{\"function\":" : "{\"function\":");
-		out_json_str(o, fr[i].function);
-		out_str(o, ",\"file\":");
-		out_json_str(o, fr[i].file);
-		if (fr[i].line)
-			out_fmt(o, ",\"line\":%" PRIu64, fr[i].line);
-		else
-			out_str(o, ",\"line\":null");
-		if (fr[i].column)
-			out_fmt(o, ",\"column\":%" PRIu64, fr[i].column);
-		else
-			out_str(o, ",\"column\":null");
-		out_str(o, fr[i].inlined ? ",\"inlined\":true}" : ",\"inlined\":false}");
-	}
-	out_str(o, "]");
+	symz_write_frames_json(out_write, o, fr, n, 0);
 }
 
 static const char *error_text(int rc)

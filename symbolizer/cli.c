@@ -99,32 +99,14 @@ static void out_hex(struct out *o, uint64_t v)
 	out_mem(o, tmp + sizeof(tmp) - n, (size_t)n);
 }
 
+static void out_write(void *ctx, const char *p, size_t n)
+{
+	out_mem(ctx, p, n);
+}
+
 static void out_json_str(struct out *o, const char *s)
 {
-	if (!s) {
-		out_mem(o, "null", 4);
-		return;
-	}
-	out_mem(o, "\"", 1);
-	const char *run = s;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		out_mem(o, run, (size_t)(s - run));
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			out_mem(o, esc, 2);
-		} else {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			out_mem(o, esc, 6);
-		}
-		run = s + 1;
-	}
-	out_mem(o, run, (size_t)(s - run));
-	out_mem(o, "\"", 1);
+	symz_write_json_string(out_write, o, s);
 }
 
 static const char *basename_of(const char *p)
@@ -154,46 +136,11 @@ static void print_frames(struct out *o, const struct opts *op, const char *input
 			out_hex(o, addr);
 			out_mem(o, "\"", 1);
 		}
-		out_str(o, ",\"frames\":[");
-		for (size_t i = 0; i < n; i++) {
-			const struct symz_frame *f = &fr[i];
-			out_str(o, i ? ",{\"function\":" : "{\"function\":");
-			out_json_str(o, f->function);
-			out_str(o, ",\"file\":");
-			out_json_str(o, f->file && op->basenames ? basename_of(f->file) : f->file);
-			out_str(o, ",\"line\":");
-			if (f->line)
-				out_u64(o, f->line);
-			else
-				out_str(o, "null");
-			out_str(o, ",\"column\":");
-			if (f->column)
-				out_u64(o, f->column);
-			else
-				out_str(o, "null");
-			out_str(o, f->inlined ? ",\"inlined\":true" : ",\"inlined\":false");
-			if (op->verbose) {
-				out_str(o, ",\"linkage_name\":");
-				out_json_str(o, f->linkage_name);
-				out_str(o, ",\"start_address\":");
-				if (f->entry) {
-					out_mem(o, "\"", 1);
-					out_hex(o, f->entry);
-					out_mem(o, "\"", 1);
-				} else {
-					out_str(o, "null");
-				}
-				out_str(o, ",\"decl_line\":");
-				if (f->decl_line)
-					out_u64(o, f->decl_line);
-				else
-					out_str(o, "null");
-				out_str(o, f->from_symtab ? ",\"from_symtab\":true"
-							  : ",\"from_symtab\":false");
-			}
-			out_mem(o, "}", 1);
-		}
-		out_str(o, "]}\n");
+		out_str(o, ",\"frames\":");
+		symz_write_frames_json(out_write, o, fr, n,
+				       (op->basenames ? SYMZ_JSON_BASENAMES : 0) |
+				       (op->verbose ? SYMZ_JSON_VERBOSE : 0));
+		out_str(o, "}\n");
 		return;
 	}
 	/* addr2line -f [-i] style */

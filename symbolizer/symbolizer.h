@@ -94,6 +94,19 @@ struct symz_frame {
 	bool from_symtab;         /* name from the ELF symbol table (no DWARF function) */
 };
 
+/* The JSON of frames, as `symbolize --json` prints them and POST /symbolize
+ * answers: [{"function":…,"file":…,"line":…,"column":…,"inlined":…},…],
+ * unknown values null.  Output goes through w(ctx, bytes, n). */
+typedef void (*symz_write_fn)(void *ctx, const char *p, size_t n);
+enum {
+	SYMZ_JSON_BASENAMES = 1, /* file names without their directories */
+	SYMZ_JSON_VERBOSE = 2,   /* also linkage_name, start_address, decl_line, from_symtab */
+};
+void symz_write_frames_json(symz_write_fn w, void *ctx, const struct symz_frame *fr, size_t n,
+			    unsigned flags);
+/* A JSON string (escaped, quoted), or null for NULL. */
+void symz_write_json_string(symz_write_fn w, void *ctx, const char *s);
+
 /* Symbolize one address.  Fills at most max frames, innermost first, and
  * returns how many frames the address has (may exceed max), 0 when nothing
  * is known about it.  Strings point into the index. */
