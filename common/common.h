@@ -37,6 +37,9 @@ int vec_reserve(struct vec *v, size_t cap);
 void vec_free(struct vec *v);
 #define VEC_AT(v, type, i) (((type *)(v)->data)[i])
 
+/* Sort v ascending and drop repeats; returns the new length. */
+size_t sort_unique_u64(uint64_t *v, size_t n);
+
 /* Build-IDs: at most 64 bytes (NT_GNU_BUILD_ID is usually 20). */
 #define BUILD_ID_MAX 64
 #define BUILD_ID_HEX_MAX (2 * BUILD_ID_MAX + 1)

@@ -64,6 +64,23 @@ void vec_free(struct vec *v)
 	v->len = v->cap = 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+size_t sort_unique_u64(uint64_t *v, size_t n)
+{
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_u64);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!u || v[i] != v[u - 1])
+			v[u++] = v[i];
+	return u;
+}
+
 void build_id_to_hex(const uint8_t *id, size_t len, char *hex)
 {
 	static const char digits[] = "0123456789abcdef";

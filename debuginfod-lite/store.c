@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -320,8 +321,9 @@ int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 	return n;
 }
 
-static int exec_forget(struct store *s, enum stmt_id id, const struct artifact *a,
-		       const char *path, struct err *e)
+/* Run one cached write statement under the write lock.  `types` gives
+ * the parameters in order: 't' text, 'i' int, 'I' int64. */
+static int write_stmt(struct store *s, enum stmt_id id, struct err *e, const char *types, ...)
 {
 	struct conn *c = conn_get(s, e);
 	if (!c)
@@ -330,15 +332,19 @@ static int exec_forget(struct store *s, enum stmt_id id, const struct artifact *
 	pthread_mutex_lock(&s->write_lock);
 	sqlite3_stmt *q = stmt(c, id, e);
 	if (q) {
-		if (id == ST_FORGET_EXTERNAL) {
-			sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
-		} else {
-			sqlite3_bind_text(q, 1, a->build_id, -1, SQLITE_STATIC);
-			sqlite3_bind_int(q, 2, a->kind);
-			sqlite3_bind_text(q, 3, a->name, -1, SQLITE_STATIC);
-			sqlite3_bind_text(q, 4, a->origin == ORIGIN_SCAN ? a->path : a->blob, -1,
-					  SQLITE_STATIC);
+		va_list ap;
+		va_start(ap, types);
+		for (int i = 0; types[i]; i++) {
+			if (types[i] == 't')
+				sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+			else if (types[i] == 'i')
+				sqlite3_bind_int(q, i + 1, va_arg(ap, int));
+			else if (types[i] == 'I')
+				sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t));
+			else
+				abort(); /* a caller's type string is wrong: a bug */
 		}
+		va_end(ap);
 		rc = sqlite3_step(q) == SQLITE_DONE ? 0 : err_set(e, EIO, "sqlite: %s",
 								  sqlite3_errmsg(c->db));
 		sqlite3_reset(q);
@@ -346,6 +352,15 @@ static int exec_forget(struct store *s, enum stmt_id id, const struct artifact *
 	pthread_mutex_unlock(&s->write_lock);
 	conn_put(s, c);
 	return rc;
+}
+
+static int exec_forget(struct store *s, enum stmt_id id, const struct artifact *a,
+		       const char *path, struct err *e)
+{
+	if (id == ST_FORGET_EXTERNAL)
+		return write_stmt(s, id, e, "t", path);
+	return write_stmt(s, id, e, "titt", a->build_id, (int)a->kind, a->name,
+			  a->origin == ORIGIN_SCAN ? a->path : a->blob);
 }
 
 int store_forget_external(struct store *s, const char *path, struct err *e)
@@ -383,29 +398,9 @@ int store_open_artifact(struct store *s, const struct artifact *a, int *fd, stru
 static int insert_candidate(struct store *s, const struct artifact *a, const char *loc,
 			    struct err *e)
 {
-	struct conn *c = conn_get(s, e);
-	if (!c)
-		return -EIO;
-	int rc = -EIO;
-	pthread_mutex_lock(&s->write_lock);
-	sqlite3_stmt *q = stmt(c, ST_INSERT, e);
-	if (q) {
-		sqlite3_bind_text(q, 1, a->build_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 2, a->kind);
-		sqlite3_bind_text(q, 3, a->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 4, loc, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 5, a->origin);
-		sqlite3_bind_int(q, 6, a->quality);
-		sqlite3_bind_text(q, 7, a->file, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 8, (int64_t)a->size);
-		sqlite3_bind_int64(q, 9, a->mtime);
-		sqlite3_bind_int64(q, 10, a->expires);
-		rc = sqlite3_step(q) == SQLITE_DONE ? 0 : err_set(e, EIO, "sqlite insert: %s",
-								  sqlite3_errmsg(c->db));
-		sqlite3_reset(q);
-	}
-	pthread_mutex_unlock(&s->write_lock);
-	conn_put(s, c);
+	int rc = write_stmt(s, ST_INSERT, e, "tittiitIII", a->build_id, (int)a->kind, a->name, loc,
+			    (int)a->origin, (int)a->quality, a->file, (int64_t)a->size,
+			    (int64_t)a->mtime, (int64_t)a->expires);
 	if (rc == 0 && s->candidate_hook && (a->kind == ART_DEBUGINFO || a->kind == ART_EXECUTABLE))
 		s->candidate_hook(s->candidate_ctx, a->build_id, a->kind, a->quality);
 	return rc;
@@ -474,23 +469,7 @@ bool store_scanned_same(struct store *s, const char *path, uint64_t size, int64_
 int store_scanned_set(struct store *s, const char *path, uint64_t size, int64_t mtime,
 		      struct err *e)
 {
-	struct conn *c = conn_get(s, e);
-	if (!c)
-		return -EIO;
-	int rc = -EIO;
-	pthread_mutex_lock(&s->write_lock);
-	sqlite3_stmt *q = stmt(c, ST_SCANNED_SET, e);
-	if (q) {
-		sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, (int64_t)size);
-		sqlite3_bind_int64(q, 3, mtime);
-		rc = sqlite3_step(q) == SQLITE_DONE ? 0 : err_set(e, EIO, "sqlite: %s",
-								  sqlite3_errmsg(c->db));
-		sqlite3_reset(q);
-	}
-	pthread_mutex_unlock(&s->write_lock);
-	conn_put(s, c);
-	return rc;
+	return write_stmt(s, ST_SCANNED_SET, e, "tII", path, (int64_t)size, mtime);
 }
 
 int store_tmp_begin(struct store *s, struct store_tmp *t, struct err *e)
@@ -661,24 +640,7 @@ bool store_miss_cached(struct store *s, const char *build_id, enum artifact_kind
 int store_miss_put(struct store *s, const char *build_id, enum artifact_kind kind,
 		   const char *name, int64_t expires, struct err *e)
 {
-	struct conn *c = conn_get(s, e);
-	if (!c)
-		return -EIO;
-	int rc = -EIO;
-	pthread_mutex_lock(&s->write_lock);
-	sqlite3_stmt *q = stmt(c, ST_MISS_PUT, e);
-	if (q) {
-		sqlite3_bind_text(q, 1, build_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 2, kind);
-		sqlite3_bind_text(q, 3, name ? name : "", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 4, expires);
-		rc = sqlite3_step(q) == SQLITE_DONE ? 0 : err_set(e, EIO, "sqlite: %s",
-								  sqlite3_errmsg(c->db));
-		sqlite3_reset(q);
-	}
-	pthread_mutex_unlock(&s->write_lock);
-	conn_put(s, c);
-	return rc;
+	return write_stmt(s, ST_MISS_PUT, e, "titI", build_id, (int)kind, name ? name : "", expires);
 }
 
 static int exec_sql(struct store *s, const char *sql, struct err *e)

@@ -61,16 +61,23 @@ void symz_cache_free(struct symz_cache *c)
 	free(c);
 }
 
+/* Take a reference on slot i for h.  Caller holds c->lock. */
+static void hold_slot(struct symz_cache *c, unsigned i, struct symz_handle *h)
+{
+	struct symz_slot *sl = &c->slots[i];
+	sl->refs++;
+	sl->last_use = ++c->tick;
+	h->idx = sl->idx;
+	h->slot = (int)i;
+}
+
 static bool cache_get(struct symz_cache *c, const char *build_id, struct symz_handle *h)
 {
 	pthread_mutex_lock(&c->lock);
 	for (unsigned i = 0; i < c->cap; i++) {
 		struct symz_slot *sl = &c->slots[i];
 		if (sl->idx && !sl->stale && strcmp(sl->build_id, build_id) == 0) {
-			sl->refs++;
-			sl->last_use = ++c->tick;
-			h->idx = sl->idx;
-			h->slot = (int)i;
+			hold_slot(c, i, h);
 			pthread_mutex_unlock(&c->lock);
 			return true;
 		}
@@ -89,10 +96,7 @@ static void cache_put(struct symz_cache *c, const char *build_id, struct symz_in
 		struct symz_slot *sl = &c->slots[i];
 		if (sl->idx && !sl->stale && strcmp(sl->build_id, build_id) == 0) {
 			/* Someone opened it meanwhile: use theirs. */
-			sl->refs++;
-			sl->last_use = ++c->tick;
-			h->idx = sl->idx;
-			h->slot = (int)i;
+			hold_slot(c, i, h);
 			pthread_mutex_unlock(&c->lock);
 			symz_index_free(idx);
 			return;
@@ -113,10 +117,8 @@ static void cache_put(struct symz_cache *c, const char *build_id, struct symz_in
 	struct symz_index *old = sl->idx;
 	snprintf(sl->build_id, sizeof(sl->build_id), "%s", build_id);
 	sl->idx = idx;
-	sl->refs = 1;
-	sl->last_use = ++c->tick;
-	h->idx = idx;
-	h->slot = victim;
+	sl->refs = 0;
+	hold_slot(c, (unsigned)victim, h);
 	pthread_mutex_unlock(&c->lock);
 	symz_index_free(old);
 }

@@ -720,12 +720,6 @@ static int add_symtab(struct builder *b, struct err *e)
 }
 
 /* ---- flattening and serialization ---- */
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static int cmp_range_depth(const void *a, const void *b)
 {
 	const struct range *x = a, *y = b;
@@ -766,13 +760,7 @@ static int flatten_scopes(struct builder *b, struct flat *f, struct err *e)
 		bounds[2 * i + 1] = rs[i].hi;
 	}
 	size_t nb = 2 * nr;
-	if (nb)
-		qsort(bounds, nb, sizeof(*bounds), cmp_u64);
-	size_t u = 0;
-	for (size_t i = 0; i < nb; i++)
-		if (!u || bounds[i] != bounds[u - 1])
-			bounds[u++] = bounds[i];
-	nb = u;
+	nb = sort_unique_u64(bounds, nb);
 	uint32_t *owner = malloc((nb ? nb : 1) * sizeof(*owner));
 	if (!owner) {
 		free(bounds);

@@ -78,12 +78,6 @@ static int jb_remove(struct jit_builder *b, uint64_t start, uint64_t size)
 	return r;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static size_t lower_bound(const uint64_t *a, size_t n, uint64_t key)
 {
 	size_t lo = 0, hi = n;
@@ -123,13 +117,7 @@ static int jb_finish(struct jit_builder *b, struct symz_jit_map **out, struct er
 		bounds[2 * i] = b->raw[i].start;
 		bounds[2 * i + 1] = b->raw[i].end;
 	}
-	if (nb)
-		qsort(bounds, nb, sizeof(*bounds), cmp_u64);
-	size_t u = 0;
-	for (size_t i = 0; i < nb; i++)
-		if (!u || bounds[i] != bounds[u - 1])
-			bounds[u++] = bounds[i];
-	nb = u;
+	nb = sort_unique_u64(bounds, nb);
 	next = malloc((nb + 1) * sizeof(*next));
 	owner = malloc((nb + 1) * sizeof(*owner));
 	if (!next || !owner)
