@@ -1,5 +1,6 @@
-/* Samples -> one unsymbolized pprof per interval (DESIGN.md §4.2, §4.6;
- * the exact contents are in docs/profiler-agent.md).
+/* Samples -> one unsymbolized pprof per interval (the address and
+ * profile contracts of docs/architecture.md; the exact contents are in
+ * docs/profiler-agent.md).
  *
  * Frame kinds follow pprof position: location 0 is the leaf PC, the rest
  * are return addresses.  Kernel frames come first (the innermost), then

@@ -4,7 +4,7 @@
  * The loader writes through a backend, so the same code fills the BPF maps
  * (sampler_bpf.c) or an in-memory image of them (struct sampler_image) that
  * the user-space walker reads: replay tests exercise the exact bytes the BPF
- * program would see.  The agent grows from this library. */
+ * program would see.  profiler-agent (agent-hooks/) builds on this library. */
 #ifndef BPF_LOADER_H
 #define BPF_LOADER_H
 

@@ -1,5 +1,5 @@
 /* The one header that the BPF sampler (sampler.bpf.c) and user space (the
- * loader, the replay walker, unwind-sample, later the agent) agree on.
+ * loader, the replay walker, unwind-sample and profiler-agent) agree on.
  *
  * Map layout (all declared at the top of sampler.bpf.c; sizes set by the
  * loader from struct sampler_limits, so memory is bounded and explicit):
@@ -102,7 +102,7 @@ struct entry_block {
 	__u8 bytes[ENTRY_BLOCK_BYTES];
 };
 
-/* Frame kinds (DESIGN.md §4.2): the leaf PC (or a PC restored from a signal
+/* Frame kinds (docs/architecture.md, "Addresses"): the leaf PC (or a PC restored from a signal
  * frame) is looked up as is; a return address as address - 1. */
 #define FRAME_LEAF   0
 #define FRAME_RETURN 1

@@ -47,7 +47,7 @@ void build_id_to_hex(const uint8_t *id, size_t len, char *hex /* BUILD_ID_HEX_MA
 /* Parse lowercase or uppercase hex of an even length 2..128; -EINVAL otherwise. */
 int build_id_from_hex(const char *hex, uint8_t *id, size_t *len);
 
-/* One PT_LOAD segment, for address normalization (DESIGN.md §4.2). */
+/* One PT_LOAD segment, for address normalization (docs/architecture.md, "Addresses"). */
 struct elf_segment {
 	uint64_t vaddr, memsz, offset, filesz;
 	uint32_t flags; /* PF_X | PF_W | PF_R */

@@ -2,7 +2,9 @@
  * its symbol table.  See symz_format.h for what is built and why.
  *
  * libdw is used for parsing only (units, DIEs, ranges, line tables); the
- * per-address helpers of libdwfl are avoided on purpose (research §2.5). */
+ * per-address helpers of libdwfl are avoided on purpose: they
+ * walk a unit's DIEs again for every address, which is what the index is
+ * built to avoid. */
 #include "symbolizer/index.h"
 #include "symbolizer/internal.h"
 

@@ -1,5 +1,5 @@
 /* JIT code: perf maps (/tmp/perf-PID.map) and jitdump files (jit-PID.dump).
- * Both hold absolute runtime addresses of one process (research §5.2, §5.3).
+ * Both hold absolute runtime addresses of one process (docs/symbolizer.md describes both formats).
  * Overlaps are resolved last-writer-wins: runtimes reuse code memory, and a
  * later line/record describes the newer code. */
 #include "symbolizer/symbolizer.h"

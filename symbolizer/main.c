@@ -1,4 +1,4 @@
-/* symbolize: addresses on stdin -> functions, files, lines (DESIGN.md §4.4).
+/* symbolize: addresses on stdin -> functions, files, lines (docs/symbolizer.md).
  * Thin: the work is in the library (symbolizer.h) and cli.c. */
 #include "symbolizer/cli.h"
 

@@ -1,6 +1,7 @@
 /* pprof profiles: in-memory model, protobuf wire codec, validation, gzip,
- * building and merging.  Field numbers are those of profile.proto
- * (research §5.1); symbolizer/profile.proto documents the schema we read. */
+ * building and merging.  Field numbers are those of the public
+ * profile.proto (package perftools.profiles); docs/symbolizer.md lists the
+ * fields we read and write. */
 #include "symbolizer/profile.h"
 #include "symbolizer/profile_internal.h"
 

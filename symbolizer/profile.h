@@ -1,4 +1,4 @@
-/* pprof profiles (profile.proto, package perftools.profiles; research §5.1):
+/* pprof profiles (profile.proto, package perftools.profiles):
  * parse, build, merge, serialize (gzipped) and symbolize.
  *
  * The codec is ours (no generated code): the wire format is small, and
@@ -7,11 +7,11 @@
  * indexes, ids, references, value counts) before anyone sees it.
  *
  * Users: `symbolize pprof`, the server's profile store and the agent, which
- * writes unsymbolized profiles (DESIGN.md §4.6):
+ * writes unsymbolized profiles (docs/architecture.md, "Profiles"):
  *   - every Mapping carries build_id (lowercase hex, a string) and, for
  *     normalized addresses, memory_start = file_offset = 0 and memory_limit =
  *     UINT64_MAX (pprof's convention for "addresses already adjusted");
- *   - Location.address is a *file address* of that object (DESIGN.md §4.2);
+ *   - Location.address is a *file address* of that object (docs/architecture.md, "Addresses");
  *   - frame kind follows the sample position: location_id[0] of a sample is
  *     the leaf PC, every other one a return address.  The writer never shares
  *     a Location between the two kinds (a leaf and a return address at the

@@ -1,5 +1,5 @@
 /* Symbolizing a pprof profile in place from symbolization indexes
- * (research §5.1: keep Location.address and the Mapping, write Function and
+ * (keep Location.address and the Mapping, write Function and
  * Line, set the has_* flags, recompute is_folded). */
 #include "symbolizer/profile.h"
 #include "symbolizer/profile_internal.h"

@@ -7,7 +7,7 @@
  * and an opened one are the same thing: building produces the serialized
  * bytes and opens them, so every lookup goes through one reader.
  *
- * Addresses are *file addresses* (DESIGN.md §4.2): the address in the ELF
+ * Addresses are *file addresses* (docs/architecture.md, "Addresses"): the address in the ELF
  * object's own virtual address space, bias already removed.  Normalizing a
  * process address into one is the caller's job (agent); symbolizing it is ours.
  *
@@ -73,7 +73,7 @@ const struct symz_stats *symz_index_stats(const struct symz_index *idx); /* buil
 /* Build-ID of the object the index describes (len 0: none). */
 const uint8_t *symz_index_build_id(const struct symz_index *idx, size_t *len);
 
-/* DESIGN.md §4.2: a leaf PC is looked up as is; a return address points after
+/* docs/architecture.md, "Addresses": a leaf PC is looked up as is; a return address points after
  * the call, so address-1 is looked up (exactly once, here).  ADJUSTED means
  * the caller already subtracted. */
 enum symz_frame_kind {

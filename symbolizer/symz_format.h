@@ -8,7 +8,8 @@
  *     contains it: an inlined_subroutine, else the concrete subprogram, else
  *     an ELF symbol.  Scopes (nodes) point to their parent, so the inline
  *     chain is a walk up; each node carries its call_file/line/column, which
- *     is the location shown for its *caller's* frame (research §3 S2).
+ *     is the location shown for its *caller's* frame: DW_AT_call_file/line
+ *     describe where the inlined body was called from, not the body.
  *   - The line partition maps each address to the line-table row in force
  *     (file, line, column), stored in blocks of varint-coded deltas.
  * A segment runs from its start to the next segment's start; gaps are

@@ -30,7 +30,7 @@
  *   3. none there: the answer is entry pages[page] - 1, the last entry of an
  *      earlier page (a function can span pages); none at all: no row.
  *   4. the entry's rule tells how to unwind; UNWIND_CFA_END means "no CFI here".
- * Return addresses are looked up as pc - 1 (DESIGN.md §4.2): the walker's job.
+ * Return addresses are looked up as pc - 1 (docs/architecture.md, "Addresses"): the walker's job.
  */
 #ifndef UNWIND_TABLE_H
 #define UNWIND_TABLE_H
