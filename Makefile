@@ -47,7 +47,7 @@ DEB_PACKAGES := build-essential pkg-config clang llvm libclang-rt-14-dev \
     libbpf-dev bpftool linux-perf zlib1g-dev libzstd-dev zstd libjansson-dev \
     libprotobuf-c-dev protobuf-c-compiler libiberty-dev binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
-    python3 gdb libc6-dbg libssl3 libstdc++6 lua5.4 python3.11 wrk
+    python3 gdb libc6-dbg libssl-dev libstdc++6 lua5.4 python3.11 wrk
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

@@ -70,15 +70,6 @@ static bool find_jitdump(pid_t pid, char *out, size_t size)
 	return found;
 }
 
-static void sha256_hex(const uint8_t *data, size_t size, char hex[JIT_HASH_HEX])
-{
-	_Static_assert(JIT_HASH_HEX >= SHA256_HEX_LEN + 1, "room for the digest");
-	struct sha256 h;
-	sha256_init(&h);
-	sha256_update(&h, data, size);
-	sha256_final_hex(&h, hex);
-}
-
 struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct err *e)
 {
 	char path[4200];
@@ -100,8 +91,13 @@ struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct e
 		while (size && data[size - 1] != '\n')
 			size--;
 	}
+	_Static_assert(JIT_HASH_HEX >= SHA256_HEX_LEN + 1, "room for the digest");
 	char hash[JIT_HASH_HEX] = "";
-	sha256_hex(data, size, hash);
+	if (sha256_hex_of(data, size, hash) < 0) {
+		free(data);
+		err_set(e, EIO, "pid %d: cannot hash its JIT snapshot", (int)pid);
+		return NULL;
+	}
 	for (size_t i = 0; i < js->snaps.len; i++) {
 		struct jit_snapshot *s = &VEC_AT(&js->snaps, struct jit_snapshot, i);
 		if (!strcmp(s->hash, hash)) {

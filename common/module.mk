@@ -2,7 +2,7 @@
 COMMON_SRCS := common/util.c common/elf.c common/sha256.c
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(OBJ)/%.o)
 COMMON_LIB  := $(LIB)/libcommon.a
-COMMON_LDLIBS := -lelf -lz -lzstd
+COMMON_LDLIBS := -lelf -lz -lzstd -lcrypto
 DEPFILES    += $(COMMON_OBJS:.o=.d)
 
 $(COMMON_LIB): $(COMMON_OBJS)

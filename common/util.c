@@ -162,12 +162,21 @@ int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode,
 		      struct err *e)
 {
+	/* A unique name per call (mkstemp), so threads or processes writing
+	 * the same path never share a temporary file; the last rename wins
+	 * and every reader sees one whole version. */
 	char tmp[4096];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
 		return err_set(e, ENAMETOOLONG, "%s: path too long", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, errno, "cannot create %s: %s", tmp, strerror(errno));
+	if (fchmod(fd, mode) != 0) {
+		int saved = errno;
+		close(fd);
+		unlink(tmp);
+		return err_set(e, saved, "cannot chmod %s: %s", tmp, strerror(saved));
+	}
 	size_t done = 0;
 	while (done < size) {
 		ssize_t w = write(fd, (const uint8_t *)data + done, size - done);
@@ -181,7 +190,13 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 		}
 		done += (size_t)w;
 	}
-	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+	if (fsync(fd) != 0) {
+		int saved = errno;
+		close(fd);
+		unlink(tmp);
+		return err_set(e, saved, "cannot write %s: %s", path, strerror(saved));
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
 		int saved = errno;
 		unlink(tmp);
 		return err_set(e, saved, "cannot write %s: %s", path, strerror(saved));

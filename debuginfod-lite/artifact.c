@@ -19,7 +19,7 @@ bool build_id_valid(const char *s, size_t len)
 static bool has_code(struct elf_object *o)
 {
 	struct elf_segment segs[32];
-	struct err e;
+	struct err e = { { 0 } };
 	int n = elf_object_segments(o, segs, ARRAY_SIZE(segs), &e);
 	bool x_load = false;
 	for (int i = 0; i < n; i++)
@@ -47,7 +47,7 @@ void elf_info_read(struct elf_object *o, struct elf_info *info)
 	info->executable = has_code(o);
 
 	struct section s;
-	struct err e;
+	struct err e = { { 0 } };
 	if (elf_object_section(o, ".gnu_debuglink", &s, &e) == 0 && s.found && s.size >= 8) {
 		size_t len = strnlen((const char *)s.data, s.size);
 		size_t crc_off = (len + 4) & ~(size_t)3;

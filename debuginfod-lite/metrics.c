@@ -138,7 +138,7 @@ enum MHD_Result handle_metrics(struct request *r)
 #undef COUNTER
 	put(&t, "# TYPE scan_files gauge\nscan_files %llu\n", (unsigned long long)s->scan_files);
 	struct store_stats st;
-	struct err e;
+	struct err e = { { 0 } };
 	if (store_stats(s->store, &st, &e) == 0)
 		put(&t, "# TYPE store_candidates gauge\nstore_candidates %llu\n"
 			"# TYPE store_external_files gauge\nstore_external_files %llu\n"

@@ -67,7 +67,7 @@ static void index_debuglink(struct store *s, const char *path, const struct elf_
 		if (file_crc32(real, &ok) != info->debuglink_crc || !ok)
 			continue;
 		struct elf_object o;
-		struct err oe;
+		struct err oe = { { 0 } };
 		if (elf_object_open(&o, real, &oe) < 0)
 			continue;
 		struct elf_info dinfo;
@@ -98,7 +98,7 @@ int scan_file(struct store *s, const char *path, const struct stat *st, struct s
 		close(fd);
 	if (elf) {
 		struct elf_object o;
-		struct err oe;
+		struct err oe = { { 0 } };
 		if (elf_object_open(&o, path, &oe) == 0) {
 			struct elf_info info;
 			elf_info_read(&o, &info);

@@ -474,11 +474,15 @@ int store_scanned_set(struct store *s, const char *path, uint64_t size, int64_t 
 
 int store_tmp_begin(struct store *s, struct store_tmp *t, struct err *e)
 {
+	t->hash.ctx = NULL;
 	snprintf(t->path, sizeof(t->path), "%s/tmp/blob.XXXXXX", s->dir);
 	t->fd = mkostemp(t->path, O_CLOEXEC);
 	if (t->fd < 0)
 		return err_set(e, errno, "%s: %s", t->path, strerror(errno));
-	sha256_init(&t->hash);
+	if (sha256_init(&t->hash) < 0) {
+		store_tmp_abort(t);
+		return err_set(e, ENOMEM, "out of memory");
+	}
 	t->size = 0;
 	return 0;
 }
@@ -503,6 +507,7 @@ int store_tmp_write(struct store_tmp *t, const void *data, size_t len, struct er
 
 void store_tmp_abort(struct store_tmp *t)
 {
+	sha256_discard(&t->hash);
 	if (t->fd >= 0) {
 		close(t->fd);
 		unlink(t->path);
@@ -537,7 +542,10 @@ static int commit_blob(struct store *s, struct store_tmp *t, const char *area, c
 	}
 	close(t->fd);
 	t->fd = -1;
-	sha256_final_hex(&t->hash, hash);
+	if (sha256_final_hex(&t->hash, hash) < 0) {
+		unlink(t->path);
+		return err_set(e, EIO, "%s: cannot hash the blob", t->path);
+	}
 	store_area_path(s, area, hash, path, path_size);
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/%s", s->dir, area);
