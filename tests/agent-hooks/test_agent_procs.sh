@@ -44,9 +44,11 @@ if [[ $(max_unwind_requests "$SCRATCH/S.log") == 1 ]] && (( ids >= 5 )) &&
 else
 	fail fetch_once_per_build_id "$reqs requests for $ids build-IDs; $st"
 fi
-# Processes that exit before their first scan (true, env) have no figure.
+# Processes that exit before their first scan have no figure: true and env
+# always, blip often on a loaded machine.  The ten spins live 50 ms, so each
+# of them must have one.
 n=$(json "$SCRATCH/st.json" exec_to_first_tables_ms.n)
-(( n >= 25 && n <= $(json "$SCRATCH/st.json" execs) )) \
+(( n >= 10 && n <= $(json "$SCRATCH/st.json" execs) )) \
 	&& ok exec_latency_measured || fail exec_latency_measured "$st"
 [[ $(json "$SCRATCH/st.json" scan_errors) == 0 ]] && ok no_scan_errors \
 	|| fail no_scan_errors "$(head -5 "$SCRATCH/agent.err")"
