@@ -24,6 +24,7 @@
 
 #include "agent-hooks/agent_hooks.h"
 #include "agent-hooks/lifecycle.h"
+#include "common/proc.h"
 
 #define MS 1000000ull
 static const uint64_t SCAN_DELAYS[] = { 2 * MS, 10 * MS, 50 * MS, 250 * MS, 1000 * MS };
@@ -370,9 +371,11 @@ static void kernel_note(struct agent *a)
 	char line[512];
 	while (f && fgets(line, sizeof(line), f)) {
 		uint64_t addr;
-		char type, name[256];
-		if (sscanf(line, "%" SCNx64 " %c %255s", &addr, &type, name) == 3 &&
-		    !strcmp(name, "_text")) {
+		char type;
+		const char *name;
+		size_t name_len;
+		if (proc_kallsyms_line(line, strlen(line), &addr, &type, &name, &name_len) == 0 &&
+		    name_len == 5 && !memcmp(name, "_text", 5)) {
 			text = addr;
 			break;
 		}

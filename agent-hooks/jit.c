@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/proc.h"
 #include "common/sha256.h"
 #include "agent-hooks/agent_hooks.h"
 
@@ -28,21 +29,15 @@ void jit_store_free(struct jit_store *js)
  * number in its perf map's name inside a container. */
 static pid_t ns_pid(pid_t pid)
 {
-	char path[64], line[256];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	pid_t inner = pid;
-	if (!f)
+	uint8_t *text = NULL;
+	size_t size = 0;
+	struct err e = { { 0 } };
+	if (read_file(path, 1 << 20, &text, &size, &e) < 0)
 		return pid;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		char *save = NULL;
-		for (char *t = strtok_r(line + 6, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save))
-			inner = (pid_t)strtol(t, NULL, 10);
-		break;
-	}
-	fclose(f);
+	pid_t inner = proc_status_nspid((const char *)text, size);
+	free(text);
 	return inner > 0 ? inner : pid;
 }
 
@@ -56,10 +51,11 @@ static bool find_jitdump(pid_t pid, char *out, size_t size)
 		return false;
 	bool found = false;
 	while (!found && fgets(line, sizeof(line), f)) {
-		char *name = strchr(line, '/');
-		if (!name)
+		struct proc_map m;
+		if (proc_maps_line(line, strlen(line), &m) < 0 || m.path_len == 0 || m.path[0] != '/')
 			continue;
-		name[strcspn(name, "\n")] = 0;
+		line[m.path - line + m.path_len] = 0;
+		const char *name = m.path;
 		const char *base = strrchr(name, '/') + 1;
 		if (!strncmp(base, "jit-", 4) && strstr(base, ".dump")) {
 			snprintf(out, size, "/proc/%d/root%s", (int)pid, name);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bpf/loader.h"
+#include "common/proc.h"
 #include "unwind-compiler/unwind_compiler.h"
 
 void sampler_limits_default(struct sampler_limits *l)
@@ -642,19 +643,13 @@ int loader_add_process(struct sampler_loader *ld, pid_t pid, struct loader_proc_
 	char line[4096 + 256];
 	int rc = 0;
 	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		uint64_t start, end, offset;
-		char perms[8];
-		int name_at = 0;
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %*s %*u %n", &start, &end,
-			   perms, &offset, &name_at) < 4 || end <= start)
+		struct proc_map m;
+		if (proc_maps_line(line, strlen(line), &m) < 0 || m.perms[2] != 'x')
 			continue;
-		if (perms[2] != 'x')
+		line[m.path - line + m.path_len] = 0;
+		if (mapping_known(ld, (uint32_t)pid, m.start, m.end))
 			continue;
-		char *name = name_at ? line + name_at : (char *)"";
-		name[strcspn(name, "\n")] = 0;
-		if (mapping_known(ld, (uint32_t)pid, start, end))
-			continue;
-		rc = add_mapping(ld, pid, start, end, offset, name, st, e);
+		rc = add_mapping(ld, pid, m.start, m.end, m.offset, m.path, st, e);
 	}
 	fclose(f);
 	return rc;

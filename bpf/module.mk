@@ -53,12 +53,3 @@ $(BPF_FIX)/deep-fp: tests/fixtures/bpf/deep.c tests/fixtures/bpf/deep.h $(BPF_FI
 	$(CC) -O2 -g -fno-omit-frame-pointer -Wl,--build-id -o $@ $< -L$(BPF_FIX) -ldeepfix \
 	    -Wl,-rpath,'$$ORIGIN'
 
-# make fuzz: the libFuzzer target (clang); the suite replays its seeds
-# through tests/bpf/test_fuzz_corpus (built like any test).
-FUZZ_BPF := $(BUILD)/fuzz/fuzz_sampler
-fuzz: $(FUZZ_BPF)
-$(FUZZ_BPF): bpf/fuzz_sampler.c bpf/walker.c bpf/sampler.h $(BPF_LIB_SRCS) $(UNWIND_LIB_SRCS) $(COMMON_SRCS)
-	@mkdir -p $(@D)
-	$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
-	    -o $@ bpf/fuzz_sampler.c bpf/loader.c bpf/walker_user.c $(UNWIND_LIB_SRCS) \
-	    $(COMMON_SRCS) -ldw -lelf -lz -lzstd

@@ -1,6 +1,8 @@
 /* common/: known answers for SHA-256 (FIPS 180-4 examples), build-ID hex,
- * vectors, and write_file_atomic under concurrent writers of one path. */
+ * vectors, the /proc parsers, and write_file_atomic under concurrent
+ * writers of one path. */
 #include "common/common.h"
+#include "common/proc.h"
 #include "common/sha256.h"
 #include "tests/lib/check.h"
 
@@ -188,8 +190,43 @@ static void test_write_file_atomic(void)
 	      "rc %d msg %s", rc, e.msg);
 }
 
+static void test_proc(void)
+{
+	const char *line = "7f1c2a400000-7f1c2a428000 r-xp 00028000 08:01 1835023    "
+			   "/usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)\n";
+	struct proc_map m;
+	int rc = proc_maps_line(line, strlen(line), &m);
+	CHECK(rc == 0 && m.start == 0x7f1c2a400000ull && m.end == 0x7f1c2a428000ull &&
+	      m.offset == 0x28000 && !strcmp(m.perms, "r-xp") && m.path_len == 45 &&
+	      !strncmp(m.path, "/usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)", m.path_len),
+	      "proc_maps_line", "rc %d path '%.*s'", rc, (int)m.path_len, m.path ? m.path : "");
+	const char *anon = "7ffd1000-7ffd3000 rw-p 00000000 00:00 0";
+	rc = proc_maps_line(anon, strlen(anon), &m);
+	CHECK(rc == 0 && m.path_len == 0, "proc_maps_line_anonymous", "rc %d len %zu", rc, m.path_len);
+	const char *bad[] = { "2000-1000 r-xp 0 0:0 0 /x", "1000-2000 r-x 0 0:0 0 /x",
+			      "1000-2000 r-xp 0 00 0 /x", "1000-2000 r-xp 0 0:0 1x /x",
+			      "11112222333344445-2 r-xp 0 0:0 0", "1000", "" };
+	int refused = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		refused += proc_maps_line(bad[i], strlen(bad[i]), &m) == -EINVAL;
+	CHECK(refused == (int)ARRAY_SIZE(bad), "proc_maps_line_refuses", "%d of %zu refused",
+	      refused, ARRAY_SIZE(bad));
+	const char *status = "Name:\tx\nNSpid:\t4242\t17\nTgid:\t4242\n";
+	CHECK(proc_status_nspid(status, strlen(status)) == 17, "proc_status_nspid", "wrong pid");
+	CHECK(proc_status_nspid("Name: x\n", 8) == 0, "proc_status_nspid_absent", "not 0");
+	uint64_t addr = 0;
+	char type = 0;
+	const char *name = NULL;
+	size_t name_len = 0;
+	const char *ks = "ffffffff81000000 T _text\n";
+	rc = proc_kallsyms_line(ks, strlen(ks), &addr, &type, &name, &name_len);
+	CHECK(rc == 0 && addr == 0xffffffff81000000ull && type == 'T' && name_len == 5 &&
+	      !memcmp(name, "_text", 5), "proc_kallsyms_line", "rc %d", rc);
+}
+
 int main(void)
 {
+	test_proc();
 	test_sha256();
 	test_build_id_hex();
 	test_vec_and_sort();
