@@ -205,13 +205,4 @@ uint64_t sampler_bpf_map_memory(struct sampler_bpf *s, FILE *detail);
 int sampler_bpf_run_stats(struct sampler_bpf *s, uint64_t *run_ns, uint64_t *run_cnt);
 void sampler_bpf_close(struct sampler_bpf *s);
 
-/* --- names for people (unwind-sample --symbolize): libdwfl over the object
- * files; the raw frames stay the contract. --- */
-struct frame_symbolizer;
-int frame_symbolizer_new(struct frame_symbolizer **out);
-/* Name of a frame, "func+0xoff" or NULL; `path` is the object's file. */
-const char *frame_symbolize(struct frame_symbolizer *fs, const char *path, uint64_t addr,
-			    bool is_return, char *buf, size_t size);
-void frame_symbolizer_free(struct frame_symbolizer *fs);
-
 #endif

@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 
 #include "bpf/loader.h"
+#include "symbolizer/symbolizer.h"
 
 static const char usage[] =
 	"usage: unwind-sample [--frequency HZ] [--duration S] (--pid PID | -- COMMAND ARGS...)\n"
@@ -42,11 +43,63 @@ struct options {
 
 struct collector {
 	struct sampler_loader *ld;
-	struct frame_symbolizer *sym;
+	bool symbolize;
+	struct vec names; /* struct named_object: one index per object path */
 	struct vec lines; /* char * */
 	uint64_t records;
 	bool failed;
 };
+
+/* --symbolize: names for people through the symbolizer library, one index
+ * per object (built from its DWARF, a separate debug file, or its symbol
+ * table); the raw frames stay the contract. */
+struct named_object {
+	char *path;
+	struct symz_index *idx; /* NULL: nothing to name it with */
+};
+
+static struct symz_index *index_for(struct collector *c, const char *path)
+{
+	for (size_t i = 0; i < c->names.len; i++) {
+		struct named_object *o = &VEC_AT(&c->names, struct named_object, i);
+		if (!strcmp(o->path, path))
+			return o->idx;
+	}
+	struct named_object *o = vec_push(&c->names);
+	if (!o)
+		return NULL;
+	o->path = strdup(path);
+	struct err e = { { 0 } };
+	if (o->path && symz_index_build_path(path, NULL, &o->idx, &e) < 0)
+		o->idx = NULL;
+	return o->idx;
+}
+
+/* The function holding the frame: the outermost of its inline chain. */
+static const char *frame_name(struct collector *c, const char *path, const struct frame *f)
+{
+	if (path[0] != '/')
+		return NULL;
+	struct symz_index *idx = index_for(c, path);
+	struct symz_frame frames[32];
+	size_t n = idx ? symz_lookup(idx, f->addr,
+				     f->kind == FRAME_RETURN ? SYMZ_RETURN_ADDRESS : SYMZ_LEAF_PC,
+				     frames, ARRAY_SIZE(frames))
+		       : 0;
+	if (n > ARRAY_SIZE(frames))
+		n = ARRAY_SIZE(frames);
+	return n ? frames[n - 1].function : NULL;
+}
+
+static void names_free(struct collector *c)
+{
+	for (size_t i = 0; i < c->names.len; i++) {
+		struct named_object *o = &VEC_AT(&c->names, struct named_object, i);
+		free(o->path);
+		symz_index_free(o->idx);
+	}
+	vec_free(&c->names);
+}
 
 static int append(char **buf, size_t *len, size_t *cap, const char *s)
 {
@@ -83,10 +136,8 @@ static void on_record(void *arg, const struct sample_record *rec, size_t size)
 		const struct loaded_object *o = f->object_id == OBJECT_NONE
 						       ? NULL
 						       : loader_object(c->ld, f->object_id);
-		char name[256];
-		if (c->sym && o &&
-		    frame_symbolize(c->sym, o->path, f->addr, f->kind == FRAME_RETURN, name,
-				    sizeof(name)))
+		const char *name = c->symbolize && o ? frame_name(c, o->path, f) : NULL;
+		if (name)
 			snprintf(frame + strlen(frame), sizeof(frame) - strlen(frame), ":%s", name);
 		rc |= append(&line, &len, &cap, frame);
 	}
@@ -303,6 +354,7 @@ int main(int argc, char **argv)
 	struct sampler_bpf *s = NULL;
 	struct sampler_loader ld;
 	struct collector col = { 0 };
+	vec_init(&col.names, sizeof(struct named_object));
 	vec_init(&col.lines, sizeof(char *));
 	memset(&ld, 0, sizeof(ld));
 	struct sampler_bpf_options bo = {
@@ -319,10 +371,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (sampler_bpf_attach(s, o.frequency, &e) < 0)
 		goto out;
-	if (o.symbolize && frame_symbolizer_new(&col.sym) < 0) {
-		err_set(&e, ENOMEM, "out of memory");
-		goto out;
-	}
+	col.symbolize = o.symbolize;
 	col.ld = &ld;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -388,7 +437,7 @@ out:
 	for (size_t i = 0; i < col.lines.len; i++)
 		free(VEC_AT(&col.lines, char *, i));
 	vec_free(&col.lines);
-	frame_symbolizer_free(col.sym);
+	names_free(&col);
 	loader_free(&ld);
 	sampler_bpf_close(s);
 	if (stats_fd >= 0)

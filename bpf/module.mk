@@ -4,7 +4,7 @@
 # $(BUILD)/bpf: never committed.
 BPF_GEN        := $(BUILD)/bpf
 BPF_CLANG      ?= clang
-BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/symbolize.c
+BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c
 BPF_LIB_OBJS   := $(BPF_LIB_SRCS:%.c=$(OBJ)/%.o)
 BPF_LIB        := $(LIB)/libsampler.a
 BPF_LDLIBS     := -lbpf -ldw
@@ -32,9 +32,11 @@ $(BPF_LIB): $(BPF_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BIN)/unwind-sample: $(OBJ)/bpf/main.o $(BPF_LIB) $(UNWIND_LIB) $(COMMON_LIB)
+# --symbolize names frames through the symbolizer library (the sampler
+# library itself does not depend on it).
+$(BIN)/unwind-sample: $(OBJ)/bpf/main.o $(BPF_LIB) $(SYMZ_LIB) $(UNWIND_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LDLIBS) $(UNWIND_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BPF_LDLIBS) $(SYMZ_LDLIBS) $(UNWIND_LDLIBS)
 
 # Fixtures: a deep-stack program without frame pointers (and its frame-
 # pointer twin) linked to a shared library, all -O2.

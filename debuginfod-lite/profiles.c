@@ -520,10 +520,8 @@ static int symbolize_jit(struct profile_resolver *res, struct pprof_profile *p,
 			rc = add_missing(missing, fname);
 			continue;
 		}
-		uint64_t addr = l->address;
-		if (kinds[li] == SYMZ_RETURN_ADDRESS && addr)
-			addr--;
-		const struct symz_jit_entry *je = symz_jit_lookup(map, addr);
+		const struct symz_jit_entry *je =
+			symz_jit_lookup(map, l->address, (enum symz_frame_kind)kinds[li]);
 		if (!je)
 			continue;
 		int64_t name = pprof_intern(p, je->name);

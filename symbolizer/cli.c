@@ -490,8 +490,7 @@ int symz_cli_main(int argc, char **argv)
 		}
 		size_t n;
 		if (jit) {
-			uint64_t a = op.kind == SYMZ_RETURN_ADDRESS && addr ? addr - 1 : addr;
-			const struct symz_jit_entry *je = symz_jit_lookup(jit, a);
+			const struct symz_jit_entry *je = symz_jit_lookup(jit, addr, op.kind);
 			n = 0;
 			if (je) {
 				memset(&frames[0], 0, sizeof(frames[0]));

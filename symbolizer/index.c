@@ -291,14 +291,23 @@ static void fill_function(const struct symz_index *x, const struct symz_node *n,
 	f->from_symtab = n->flags & SYMZ_N_SYMTAB;
 }
 
-size_t symz_lookup(const struct symz_index *x, uint64_t addr, enum symz_frame_kind kind,
-		   struct symz_frame *frames, size_t max)
+bool symz_lookup_pc(uint64_t addr, enum symz_frame_kind kind, uint64_t *pc)
 {
 	if (kind == SYMZ_RETURN_ADDRESS) {
 		if (addr == 0)
-			return 0;
+			return false;
 		addr -= 1;
 	}
+	*pc = addr;
+	return true;
+}
+
+size_t symz_lookup(const struct symz_index *x, uint64_t frame_addr, enum symz_frame_kind kind,
+		   struct symz_frame *frames, size_t max)
+{
+	uint64_t addr;
+	if (!symz_lookup_pc(frame_addr, kind, &addr))
+		return 0;
 	uint32_t line = 0, column = 0;
 	uint32_t file = line_lookup(x, addr, &line, &column);
 	ptrdiff_t s = last_le(x->scope_addr, x->nseg, addr);

@@ -367,8 +367,12 @@ int symz_jitdump_load(const char *path, struct symz_jit_map **out, struct err *e
 	return r;
 }
 
-const struct symz_jit_entry *symz_jit_lookup(const struct symz_jit_map *m, uint64_t addr)
+const struct symz_jit_entry *symz_jit_lookup(const struct symz_jit_map *m, uint64_t frame_addr,
+					     enum symz_frame_kind kind)
 {
+	uint64_t addr;
+	if (!symz_lookup_pc(frame_addr, kind, &addr))
+		return NULL;
 	size_t lo = 0, hi = m->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;

@@ -73,9 +73,11 @@ const struct symz_stats *symz_index_stats(const struct symz_index *idx); /* buil
 /* Build-ID of the object the index describes (len 0: none). */
 const uint8_t *symz_index_build_id(const struct symz_index *idx, size_t *len);
 
-/* docs/architecture.md, "Addresses": a leaf PC is looked up as is; a return address points after
- * the call, so address-1 is looked up (exactly once, here).  ADJUSTED means
- * the caller already subtracted. */
+/* What a frame's address is (docs/architecture.md, "Addresses"): a leaf PC
+ * is looked up as is; a return address points after the call, so address-1
+ * is looked up; ADJUSTED means the caller already subtracted.  Every lookup
+ * (DWARF and symbol indexes, JIT maps) takes the kind and applies the rule
+ * through symz_lookup_pc, its one home. */
 enum symz_frame_kind {
 	SYMZ_LEAF_PC = 0,
 	SYMZ_RETURN_ADDRESS = 1,
@@ -107,6 +109,10 @@ void symz_write_frames_json(symz_write_fn w, void *ctx, const struct symz_frame 
 /* A JSON string (escaped, quoted), or null for NULL. */
 void symz_write_json_string(symz_write_fn w, void *ctx, const char *s);
 
+/* The address to look up for a frame of this kind.  False for a return
+ * address of 0: no call precedes it, nothing to name. */
+bool symz_lookup_pc(uint64_t addr, enum symz_frame_kind kind, uint64_t *pc);
+
 /* Symbolize one address.  Fills at most max frames, innermost first, and
  * returns how many frames the address has (may exceed max), 0 when nothing
  * is known about it.  Strings point into the index. */
@@ -133,7 +139,9 @@ int symz_perf_map_load(const char *path, struct symz_jit_map **out, struct err *
 int symz_jitdump_parse(const uint8_t *data, size_t size, struct symz_jit_map **out,
 		       struct err *e);
 int symz_jitdump_load(const char *path, struct symz_jit_map **out, struct err *e);
-const struct symz_jit_entry *symz_jit_lookup(const struct symz_jit_map *m, uint64_t addr);
+/* The entry holding the address of a frame of this kind (NULL: none). */
+const struct symz_jit_entry *symz_jit_lookup(const struct symz_jit_map *m, uint64_t addr,
+					     enum symz_frame_kind kind);
 size_t symz_jit_count(const struct symz_jit_map *m);
 void symz_jit_free(struct symz_jit_map *m);
 

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == 0) {
 		size_t n = symz_jit_count(m);
 		for (uint64_t a = 0; a < 0x3000; a += 0x11)
-			symz_jit_lookup(m, a);
+			symz_jit_lookup(m, a, (enum symz_frame_kind)(a % 3));
 		(void)n;
 		symz_jit_free(m);
 	} else if (!e.msg[0]) {
