@@ -35,7 +35,8 @@ static void usage(FILE *f)
 	      "                         (return: address-1 is looked up)\n"
 	      "  --debug-dir DIR        separate debug files root (default /usr/lib/debug)\n"
 	      "  --debug-file FILE      use this separate debug file\n"
-	      "  --server URL           debuginfod server for --build-id / pprof\n"
+	      "  --server URL           debuginfod server(s) for --build-id / pprof (default\n"
+	      "                         $DEBUGINFOD_URLS; fetched through libdebuginfod and its cache)\n"
 	      "  --cache-dir DIR        index cache (default $XDG_CACHE_HOME/symbolize)\n"
 	      "  --no-cache             neither read nor write the index cache\n"
 	      "  --verbose              JSON: add linkage_name, start_address, decl_line\n"
@@ -408,8 +409,6 @@ int symz_cli_main(int argc, char **argv)
 	struct err e = {{0}};
 	struct symz_index *idx = NULL;
 	struct symz_jit_map *jit = NULL;
-	char fetched[PATH_MAX];
-	fetched[0] = 0;
 	int r = 0;
 	if (exe) {
 		r = symz_open_for_elf(exe, &bo, cache_dir, &idx, &e);
@@ -430,26 +429,17 @@ int symz_cli_main(int argc, char **argv)
 		build_id_to_hex(id, len, hex);
 		snprintf(path, sizeof(path), "%s/.build-id/%.2s/%s.debug",
 			 bo.debug_dir ? bo.debug_dir : "/usr/lib/debug", hex, hex + 2);
-		if (access(path, R_OK) != 0 && server) {
-			char tmpl[] = "/tmp/symbolize-debuginfo-XXXXXX";
-			int fd = mkstemp(tmpl);
-			if (fd < 0) {
-				fprintf(stderr, "symbolize: temporary file: %s\n", strerror(errno));
-				return 1;
-			}
-			close(fd);
-			snprintf(fetched, sizeof(fetched), "%s", tmpl);
-			r = symz_fetch_debuginfod(server, hex, "debuginfo", fetched, &e);
-			snprintf(path, sizeof(path), "%s", fetched);
-		} else if (access(path, R_OK) != 0) {
-			r = err_set(&e, ENOENT, "no debug file %s (and no --server)", path);
+		if (access(path, R_OK) != 0) {
+			char *fetched = NULL;
+			r = symz_fetch_debuginfo(server, id, len, &fetched, &e);
+			if (!r)
+				snprintf(path, sizeof(path), "%s", fetched);
+			free(fetched);
 		}
 		if (!r)
 			r = symz_open_for_elf(path, &bo, cache_dir, &idx, &e);
 		if (r)
 			fprintf(stderr, "symbolize: build-ID %s: %s\n", hex, e.msg);
-		if (fetched[0])
-			unlink(fetched);
 	} else {
 		if (perf_map)
 			r = symz_perf_map_load(perf_map, &jit, &e);

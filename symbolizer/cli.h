@@ -17,8 +17,10 @@ int symz_open_for_elf(const char *path, const struct symz_build_options *opt, co
 /* `symbolize pprof IN -o OUT ...` */
 int symz_pprof_main(int argc, char **argv);
 
-/* Fetch /buildid/<hex>/<what> from a debuginfod server into dest (a file). */
-int symz_fetch_debuginfod(const char *server, const char *hex, const char *what, const char *dest,
-			  struct err *e);
+/* Debuginfo of a build-ID from debuginfod servers (server, else
+ * $DEBUGINFOD_URLS) through libdebuginfod; *path (malloc'ed) names the file
+ * in the client's cache. */
+int symz_fetch_debuginfo(const char *server, const uint8_t *id, size_t len, char **path,
+			 struct err *e);
 
 #endif

@@ -1,46 +1,38 @@
-/* Fetching debuginfo by build-ID from a debuginfod server (libcurl). */
+/* Debuginfo by build-ID through libdebuginfod, the client users already
+ * configure: $DEBUGINFOD_URLS, its cache ($DEBUGINFOD_CACHE_PATH, misses
+ * remembered as elfutils does), $DEBUGINFOD_TIMEOUT, $DEBUGINFOD_RETRY_LIMIT
+ * and $DEBUGINFOD_HEADERS_FILE (a bearer token for private servers). */
 #include "symbolizer/cli.h"
 
-#include <curl/curl.h>
+#include <elfutils/debuginfod.h>
 #include <errno.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-int symz_fetch_debuginfod(const char *server, const char *hex, const char *what, const char *dest,
-			  struct err *e)
+int symz_fetch_debuginfo(const char *server, const uint8_t *id, size_t len, char **path,
+			 struct err *e)
 {
-	char url[4096];
-	size_t sl = strlen(server);
-	while (sl && server[sl - 1] == '/')
-		sl--;
-	snprintf(url, sizeof(url), "%.*s/buildid/%s/%s", (int)sl, server, hex, what);
-	FILE *f = fopen(dest, "wb");
-	if (!f)
-		return err_set(e, errno, "%s: %s", dest, strerror(errno));
-	CURL *c = curl_easy_init();
-	if (!c) {
-		fclose(f);
-		return err_set(e, ENOMEM, "cannot initialise libcurl");
+	*path = NULL;
+	/* --server names the servers for this process; without it the
+	 * environment's $DEBUGINFOD_URLS applies, as for gdb. */
+	if (server && setenv("DEBUGINFOD_URLS", server, 1) != 0)
+		return err_set(e, errno, "setenv: %s", strerror(errno));
+	const char *urls = getenv("DEBUGINFOD_URLS");
+	if (!urls || !*urls)
+		return err_set(e, ENOENT, "no --server and no $DEBUGINFOD_URLS");
+	debuginfod_client *client = debuginfod_begin();
+	if (!client)
+		return err_set(e, ENOMEM, "cannot start a debuginfod client");
+	int fd = debuginfod_find_debuginfo(client, id, (int)len, path);
+	debuginfod_end(client);
+	if (fd < 0) {
+		char hex[BUILD_ID_HEX_MAX];
+		build_id_to_hex(id, len, hex);
+		if (fd == -ENOENT)
+			return err_set(e, ENOENT, "%s: no debuginfo on %s", hex, urls);
+		return err_set(e, -fd, "%s: debuginfod %s: %s", hex, urls, strerror(-fd));
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-	CURLcode cr = curl_easy_perform(c);
-	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
-	if (fclose(f) != 0 && cr == CURLE_OK)
-		return err_set(e, errno, "%s: %s", dest, strerror(errno));
-	if (cr != CURLE_OK) {
-		unlink(dest);
-		if (status == 404)
-			return err_set(e, ENOENT, "%s: not found on the server", url);
-		return err_set(e, EIO, "%s: %s", url, curl_easy_strerror(cr));
-	}
+	close(fd);
 	return 0;
 }

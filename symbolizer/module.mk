@@ -18,7 +18,7 @@ $(SYMZ_LIB): $(SYMZ_LIB_OBJS)
 
 $(BIN)/symbolize: $(SYMZ_CLI_OBJS) $(SYMZ_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(SYMZ_LDLIBS) -lcurl
+	$(CC) $(LDFLAGS) -o $@ $^ $(SYMZ_LDLIBS) -ldebuginfod
 
 # Fixtures (tests/fixtures/symbolizer): inlined C and C++ at -O2/-O3, DWARF 4
 # and 5, gcc and clang, split DWARF, zstd-compressed sections, a stripped

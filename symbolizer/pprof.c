@@ -69,19 +69,16 @@ static int resolve(void *vctx, const char *build_id, const char *filename,
 		int r = symz_open_for_elf(path, &bo, c->cache_dir, &idx, e);
 		return r ? r : keep(c, idx, out);
 	}
-	if (!c->server)
-		return err_set(e, ENOENT, "not in %s/.build-id, not at '%s', no --server", dir, filename);
-	char tmpl[] = "/tmp/symbolize-debuginfo-XXXXXX";
-	int fd = mkstemp(tmpl);
-	if (fd < 0)
-		return err_set(e, errno, "temporary file: %s", strerror(errno));
-	close(fd);
-	int r = symz_fetch_debuginfod(c->server, hex, "debuginfo", tmpl, e);
-	if (!r) {
-		bo.no_search = false;
-		r = symz_open_for_elf(tmpl, &bo, c->cache_dir, &idx, e);
-	}
-	unlink(tmpl);
+	const char *urls = getenv("DEBUGINFOD_URLS");
+	if (!c->server && (!urls || !*urls))
+		return err_set(e, ENOENT,
+			       "not in %s/.build-id, not at '%s', no --server or $DEBUGINFOD_URLS",
+			       dir, filename);
+	char *fetched = NULL;
+	int r = symz_fetch_debuginfo(c->server, id, len, &fetched, e);
+	if (!r)
+		r = symz_open_for_elf(fetched, &bo, c->cache_dir, &idx, e);
+	free(fetched);
 	return r ? r : keep(c, idx, out);
 }
 

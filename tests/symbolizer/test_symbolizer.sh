@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# symbolize against llvm-symbolizer (research §3; DESIGN.md §6 correctness),
+# symbolize against llvm-symbolizer (the correctness target: identical file,
+# line, column and inline depth),
 # zstd sections, separate debug files, dwz, JIT maps, bad input.
 . "$TOP/tests/lib/check.sh"
 scratch
