@@ -80,8 +80,11 @@ int proc_maps_line(const char *line, size_t len, struct proc_map *m)
 		return -EINVAL;
 	if (!field(&c, &f, &flen) || !memchr(f, ':', flen)) /* device major:minor */
 		return -EINVAL;
-	if (!field(&c, &f, &flen) || strspn(f, "0123456789") < flen) /* inode */
+	if (!field(&c, &f, &flen)) /* inode */
 		return -EINVAL;
+	for (size_t i = 0; i < flen; i++)
+		if (f[i] < '0' || f[i] > '9')
+			return -EINVAL;
 	skip_blanks(&c);
 	const char *path = c.p;
 	while (!at_end(&c))

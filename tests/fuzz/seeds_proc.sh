@@ -19,4 +19,6 @@ seed '1000-2000 r-xp 0 0:0 12x /bad-inode\n-\n1000-\n1000-2000\n'
 seed '1000-2000 r-xp 00000000 00:00 0 \t [anon:name with spaces]\n'
 seed 'Name:\tx\nNSpid:\t123\t45\t6\nTgid: 1\n'
 seed 'NSpid:\nNSpid: 99999999999999\nNSpid: 12a\n'
+# A line that ends inside its inode field, with no newline (found by libFuzzer).
+seed '1000-2000 r-xp 0 0:0 12'
 seed 'ffffffff81000000 T _text\nffffffff81000000 TT bad\n0 t\nzz T x [mod]\n'
