@@ -125,6 +125,7 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("symbolize_index_loads_total", symz_loads);
 	COUNTER("symbolize_index_cache_hits_total", symz_cache_hits);
 	COUNTER("symbolize_addresses_total", symz_addresses);
+	COUNTER("symbolz_addresses_total", symbolz_addresses);
 	COUNTER("request_deadline_cuts_total", deadline_cuts);
 	COUNTER("uploads_stored_total", uploads_ok);
 	COUNTER("uploads_rejected_total", uploads_rejected);

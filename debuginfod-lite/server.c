@@ -42,6 +42,7 @@ const struct route server_routes[] = {
 	  profiles_chunk, handle_perf_map_post },
 	{ METHOD_GET | METHOD_HEAD, "/perf-maps/", "perf_maps", BODY_NONE, 0, NULL, NULL,
 	  handle_perf_map_get },
+	{ METHOD_POST, "/symbolz", "symbolz", BODY_BUFFER, 4u << 20, NULL, NULL, handle_symbolz },
 	{ METHOD_GET | METHOD_HEAD, "/metadata", "metadata", BODY_NONE, 0, NULL, NULL,
 	  handle_metadata },
 	{ METHOD_GET | METHOD_HEAD, "/metrics", "metrics", BODY_NONE, 0, NULL, NULL,

@@ -90,6 +90,7 @@ struct server {
 	struct symz_cache *symz_cache;
 	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
 		symz_addresses;
+	atomic_uint_fast64_t symbolz_addresses; /* asked by pprof (POST /symbolz) */
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
 	/* The profile store (profiles.c) */
 	struct profiles *profiles;
@@ -191,6 +192,7 @@ enum MHD_Result upload_finish(struct request *r);
 enum MHD_Result handle_metrics(struct request *r);
 enum MHD_Result handle_symbolize(struct request *r);
 enum MHD_Result handle_metadata(struct request *r);
+enum MHD_Result handle_symbolz(struct request *r);
 /* The LRU of open symbolization indexes (symbolize.c). */
 struct symz_cache *symz_cache_new(unsigned capacity);
 void symz_cache_free(struct symz_cache *c);
