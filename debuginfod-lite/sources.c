@@ -1,12 +1,16 @@
-/* Source lookup through libdw (sources.h). */
+/* Source names through libdw, and the local-file rule (sources.h). */
 #include "debuginfod-lite/sources.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 bool path_canonical(const char *in, char *out, size_t size)
@@ -49,7 +53,15 @@ bool path_canonical(const char *in, char *out, size_t size)
 	return true;
 }
 
-int dwarf_names_source(const char *debug_path, const char *want, struct err *e)
+bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1 && dir[0] == '/')
+		return path[0] == '/';
+	return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+int dwarf_sources_each(const char *debug_path, dwarf_source_fn fn, void *ctx, struct err *e)
 {
 	int fd = open(debug_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -59,38 +71,179 @@ int dwarf_names_source(const char *debug_path, const char *want, struct err *e)
 		close(fd);
 		return err_set(e, ENODATA, "%s: no DWARF: %s", debug_path, dwarf_errmsg(-1));
 	}
-	int found = 0;
+	int rc = 0;
 	Dwarf_Off off = 0, next;
 	size_t hsize;
-	while (!found && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+	while (rc == 0 && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu;
-		if (!dwarf_offdie(dw, off + hsize, &cu)) {
-			off = next;
-			continue;
-		}
+		bool have_cu = dwarf_offdie(dw, off + hsize, &cu) != NULL;
 		off = next;
 		Dwarf_Files *files;
 		size_t nfiles;
-		if (dwarf_getsrcfiles(&cu, &files, &nfiles) != 0)
+		if (!have_cu || dwarf_getsrcfiles(&cu, &files, &nfiles) != 0)
 			continue;
 		Dwarf_Attribute attr;
 		const char *comp_dir = dwarf_formstring(dwarf_attr(&cu, DW_AT_comp_dir, &attr));
-		for (size_t i = 0; i < nfiles && !found; i++) {
+		for (size_t i = 0; i < nfiles && rc == 0; i++) {
 			const char *name = dwarf_filesrc(files, i, NULL, NULL);
 			if (!name || !*name)
 				continue;
-			char full[4096], canon[4096];
+			char full[PATH_MAX], canon[PATH_MAX];
+			int n;
 			if (name[0] == '/')
-				snprintf(full, sizeof(full), "%s", name);
+				n = snprintf(full, sizeof(full), "%s", name);
 			else if (comp_dir && comp_dir[0] == '/')
-				snprintf(full, sizeof(full), "%s/%s", comp_dir, name);
+				n = snprintf(full, sizeof(full), "%s/%s", comp_dir, name);
 			else
+				continue; /* no absolute name: no client can ask for it */
+			if (n < 0 || (size_t)n >= sizeof(full) ||
+			    !path_canonical(full, canon, sizeof(canon)))
 				continue;
-			if (path_canonical(full, canon, sizeof(canon)) && strcmp(canon, want) == 0)
-				found = 1;
+			rc = fn(ctx, canon);
 		}
 	}
 	dwarf_end(dw);
 	close(fd);
-	return found;
+	return rc;
+}
+
+static int stop_at_match(void *want, const char *path)
+{
+	return strcmp(path, want) == 0;
+}
+
+int dwarf_names_source(const char *debug_path, const char *want, struct err *e)
+{
+	return dwarf_sources_each(debug_path, stop_at_match, (void *)want, e);
+}
+
+/* --- the local-file rule --- */
+
+int source_policy_add_root(struct source_policy *p, const char *dir, struct err *e)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	if (!realpath(dir, real) || stat(real, &st) < 0)
+		return err_set(e, errno, "source root %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, ENOTDIR, "source root %s: not a directory", dir);
+	if (p->n_roots >= SOURCE_POLICY_MAX)
+		return err_set(e, E2BIG, "more than %d source roots", SOURCE_POLICY_MAX);
+	if (!(p->roots[p->n_roots] = strdup(real)))
+		return err_set(e, ENOMEM, "out of memory");
+	p->n_roots++;
+	return 0;
+}
+
+int source_policy_forbid(struct source_policy *p, const char *path, struct err *e)
+{
+	if (p->n_forbidden >= SOURCE_POLICY_MAX)
+		return err_set(e, E2BIG, "more than %d forbidden source paths", SOURCE_POLICY_MAX);
+	struct source_forbidden *f = &p->forbidden[p->n_forbidden];
+	char real[PATH_MAX], cwd[PATH_MAX], abs[2 * PATH_MAX];
+	struct stat st;
+	if (realpath(path, real)) {
+		f->path = strdup(real);
+		if (stat(real, &st) == 0 && S_ISREG(st.st_mode)) {
+			f->have_id = true;
+			f->dev = st.st_dev;
+			f->ino = st.st_ino;
+		}
+	} else {
+		/* Not there yet: forbid the name it will have. */
+		if (path[0] == '/')
+			snprintf(abs, sizeof(abs), "%s", path);
+		else if (getcwd(cwd, sizeof(cwd)))
+			snprintf(abs, sizeof(abs), "%s/%s", cwd, path);
+		else
+			return err_set(e, errno, "%s: %s", path, strerror(errno));
+		if (!path_canonical(abs, real, sizeof(real)))
+			return err_set(e, ENAMETOOLONG, "%s: path too long", path);
+		f->path = strdup(real);
+	}
+	if (!f->path)
+		return err_set(e, ENOMEM, "out of memory");
+	p->n_forbidden++;
+	return 0;
+}
+
+void source_policy_free(struct source_policy *p)
+{
+	for (int i = 0; i < p->n_roots; i++)
+		free(p->roots[i]);
+	for (int i = 0; i < p->n_forbidden; i++)
+		free(p->forbidden[i].path);
+	memset(p, 0, sizeof(*p));
+}
+
+bool source_policy_forbidden(const struct source_policy *p, const char *real,
+			     const struct stat *st)
+{
+	for (int i = 0; i < p->n_forbidden; i++) {
+		const struct source_forbidden *f = &p->forbidden[i];
+		if (path_under(real, f->path))
+			return true;
+		if (st && f->have_id && st->st_dev == f->dev && st->st_ino == f->ino)
+			return true;
+	}
+	return false;
+}
+
+/* Open a path that realpath() produced, so one that has no symbolic link
+ * left: a link found now was swapped in since, and is refused (ELOOP). */
+static int open_resolved(const char *real)
+{
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK; /* a FIFO must not block us */
+#ifdef SYS_openat2
+	struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_NO_SYMLINKS };
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, real, &how, sizeof(how));
+	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+		return fd;
+#endif
+	/* Older kernels: the last component at least, and then ask the kernel
+	 * what was opened. */
+	int f = open(real, flags | O_NOFOLLOW);
+	if (f < 0)
+		return f;
+	char proc[64], opened[PATH_MAX];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f);
+	ssize_t n = readlink(proc, opened, sizeof(opened) - 1);
+	if (n >= 0) {
+		opened[n] = 0;
+		if (strcmp(opened, real) != 0) {
+			close(f);
+			errno = ELOOP;
+			return -1;
+		}
+	}
+	return f;
+}
+
+int source_open_local(const struct source_policy *p, const char *path, int *fd, struct stat *st,
+		      struct err *e)
+{
+	char real[PATH_MAX];
+	if (!realpath(path, real)) {
+		int errnum = errno == ENOENT || errno == ENOTDIR ? ENOENT : EACCES;
+		return err_set(e, errnum, "%s: %s", path, strerror(errno));
+	}
+	bool rooted = false;
+	for (int i = 0; i < p->n_roots && !rooted; i++)
+		rooted = path_under(real, p->roots[i]);
+	if (!rooted)
+		return err_set(e, EACCES, "%s: outside every source root", path);
+	if (source_policy_forbidden(p, real, NULL))
+		return err_set(e, EACCES, "%s: one of the server's own files", path);
+	int f = open_resolved(real);
+	if (f < 0) {
+		int errnum = errno;
+		return err_set(e, errnum == ENOENT ? ENOENT : EACCES, "%s: %s", path,
+			       strerror(errnum));
+	}
+	if (fstat(f, st) < 0 || !S_ISREG(st->st_mode) || source_policy_forbidden(p, real, st)) {
+		close(f);
+		return err_set(e, EACCES, "%s: not a regular file that may be served", path);
+	}
+	*fd = f;
+	return 0;
 }
