@@ -200,7 +200,8 @@ static int derive_source(struct request *r, struct err *e)
 	struct artifact cands[MAX_CANDIDATES];
 	int n = store_lookup(r->srv->store, r->build_id, ART_DEBUGINFO, "", cands, MAX_CANDIDATES, e);
 	for (int i = 0; i < n; i++) {
-		if (cands[i].origin != ORIGIN_SCAN || dwarf_names_source(cands[i].path, r->name, e) != 1)
+		if (cands[i].origin != ORIGIN_SCAN ||
+		    dwarf_names_source_cached(r->srv->source_names, cands[i].path, r->name, e) != 1)
 			continue;
 		int fd;
 		struct stat st;

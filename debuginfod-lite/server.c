@@ -617,6 +617,8 @@ static int sources_setup(struct server *s, const struct server_config *c, struct
 			return err_set(e, EINVAL, "--source-root: %s", re.msg);
 		log_info("msg=\"default source root skipped: %s\"", re.msg);
 	}
+	if (!(s->source_names = dwarf_names_cache_new()))
+		return err_set(e, ENOMEM, "out of memory");
 	const char *own[] = { store_dir(s->store), c->token_file };
 	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
 		if (own[i] && source_policy_forbid(&s->sources, own[i], e) < 0)
@@ -723,6 +725,7 @@ fail:
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	source_policy_free(&s->sources);
+	dwarf_names_cache_free(s->source_names);
 	free(s->route_metrics);
 	free(s);
 	return rc;
@@ -768,6 +771,7 @@ void server_stop(struct server *s)
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	source_policy_free(&s->sources);
+	dwarf_names_cache_free(s->source_names);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->conn_lock);

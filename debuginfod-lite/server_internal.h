@@ -71,6 +71,7 @@ struct server {
 	/* Which local files may be served as sources (sources.h): the
 	 * --source-root dirs, minus the server's own files. */
 	struct source_policy sources;
+	struct dwarf_names_cache *source_names; /* which sources a DWARF names */
 
 	pthread_t scanner, watcher;
 	bool scanner_running, watcher_running;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,175 @@ static int stop_at_match(void *want, const char *path)
 int dwarf_names_source(const char *debug_path, const char *want, struct err *e)
 {
 	return dwarf_sources_each(debug_path, stop_at_match, (void *)want, e);
+}
+
+/* --- the names cache --- */
+
+#define NAMES_CACHE_SLOTS 4
+#define NAMES_CACHE_MAX_BYTES (16u << 20) /* per file; more is not kept */
+
+struct names_entry {
+	char *path; /* NULL: empty slot */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	char **names; /* sorted; strings in `pool` */
+	size_t n;
+	char *pool;
+	uint64_t used; /* LRU clock */
+};
+
+struct dwarf_names_cache {
+	pthread_mutex_t lock;
+	struct names_entry slot[NAMES_CACHE_SLOTS];
+	uint64_t clock;
+};
+
+struct dwarf_names_cache *dwarf_names_cache_new(void)
+{
+	struct dwarf_names_cache *c = calloc(1, sizeof(*c));
+	if (c)
+		pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static void names_entry_clear(struct names_entry *en)
+{
+	free(en->path);
+	free(en->names);
+	free(en->pool);
+	memset(en, 0, sizeof(*en));
+}
+
+void dwarf_names_cache_free(struct dwarf_names_cache *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < NAMES_CACHE_SLOTS; i++)
+		names_entry_clear(&c->slot[i]);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static bool same_file(const struct names_entry *en, const char *path, const struct stat *st)
+{
+	return en->path && strcmp(en->path, path) == 0 && en->dev == st->st_dev &&
+	       en->ino == st->st_ino && en->size == st->st_size &&
+	       en->mtime.tv_sec == st->st_mtim.tv_sec && en->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names as one pool of NUL-terminated strings, bounded. */
+struct name_pool {
+	char *data;
+	size_t len, cap, n;
+	bool too_big;
+};
+
+static int pool_add(void *ctx, const char *path)
+{
+	struct name_pool *p = ctx;
+	size_t need = strlen(path) + 1;
+	if (p->len + need > NAMES_CACHE_MAX_BYTES) {
+		p->too_big = true;
+		return 1; /* stop: answered without the cache */
+	}
+	if (p->len + need > p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 4096;
+		while (cap < p->len + need)
+			cap *= 2;
+		char *d = realloc(p->data, cap);
+		if (!d)
+			return -ENOMEM;
+		p->data = d;
+		p->cap = cap;
+	}
+	memcpy(p->data + p->len, path, need);
+	p->len += need;
+	p->n++;
+	return 0;
+}
+
+/* Read the names of `path` into a new entry; -errno, or 1 when there are
+ * too many to keep. */
+static int names_entry_fill(struct names_entry *en, const char *path, const struct stat *st,
+			    struct err *e)
+{
+	struct name_pool pool = { 0 };
+	int rc = dwarf_sources_each(path, pool_add, &pool, e);
+	if (rc < 0 || pool.too_big) {
+		free(pool.data);
+		return rc < 0 ? rc : 1;
+	}
+	char **names = calloc(pool.n ? pool.n : 1, sizeof(*names));
+	en->path = strdup(path);
+	if (!names || !en->path) {
+		free(names);
+		free(pool.data);
+		free(en->path);
+		en->path = NULL;
+		return err_set(e, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0, off = 0; i < pool.n; i++) {
+		names[i] = pool.data + off;
+		off += strlen(names[i]) + 1;
+	}
+	qsort(names, pool.n, sizeof(*names), compare_strings);
+	en->names = names;
+	en->n = pool.n;
+	en->pool = pool.data;
+	en->dev = st->st_dev;
+	en->ino = st->st_ino;
+	en->size = st->st_size;
+	en->mtime = st->st_mtim;
+	return 0;
+}
+
+static bool entry_names(const struct names_entry *en, const char *want)
+{
+	return bsearch(&want, en->names, en->n, sizeof(*en->names), compare_strings) != NULL;
+}
+
+int dwarf_names_source_cached(struct dwarf_names_cache *c, const char *debug_path,
+			      const char *want, struct err *e)
+{
+	struct stat st;
+	if (stat(debug_path, &st) < 0)
+		return err_set(e, errno, "%s: %s", debug_path, strerror(errno));
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < NAMES_CACHE_SLOTS; i++) {
+		struct names_entry *en = &c->slot[i];
+		if (!same_file(en, debug_path, &st))
+			continue;
+		en->used = ++c->clock;
+		int found = entry_names(en, want);
+		pthread_mutex_unlock(&c->lock);
+		return found;
+	}
+	pthread_mutex_unlock(&c->lock);
+	/* Read outside the lock: two readers of one file may both read it. */
+	struct names_entry fresh = { 0 };
+	int rc = names_entry_fill(&fresh, debug_path, &st, e);
+	if (rc == 1)
+		return dwarf_names_source(debug_path, want, e);
+	if (rc < 0)
+		return rc;
+	int found = entry_names(&fresh, want);
+	pthread_mutex_lock(&c->lock);
+	struct names_entry *victim = &c->slot[0];
+	for (int i = 1; i < NAMES_CACHE_SLOTS; i++)
+		if (c->slot[i].used < victim->used)
+			victim = &c->slot[i];
+	names_entry_clear(victim);
+	*victim = fresh;
+	victim->used = ++c->clock;
+	pthread_mutex_unlock(&c->lock);
+	return found;
 }
 
 /* --- the local-file rule --- */

@@ -36,6 +36,16 @@ int dwarf_sources_each(const char *debug_path, dwarf_source_fn fn, void *ctx, st
  * absolute)?  Returns 1 yes, 0 no, -errno when the file cannot be read. */
 int dwarf_names_source(const char *debug_path, const char *want, struct err *e);
 
+/* dwarf_names_source with memory: the sorted names of the last few DWARF
+ * files asked about (an uploader sends the sources of one build-ID in a
+ * row; each question would otherwise read all of its DWARF again).  Files
+ * are known by path, inode, size and mtime.  Thread-safe. */
+struct dwarf_names_cache;
+struct dwarf_names_cache *dwarf_names_cache_new(void);
+void dwarf_names_cache_free(struct dwarf_names_cache *c);
+int dwarf_names_source_cached(struct dwarf_names_cache *c, const char *debug_path,
+			      const char *want, struct err *e);
+
 /* Where local sources may be read from.  Paths are stored resolved
  * (realpath), so a symbolic link never widens a root or hides a forbidden
  * file. */

@@ -91,8 +91,9 @@ static unsigned source_named(struct request *r, char *msg, size_t size)
 			 r->build_id);
 		return 422;
 	}
+	struct dwarf_names_cache *names = r->srv->source_names;
 	for (int i = 0; i < n; i++)
-		if (dwarf_names_source(cands[i].path, r->name, &e) == 1)
+		if (dwarf_names_source_cached(names, cands[i].path, r->name, &e) == 1)
 			return 0;
 	snprintf(msg, size, "the DWARF of %s does not name %s\n", r->build_id, r->name);
 	return 422;
