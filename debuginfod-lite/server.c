@@ -620,9 +620,11 @@ static int sources_setup(struct server *s, const struct server_config *c, struct
 	if (!(s->source_names = dwarf_names_cache_new()))
 		return err_set(e, ENOMEM, "out of memory");
 	const char *own[] = { store_dir(s->store), c->token_file };
-	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
-		if (own[i] && source_policy_forbid(&s->sources, own[i], e) < 0)
-			return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		int rc = own[i] ? source_policy_forbid(&s->sources, own[i], e) : 0;
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 
