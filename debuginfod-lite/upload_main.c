@@ -409,7 +409,8 @@ static int upload_sources(struct options *o, const char *path, const char *build
 		rc = -1;
 		goto out;
 	}
-	qsort(names.v, names.n, sizeof(*names.v), compare_names);
+	if (names.n)
+		qsort(names.v, names.n, sizeof(*names.v), compare_names);
 	struct source_counts counts = { 0 };
 	for (size_t i = 0; i < names.n; i++) {
 		if (i > 0 && strcmp(names.v[i], names.v[i - 1]) == 0)

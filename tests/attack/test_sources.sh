@@ -251,6 +251,10 @@ out=$(cd "$S/w" && "$BIN/debuginfod-upload" --server "$U_URL" --token-file "$S/u
 	&& ok uploader_reads_only_its_tree || fail uploader_reads_only_its_tree "$(tr '\n' ' ' <<<"$out")"
 
 rm -rf "$S/tree"
+if ! command -v gdb >/dev/null || ! command -v debuginfod-find >/dev/null; then
+	skip gdb_lists_uploaded_source "gdb or debuginfod-find is not installed"
+	finish
+fi
 gdb_list() {
 	(cd "$S/bin" && DEBUGINFOD_URLS=$U_URL DEBUGINFOD_CACHE_PATH=$S/gdb-cache timeout 120 \
 		gdb -q -batch -nx -iex 'set debuginfod enabled on' -ex "list $2" "./$1" 2>&1)
