@@ -82,6 +82,26 @@ int parse_buildid_path(struct request *r, const char *rest)
 	return 0;
 }
 
+/* A local source file is opened under the source rule every time, not
+ * only when it was first derived: roots change between runs, and a link
+ * may be swapped in after the check. */
+static int open_candidate(struct request *r, const struct artifact *a, int *fd, struct stat *st,
+			  struct err *e)
+{
+	if (a->kind != ART_SOURCE || a->origin != ORIGIN_SCAN)
+		return store_open_artifact(r->srv->store, a, fd, st, e);
+	int rc = source_open_local(&r->srv->sources, a->path, fd, st, e);
+	if (rc == 0 && ((uint64_t)st->st_size != a->size || (int64_t)st->st_mtime != a->mtime)) {
+		close(*fd);
+		rc = err_set(e, ENOENT, "%s changed since it was indexed", a->path);
+	}
+	if (rc == -ENOENT) { /* changed or gone; a refused one stays refused */
+		struct err ignored = { { 0 } };
+		store_forget_external(r->srv->store, a->path, &ignored);
+	}
+	return rc;
+}
+
 /* Serve the best candidate that still opens.  Returns true when a
  * response was queued (*ret set). */
 static bool serve_from_store(struct request *r, enum MHD_Result *ret)
@@ -94,7 +114,7 @@ static bool serve_from_store(struct request *r, enum MHD_Result *ret)
 	for (int i = 0; i < n; i++) {
 		int fd;
 		struct stat st;
-		if (store_open_artifact(r->srv->store, &cands[i], &fd, &st, &e) < 0)
+		if (open_candidate(r, &cands[i], &fd, &st, &e) < 0)
 			continue;
 		*ret = respond_artifact(r, &cands[i], fd, (uint64_t)st.st_size,
 					cands[i].origin == ORIGIN_SCAN ? cands[i].mtime
@@ -171,16 +191,28 @@ static int derive_section(struct request *r, struct err *e)
 	return 0;
 }
 
+/* A source not in the store yet (uploaded sources are blobs there).
+ * Local files are read only for DWARF from a --scan'ned file, under the
+ * source rule; DWARF that was uploaded or fetched never makes us read a
+ * local file: its sources come from the upload or from the upstreams. */
 static int derive_source(struct request *r, struct err *e)
 {
 	struct artifact cands[MAX_CANDIDATES];
 	int n = store_lookup(r->srv->store, r->build_id, ART_DEBUGINFO, "", cands, MAX_CANDIDATES, e);
 	for (int i = 0; i < n; i++) {
-		if (dwarf_names_source(cands[i].path, r->name, e) != 1)
+		if (cands[i].origin != ORIGIN_SCAN ||
+		    dwarf_names_source_cached(r->srv->source_names, cands[i].path, r->name, e) != 1)
 			continue;
+		int fd;
 		struct stat st;
-		if (stat(r->name, &st) < 0 || !S_ISREG(st.st_mode))
-			break; /* named, but not on this machine: maybe upstream */
+		int rc = source_open_local(&r->srv->sources, r->name, &fd, &st, e);
+		if (rc < 0) {
+			if (rc == -EACCES)
+				log_info("msg=\"source refused\" build_id=%s why=\"%s\"", r->build_id,
+					 e->msg);
+			break; /* named, but not served from this machine: maybe upstream */
+		}
+		close(fd);
 		struct artifact a = { 0 };
 		snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
 		a.kind = ART_SOURCE;
@@ -191,9 +223,10 @@ static int derive_source(struct request *r, struct err *e)
 		snprintf(a.file, sizeof(a.file), "%s", r->name);
 		a.size = (uint64_t)st.st_size;
 		a.mtime = (int64_t)st.st_mtime;
-		int rc = store_add_external(r->srv->store, &a, e);
+		rc = store_add_external(r->srv->store, &a, e);
 		return rc < 0 ? rc : 1;
 	}
+	err_clear(e);
 	if (may_federate(r, ART_SOURCE, r->name))
 		return upstream_fetch(r, ART_SOURCE, r->name, e);
 	return 0;

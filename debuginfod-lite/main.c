@@ -30,6 +30,14 @@ static void usage(FILE *out)
 		"  --forwarded-ttl-limit N  X-Forwarded-For hops before no federation (8)\n"
 		"  --token-file FILE        bearer tokens, one a line; enables PUT uploads\n"
 		"  --max-upload BYTES       largest upload or upstream body (2 GiB)\n"
+		"  --source-root DIR        local files served as source/<path> lie below DIR\n"
+		"                           (repeatable; default /usr/src and /usr/include;\n"
+		"                           'none': no local sources) and are named by the\n"
+		"                           DWARF of a --scan'ned file; never the data dir or\n"
+		"                           token files.  Uploaded debuginfo's sources come from\n"
+		"                           debuginfod-upload --sources, upstream debuginfo's\n"
+		"                           from the upstreams\n"
+		"  --max-source-upload BYTES  largest uploaded source file (64 MiB)\n"
 		"  --quota BYTES            cap on upstream/derived blob bytes (0 = none)\n"
 		"  --threads N              HTTP worker threads (default: CPUs)\n"
 		"  --conn-timeout S         idle connection timeout (default 30)\n"
@@ -69,7 +77,7 @@ int main(int argc, char **argv)
 	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
 	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY,
-	       O_HELP };
+	       O_SRCROOT, O_MAXSRC, O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -82,6 +90,8 @@ int main(int argc, char **argv)
 		{ "forwarded-ttl-limit", required_argument, NULL, O_FWD },
 		{ "token-file", required_argument, NULL, O_TOKENS },
 		{ "max-upload", required_argument, NULL, O_MAXUP },
+		{ "source-root", required_argument, NULL, O_SRCROOT },
+		{ "max-source-upload", required_argument, NULL, O_MAXSRC },
 		{ "quota", required_argument, NULL, O_QUOTA },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "conn-timeout", required_argument, NULL, O_CTIMEOUT },
@@ -118,6 +128,20 @@ int main(int argc, char **argv)
 			break;
 		}
 		case O_TOKENS: c.token_file = optarg; break;
+		case O_SRCROOT:
+			/* The first --source-root replaces the defaults. */
+			if (c.source_roots_default) {
+				c.n_source_roots = 0;
+				c.source_roots_default = false;
+			}
+			if (strcmp(optarg, "none") == 0)
+				break;
+			if (c.n_source_roots >= SERVER_MAX_LIST) {
+				fprintf(stderr, "debuginfod-lite: too many --source-root\n");
+				return 2;
+			}
+			c.source_roots[c.n_source_roots++] = optarg;
+			break;
 		case O_PORTFILE: port_file = optarg; break;
 		case O_VERBOSE: c.verbose = true; break;
 		case O_NOWATCH: c.no_watch = true; break;
@@ -125,6 +149,7 @@ int main(int argc, char **argv)
 		case O_RESCAN: case O_UTIMEOUT: case O_PTTL: case O_NTTL: case O_FWD: case O_MAXUP:
 		case O_QUOTA: case O_THREADS: case O_CTIMEOUT: case O_SYMZ_CACHE: case O_SYMZ_MAX:
 		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY:
+		case O_MAXSRC:
 			if (parse_u64(name, optarg, &v) < 0)
 				return 2;
 			if (opt == O_RESCAN) c.rescan_s = (unsigned)v;
@@ -133,6 +158,7 @@ int main(int argc, char **argv)
 			if (opt == O_NTTL) c.negative_ttl_s = (int64_t)v;
 			if (opt == O_FWD) c.forwarded_ttl_limit = (unsigned)v;
 			if (opt == O_MAXUP) c.max_upload = v;
+			if (opt == O_MAXSRC) c.max_source = v;
 			if (opt == O_QUOTA) c.quota = v;
 			if (opt == O_THREADS) c.threads = (unsigned)(v > 1024 ? 1024 : v);
 			if (opt == O_CTIMEOUT) c.conn_timeout_s = (unsigned)v;

@@ -27,7 +27,7 @@ $(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(SYMZ_LIB) $(U
 
 $(BIN)/debuginfod-upload: $(OBJ)/debuginfod-lite/upload_main.o $(DIL_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcurl $(COMMON_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -ldw $(COMMON_LDLIBS)
 
 # Fixture: a program with sources on disk, its stripped copy and its
 # separate debug file (objcopy --only-keep-debug).

@@ -59,6 +59,12 @@ void server_config_defaults(struct server_config *c)
 	c->rescan_s = 300;
 	c->conn_timeout_s = 30;
 	c->max_upload = 2ull << 30;
+	/* Where distributions and source packages put sources: world-readable
+	 * code, no secrets.  Anything else the operator names with --source-root. */
+	c->source_roots[c->n_source_roots++] = "/usr/src";
+	c->source_roots[c->n_source_roots++] = "/usr/include";
+	c->source_roots_default = true;
+	c->max_source = 64ull << 20;
 	c->upstream_timeout_s = 10;
 	c->upstream_max_time_s = 300;
 	c->positive_ttl_s = 7 * 86400;
@@ -599,6 +605,30 @@ static int load_tokens(struct server *s, const char *path, struct err *e)
 	return 0;
 }
 
+/* The source rule (sources.h): the roots, and the server's own files,
+ * never served even under a root.  Every file the server reads a secret
+ * from belongs in `own`. */
+static int sources_setup(struct server *s, const struct server_config *c, struct err *e)
+{
+	for (int i = 0; i < c->n_source_roots; i++) {
+		struct err re = { { 0 } };
+		if (source_policy_add_root(&s->sources, c->source_roots[i], &re) == 0)
+			continue;
+		if (!c->source_roots_default)
+			return err_set(e, EINVAL, "--source-root: %s", re.msg);
+		log_info("msg=\"default source root skipped: %s\"", re.msg);
+	}
+	if (!(s->source_names = dwarf_names_cache_new()))
+		return err_set(e, ENOMEM, "out of memory");
+	const char *own[] = { store_dir(s->store), c->token_file };
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		int rc = own[i] ? source_policy_forbid(&s->sources, own[i], e) : 0;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int parse_listen(const char *listen, struct sockaddr_in *sa, struct err *e)
 {
 	char host[64];
@@ -652,6 +682,8 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		rc = load_tokens(s, c->token_file, e);
 	if (rc == 0)
 		rc = store_open(&s->store, c->data_dir, e);
+	if (rc == 0)
+		rc = sources_setup(s, c, e);
 	if (rc == 0 && !(s->symz_cache = symz_cache_new(c->symz_cache ? c->symz_cache : 1)))
 		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc == 0)
@@ -695,6 +727,8 @@ fail:
 	profiles_stop(s);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
+	source_policy_free(&s->sources);
+	dwarf_names_cache_free(s->source_names);
 	free(s->route_metrics);
 	free(s);
 	return rc;
@@ -739,6 +773,8 @@ void server_stop(struct server *s)
 	profiles_stop(s);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
+	source_policy_free(&s->sources);
+	dwarf_names_cache_free(s->source_names);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->conn_lock);

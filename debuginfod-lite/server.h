@@ -18,6 +18,12 @@ struct server_config {
 	const char *upstreams[SERVER_MAX_LIST];
 	int n_upstreams;
 	const char *token_file;      /* NULL: uploads are off */
+	/* Local files served as source/<path> (named by scanned DWARF only) lie
+	 * under one of these; the defaults are skipped when absent. */
+	const char *source_roots[SERVER_MAX_LIST];
+	int n_source_roots;
+	bool source_roots_default;   /* still the built-in /usr/src, /usr/include */
+	uint64_t max_source;         /* bytes of one uploaded source file */
 	unsigned threads;            /* MHD pool threads; 0 = number of CPUs */
 	unsigned rescan_s;           /* periodic rescan; 0 = scan once */
 	unsigned conn_timeout_s;     /* idle connection timeout (slow clients) */

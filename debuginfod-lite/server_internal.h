@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "debuginfod-lite/server.h"
+#include "debuginfod-lite/sources.h"
 #include "debuginfod-lite/store.h"
 
 struct request;
@@ -67,6 +68,10 @@ struct server {
 	unsigned port;
 	char tokens[16][256];
 	int n_tokens;
+	/* Which local files may be served as sources (sources.h): the
+	 * --source-root dirs, minus the server's own files. */
+	struct source_policy sources;
+	struct dwarf_names_cache *source_names; /* which sources a DWARF names */
 
 	pthread_t scanner, watcher;
 	bool scanner_running, watcher_running;

@@ -58,7 +58,10 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS misses(build_id TEXT, kind INTEGER, name TEXT,"
 	"  expires INTEGER, PRIMARY KEY(build_id, kind, name)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
-	"INSERT OR IGNORE INTO meta VALUES('schema', '1');";
+	"INSERT OR IGNORE INTO meta VALUES('schema', '1');"
+	/* Local source rows are a cache, derived again on demand under the
+	 * current source rule; an older version derived them from any DWARF. */
+	"DELETE FROM candidates WHERE kind=2 AND origin=0;";
 
 /* Unreferenced blobs younger than this are left alone by store_groom(). */
 #define BLOB_GRACE_S 3600

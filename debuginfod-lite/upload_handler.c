@@ -1,10 +1,16 @@
-/* PUT /buildid/<id>/{debuginfo,executable}: authenticated, validated,
- * content-deduplicated uploads.  The body streams into a store tmp file
- * (hashed on the way); it becomes visible only after validation, fsync and
- * rename, so a crash at any point leaves the artifact absent or whole. */
+/* PUT /buildid/<id>/{debuginfo,executable,source/<path>}: authenticated,
+ * validated, content-deduplicated uploads.  The body streams into a store
+ * tmp file (hashed on the way); it becomes visible only after validation,
+ * fsync and rename, so a crash at any point leaves the artifact absent or
+ * whole.
+ *
+ * A source is accepted only for a path that the DWARF of the build-ID's
+ * stored debuginfo names: the uploader cannot plant files under names the
+ * build never used. */
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/sources.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -61,6 +67,38 @@ static enum MHD_Result refuse(struct request *r, unsigned status, const char *ms
 	return refuse_before_body(r, status, msg);
 }
 
+static uint64_t upload_limit(const struct request *r)
+{
+	return r->kind == ART_SOURCE ? r->srv->cfg.max_source : r->srv->cfg.max_upload;
+}
+
+/* May a source be uploaded under r->name?  0, or the status to refuse
+ * with (reason in msg).  The DWARF is read before any body: a refusal
+ * costs no transfer. */
+static unsigned source_named(struct request *r, char *msg, size_t size)
+{
+	for (const unsigned char *p = (const unsigned char *)r->name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(msg, size, "control byte in the source path\n");
+			return 400;
+		}
+	struct artifact cands[8];
+	struct err e = { { 0 } };
+	int n = store_lookup(r->srv->store, r->build_id, ART_DEBUGINFO, "", cands,
+			     (int)ARRAY_SIZE(cands), &e);
+	if (n <= 0) {
+		snprintf(msg, size, "no debuginfo stored for %s: upload it before its sources\n",
+			 r->build_id);
+		return 422;
+	}
+	struct dwarf_names_cache *names = r->srv->source_names;
+	for (int i = 0; i < n; i++)
+		if (dwarf_names_source_cached(names, cands[i].path, r->name, &e) == 1)
+			return 0;
+	snprintf(msg, size, "the DWARF of %s does not name %s\n", r->build_id, r->name);
+	return 422;
+}
+
 enum MHD_Result upload_begin(struct request *r)
 {
 	struct server *s = r->srv;
@@ -74,14 +112,20 @@ enum MHD_Result upload_begin(struct request *r)
 		snprintf(msg, sizeof(msg), "%s\n", r->body_msg);
 		return refuse(r, (unsigned)st, msg);
 	}
-	if (r->kind != ART_DEBUGINFO && r->kind != ART_EXECUTABLE)
-		return refuse(r, 405, "only debuginfo and executable can be uploaded\n");
+	if (r->kind != ART_DEBUGINFO && r->kind != ART_EXECUTABLE && r->kind != ART_SOURCE)
+		return refuse(r, 405, "only debuginfo, executable and source/<path> can be uploaded\n");
 	const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strtoull(cl, NULL, 10) > s->cfg.max_upload) {
+	if (cl && strtoull(cl, NULL, 10) > upload_limit(r)) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "body larger than the limit of %llu bytes\n",
-			 (unsigned long long)s->cfg.max_upload);
+			 (unsigned long long)upload_limit(r));
 		return refuse(r, 413, msg);
+	}
+	if (r->kind == ART_SOURCE) {
+		char msg[ARTIFACT_NAME_MAX + BUILD_ID_HEX_MAX + 64];
+		unsigned refusal = source_named(r, msg, sizeof(msg));
+		if (refusal)
+			return refuse(r, refusal, msg);
 	}
 	struct err e = { { 0 } };
 	if (store_tmp_begin(s->store, &r->tmp, &e) < 0) {
@@ -94,9 +138,9 @@ enum MHD_Result upload_begin(struct request *r)
 
 int upload_chunk(struct request *r, const char *data, size_t len)
 {
-	if (r->tmp.size + len > r->srv->cfg.max_upload) {
+	if (r->tmp.size + len > upload_limit(r)) {
 		snprintf(r->body_msg, sizeof(r->body_msg), "body larger than the limit of %llu bytes",
-			 (unsigned long long)r->srv->cfg.max_upload);
+			 (unsigned long long)upload_limit(r));
 		return 413;
 	}
 	struct err e = { { 0 } };
@@ -123,11 +167,43 @@ static enum MHD_Result reject(struct request *r, unsigned status, const char *fm
 	return respond_text(r, status, "%s\n", msg);
 }
 
+/* A source: its path was checked against the DWARF in upload_begin; the
+ * content is the uploader's word, as the debuginfo is. */
+static enum MHD_Result finish_source(struct request *r)
+{
+	struct artifact a = { 0 };
+	struct err e = { { 0 } };
+	snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
+	a.kind = ART_SOURCE;
+	snprintf(a.name, sizeof(a.name), "%s", r->name);
+	a.origin = ORIGIN_UPLOAD;
+	a.quality = 1;
+	snprintf(a.file, sizeof(a.file), "%s", r->name);
+	r->tmp_open = false;
+	if (store_tmp_commit(r->srv->store, &r->tmp, &a, &e) < 0) {
+		log_error("msg=\"upload commit: %s\"", e.msg);
+		return respond_text(r, 507, "cannot store the upload\n");
+	}
+	r->srv->uploads_ok++;
+	log_info("msg=\"upload stored\" build_id=%s kind=source sha256=%s bytes=%llu", a.build_id,
+		 a.blob, (unsigned long long)a.size);
+	char *json = NULL;
+	/* The path is not echoed: it is the client's own, and may not be UTF-8. */
+	int n = asprintf(&json,
+			 "{\"build_id\":\"%s\",\"kind\":\"source\",\"sha256\":\"%s\",\"size\":%llu}\n",
+			 a.build_id, a.blob, (unsigned long long)a.size);
+	if (n < 0)
+		return MHD_NO;
+	return respond_buffer(r, 201, "application/json", json, (size_t)n, true);
+}
+
 enum MHD_Result upload_finish(struct request *r)
 {
 	struct server *s = r->srv;
 	if (!r->tmp_open)
 		return respond_text(r, 500, "upload state lost\n");
+	if (r->kind == ART_SOURCE)
+		return finish_source(r);
 	struct err e = { { 0 } };
 	struct elf_object o;
 	if (r->tmp.size == 0)

@@ -12,8 +12,9 @@ LIBC_DEBUG=/usr/lib/debug/.build-id/${LIBC_ID:0:2}/${LIBC_ID:2}.debug
 if [[ ! -f $LIBC_DEBUG ]]; then skip server "libc6-dbg is not installed"; finish; fi
 FIX_ID=$(build_id_of "$FIX/crash")
 
+# The fixture's sources are served from the source tree (a --source-root).
 start_server A --data "$SCRATCH/data" --scan /usr/lib/debug --scan "$LIBC" --scan "$FIX" \
-	--rescan 0 --conn-timeout 2 || { fail server_start; finish; }
+	--source-root "$TOP/tests/fixtures" --rescan 0 --conn-timeout 2 || { fail server_start; finish; }
 export DEBUGINFOD_URLS=$A_URL
 wait_for "$A_URL/buildid/$LIBC_ID/debuginfo" && wait_for "$A_URL/buildid/$FIX_ID/executable" \
 	|| fail scan "scan did not index libc"
