@@ -50,6 +50,7 @@ int upstream_limiter_init(struct upstream_limiter *l, const struct rate_cap *glo
 			  const struct rate_cap *client)
 {
 	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->lock, NULL);
 	l->global_cap = *global;
 	l->client_cap = *client;
 	l->global.tokens = global->burst;
@@ -58,7 +59,6 @@ int upstream_limiter_init(struct upstream_limiter *l, const struct rate_cap *glo
 		return -ENOMEM;
 	if (getrandom(&l->seed, sizeof(l->seed), GRND_NONBLOCK) != sizeof(l->seed))
 		l->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
-	pthread_mutex_init(&l->lock, NULL);
 	return 0;
 }
 
