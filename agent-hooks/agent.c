@@ -75,6 +75,8 @@ void agent_options_default(struct agent_options *o)
 	o->interval_s = 10;
 	o->kernel = true;
 	o->buffer_max_bytes = 64ull << 20;
+	o->cache_max_bytes = TABLE_FETCHER_CACHE_MAX_DEFAULT;
+	o->table_max_bytes = TABLE_FETCHER_MAX_TABLE_DEFAULT;
 	o->table_idle_s = 60;
 	sampler_limits_default(&o->lim);
 }
@@ -440,6 +442,11 @@ static void write_stats(struct agent *a)
 		",\"fetch_404\":%" PRIu64 ",\"fetch_transport_errors\":%" PRIu64
 		",\"fetch_disk_hits\":%" PRIu64 ",\"fetch_build_ids\":%" PRIu64
 		",\"fetch_max_requests_per_build_id\":%" PRIu64 ",\"fetch_fallbacks\":%" PRIu64
+		",\"tables_rejected\":%" PRIu64 ",\"tables_rejected_build_id\":%" PRIu64
+		",\"tables_rejected_arch\":%" PRIu64 ",\"tables_rejected_too_big\":%" PRIu64
+		",\"tables_rejected_malformed\":%" PRIu64 ",\"cache_purged\":%" PRIu64
+		",\"cache_evictions\":%" PRIu64 ",\"cache_strays_removed\":%" PRIu64
+		",\"cache_skipped\":%" PRIu64 ",\"cache_bytes\":%" PRIu64
 		",\"profiles\":%" PRIu64 ",\"profiles_sent\":%" PRIu64
 		",\"profiles_buffered\":%" PRIu64 ",\"profiles_dropped\":%" PRIu64
 		",\"profiles_rejected\":%" PRIu64 ",\"profiles_written\":%" PRIu64
@@ -452,7 +459,11 @@ static void write_stats(struct agent *a)
 		cnt[CNT_RB_DROPS], bpf_ns, bpf_runs, a->ld_ready ? a->ld.objects.len : 0, tables,
 		fetched, compiled, a->ld.evictions, a->ld.refusals, a->ld.bad_fetches, ts.requests,
 		ts.ok_200, ts.not_modified_304, ts.not_found_404, ts.transport_errors, ts.disk_hits,
-		ts.build_ids, ts.max_requests_per_build_id, ts.fallbacks, a->profiles, ss.sent,
+		ts.build_ids, ts.max_requests_per_build_id, ts.fallbacks,
+		ts.rejected_build_id + ts.rejected_arch + ts.rejected_too_big + ts.rejected_malformed,
+		ts.rejected_build_id, ts.rejected_arch, ts.rejected_too_big, ts.rejected_malformed,
+		ts.cache_purged, ts.cache_evictions, ts.cache_strays, ts.cache_skipped, ts.cache_bytes,
+		a->profiles, ss.sent,
 		ss.buffered, ss.dropped, ss.rejected, ss.written, ss.buffer_bytes, a->jit_snapshots,
 		a->jit_files_written, a->lat_first.len, pct(&a->lat_first, 0.5),
 		pct(&a->lat_first, 0.99), a->lat_all.len, pct(&a->lat_all, 0.5),
@@ -461,10 +472,20 @@ static void write_stats(struct agent *a)
 		fclose(out);
 }
 
+/* Rejected tables and purged cache entries: rare, and worth a line. */
+static void log_table_trouble(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "profiler-agent: %s\n", msg);
+}
+
 static int agent_start(struct agent *a, struct err *e)
 {
 	const struct agent_options *o = a->o;
-	struct table_fetcher_options fo = { .server = o->server, .cache_dir = o->cache_dir };
+	struct table_fetcher_options fo = { .server = o->server, .cache_dir = o->cache_dir,
+					    .max_table_bytes = o->table_max_bytes,
+					    .cache_max_bytes = o->cache_max_bytes,
+					    .log = log_table_trouble };
 	int rc = table_fetcher_new(&a->tf, &fo, e);
 	if (rc < 0)
 		return rc;

@@ -27,10 +27,19 @@
 
 /* ---- unwind tables from the server ---- */
 struct table_fetcher;
+/* Defaults of the two limits below.  The largest real table seen is
+ * libLLVM's, 2.5 MB; the cache holds about a hundred typical tables. */
+#define TABLE_FETCHER_MAX_TABLE_DEFAULT (64ull << 20)
+#define TABLE_FETCHER_CACHE_MAX_DEFAULT (256ull << 20)
 struct table_fetcher_options {
 	const char *server;    /* base URL; NULL: never fetch (compile locally) */
 	const char *cache_dir; /* on-disk cache; NULL: none */
 	unsigned timeout_ms;   /* per request (connect + transfer) */
+	uint64_t max_table_bytes; /* larger bodies are refused unread; 0: default */
+	uint64_t cache_max_bytes; /* tables + ETags on disk (LRU); 0: default */
+	/* Told once per rejected table or purged cache entry; NULL: silent. */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
 };
 struct table_fetcher_stats {
 	uint64_t requests;     /* HTTP requests made */
@@ -39,6 +48,13 @@ struct table_fetcher_stats {
 	uint64_t build_ids;    /* distinct build-IDs asked for */
 	uint64_t max_requests_per_build_id;
 	uint64_t fallbacks;    /* answers "compile locally" */
+	/* Fetched bodies refused before anything was loaded or written. */
+	uint64_t rejected_build_id, rejected_arch, rejected_too_big, rejected_malformed;
+	uint64_t cache_purged;    /* cache entries that failed validation when read */
+	uint64_t cache_evictions; /* least recently used entries removed for room */
+	uint64_t cache_strays;    /* leftover temporary or orphan ETag files removed */
+	uint64_t cache_skipped;   /* valid tables larger than the whole cache */
+	uint64_t cache_bytes;     /* bytes of tables and ETags in the cache now */
 };
 int table_fetcher_new(struct table_fetcher **out, const struct table_fetcher_options *opt,
 		      struct err *e);
@@ -149,6 +165,8 @@ struct agent_options {
 	double interval_s;
 	const char *output_dir;
 	const char *cache_dir;
+	uint64_t cache_max_bytes;   /* tables + ETags in cache_dir (LRU) */
+	uint64_t table_max_bytes;   /* a fetched or cached table over this is refused */
 	const char *buffer_dir;
 	uint64_t buffer_max_bytes;
 	const char *stats_file;     /* JSON counters written at exit */

@@ -27,6 +27,10 @@ static const char usage[] =
 	"  --no-upload          do not POST profiles (tables only; needs --output)\n"
 	"  --cache-dir DIR      unwind table cache (default $XDG_CACHE_HOME/profiler-agent,\n"
 	"                       /var/cache/profiler-agent for root)\n"
+	"  --cache-max-mb N     tables and ETags kept in the cache (default 256); the least\n"
+	"                       recently used go first\n"
+	"  --table-max-mb N     refuse a table larger than this, fetched (before reading\n"
+	"                       its body) or cached (default 64)\n"
 	"  --buffer-dir DIR     profiles waiting for the server (default CACHE/buffer)\n"
 	"  --buffer-max-mb N    buffer limit (default 64); the oldest go first when full\n"
 	"  --table-idle S       unload tables unused for S seconds (default 60)\n"
@@ -62,7 +66,8 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 		      char *buffer, size_t bsize)
 {
 	enum { O_INTERVAL = 256, O_PROFILE_URL, O_NO_UPLOAD, O_CACHE, O_BUFFER, O_BUFMAX,
-	       O_IDLE, O_LIMITS, O_NO_KERNEL, O_STATS, O_LABEL, O_TOKEN_FILE };
+	       O_IDLE, O_LIMITS, O_NO_KERNEL, O_STATS, O_LABEL, O_TOKEN_FILE, O_CACHE_MAX,
+	       O_TABLE_MAX };
 	static const struct option longopts[] = {
 		{ "server", required_argument, 0, 's' },    { "pid", required_argument, 0, 'p' },
 		{ "all", no_argument, 0, 'a' },             { "frequency", required_argument, 0, 'F' },
@@ -73,6 +78,8 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 		{ "token-file", required_argument, 0, O_TOKEN_FILE },
 		{ "no-upload", no_argument, 0, O_NO_UPLOAD },
 		{ "cache-dir", required_argument, 0, O_CACHE },
+		{ "cache-max-mb", required_argument, 0, O_CACHE_MAX },
+		{ "table-max-mb", required_argument, 0, O_TABLE_MAX },
 		{ "buffer-dir", required_argument, 0, O_BUFFER },
 		{ "buffer-max-mb", required_argument, 0, O_BUFMAX },
 		{ "table-idle", required_argument, 0, O_IDLE },
@@ -140,6 +147,14 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 			if (parse_number(optarg, 1, 1 << 20, &v) < 0)
 				return bad("--buffer-max-mb", optarg);
 			o->buffer_max_bytes = (uint64_t)(v * 1048576);
+			break;
+		case O_CACHE_MAX:
+		case O_TABLE_MAX:
+			/* Fractions allow sub-megabyte limits (tests, small nodes). */
+			if (parse_number(optarg, 0.001, 1 << 20, &v) < 0)
+				return bad(c == O_CACHE_MAX ? "--cache-max-mb" : "--table-max-mb", optarg);
+			*(c == O_CACHE_MAX ? &o->cache_max_bytes : &o->table_max_bytes) =
+				(uint64_t)(v * 1048576);
 			break;
 		case O_IDLE:
 			if (parse_number(optarg, 0, 1e7, &o->table_idle_s) < 0)

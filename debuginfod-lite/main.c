@@ -1,5 +1,6 @@
 /* debuginfod-lite: command line → server_config → run until SIGTERM. */
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/ratelimit.h"
 #include "debuginfod-lite/server.h"
 
 #include <curl/curl.h>
@@ -28,6 +29,10 @@ static void usage(FILE *out)
 		"  --positive-ttl S         keep upstream copies S seconds, 0 = forever (604800)\n"
 		"  --negative-ttl S         remember upstream misses S seconds (600)\n"
 		"  --forwarded-ttl-limit N  X-Forwarded-For hops before no federation (8)\n"
+		"  --upstream-rate N/s      upstream fetches for build-IDs the store lacks, whole\n"
+		"                           server: a burst of N, then N a second (or N/m, N/h;\n"
+		"                           0 = no cap); over it: a connection reset (20/s)\n"
+		"  --upstream-client-rate N/s  the same per client address (5/s)\n"
 		"  --token-file FILE        bearer tokens, one a line; enables PUT uploads\n"
 		"  --max-upload BYTES       largest upload or upstream body (2 GiB)\n"
 		"  --source-root DIR        local files served as source/<path> lie below DIR\n"
@@ -77,7 +82,7 @@ int main(int argc, char **argv)
 	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
 	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY,
-	       O_SRCROOT, O_MAXSRC, O_HELP };
+	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -88,6 +93,8 @@ int main(int argc, char **argv)
 		{ "positive-ttl", required_argument, NULL, O_PTTL },
 		{ "negative-ttl", required_argument, NULL, O_NTTL },
 		{ "forwarded-ttl-limit", required_argument, NULL, O_FWD },
+		{ "upstream-rate", required_argument, NULL, O_URATE },
+		{ "upstream-client-rate", required_argument, NULL, O_UCRATE },
 		{ "token-file", required_argument, NULL, O_TOKENS },
 		{ "max-upload", required_argument, NULL, O_MAXUP },
 		{ "source-root", required_argument, NULL, O_SRCROOT },
@@ -146,6 +153,15 @@ int main(int argc, char **argv)
 		case O_VERBOSE: c.verbose = true; break;
 		case O_NOWATCH: c.no_watch = true; break;
 		case O_HELP: usage(stdout); return 0;
+		case O_URATE:
+		case O_UCRATE:
+			if (rate_cap_parse(optarg, opt == O_URATE ? &c.upstream_rate
+								  : &c.upstream_client_rate) < 0) {
+				fprintf(stderr, "debuginfod-lite: %s %s: expected N/s, N/m, N/h or 0\n",
+					name, optarg);
+				return 2;
+			}
+			break;
 		case O_RESCAN: case O_UTIMEOUT: case O_PTTL: case O_NTTL: case O_FWD: case O_MAXUP:
 		case O_QUOTA: case O_THREADS: case O_CTIMEOUT: case O_SYMZ_CACHE: case O_SYMZ_MAX:
 		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY:

@@ -137,6 +137,11 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("profiles_deleted_total", profiles_deleted);
 	COUNTER("perf_maps_stored_total", perf_maps_stored);
 #undef COUNTER
+	put(&t, "# TYPE upstream_refused_total counter\n"
+		"upstream_refused_total{cap=\"global\"} %llu\n"
+		"upstream_refused_total{cap=\"client\"} %llu\n",
+	    (unsigned long long)s->upstream_refused_global,
+	    (unsigned long long)s->upstream_refused_client);
 	put(&t, "# TYPE scan_files gauge\nscan_files %llu\n", (unsigned long long)s->scan_files);
 	struct store_stats st;
 	struct err e = { { 0 } };

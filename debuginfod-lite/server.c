@@ -70,6 +70,8 @@ void server_config_defaults(struct server_config *c)
 	c->positive_ttl_s = 7 * 86400;
 	c->negative_ttl_s = 600;
 	c->forwarded_ttl_limit = 8;
+	c->upstream_rate = (struct rate_cap){ .per_s = 20, .burst = 20 };
+	c->upstream_client_rate = (struct rate_cap){ .per_s = 5, .burst = 5 };
 	c->symz_cache = 32;
 	c->request_deadline_s = 30;
 	c->symbolize_max_addresses = 200000;
@@ -678,6 +680,9 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	int rc = s->route_metrics ? 0 : err_set(e, ENOMEM, "out of memory");
 	if (rc == 0)
 		rc = parse_listen(c->listen, &sa, e);
+	if (rc == 0 && upstream_limiter_init(&s->upstream_limit, &c->upstream_rate,
+					      &c->upstream_client_rate) < 0)
+		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc == 0 && c->token_file)
 		rc = load_tokens(s, c->token_file, e);
 	if (rc == 0)
@@ -729,6 +734,7 @@ fail:
 	store_close(s->store);
 	source_policy_free(&s->sources);
 	dwarf_names_cache_free(s->source_names);
+	upstream_limiter_free(&s->upstream_limit);
 	free(s->route_metrics);
 	free(s);
 	return rc;
@@ -775,6 +781,7 @@ void server_stop(struct server *s)
 	store_close(s->store);
 	source_policy_free(&s->sources);
 	dwarf_names_cache_free(s->source_names);
+	upstream_limiter_free(&s->upstream_limit);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->conn_lock);

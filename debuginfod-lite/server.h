@@ -10,6 +10,12 @@
 
 #define SERVER_MAX_LIST 64
 
+/* A token bucket: refilled at per_s, holding at most burst (ratelimit.h).
+ * per_s 0: no cap. */
+struct rate_cap {
+	double per_s, burst;
+};
+
 struct server_config {
 	const char *data_dir;        /* --data, default ./var */
 	const char *listen;          /* --listen ADDR:PORT, default 127.0.0.1:8002 */
@@ -34,6 +40,8 @@ struct server_config {
 	int64_t positive_ttl_s;      /* upstream copies; 0 = keep */
 	int64_t negative_ttl_s;      /* upstream misses */
 	unsigned forwarded_ttl_limit;/* X-Forwarded-For hops before we stop federating */
+	struct rate_cap upstream_rate;        /* upstream fetches, whole server */
+	struct rate_cap upstream_client_rate; /* upstream fetches, per client address */
 	unsigned symz_cache;          /* open symbolization indexes kept (LRU) */
 	uint64_t symbolize_max_addresses; /* per POST /symbolize */
 	bool no_watch;               /* no inotify, periodic rescans only */

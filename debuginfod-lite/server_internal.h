@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "debuginfod-lite/ratelimit.h"
 #include "debuginfod-lite/server.h"
 #include "debuginfod-lite/sources.h"
 #include "debuginfod-lite/store.h"
@@ -91,6 +92,9 @@ struct server {
 	struct route_metrics *route_metrics; /* one per route */
 	atomic_uint_fast64_t upstream_fetches, upstream_hits, upstream_misses,
 		upstream_errors, upstream_rejected, flights_joined, unwind_compiles;
+	/* Upstream fetches refused by the amplification caps (upstream.c). */
+	struct upstream_limiter upstream_limit;
+	atomic_uint_fast64_t upstream_refused_global, upstream_refused_client;
 	/* POST /symbolize */
 	struct symz_cache *symz_cache;
 	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,

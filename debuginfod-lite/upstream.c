@@ -191,6 +191,20 @@ int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name,
 {
 	struct server *s = r->srv;
 	bool transient = false;
+	/* Amplification caps: a refused fetch is transient trouble (a reset
+	 * for debuginfod clients), never a miss, so nothing is cached and a
+	 * later request may still find the artifact.  Background work (no
+	 * connection) answers to the global cap only. */
+	switch (upstream_limiter_take(&s->upstream_limit, r->conn ? r->peer : NULL, now_ns())) {
+	case LIMIT_GLOBAL:
+		s->upstream_refused_global++;
+		return err_set(e, EAGAIN, "upstream fetches over --upstream-rate");
+	case LIMIT_CLIENT:
+		s->upstream_refused_client++;
+		return err_set(e, EAGAIN, "upstream fetches over --upstream-client-rate");
+	case LIMIT_PASS:
+		break;
+	}
 	s->upstream_fetches++;
 	for (int i = 0; i < s->cfg.n_upstreams; i++) {
 		int rc = fetch_one(r, s->cfg.upstreams[i], kind, name, e);

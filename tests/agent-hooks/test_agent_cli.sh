@@ -17,5 +17,7 @@ bad cli_bad_frequency --server http://127.0.0.1:1 --pid 1 --frequency 0
 bad cli_bad_label --server http://127.0.0.1:1 --pid 1 --label novalue
 bad cli_bad_limits --server http://127.0.0.1:1 --pid 1 --limits bogus=1
 bad cli_no_destination --pid 1
+bad cli_bad_cache_max --server http://127.0.0.1:1 --pid 1 --cache-max-mb 0
+bad cli_bad_table_max --server http://127.0.0.1:1 --pid 1 --table-max-mb lots
 bad cli_extra_argument --server http://127.0.0.1:1 --pid 1 extra
 finish
