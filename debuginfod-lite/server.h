@@ -18,6 +18,10 @@ struct server_config {
 	const char *upstreams[SERVER_MAX_LIST];
 	int n_upstreams;
 	const char *token_file;      /* NULL: uploads are off */
+	const char *read_token_file; /* tokens that may read profiles, /symbolize */
+	bool private_reads;          /* --private: artifact reads need a token too */
+	unsigned max_connections;    /* all clients together */
+	unsigned max_connections_per_client; /* per IPv4 address (IPv6 /64); 0 = no cap */
 	unsigned threads;            /* MHD pool threads; 0 = number of CPUs */
 	unsigned rescan_s;           /* periodic rescan; 0 = scan once */
 	unsigned conn_timeout_s;     /* idle connection timeout (slow clients) */

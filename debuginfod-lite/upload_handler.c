@@ -5,6 +5,7 @@
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/parse.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -23,7 +24,9 @@ static bool token_equal(const char *a, const char *b)
 	return diff == 0;
 }
 
-bool bearer_authorized(struct request *r)
+/* Is the request's bearer token one of tokens[0..n)?  Every token is
+ * compared, so the time taken does not say which one (or none) matched. */
+static bool bearer_in(struct request *r, const char (*tokens)[256], int n)
 {
 	const char *h = request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -32,9 +35,28 @@ bool bearer_authorized(struct request *r)
 	while (*tok == ' ')
 		tok++;
 	bool ok = false;
-	for (int i = 0; i < r->srv->n_tokens; i++)
-		ok |= token_equal(tok, r->srv->tokens[i]);
+	for (int i = 0; i < n; i++)
+		ok |= token_equal(tok, tokens[i]);
 	return ok;
+}
+
+bool bearer_authorized(struct request *r)
+{
+	return bearer_in(r, (const char (*)[256])r->srv->tokens, r->srv->n_tokens);
+}
+
+bool read_authorized(struct request *r)
+{
+	struct server *s = r->srv;
+	enum route_access need = r->route ? r->route->access : ACCESS_OWN;
+	bool guarded = (need == ACCESS_READ && (s->n_read_tokens || s->cfg.private_reads)) ||
+		       (need == ACCESS_ARTIFACT && s->cfg.private_reads);
+	if (!guarded)
+		return true;
+	/* Both lists are compared whatever the first says: constant time. */
+	bool reader = bearer_in(r, (const char (*)[256])s->read_tokens, s->n_read_tokens);
+	bool writer = bearer_authorized(r);
+	return reader | writer;
 }
 
 enum MHD_Result refuse_before_body(struct request *r, unsigned status, const char *msg)
@@ -76,6 +98,11 @@ enum MHD_Result upload_begin(struct request *r)
 	}
 	if (r->kind != ART_DEBUGINFO && r->kind != ART_EXECUTABLE)
 		return refuse(r, 405, "only debuginfo and executable can be uploaded\n");
+	/* The name is echoed in X-DEBUGINFOD-FILE and /metadata: refuse what
+	 * cannot be shown as is rather than store it mangled. */
+	const char *fname = request_header(r, "X-Debuginfod-Lite-Filename");
+	if (fname && (http_has_control(fname) || !utf8_valid(fname, strlen(fname))))
+		return refuse(r, 400, "X-Debuginfod-Lite-Filename: control bytes or invalid UTF-8\n");
 	const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > s->cfg.max_upload) {
 		char msg[128];

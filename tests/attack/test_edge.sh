@@ -73,10 +73,13 @@ code=$(curl -s -o "$SCRATCH/up.out" -w '%{http_code}' -T "$FIX/crash.debug" \
 [[ $code == 400 ]] && ok upload_filename_control_bytes_400 \
 	|| fail upload_filename_control_bytes_400 "HTTP $code $(head -c 200 "$SCRATCH/up.out")"
 bad=
-for q in 'key=glob&value=*' 'key=glob&value=/*/*/scan*' "key=file&value=$(python3 -c 'import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1].encode("utf-8","surrogateescape")))' "$SCRATCH/scan/$CTL_NAME")"; do
+for q in 'key=glob&value=*' "key=glob&value=$SCRATCH/scan/*"; do
 	code=$(curl -s -o "$SCRATCH/meta.out" -w '%{http_code}' "$A_URL/metadata?$q")
 	[[ $code == 200 ]] && strict_json "$SCRATCH/meta.out" 2>/dev/null || bad+=" $q:$code"
 done
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1],encoding="utf-8"))["results"]
+assert any(e["file"].endswith("/scan\x01\x7f\ufffd") for e in r), r' "$SCRATCH/meta.out" 2>/dev/null \
+	|| bad+=" (scanned name not listed: $(cat -v "$SCRATCH/meta.out" | head -c 300))"
 [[ -z $bad ]] && ok metadata_survives_bad_names || fail metadata_survives_bad_names "$bad"
 # raw_headers PATH: the status line and headers of GET PATH on A, bytes as sent.
 raw_headers() {
@@ -209,7 +212,8 @@ if [[ -n ${B_URL:-} ]]; then
 			[[ -z $tok ]] && { grep -qi '^WWW-Authenticate: Bearer' "$SCRATCH/h" || res+="(no WWW-Authenticate)"; }
 		done
 		case $2 in profiles) want=" 401 401 404 404" ;; *) want=" 401 401 200 200" ;; esac
-		[[ $res == "$want" ]] && ok "read_token_${2%%/*}" || fail "read_token_${2%%/*}" "got$res want$want"
+		name=read_token_${2%%/[0-9a-f]*}; name=${name//[\/-]/_}
+		[[ $res == "$want" ]] && ok "$name" || fail "$name" "got$res want$want"
 	done
 	res="$(http_code "$B_URL/buildid/$FIX_ID/debuginfo") $(http_code "$B_URL/metadata?key=glob&value=*") $(http_code "$B_URL/")"
 	[[ $res == "200 200 200" ]] && ok read_token_artifacts_open || fail read_token_artifacts_open "$res"
