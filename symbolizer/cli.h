@@ -17,8 +17,13 @@ int symz_open_for_elf(const char *path, const struct symz_build_options *opt, co
 /* `symbolize pprof IN -o OUT ...` */
 int symz_pprof_main(int argc, char **argv);
 
-/* Fetch /buildid/<hex>/<what> from a debuginfod server into dest (a file). */
-int symz_fetch_debuginfod(const char *server, const char *hex, const char *what, const char *dest,
-			  struct err *e);
+/* Fetch /buildid/<hex>/<what> from a debuginfod server into dest (a file),
+ * sending "Authorization: Bearer <token>" when token is not NULL (a
+ * debuginfod-lite --private server). */
+int symz_fetch_debuginfod(const char *server, const char *token, const char *hex,
+			  const char *what, const char *dest, struct err *e);
+/* The first token of a token file (one a line, '#' comments), as
+ * debuginfod-lite --token-file / --read-token-file read them. */
+int symz_read_token_file(const char *path, char *token, size_t size, struct err *e);
 
 #endif
