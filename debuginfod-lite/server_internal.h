@@ -2,7 +2,8 @@
  * request object, the route table and the helpers handlers use.
  *
  * Adding an endpoint: write a handler `enum MHD_Result h(struct request *)`
- * and add one line to the route table in server.c.  For a request body pick
+ * and add one line to the route table in server.c, saying who may call it
+ * (route.access; docs/security.md "Who may read").  For a request body pick
  * BODY_BUFFER (whole body in r->body, bounded by route->max_body) or
  * BODY_STREAM (route->chunk is called per piece, e.g. uploads). */
 #ifndef DEBUGINFOD_LITE_SERVER_INTERNAL_H
