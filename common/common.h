@@ -112,6 +112,9 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 
+/* Any byte below 0x20, or DEL?  (Never shown raw in a header, a name.) */
+bool has_control_byte(const char *s);
+
 /* UTF-8 as RFC 3629 defines it: the length (1-4) of the well-formed
  * sequence at s[0..n), or 0 when there is none (a stray continuation byte,
  * an overlong form, a surrogate, past U+10FFFF, cut short). */

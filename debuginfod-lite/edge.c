@@ -219,7 +219,7 @@ int edge_check(struct request *r, char *msg, size_t msz)
 				     : "Content-Length together with Transfer-Encoding");
 		return 400;
 	}
-	if (http_has_control(r->url)) {
+	if (has_control_byte(r->url)) {
 		s->edge_refused_control++;
 		snprintf(msg, msz, "control byte in the path\n");
 		return 400;

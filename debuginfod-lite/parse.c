@@ -140,21 +140,13 @@ size_t http_unescape(char *s)
 	return (size_t)(w - s);
 }
 
-bool http_has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 int query_params_check(const struct query_param *p, size_t n, const char *const *repeatable,
 		       char *msg, size_t msz)
 {
 	if (n > QUERY_MAX_PARAMS)
 		return fail(msg, msz, -EINVAL, "more than %d query parameters", QUERY_MAX_PARAMS);
 	for (size_t i = 0; i < n; i++) {
-		if (http_has_control(p[i].key) || (p[i].value && http_has_control(p[i].value)))
+		if (has_control_byte(p[i].key) || (p[i].value && has_control_byte(p[i].value)))
 			return fail(msg, msz, -EINVAL, "control byte in query parameter %zu", i + 1);
 		bool many = false;
 		for (const char *const *r = repeatable; r && *r && !many; r++)

@@ -50,11 +50,9 @@ bool metadata_glob_match(const char *glob, const char *path);
 /* libmicrohttpd's unescape step (MHD_OPTION_UNESCAPE_CALLBACK), for the
  * path and every query key and value: %XX decoded in place.  A decoded NUL
  * would end the C string and silently drop the rest, so it is written as
- * DEL (0x7f) instead, which http_has_control() then refuses like any other
+ * DEL (0x7f) instead, which has_control_byte() then refuses like any other
  * control byte.  Returns the new length. */
 size_t http_unescape(char *s);
-/* Any byte below 0x20, or DEL? */
-bool http_has_control(const char *s);
 
 /* The query parameters of a request, as libmicrohttpd lists them (every
  * pair, in order; a repeated key appears once per occurrence). */

@@ -101,7 +101,7 @@ enum MHD_Result upload_begin(struct request *r)
 	/* The name is echoed in X-DEBUGINFOD-FILE and /metadata: refuse what
 	 * cannot be shown as is rather than store it mangled. */
 	const char *fname = request_header(r, "X-Debuginfod-Lite-Filename");
-	if (fname && (http_has_control(fname) || !utf8_valid(fname, strlen(fname))))
+	if (fname && (has_control_byte(fname) || !utf8_valid(fname, strlen(fname))))
 		return refuse(r, 400, "X-Debuginfod-Lite-Filename: control bytes or invalid UTF-8\n");
 	const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > s->cfg.max_upload) {

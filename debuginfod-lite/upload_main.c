@@ -108,9 +108,15 @@ static long put(const struct options *o, const char *url, const char *path, uint
 	char auth[600], fname[300], pathcopy[PATH_MAX];
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token ? o->token : "");
 	snprintf(pathcopy, sizeof(pathcopy), "%s", path);
-	snprintf(fname, sizeof(fname), "X-Debuginfod-Lite-Filename: %.250s", basename(pathcopy));
+	/* The server refuses a name with control bytes or invalid UTF-8, and
+	 * ignores one of 200 bytes or more: then send none and let it name
+	 * the upload <build-id>.<kind>. */
+	const char *base = basename(pathcopy);
+	bool name_ok = strlen(base) < 200 && !has_control_byte(base) && utf8_valid(base, strlen(base));
+	snprintf(fname, sizeof(fname), "X-Debuginfod-Lite-Filename: %s", name_ok ? base : "");
 	struct curl_slist *hdrs = curl_slist_append(NULL, auth);
-	hdrs = curl_slist_append(hdrs, fname);
+	if (name_ok)
+		hdrs = curl_slist_append(hdrs, fname);
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
 	FILE *body = fmemopen(msg, msg_size - 1, "w");
 	curl_easy_setopt(c, CURLOPT_URL, url);

@@ -72,6 +72,11 @@ code=$(curl -s -o "$SCRATCH/up.out" -w '%{http_code}' -T "$FIX/crash.debug" \
 	"$A_URL/buildid/$FIX_ID/debuginfo")
 [[ $code == 400 ]] && ok upload_filename_control_bytes_400 \
 	|| fail upload_filename_control_bytes_400 "HTTP $code $(head -c 200 "$SCRATCH/up.out")"
+# debuginfod-upload leaves such a name out rather than fail the upload.
+mkdir -p "$SCRATCH/ci"
+cp "$FIX/crash.debug" "$SCRATCH/ci/ci$CTL_NAME.debug"
+"$BIN/debuginfod-upload" --server "$A_URL" --token-file "$SCRATCH/up.tok" "$SCRATCH/ci/ci$CTL_NAME.debug" \
+	>"$SCRATCH/ci.out" 2>&1 && ok upload_tool_bad_name_uploads || fail upload_tool_bad_name_uploads "$(tail -2 "$SCRATCH/ci.out")"
 bad=
 for q in 'key=glob&value=*' "key=glob&value=$SCRATCH/scan/*"; do
 	code=$(curl -s -o "$SCRATCH/meta.out" -w '%{http_code}' "$A_URL/metadata?$q")
