@@ -14,13 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Compare without leaking the position of the first difference. */
-static bool token_equal(const char *a, const char *b)
+/* Compare without leaking the stored token: all 256 bytes of its slot
+ * (zero past its end) are compared whatever the presented token's length,
+ * so the time depends on nothing but the caller's own input. */
+static bool token_equal(const char *presented, const char stored[256])
 {
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned char diff = la != lb;
-	for (size_t i = 0; i < la && i < lb; i++)
-		diff |= (unsigned char)(a[i] ^ b[i]);
+	size_t len = strlen(presented);
+	unsigned char diff = len >= 256;
+	for (size_t i = 0; i < 256; i++) {
+		unsigned char c = i < len ? (unsigned char)presented[i] : 0;
+		diff |= (unsigned char)(c ^ (unsigned char)stored[i]);
+	}
 	return diff == 0;
 }
 
