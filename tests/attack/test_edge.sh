@@ -244,39 +244,52 @@ if [[ -n ${C_URL:-} ]]; then
 fi
 
 # --- connection caps: one client's idle sockets do not stall another client ---
-start_server D --data "$SCRATCH/d" --max-connections-per-client 50 --max-connections 4000 \
-	|| fail caps_server_start "$(tail -2 "$SCRATCH/D.log")"
-if [[ -n ${D_URL:-} ]]; then
-	python3 - "$D_PORT" >"$SCRATCH/caps" 2>&1 <<'PY'
-import socket, sys, time, urllib.request
-port = int(sys.argv[1])
+# caps PORT N: N idle sockets from 127.0.0.1, then GET / from 127.0.0.2;
+# prints the other client's status line and how many idle sockets were closed.
+caps() {
+	python3 - "$@" <<'PY'
+import resource, socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 256)), hard))
 socks = []
-for i in range(400):   # idle sockets from 127.0.0.1
+for i in range(n):
     s = socket.socket()
     s.settimeout(10)
     s.connect(("127.0.0.1", port))
     socks.append(s)
 time.sleep(0.5)
-# Another client (127.0.0.2) is served at once.
 o = socket.socket(); o.settimeout(5); o.bind(("127.0.0.2", 0)); o.connect(("127.0.0.1", port))
 o.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 try:
     other = o.recv(100)[:12].decode()
 except Exception as e:
-    other = "error " + str(e)
-# Sockets over the cap were closed by the server.
-closed = 0
+    other = "error " + str(e).replace(" ", "_")
+# Sockets the server closed are readable (EOF or reset); the others idle.
+import selectors
+sel = selectors.DefaultSelector()
 for s in socks:
-    s.settimeout(0.05)
+    sel.register(s, selectors.EVENT_READ)
+closed = 0
+for key, _ in sel.select(timeout=1):
     try:
-        if s.recv(1) == b"":
+        if key.fileobj.recv(1) == b"":
             closed += 1
-    except socket.timeout:
-        pass
-    except ConnectionResetError:
+    except (ConnectionResetError, socket.timeout):
         closed += 1
 print(other, "closed=%d" % closed)
 PY
+}
+# The default cap (1024 per client) on server A.
+caps "$A_PORT" 1300 >"$SCRATCH/caps0" 2>&1
+read -r proto code closed <"$SCRATCH/caps0"
+n=${closed#closed=}
+[[ "$proto $code" == "HTTP/1.1 200" && $n =~ ^[0-9]+$ && $n -ge 200 ]] && ok caps_default_per_client \
+	|| fail caps_default_per_client "$(cat "$SCRATCH/caps0")"
+start_server D --data "$SCRATCH/d" --max-connections-per-client 50 --max-connections 4000 \
+	|| fail caps_server_start "$(tail -2 "$SCRATCH/D.log")"
+if [[ -n ${D_URL:-} ]]; then
+	caps "$D_PORT" 400 >"$SCRATCH/caps" 2>&1
 	read -r proto code closed <"$SCRATCH/caps"
 	[[ "$proto $code" == "HTTP/1.1 200" ]] && ok caps_other_client_served || fail caps_other_client_served "$(cat "$SCRATCH/caps")"
 	n=${closed#closed=}
