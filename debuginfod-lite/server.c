@@ -590,7 +590,7 @@ static void *scanner_main(void *arg)
 
 /* --- start / stop --- */
 
-static int load_tokens(char (*tokens)[256], int *n_tokens, const char *opt, const char *path,
+static int load_tokens(char (*tokens)[SERVER_TOKEN_SIZE], int *n_tokens, const char *opt, const char *path,
 		       struct err *e)
 {
 	FILE *f = fopen(path, "r");
@@ -605,7 +605,7 @@ static int load_tokens(char (*tokens)[256], int *n_tokens, const char *opt, cons
 			p++;
 		if (!*p || *p == '#')
 			continue;
-		if (strlen(p) >= sizeof(tokens[0]) || *n_tokens >= 16) {
+		if (strlen(p) >= sizeof(tokens[0]) || *n_tokens >= SERVER_MAX_TOKENS) {
 			fclose(f);
 			return err_set(e, EINVAL, "%s %s: token too long or too many", opt, path);
 		}

@@ -67,14 +67,18 @@ struct flight {
 	struct flight *next;
 };
 
+/* Tokens per file, and bytes per token (with its NUL). */
+#define SERVER_MAX_TOKENS 16
+#define SERVER_TOKEN_SIZE 256
+
 struct server {
 	struct server_config cfg;
 	struct store *store;
 	struct MHD_Daemon *mhd;
 	unsigned port;
-	char tokens[16][256];  /* --token-file: write (and read) */
+	char tokens[SERVER_MAX_TOKENS][SERVER_TOKEN_SIZE]; /* --token-file: write (and read) */
 	int n_tokens;
-	char read_tokens[16][256]; /* --read-token-file: read only */
+	char read_tokens[SERVER_MAX_TOKENS][SERVER_TOKEN_SIZE]; /* --read-token-file: read only */
 	int n_read_tokens;
 	/* The HTTP edge (edge.c): open connections per client */
 	struct edge_clients *clients;

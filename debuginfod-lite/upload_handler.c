@@ -14,14 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Compare without leaking the stored token: all 256 bytes of its slot
+/* Compare without leaking the stored token: every byte of its slot
  * (zero past its end) are compared whatever the presented token's length,
  * so the time depends on nothing but the caller's own input. */
-static bool token_equal(const char *presented, const char stored[256])
+static bool token_equal(const char *presented, const char stored[SERVER_TOKEN_SIZE])
 {
 	size_t len = strlen(presented);
-	unsigned char diff = len >= 256;
-	for (size_t i = 0; i < 256; i++) {
+	unsigned char diff = len >= SERVER_TOKEN_SIZE;
+	for (size_t i = 0; i < SERVER_TOKEN_SIZE; i++) {
 		unsigned char c = i < len ? (unsigned char)presented[i] : 0;
 		diff |= (unsigned char)(c ^ (unsigned char)stored[i]);
 	}
@@ -30,7 +30,7 @@ static bool token_equal(const char *presented, const char stored[256])
 
 /* Is the request's bearer token one of tokens[0..n)?  Every token is
  * compared, so the time taken does not say which one (or none) matched. */
-static bool bearer_in(struct request *r, const char (*tokens)[256], int n)
+static bool bearer_in(struct request *r, const char (*tokens)[SERVER_TOKEN_SIZE], int n)
 {
 	const char *h = request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -46,7 +46,7 @@ static bool bearer_in(struct request *r, const char (*tokens)[256], int n)
 
 bool bearer_authorized(struct request *r)
 {
-	return bearer_in(r, (const char (*)[256])r->srv->tokens, r->srv->n_tokens);
+	return bearer_in(r, (const char (*)[SERVER_TOKEN_SIZE])r->srv->tokens, r->srv->n_tokens);
 }
 
 bool read_authorized(struct request *r)
@@ -58,7 +58,7 @@ bool read_authorized(struct request *r)
 	if (!guarded)
 		return true;
 	/* Both lists are compared whatever the first says: constant time. */
-	bool reader = bearer_in(r, (const char (*)[256])s->read_tokens, s->n_read_tokens);
+	bool reader = bearer_in(r, (const char (*)[SERVER_TOKEN_SIZE])s->read_tokens, s->n_read_tokens);
 	bool writer = bearer_authorized(r);
 	return reader | writer;
 }
