@@ -112,6 +112,9 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 
+/* The value of one hex digit (either case), -1 for anything else. */
+int hex_value(int c);
+
 /* Any byte below 0x20, or DEL?  (Never shown raw in a header, a name.) */
 bool has_control_byte(const char *s);
 

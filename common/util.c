@@ -93,7 +93,7 @@ void build_id_to_hex(const uint8_t *id, size_t len, char *hex)
 	hex[2 * len] = 0;
 }
 
-static int hexval(int c)
+int hex_value(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -110,7 +110,7 @@ int build_id_from_hex(const char *hex, uint8_t *id, size_t *len)
 	if (n < 2 || n % 2 || n > 2 * BUILD_ID_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		id[i] = (uint8_t)(hi << 4 | lo);

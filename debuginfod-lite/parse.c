@@ -111,24 +111,13 @@ static int fail(char *msg, size_t size, int rc, const char *fmt, ...)
 
 /* --- the strict HTTP edge --- */
 
-static int hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 size_t http_unescape(char *s)
 {
 	char *w = s;
 	for (const char *p = s; *p;) {
 		int hi, lo;
-		if (p[0] == '%' && (hi = hex_digit((unsigned char)p[1])) >= 0 &&
-		    (lo = hex_digit((unsigned char)p[2])) >= 0) {
+		if (p[0] == '%' && (hi = hex_value((unsigned char)p[1])) >= 0 &&
+		    (lo = hex_value((unsigned char)p[2])) >= 0) {
 			int c = hi << 4 | lo;
 			*w++ = c ? (char)c : 0x7f;
 			p += 3;
