@@ -220,6 +220,17 @@ if [[ -n ${B_URL:-} ]]; then
 		name=read_token_${2%%/[0-9a-f]*}; name=${name//[\/-]/_}
 		[[ $res == "$want" ]] && ok "$name" || fail "$name" "got$res want$want"
 	done
+	# Profile labels are answered in JSON: UTF-8 only.
+	TOOL=$TOP/$BUILD/tests/debuginfod-lite/test_profile_tool
+	printf '1000 = 1\n' | "$TOOL" make "$SCRATCH/lab.pb.gz" --time 1700000000000000000 \
+		--label $'host=h\xff\xfe' --mapping "$FIX_ID" crash
+	res="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $UP" \
+		-H $'X-Profile-Label: k=v\xff' --data-binary @"$SCRATCH/lab.pb.gz" "$B_URL/profiles")"
+	res+=" $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $UP" \
+		--data-binary @"$SCRATCH/lab.pb.gz" "$B_URL/profiles")"
+	res+=" $(curl -s -o "$SCRATCH/list.out" -w '%{http_code}' -H "Authorization: Bearer $RD" "$B_URL/profiles/list")"
+	[[ $res == "400 201 200" ]] && strict_json "$SCRATCH/list.out" 2>/dev/null && ok profile_labels_utf8 \
+		|| fail profile_labels_utf8 "$res $(head -c 200 "$SCRATCH/list.out" | cat -v)"
 	res="$(http_code "$B_URL/buildid/$FIX_ID/debuginfo") $(http_code "$B_URL/metadata?key=glob&value=*") $(http_code "$B_URL/")"
 	[[ $res == "200 200 200" ]] && ok read_token_artifacts_open || fail read_token_artifacts_open "$res"
 fi
