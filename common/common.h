@@ -112,4 +112,21 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 
+/* The value of one hex digit (either case), -1 for anything else. */
+int hex_value(int c);
+
+/* Any byte below 0x20, or DEL?  (Never shown raw in a header, a name.) */
+bool has_control_byte(const char *s);
+
+/* UTF-8 as RFC 3629 defines it: the length (1-4) of the well-formed
+ * sequence at s[0..n), or 0 when there is none (a stray continuation byte,
+ * an overlong form, a surrogate, past U+10FFFF, cut short). */
+size_t utf8_sequence(const unsigned char *s, size_t n);
+bool utf8_valid(const char *s, size_t n);
+/* The one rule for text we did not write (DWARF, file names, labels) on its
+ * way into JSON: each byte that starts no well-formed sequence becomes
+ * U+FFFD.  Returns a malloc'ed copy, NULL on ENOMEM. */
+#define UTF8_REPLACEMENT "\xef\xbf\xbd"
+char *utf8_scrub(const char *s);
+
 #endif

@@ -34,6 +34,16 @@ static void usage(FILE *out)
 		"                           0 = no cap); over it: a connection reset (20/s)\n"
 		"  --upstream-client-rate N/s  the same per client address (5/s)\n"
 		"  --token-file FILE        bearer tokens, one a line; enables PUT uploads\n"
+		"                           (and reads whatever --read-token-file guards)\n"
+		"  --read-token-file FILE   bearer tokens that may read: once set, GET /profiles,\n"
+		"                           /profiles/list, /perf-maps/ and POST /symbolize need\n"
+		"                           one (or an upload token); default: open\n"
+		"  --private                artifact reads (/buildid/, /metadata, /metrics) need\n"
+		"                           a token too; only GET / stays open (default: open,\n"
+		"                           as debuginfod clients expect)\n"
+		"  --max-connections N      open connections of all clients together (16384)\n"
+		"  --max-connections-per-client N  per client address (IPv6: per /64);\n"
+		"                           0 = no cap (1024)\n"
 		"  --max-upload BYTES       largest upload or upstream body (2 GiB)\n"
 		"  --source-root DIR        local files served as source/<path> lie below DIR\n"
 		"                           (repeatable; default /usr/src and /usr/include;\n"
@@ -82,7 +92,8 @@ int main(int argc, char **argv)
 	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
 	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY,
-	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_HELP };
+	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_READ_TOKENS, O_PRIVATE, O_MAXCONN,
+	       O_MAXCONN_CLIENT, O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -96,6 +107,10 @@ int main(int argc, char **argv)
 		{ "upstream-rate", required_argument, NULL, O_URATE },
 		{ "upstream-client-rate", required_argument, NULL, O_UCRATE },
 		{ "token-file", required_argument, NULL, O_TOKENS },
+		{ "read-token-file", required_argument, NULL, O_READ_TOKENS },
+		{ "private", no_argument, NULL, O_PRIVATE },
+		{ "max-connections", required_argument, NULL, O_MAXCONN },
+		{ "max-connections-per-client", required_argument, NULL, O_MAXCONN_CLIENT },
 		{ "max-upload", required_argument, NULL, O_MAXUP },
 		{ "source-root", required_argument, NULL, O_SRCROOT },
 		{ "max-source-upload", required_argument, NULL, O_MAXSRC },
@@ -149,6 +164,8 @@ int main(int argc, char **argv)
 			}
 			c.source_roots[c.n_source_roots++] = optarg;
 			break;
+		case O_READ_TOKENS: c.read_token_file = optarg; break;
+		case O_PRIVATE: c.private_reads = true; break;
 		case O_PORTFILE: port_file = optarg; break;
 		case O_VERBOSE: c.verbose = true; break;
 		case O_NOWATCH: c.no_watch = true; break;
@@ -166,8 +183,17 @@ int main(int argc, char **argv)
 		case O_QUOTA: case O_THREADS: case O_CTIMEOUT: case O_SYMZ_CACHE: case O_SYMZ_MAX:
 		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY:
 		case O_MAXSRC:
+		case O_MAXCONN: case O_MAXCONN_CLIENT:
 			if (parse_u64(name, optarg, &v) < 0)
 				return 2;
+			if ((opt == O_MAXCONN && (v < 1 || v > 1000000)) ||
+			    (opt == O_MAXCONN_CLIENT && v > 1000000)) {
+				fprintf(stderr, "debuginfod-lite: %s %s: expected %s to 1000000\n", name,
+					optarg, opt == O_MAXCONN ? "1" : "0");
+				return 2;
+			}
+			if (opt == O_MAXCONN) c.max_connections = (unsigned)v;
+			if (opt == O_MAXCONN_CLIENT) c.max_connections_per_client = (unsigned)v;
 			if (opt == O_RESCAN) c.rescan_s = (unsigned)v;
 			if (opt == O_UTIMEOUT) c.upstream_timeout_s = (unsigned)(v ? v : 1);
 			if (opt == O_PTTL) c.positive_ttl_s = (int64_t)v;
@@ -230,8 +256,9 @@ int main(int argc, char **argv)
 		free(urls);
 		return 1;
 	}
-	log_info("msg=\"listening\" port=%u data=\"%s\" scan=%d upstreams=%d uploads=%s",
-		 server_port(s), c.data_dir, c.n_scan, c.n_upstreams, c.token_file ? "on" : "off");
+	log_info("msg=\"listening\" port=%u data=\"%s\" scan=%d upstreams=%d uploads=%s reads=%s",
+		 server_port(s), c.data_dir, c.n_scan, c.n_upstreams, c.token_file ? "on" : "off",
+		 c.private_reads ? "private" : c.read_token_file ? "token" : "open");
 	if (port_file) {
 		char tmp[4096];
 		snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);

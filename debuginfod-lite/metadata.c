@@ -29,9 +29,14 @@ static int add_result(void *ctx, const char *build_id, enum artifact_kind kind, 
 		w->truncated = true;
 		return 1;
 	}
-	json_t *o = json_pack("{s:s,s:s,s:s}", "type",
-			      kind == ART_DEBUGINFO ? "debuginfo" : "executable", "buildid",
-			      build_id, "file", file);
+	/* Names are bytes (a scanned path, an older upload's name): the
+	 * answer shows them scrubbed to UTF-8, or one name would fail it. */
+	char *clean = utf8_scrub(file);
+	json_t *o = clean ? json_pack("{s:s,s:s,s:s}", "type",
+				      kind == ART_DEBUGINFO ? "debuginfo" : "executable",
+				      "buildid", build_id, "file", clean)
+			  : NULL;
+	free(clean);
 	if (!o || json_array_append_new(w->results, o) < 0)
 		return -ENOMEM;
 	w->n++;

@@ -136,12 +136,28 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("profiles_symbolized_total", profiles_symbolized);
 	COUNTER("profiles_deleted_total", profiles_deleted);
 	COUNTER("perf_maps_stored_total", perf_maps_stored);
+	COUNTER("reads_unauthorized_total", reads_unauthorized);
 #undef COUNTER
 	put(&t, "# TYPE upstream_refused_total counter\n"
 		"upstream_refused_total{cap=\"global\"} %llu\n"
 		"upstream_refused_total{cap=\"client\"} %llu\n",
 	    (unsigned long long)s->upstream_refused_global,
 	    (unsigned long long)s->upstream_refused_client);
+	/* The HTTP edge (edge.c, docs/security.md) */
+	put(&t, "# TYPE connections_open gauge\nconnections_open %llu\n"
+		"# TYPE connections_max gauge\nconnections_max %u\n"
+		"# TYPE connections_max_per_client gauge\nconnections_max_per_client %u\n"
+		"# TYPE connections_refused_total counter\n"
+		"connections_refused_total{reason=\"per_client\"} %llu\n"
+		"connections_refused_total{reason=\"global\"} %llu\n"
+		"# TYPE requests_refused_total counter\n"
+		"requests_refused_total{reason=\"control_byte\"} %llu\n"
+		"requests_refused_total{reason=\"smuggling\"} %llu\n"
+		"requests_refused_total{reason=\"query\"} %llu\n",
+	    (unsigned long long)s->conns_open, s->cfg.max_connections,
+	    s->cfg.max_connections_per_client, (unsigned long long)s->conns_refused_client,
+	    (unsigned long long)s->conns_refused_global, (unsigned long long)s->edge_refused_control,
+	    (unsigned long long)s->edge_refused_smuggling, (unsigned long long)s->edge_refused_query);
 	put(&t, "# TYPE scan_files gauge\nscan_files %llu\n", (unsigned long long)s->scan_files);
 	struct store_stats st;
 	struct err e = { { 0 } };

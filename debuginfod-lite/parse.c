@@ -106,10 +106,89 @@ bool metadata_glob_match(const char *glob, const char *path)
 	return fnmatch(glob, path, FNM_PATHNAME) == 0;
 }
 
-/* --- POST /symbolize --- */
-
 static int fail(char *msg, size_t size, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* --- the strict HTTP edge --- */
+
+size_t http_unescape(char *s)
+{
+	char *w = s;
+	for (const char *p = s; *p;) {
+		int hi, lo;
+		if (p[0] == '%' && (hi = hex_value((unsigned char)p[1])) >= 0 &&
+		    (lo = hex_value((unsigned char)p[2])) >= 0) {
+			int c = hi << 4 | lo;
+			*w++ = c ? (char)c : 0x7f;
+			p += 3;
+		} else {
+			*w++ = *p++;
+		}
+	}
+	*w = 0;
+	return (size_t)(w - s);
+}
+
+int query_params_check(const struct query_param *p, size_t n, const char *const *repeatable,
+		       char *msg, size_t msz)
+{
+	if (n > QUERY_MAX_PARAMS)
+		return fail(msg, msz, -EINVAL, "more than %d query parameters", QUERY_MAX_PARAMS);
+	for (size_t i = 0; i < n; i++) {
+		if (has_control_byte(p[i].key) || (p[i].value && has_control_byte(p[i].value)))
+			return fail(msg, msz, -EINVAL, "control byte in query parameter %zu", i + 1);
+		bool many = false;
+		for (const char *const *r = repeatable; r && *r && !many; r++)
+			many = strcmp(*r, p[i].key) == 0;
+		for (size_t j = 0; j < i && !many; j++)
+			if (strcmp(p[j].key, p[i].key) == 0)
+				return fail(msg, msz, -EINVAL, "parameter '%.60s' given more than once",
+					    p[i].key);
+	}
+	return 0;
+}
+
+int parse_query_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s)
+		return -EINVAL;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (max - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+void http_header_escape(const char *in, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	if (size == 0)
+		return;
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		bool plain = *p >= 0x20 && *p < 0x7f && *p != '%';
+		size_t need = plain ? 1 : 3;
+		if (o + need >= size)
+			break;
+		if (plain) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = 0;
+}
+
+/* --- POST /symbolize --- */
+
 static int fail(char *msg, size_t size, int rc, const char *fmt, ...)
 {
 	va_list ap;

@@ -45,4 +45,33 @@ void symbolize_batch_free(struct symbolize_batch *b);
 /* Does `path` match a /metadata glob (fnmatch with FNM_PATHNAME, as elfutils)? */
 bool metadata_glob_match(const char *glob, const char *path);
 
+/* --- The strict HTTP edge (docs/security.md "The HTTP edge") --- */
+
+/* libmicrohttpd's unescape step (MHD_OPTION_UNESCAPE_CALLBACK), for the
+ * path and every query key and value: %XX decoded in place.  A decoded NUL
+ * would end the C string and silently drop the rest, so it is written as
+ * DEL (0x7f) instead, which has_control_byte() then refuses like any other
+ * control byte.  Returns the new length. */
+size_t http_unescape(char *s);
+
+/* The query parameters of a request, as libmicrohttpd lists them (every
+ * pair, in order; a repeated key appears once per occurrence). */
+#define QUERY_MAX_PARAMS 64
+struct query_param {
+	const char *key, *value; /* value may be NULL ("?flag") */
+};
+/* Control bytes in a key or value, a single-valued key given twice (every
+ * key but those in `repeatable`, a NULL-terminated list), more than
+ * QUERY_MAX_PARAMS pairs: -EINVAL with msg set. */
+int query_params_check(const struct query_param *p, size_t n, const char *const *repeatable,
+		       char *msg, size_t msg_size);
+/* A query number: decimal digits only (no sign, no spaces, no 0x), at most
+ * max.  Returns 0 or -EINVAL (-ERANGE over max). */
+int parse_query_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* A header value built from stored bytes (X-DEBUGINFOD-FILE): control
+ * bytes, DEL, '%' and bytes >= 0x80 become %XX, so the value is printable
+ * ASCII and percent-decodes back to the stored name.  Truncated to size. */
+void http_header_escape(const char *in, char *out, size_t size);
+
 #endif

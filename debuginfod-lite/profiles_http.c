@@ -2,6 +2,7 @@
  * GET /perf-maps/<sha256> (docs/http-api.md "Profiles"). */
 #include "debuginfod-lite/profiles.h"
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -100,7 +101,8 @@ static bool label_ok(const char *k, size_t klen, const char *v, size_t vlen)
 	for (size_t i = 0; i < vlen; i++)
 		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
 			return false;
-	return true;
+	/* Labels are answered in JSON (/profiles/list): UTF-8 only. */
+	return utf8_valid(k, klen) && utf8_valid(v, vlen);
 }
 
 static int add_label(struct profile_meta *m, const char *k, size_t klen, const char *v,
@@ -356,14 +358,13 @@ struct query_walk {
 	char bad[256];
 };
 
+/* Unix seconds whose whole second still fits int64 nanoseconds. */
 static bool parse_seconds(const char *v, int64_t *ns)
 {
-	char *end;
-	errno = 0;
-	long long sec = strtoll(v, &end, 10);
-	if (errno || end == v || *end || sec < 0 || sec > INT64_MAX / 1000000000)
+	uint64_t sec;
+	if (parse_query_u64(v, INT64_MAX / 1000000000 - 1, &sec) < 0)
 		return false;
-	*ns = sec * 1000000000;
+	*ns = (int64_t)sec * 1000000000;
 	return true;
 }
 
@@ -387,11 +388,11 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
 		else
 			snprintf(w->bad, sizeof(w->bad), "to=%.60s: expected unix seconds", v);
 	} else if (strcmp(key, "id") == 0) {
-		char *end;
-		long long id = strtoll(v, &end, 10);
-		if (end == v || *end || id <= 0)
-			snprintf(w->bad, sizeof(w->bad), "id=%.60s: expected a profile id", v);
-		q->id = id;
+		uint64_t id = 0;
+		if (parse_query_u64(v, INT64_MAX, &id) < 0 || id == 0)
+			snprintf(w->bad, sizeof(w->bad), "id=%.60s: expected a profile id (1 to %lld)",
+				 v, (long long)INT64_MAX);
+		q->id = (int64_t)id;
 	} else if (strcmp(key, "label") == 0) {
 		const char *eq = strchr(v, '=');
 		if (!eq || eq == v || (size_t)(eq - v) >= sizeof(q->label_key[0]) ||
@@ -511,6 +512,8 @@ static int parse_query(struct request *r, struct profile_query *q, int *symboliz
 	struct query_walk w = { .q = q, .symbolize = -1 };
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg, &w);
 	*symbolize = w.symbolize;
+	if (!w.bad[0] && q->has_from && q->has_to && q->from_ns > q->to_ns)
+		snprintf(w.bad, sizeof(w.bad), "from is after to");
 	snprintf(bad, size, "%s", w.bad);
 	return w.bad[0] ? -EINVAL : 0;
 }

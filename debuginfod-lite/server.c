@@ -27,27 +27,29 @@ static enum MHD_Result handle_root(struct request *r)
 /* The route table: first match wins.  GET routes also answer HEAD. */
 const struct route server_routes[] = {
 	{ METHOD_GET | METHOD_HEAD, "/buildid/", "buildid", BODY_NONE, 0, NULL, NULL,
-	  handle_buildid },
+	  handle_buildid, ACCESS_ARTIFACT },
 	{ METHOD_PUT, "/buildid/", "upload", BODY_STREAM, 0, upload_begin, upload_chunk,
-	  upload_finish },
+	  upload_finish, ACCESS_OWN },
 	{ METHOD_POST, "/symbolize", "symbolize", BODY_BUFFER, 16u << 20, NULL, NULL,
-	  handle_symbolize },
+	  handle_symbolize, ACCESS_READ },
 	{ METHOD_POST, "/profiles", "profiles_post", BODY_STREAM, 0, profiles_begin, profiles_chunk,
-	  handle_profiles_post },
+	  handle_profiles_post, ACCESS_OWN },
 	{ METHOD_GET | METHOD_HEAD, "/profiles", "profiles", BODY_NONE, 0, NULL, NULL,
-	  handle_profiles_get },
+	  handle_profiles_get, ACCESS_READ },
 	{ METHOD_GET | METHOD_HEAD, "/profiles/list", "profiles_list", BODY_NONE, 0, NULL, NULL,
-	  handle_profiles_list },
+	  handle_profiles_list, ACCESS_READ },
 	{ METHOD_POST, "/perf-maps", "perf_maps_post", BODY_STREAM, 0, profiles_begin,
-	  profiles_chunk, handle_perf_map_post },
+	  profiles_chunk, handle_perf_map_post, ACCESS_OWN },
 	{ METHOD_GET | METHOD_HEAD, "/perf-maps/", "perf_maps", BODY_NONE, 0, NULL, NULL,
-	  handle_perf_map_get },
-	{ METHOD_POST, "/symbolz", "symbolz", BODY_BUFFER, 4u << 20, NULL, NULL, handle_symbolz },
+	  handle_perf_map_get, ACCESS_READ },
+	{ METHOD_POST, "/symbolz", "symbolz", BODY_BUFFER, 4u << 20, NULL, NULL, handle_symbolz,
+	  ACCESS_READ },
 	{ METHOD_GET | METHOD_HEAD, "/metadata", "metadata", BODY_NONE, 0, NULL, NULL,
-	  handle_metadata },
+	  handle_metadata, ACCESS_ARTIFACT },
 	{ METHOD_GET | METHOD_HEAD, "/metrics", "metrics", BODY_NONE, 0, NULL, NULL,
-	  handle_metrics },
-	{ METHOD_GET | METHOD_HEAD, "/", "root", BODY_NONE, 0, NULL, NULL, handle_root },
+	  handle_metrics, ACCESS_ARTIFACT },
+	/* Open even under --private: a health check with nothing to leak. */
+	{ METHOD_GET | METHOD_HEAD, "/", "root", BODY_NONE, 0, NULL, NULL, handle_root, ACCESS_OWN },
 };
 const int server_route_count = (int)ARRAY_SIZE(server_routes);
 
@@ -78,6 +80,8 @@ void server_config_defaults(struct server_config *c)
 	c->profile_max_body = 64ull << 20;
 	c->profile_retention_s = 30 * 86400;
 	c->profile_retry_s = 300;
+	c->max_connections = 16384;
+	c->max_connections_per_client = 1024;
 }
 
 const char *request_header(struct request *r, const char *name)
@@ -275,7 +279,10 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 	snprintf(num, sizeof(num), "%" PRIu64, size);
 	MHD_add_response_header(resp, "X-DEBUGINFOD-SIZE", num);
-	MHD_add_response_header(resp, "X-DEBUGINFOD-FILE", a->file);
+	/* A scanned path may hold any byte but NUL: never raw in a header. */
+	char file[3 * sizeof(a->file)];
+	http_header_escape(a->file, file, sizeof(file));
+	MHD_add_response_header(resp, "X-DEBUGINFOD-FILE", file);
 	if (a->kind == ART_DEBUGINFO || a->kind == ART_EXECUTABLE)
 		MHD_add_response_header(resp, "X-DEBUGINFOD-LITE-QUALITY",
 					a->quality >= QUALITY_DWARF ? "dwarf" : "symtab");
@@ -452,6 +459,19 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 				break;
 			}
 		}
+		/* The edge first: a smuggling attempt or a control byte is
+		 * refused whatever the route, before any body, and closes. */
+		char why[256];
+		int st = edge_check(r, why, sizeof(why));
+		if (st) {
+			deadline_request_in(s, conn);
+			return refuse_before_body(r, (unsigned)st, why);
+		}
+		if (r->route && !read_authorized(r)) {
+			s->reads_unauthorized++;
+			deadline_request_in(s, conn);
+			return refuse_before_body(r, 401, "missing or wrong bearer token\n");
+		}
 		if (!r->route) {
 			r->body_error = path_known ? 405 : 404;
 			snprintf(r->body_msg, sizeof(r->body_msg), "%s",
@@ -580,11 +600,12 @@ static void *scanner_main(void *arg)
 
 /* --- start / stop --- */
 
-static int load_tokens(struct server *s, const char *path, struct err *e)
+static int load_tokens(char (*tokens)[SERVER_TOKEN_SIZE], int *n_tokens, const char *opt, const char *path,
+		       struct err *e)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return err_set(e, errno, "--token-file %s: %s", path, strerror(errno));
+		return err_set(e, errno, "%s %s: %s", opt, path, strerror(errno));
 	char line[512];
 	while (fgets(line, sizeof(line), f)) {
 		size_t n = strcspn(line, "\r\n");
@@ -594,16 +615,15 @@ static int load_tokens(struct server *s, const char *path, struct err *e)
 			p++;
 		if (!*p || *p == '#')
 			continue;
-		if (strlen(p) >= sizeof(s->tokens[0]) || s->n_tokens >= (int)ARRAY_SIZE(s->tokens)) {
+		if (strlen(p) >= sizeof(tokens[0]) || *n_tokens >= SERVER_MAX_TOKENS) {
 			fclose(f);
-			return err_set(e, EINVAL, "--token-file %s: token too long or too many",
-				       path);
+			return err_set(e, EINVAL, "%s %s: token too long or too many", opt, path);
 		}
-		snprintf(s->tokens[s->n_tokens++], sizeof(s->tokens[0]), "%s", p);
+		snprintf(tokens[(*n_tokens)++], sizeof(tokens[0]), "%s", p);
 	}
 	fclose(f);
-	if (s->n_tokens == 0)
-		return err_set(e, EINVAL, "--token-file %s: no token in it", path);
+	if (*n_tokens == 0)
+		return err_set(e, EINVAL, "%s %s: no token in it", opt, path);
 	return 0;
 }
 
@@ -622,7 +642,7 @@ static int sources_setup(struct server *s, const struct server_config *c, struct
 	}
 	if (!(s->source_names = dwarf_names_cache_new()))
 		return err_set(e, ENOMEM, "out of memory");
-	const char *own[] = { store_dir(s->store), c->token_file };
+	const char *own[] = { store_dir(s->store), c->token_file, c->read_token_file };
 	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
 		int rc = own[i] ? source_policy_forbid(&s->sources, own[i], e) : 0;
 		if (rc < 0)
@@ -655,6 +675,14 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, struct err *
 	return 0;
 }
 
+/* Both users of MHD's connection notifications. */
+static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+			      enum MHD_ConnectionNotificationCode code)
+{
+	edge_notify(cls, conn, code);
+	deadline_notify(cls, conn, socket_context, code);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -684,7 +712,14 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 					      &c->upstream_client_rate) < 0)
 		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc == 0 && c->token_file)
-		rc = load_tokens(s, c->token_file, e);
+		rc = load_tokens(s->tokens, &s->n_tokens, "--token-file", c->token_file, e);
+	if (rc == 0 && c->read_token_file)
+		rc = load_tokens(s->read_tokens, &s->n_read_tokens, "--read-token-file",
+				 c->read_token_file, e);
+	if (rc == 0 && c->private_reads && !c->token_file && !c->read_token_file)
+		rc = err_set(e, EINVAL, "--private needs --read-token-file or --token-file");
+	if (rc == 0)
+		rc = edge_start(s, e);
 	if (rc == 0)
 		rc = store_open(&s->store, c->data_dir, e);
 	if (rc == 0)
@@ -700,19 +735,24 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (unsigned)n : 2;
 	}
+	unsigned mhd_limit = c->max_connections ? c->max_connections + c->max_connections / 4 + 64
+						: 1u << 20;
 	s->mhd = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC,
-		0, NULL, NULL, &access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+		0, &edge_accept, s, &access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 		MHD_OPTION_SOCK_ADDR, &sa,
 		/* SO_REUSEADDR: a restarted server binds its port again at
 		 * once, whatever connections of the old one linger. */
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
 		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
 		c->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, &request_completed, s,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_CONNECTION_LIMIT, 16384,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0, MHD_OPTION_NOTIFY_CONNECTION,
-		&deadline_notify, s, MHD_OPTION_END);
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
+		/* edge_accept enforces (and meters) the caps; MHD's own global
+		 * limit, split over the pool threads, is only a backstop. */
+		MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0,
+		MHD_OPTION_NOTIFY_CONNECTION, &connection_notify, s,
+		MHD_OPTION_UNESCAPE_CALLBACK, &edge_unescape, s, MHD_OPTION_END);
 	if (!s->mhd) {
 		rc = err_set(e, EADDRINUSE, "cannot listen on %s (in use, or not permitted)",
 			     c->listen);
@@ -730,6 +770,7 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	return 0;
 fail:
 	profiles_stop(s);
+	edge_stop(s);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	source_policy_free(&s->sources);
@@ -777,6 +818,7 @@ void server_stop(struct server *s)
 	if (s->reaper_running)
 		pthread_join(s->reaper, NULL);
 	profiles_stop(s);
+	edge_stop(s);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	source_policy_free(&s->sources);

@@ -30,6 +30,10 @@ struct server_config {
 	int n_source_roots;
 	bool source_roots_default;   /* still the built-in /usr/src, /usr/include */
 	uint64_t max_source;         /* bytes of one uploaded source file */
+	const char *read_token_file; /* tokens that may read profiles, /symbolize */
+	bool private_reads;          /* --private: artifact reads need a token too */
+	unsigned max_connections;    /* all clients together */
+	unsigned max_connections_per_client; /* per IPv4 address (IPv6 /64); 0 = no cap */
 	unsigned threads;            /* MHD pool threads; 0 = number of CPUs */
 	unsigned rescan_s;           /* periodic rescan; 0 = scan once */
 	unsigned conn_timeout_s;     /* idle connection timeout (slow clients) */

@@ -2,7 +2,8 @@
  * request object, the route table and the helpers handlers use.
  *
  * Adding an endpoint: write a handler `enum MHD_Result h(struct request *)`
- * and add one line to the route table in server.c.  For a request body pick
+ * and add one line to the route table in server.c, saying who may call it
+ * (route.access; docs/security.md "Who may read").  For a request body pick
  * BODY_BUFFER (whole body in r->body, bounded by route->max_body) or
  * BODY_STREAM (route->chunk is called per piece, e.g. uploads). */
 #ifndef DEBUGINFOD_LITE_SERVER_INTERNAL_H
@@ -35,6 +36,12 @@ struct route {
 	int (*chunk)(struct request *r, const char *data, size_t len);
 	/* The request is complete. */
 	enum MHD_Result (*handle)(struct request *r);
+	/* Who may call it (docs/security.md "Who may read"). */
+	enum route_access {
+		ACCESS_OWN,      /* open, or begin() checks its own tokens (writes) */
+		ACCESS_ARTIFACT, /* debuginfod reads: a token only under --private */
+		ACCESS_READ,     /* profiles, /symbolize: a token once --read-token-file or --private */
+	} access;
 };
 
 enum { METHOD_GET = 1, METHOD_HEAD = 2, METHOD_PUT = 4, METHOD_POST = 8 };
@@ -62,17 +69,27 @@ struct flight {
 	struct flight *next;
 };
 
+/* Tokens per file, and bytes per token (with its NUL). */
+#define SERVER_MAX_TOKENS 16
+#define SERVER_TOKEN_SIZE 256
+
 struct server {
 	struct server_config cfg;
 	struct store *store;
 	struct MHD_Daemon *mhd;
 	unsigned port;
-	char tokens[16][256];
+	char tokens[SERVER_MAX_TOKENS][SERVER_TOKEN_SIZE]; /* --token-file: write (and read) */
 	int n_tokens;
 	/* Which local files may be served as sources (sources.h): the
 	 * --source-root dirs, minus the server's own files. */
 	struct source_policy sources;
 	struct dwarf_names_cache *source_names; /* which sources a DWARF names */
+	char read_tokens[SERVER_MAX_TOKENS][SERVER_TOKEN_SIZE]; /* --read-token-file: read only */
+	int n_read_tokens;
+	/* The HTTP edge (edge.c): open connections per client */
+	struct edge_clients *clients;
+	atomic_uint_fast64_t conns_open, conns_refused_client, conns_refused_global,
+		edge_refused_control, edge_refused_smuggling, edge_refused_query, reads_unauthorized;
 
 	pthread_t scanner, watcher;
 	bool scanner_running, watcher_running;
@@ -190,6 +207,9 @@ void flight_finish(struct server *s, struct flight *f, int result);
 const char *request_header(struct request *r, const char *name);
 /* A valid "Authorization: Bearer <token>" from --token-file? */
 bool bearer_authorized(struct request *r);
+/* May r read what its route guards (route->access, --read-token-file,
+ * --private)?  Tokens of --token-file read too. */
+bool read_authorized(struct request *r);
 /* From a route's begin(): answer now, never read the body, close after. */
 enum MHD_Result refuse_before_body(struct request *r, unsigned status, const char *msg);
 
@@ -239,6 +259,19 @@ void deadline_notify(void *cls, struct MHD_Connection *conn, void **socket_conte
 void deadline_request_in(struct server *s, struct MHD_Connection *conn);
 void deadline_request_done(struct server *s, struct MHD_Connection *conn);
 void *deadline_main(void *server);
+
+/* The HTTP edge (edge.c): connection caps per client and in all, as an
+ * accept policy plus MHD's connection notifications; and the checks every
+ * request passes before routing (control bytes, request smuggling,
+ * repeated parameters).  edge_check returns 0 or an HTTP status with a
+ * reason in msg. */
+int edge_start(struct server *s, struct err *e);
+void edge_stop(struct server *s);
+enum MHD_Result edge_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+void edge_notify(struct server *s, struct MHD_Connection *conn,
+		 enum MHD_ConnectionNotificationCode code);
+size_t edge_unescape(void *cls, struct MHD_Connection *conn, char *s);
+int edge_check(struct request *r, char *msg, size_t msg_size);
 
 /* The inotify thread (watch.c). */
 void *watcher_main(void *server);

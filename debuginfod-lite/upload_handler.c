@@ -10,6 +10,7 @@
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/parse.h"
 #include "debuginfod-lite/sources.h"
 
 #include <errno.h>
@@ -19,17 +20,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Compare without leaking the position of the first difference. */
-static bool token_equal(const char *a, const char *b)
+/* Compare without leaking the stored token: every byte of its slot
+ * (zero past its end) are compared whatever the presented token's length,
+ * so the time depends on nothing but the caller's own input. */
+static bool token_equal(const char *presented, const char stored[SERVER_TOKEN_SIZE])
 {
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned char diff = la != lb;
-	for (size_t i = 0; i < la && i < lb; i++)
-		diff |= (unsigned char)(a[i] ^ b[i]);
+	size_t len = strlen(presented);
+	unsigned char diff = len >= SERVER_TOKEN_SIZE;
+	for (size_t i = 0; i < SERVER_TOKEN_SIZE; i++) {
+		unsigned char c = i < len ? (unsigned char)presented[i] : 0;
+		diff |= (unsigned char)(c ^ (unsigned char)stored[i]);
+	}
 	return diff == 0;
 }
 
-bool bearer_authorized(struct request *r)
+/* Is the request's bearer token one of tokens[0..n)?  Every token is
+ * compared, so the time taken does not say which one (or none) matched. */
+static bool bearer_in(struct request *r, const char (*tokens)[SERVER_TOKEN_SIZE], int n)
 {
 	const char *h = request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -38,9 +45,28 @@ bool bearer_authorized(struct request *r)
 	while (*tok == ' ')
 		tok++;
 	bool ok = false;
-	for (int i = 0; i < r->srv->n_tokens; i++)
-		ok |= token_equal(tok, r->srv->tokens[i]);
+	for (int i = 0; i < n; i++)
+		ok |= token_equal(tok, tokens[i]);
 	return ok;
+}
+
+bool bearer_authorized(struct request *r)
+{
+	return bearer_in(r, (const char (*)[SERVER_TOKEN_SIZE])r->srv->tokens, r->srv->n_tokens);
+}
+
+bool read_authorized(struct request *r)
+{
+	struct server *s = r->srv;
+	enum route_access need = r->route ? r->route->access : ACCESS_OWN;
+	bool guarded = (need == ACCESS_READ && (s->n_read_tokens || s->cfg.private_reads)) ||
+		       (need == ACCESS_ARTIFACT && s->cfg.private_reads);
+	if (!guarded)
+		return true;
+	/* Both lists are compared whatever the first says: constant time. */
+	bool reader = bearer_in(r, (const char (*)[SERVER_TOKEN_SIZE])s->read_tokens, s->n_read_tokens);
+	bool writer = bearer_authorized(r);
+	return reader | writer;
 }
 
 enum MHD_Result refuse_before_body(struct request *r, unsigned status, const char *msg)
@@ -114,6 +140,11 @@ enum MHD_Result upload_begin(struct request *r)
 	}
 	if (r->kind != ART_DEBUGINFO && r->kind != ART_EXECUTABLE && r->kind != ART_SOURCE)
 		return refuse(r, 405, "only debuginfo, executable and source/<path> can be uploaded\n");
+	/* The name is echoed in X-DEBUGINFOD-FILE and /metadata: refuse what
+	 * cannot be shown as is rather than store it mangled. */
+	const char *fname = request_header(r, "X-Debuginfod-Lite-Filename");
+	if (fname && (has_control_byte(fname) || !utf8_valid(fname, strlen(fname))))
+		return refuse(r, 400, "X-Debuginfod-Lite-Filename: control bytes or invalid UTF-8\n");
 	const char *cl = request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > upload_limit(r)) {
 		char msg[128];

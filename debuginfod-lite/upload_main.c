@@ -111,14 +111,19 @@ static int progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	return 0;
 }
 
-/* -1 transport error, else the HTTP status. */
+/* -1 transport error, else the HTTP status.  The token goes along: a
+ * --private server answers reads only with one. */
 static long head(const struct options *o, const char *url, struct head_result *h)
 {
 	CURL *c = curl_easy_init();
 	if (!c)
 		return -1;
 	memset(h, 0, sizeof(*h));
+	char auth[600];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token ? o->token : "");
+	struct curl_slist *hdrs = o->token ? curl_slist_append(NULL, auth) : NULL;
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
@@ -129,6 +134,7 @@ static long head(const struct options *o, const char *url, struct head_result *h
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
 	h->present = code == 200;
 	return code;
 }
@@ -147,9 +153,14 @@ static long put(const struct options *o, const char *url, FILE *f, const char *l
 	char auth[600], fname[300], pathcopy[PATH_MAX];
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token ? o->token : "");
 	snprintf(pathcopy, sizeof(pathcopy), "%s", label);
-	snprintf(fname, sizeof(fname), "X-Debuginfod-Lite-Filename: %.250s", basename(pathcopy));
+	/* The server refuses a name with control bytes or invalid UTF-8, and
+	 * ignores one of 200 bytes or more: then send none and let it name
+	 * the upload <build-id>.<kind>. */
+	const char *base = basename(pathcopy);
+	bool name_ok = strlen(base) < 200 && !has_control_byte(base) && utf8_valid(base, strlen(base));
+	snprintf(fname, sizeof(fname), "X-Debuginfod-Lite-Filename: %s", name_ok ? base : "");
 	struct curl_slist *hdrs = curl_slist_append(NULL, auth);
-	if (send_name)
+	if (send_name && name_ok)
 		hdrs = curl_slist_append(hdrs, fname);
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
 	FILE *body = fmemopen(msg, msg_size - 1, "w");

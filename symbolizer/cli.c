@@ -37,6 +37,8 @@ static void usage(FILE *f)
 	      "  --debug-file FILE      use this separate debug file\n"
 	      "  --server URL           debuginfod server(s) for --build-id / pprof (default\n"
 	      "                         $DEBUGINFOD_URLS; fetched through libdebuginfod and its cache)\n"
+	      "  --token-file FILE      bearer token for the servers (its first line; for a\n"
+	      "                         debuginfod-lite --private server)\n"
 	      "  --cache-dir DIR        index cache (default $XDG_CACHE_HOME/symbolize)\n"
 	      "  --no-cache             neither read nor write the index cache\n"
 	      "  --verbose              JSON: add linkage_name, start_address, decl_line\n"
@@ -307,6 +309,7 @@ static int index_main(int argc, char **argv)
 enum {
 	OPT_KIND = 256, OPT_DEBUG_DIR, OPT_DEBUG_FILE, OPT_SERVER, OPT_BUILD_ID, OPT_INDEX,
 	OPT_PERF_MAP, OPT_JITDUMP, OPT_CACHE_DIR, OPT_NO_CACHE, OPT_VERBOSE, OPT_UNBUFFERED,
+	OPT_TOKEN_FILE,
 };
 
 /* True when reading the next line would block: nothing left in stdin's
@@ -340,6 +343,7 @@ int symz_cli_main(int argc, char **argv)
 		{"debug-dir", required_argument, 0, OPT_DEBUG_DIR},
 		{"debug-file", required_argument, 0, OPT_DEBUG_FILE},
 		{"server", required_argument, 0, OPT_SERVER},
+		{"token-file", required_argument, 0, OPT_TOKEN_FILE},
 		{"build-id", required_argument, 0, OPT_BUILD_ID},
 		{"index", required_argument, 0, OPT_INDEX},
 		{"perf-map", required_argument, 0, OPT_PERF_MAP},
@@ -355,7 +359,8 @@ int symz_cli_main(int argc, char **argv)
 	const char *perf_map = NULL, *jitdump = NULL, *cache_dir = NULL;
 	struct symz_build_options bo = {0};
 	bool no_cache = false, unbuffered = false;
-	char cache_buf[PATH_MAX];
+	char cache_buf[PATH_MAX], token_buf[256];
+	const char *token = NULL; /* --token-file: for a debuginfod-lite --private server */
 	int c;
 	while ((c = getopt_long(argc, argv, "e:ijasfCh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -379,6 +384,15 @@ int symz_cli_main(int argc, char **argv)
 		case OPT_DEBUG_DIR: bo.debug_dir = optarg; break;
 		case OPT_DEBUG_FILE: bo.debug_file = optarg; break;
 		case OPT_SERVER: server = optarg; break;
+		case OPT_TOKEN_FILE: {
+			struct err te = {{0}};
+			if (symz_read_token_file(optarg, token_buf, sizeof(token_buf), &te) < 0) {
+				fprintf(stderr, "symbolize: %s\n", te.msg);
+				return 2;
+			}
+			token = token_buf;
+			break;
+		}
 		case OPT_BUILD_ID: build_id = optarg; break;
 		case OPT_INDEX: index_path = optarg; break;
 		case OPT_PERF_MAP: perf_map = optarg; break;
@@ -431,7 +445,7 @@ int symz_cli_main(int argc, char **argv)
 			 bo.debug_dir ? bo.debug_dir : "/usr/lib/debug", hex, hex + 2);
 		if (access(path, R_OK) != 0) {
 			char *fetched = NULL;
-			r = symz_fetch_debuginfo(server, id, len, &fetched, &e);
+			r = symz_fetch_debuginfo(server, token, id, len, &fetched, &e);
 			if (!r)
 				snprintf(path, sizeof(path), "%s", fetched);
 			free(fetched);

@@ -18,9 +18,13 @@ int symz_open_for_elf(const char *path, const struct symz_build_options *opt, co
 int symz_pprof_main(int argc, char **argv);
 
 /* Debuginfo of a build-ID from debuginfod servers (server, else
- * $DEBUGINFOD_URLS) through libdebuginfod; *path (malloc'ed) names the file
- * in the client's cache. */
-int symz_fetch_debuginfo(const char *server, const uint8_t *id, size_t len, char **path,
-			 struct err *e);
+ * $DEBUGINFOD_URLS) through libdebuginfod; token (may be NULL) goes along as
+ * "Authorization: Bearer <token>" (a debuginfod-lite --private server).
+ * *path (malloc'ed) names the file in the client's cache. */
+int symz_fetch_debuginfo(const char *server, const char *token, const uint8_t *id, size_t len,
+			 char **path, struct err *e);
+/* The first token of a token file (one a line, '#' comments), as
+ * debuginfod-lite --token-file / --read-token-file read them. */
+int symz_read_token_file(const char *path, char *token, size_t size, struct err *e);
 
 #endif

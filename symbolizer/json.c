@@ -21,6 +21,9 @@ static void put_u64(symz_write_fn w, void *ctx, uint64_t v, bool hex)
 	w(ctx, tmp + sizeof(tmp) - n, (size_t)n);
 }
 
+/* Names come from DWARF and symbol tables, which may hold any bytes: a
+ * byte that starts no well-formed UTF-8 sequence is written as \ufffd, so
+ * every answer parses (docs/symbolizer.md "JSON output"). */
 void symz_write_json_string(symz_write_fn w, void *ctx, const char *s)
 {
 	if (!s) {
@@ -29,13 +32,20 @@ void symz_write_json_string(symz_write_fn w, void *ctx, const char *s)
 	}
 	w(ctx, "\"", 1);
 	const char *run = s;
-	for (; *s; s++) {
+	size_t left = strlen(s);
+	while (left) {
 		unsigned char c = (unsigned char)*s;
-		if (c >= 0x20 && c != '"' && c != '\\')
+		size_t seq = c < 0x80 ? 1 : utf8_sequence((const unsigned char *)s, left);
+		if (seq > 1 || (seq == 1 && c >= 0x20 && c != '"' && c != '\\')) {
+			s += seq;
+			left -= seq;
 			continue;
+		}
 		w(ctx, run, (size_t)(s - run));
 		char esc[8];
-		if (c == '"' || c == '\\') {
+		if (seq == 0) {
+			w(ctx, "\\ufffd", 6);
+		} else if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
 			w(ctx, esc, 2);
@@ -43,7 +53,9 @@ void symz_write_json_string(symz_write_fn w, void *ctx, const char *s)
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
 			w(ctx, esc, 6);
 		}
-		run = s + 1;
+		s++;
+		left--;
+		run = s;
 	}
 	w(ctx, run, (size_t)(s - run));
 	w(ctx, "\"", 1);

@@ -12,6 +12,7 @@
 
 struct resolver_ctx {
 	const char *debug_dir, *server, *cache_dir;
+	const char *token; /* --token-file's, for a --private server */
 	struct symz_index **opened;
 	size_t nopened;
 };
@@ -75,7 +76,7 @@ static int resolve(void *vctx, const char *build_id, const char *filename,
 			       "not in %s/.build-id, not at '%s', no --server or $DEBUGINFOD_URLS",
 			       dir, filename);
 	char *fetched = NULL;
-	int r = symz_fetch_debuginfo(c->server, id, len, &fetched, e);
+	int r = symz_fetch_debuginfo(c->server, c->token, id, len, &fetched, e);
 	if (!r)
 		r = symz_open_for_elf(fetched, &bo, c->cache_dir, &idx, e);
 	free(fetched);
@@ -84,7 +85,8 @@ static int resolve(void *vctx, const char *build_id, const char *filename,
 
 static void usage(FILE *f)
 {
-	fputs("usage: symbolize pprof IN -o OUT [--server URL] [--debug-dir DIR] [--force]\n"
+	fputs("usage: symbolize pprof IN -o OUT [--server URL [--token-file F]] [--debug-dir DIR]\n"
+	      "                        [--force]\n"
 	      "                        [--kind position|as-is] [--cache-dir DIR | --no-cache]\n"
 	      "Reads a gzipped (or plain) profile.proto whose mappings carry build-IDs and whose\n"
 	      "locations hold file addresses; writes it gzipped with Function/Line filled in.\n"
@@ -100,6 +102,7 @@ int symz_pprof_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"output", required_argument, 0, 'o'},
 		{"server", required_argument, 0, 's'},
+		{"token-file", required_argument, 0, 't'},
 		{"debug-dir", required_argument, 0, 'd'},
 		{"force", no_argument, 0, 'f'},
 		{"kind", required_argument, 0, 'k'},
@@ -112,13 +115,21 @@ int symz_pprof_main(int argc, char **argv)
 	struct pprof_symbolize_options so = {0};
 	const char *outp = NULL;
 	bool no_cache = false;
-	char cache_buf[PATH_MAX];
+	char cache_buf[PATH_MAX], token[256];
+	struct err te = {{0}};
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': outp = optarg; break;
 		case 's': ctx.server = optarg; break;
+		case 't':
+			if (symz_read_token_file(optarg, token, sizeof(token), &te) < 0) {
+				fprintf(stderr, "symbolize pprof: %s\n", te.msg);
+				return 2;
+			}
+			ctx.token = token;
+			break;
 		case 'd': ctx.debug_dir = optarg; break;
 		case 'f': so.force = true; break;
 		case 'c': ctx.cache_dir = optarg; break;

@@ -1,7 +1,9 @@
 /* libFuzzer target for debuginfod-lite's request parsers: the bytes are
  * given, as a string, to each parser that sees untrusted input — the
  * /buildid/ path, source-path canonicalization, Range, Accept-Encoding, the
- * /metadata glob — and, as a body, to the POST /symbolize JSON parser.
+ * /metadata glob, the edge's unescaping, query numbers and parameters,
+ * header escaping, UTF-8 scrubbing — and, as a body, to the POST
+ * /symbolize JSON parser.
  * Besides ASan/UBSan it checks each parser's promises (abort on a broken
  * one).  `make fuzz FUZZ=server`; the suite replays seeds_server.sh. */
 #include "debuginfod-lite/artifact.h"
@@ -80,6 +82,54 @@ static void check_symbolize(const uint8_t *data, size_t size)
 	symbolize_batch_free(&b);
 }
 
+/* The edge: what reaches a handler has no NUL cut short and no control
+ * byte unseen; numbers are in range; headers stay printable; JSON text
+ * stays UTF-8. */
+static void check_edge(const char *s, const uint8_t *data, size_t size)
+{
+	char *u = strdup(s);
+	if (!u)
+		return;
+	size_t n = http_unescape(u);
+	if (n != strlen(u) || n > strlen(s))
+		abort();
+	/* A %00 (or raw control byte) in s is still seen after decoding. */
+	if (memchr(data, 0, size) == NULL && (strstr(s, "%00") || has_control_byte(s)) &&
+	    !has_control_byte(u))
+		abort();
+	free(u);
+	uint64_t v = 0;
+	if (parse_query_u64(s, 1000000, &v) == 0 && v > 1000000)
+		abort();
+	char hdr[256];
+	http_header_escape(s, hdr, sizeof(hdr));
+	for (const char *p = hdr; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			abort();
+	char *clean = utf8_scrub(s);
+	if (clean && !utf8_valid(clean, strlen(clean)))
+		abort();
+	free(clean);
+	/* The bytes as '&'-separated key=value pairs. */
+	struct query_param qp[QUERY_MAX_PARAMS + 2];
+	size_t nq = 0;
+	char *q = strdup(s), *save = NULL;
+	for (char *tok = q ? strtok_r(q, "&", &save) : NULL; tok && nq < ARRAY_SIZE(qp);
+	     tok = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(tok, '=');
+		if (eq)
+			*eq++ = 0;
+		qp[nq].key = tok;
+		qp[nq++].value = eq;
+	}
+	static const char *const rep[] = { "label", NULL };
+	char msg[200];
+	msg[0] = 0;
+	if (query_params_check(qp, nq, rep, msg, sizeof(msg)) < 0 && !msg[0])
+		abort(); /* every refusal says why */
+	free(q);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = malloc(size + 1);
@@ -95,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)http_pick_coding(s);
 	(void)metadata_glob_match(s, "/usr/lib/x86_64-linux-gnu/libc.so.6");
 	check_symbolize(data, size);
+	check_edge(s, data, size);
 	free(s);
 	return 0;
 }

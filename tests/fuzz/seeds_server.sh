@@ -28,6 +28,10 @@ seed '{"requests":[{"build_id":"ab\u0000cd","addresses":[-1, 1.5, null, true]}]}
 seed '{"requests":{}}'
 seed '{"requests":[], "extra":1}'
 seed '[1,2,3]'
+for q in "id=1&id=2" "id=99999999999999999999" "from=1&to=2&label=a=b&label=c=d" "a%00b" "%0a%0d" \
+	"%zz%4" "%%41" "value=x%7f" "$(printf 'a\001\177\377')" "x=$(printf 'k%.0s&' {1..70})"; do
+	seed "$q"
+done
 seed '{"requests":[{"build_id":"'$id'","addresses":["0x11112222333344445"]}]}'
 python3 -c 'print("[" * 5000 + "]" * 5000, end="")' >"$out/seed_deep"
 python3 -c 'import json; print(json.dumps({"requests":[{"build_id":"ab","addresses":list(range(5000))}]}), end="")' \
