@@ -33,6 +33,8 @@ static void usage(FILE *out)
 		"                           server: a burst of N, then N a second (or N/m, N/h;\n"
 		"                           0 = no cap); over it: a connection reset (20/s)\n"
 		"  --upstream-client-rate N/s  the same per client address (5/s)\n"
+		"  --upstream-wait S        a fetch over a cap waits up to S seconds for its\n"
+		"                           turn before the reset (5; 0 = reset at once)\n"
 		"  --token-file FILE        bearer tokens, one a line; enables PUT uploads\n"
 		"                           (and reads whatever --read-token-file guards)\n"
 		"  --read-token-file FILE   bearer tokens that may read: once set, GET /profiles,\n"
@@ -92,7 +94,7 @@ int main(int argc, char **argv)
 	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
 	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY,
-	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_READ_TOKENS, O_PRIVATE, O_MAXCONN,
+	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_UWAIT, O_READ_TOKENS, O_PRIVATE, O_MAXCONN,
 	       O_MAXCONN_CLIENT, O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
@@ -106,6 +108,7 @@ int main(int argc, char **argv)
 		{ "forwarded-ttl-limit", required_argument, NULL, O_FWD },
 		{ "upstream-rate", required_argument, NULL, O_URATE },
 		{ "upstream-client-rate", required_argument, NULL, O_UCRATE },
+		{ "upstream-wait", required_argument, NULL, O_UWAIT },
 		{ "token-file", required_argument, NULL, O_TOKENS },
 		{ "read-token-file", required_argument, NULL, O_READ_TOKENS },
 		{ "private", no_argument, NULL, O_PRIVATE },
@@ -182,7 +185,7 @@ int main(int argc, char **argv)
 		case O_RESCAN: case O_UTIMEOUT: case O_PTTL: case O_NTTL: case O_FWD: case O_MAXUP:
 		case O_QUOTA: case O_THREADS: case O_CTIMEOUT: case O_SYMZ_CACHE: case O_SYMZ_MAX:
 		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY:
-		case O_MAXSRC:
+		case O_MAXSRC: case O_UWAIT:
 		case O_MAXCONN: case O_MAXCONN_CLIENT:
 			if (parse_u64(name, optarg, &v) < 0)
 				return 2;
@@ -201,6 +204,7 @@ int main(int argc, char **argv)
 			if (opt == O_FWD) c.forwarded_ttl_limit = (unsigned)v;
 			if (opt == O_MAXUP) c.max_upload = v;
 			if (opt == O_MAXSRC) c.max_source = v;
+			if (opt == O_UWAIT) c.upstream_wait_ms = (unsigned)(v > 60 ? 60 : v) * 1000;
 			if (opt == O_QUOTA) c.quota = v;
 			if (opt == O_THREADS) c.threads = (unsigned)(v > 1024 ? 1024 : v);
 			if (opt == O_CTIMEOUT) c.conn_timeout_s = (unsigned)v;

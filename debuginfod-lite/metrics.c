@@ -143,6 +143,8 @@ enum MHD_Result handle_metrics(struct request *r)
 		"upstream_refused_total{cap=\"client\"} %llu\n",
 	    (unsigned long long)s->upstream_refused_global,
 	    (unsigned long long)s->upstream_refused_client);
+	put(&t, "# TYPE upstream_delayed_total counter\nupstream_delayed_total %llu\n",
+	    (unsigned long long)s->upstream_delayed);
 	/* The HTTP edge (edge.c, docs/security.md) */
 	put(&t, "# TYPE connections_open gauge\nconnections_open %llu\n"
 		"# TYPE connections_max gauge\nconnections_max %u\n"

@@ -74,6 +74,7 @@ void server_config_defaults(struct server_config *c)
 	c->forwarded_ttl_limit = 8;
 	c->upstream_rate = (struct rate_cap){ .per_s = 20, .burst = 20 };
 	c->upstream_client_rate = (struct rate_cap){ .per_s = 5, .burst = 5 };
+	c->upstream_wait_ms = 5000;
 	c->symz_cache = 32;
 	c->request_deadline_s = 30;
 	c->symbolize_max_addresses = 200000;

@@ -46,6 +46,7 @@ struct server_config {
 	unsigned forwarded_ttl_limit;/* X-Forwarded-For hops before we stop federating */
 	struct rate_cap upstream_rate;        /* upstream fetches, whole server */
 	struct rate_cap upstream_client_rate; /* upstream fetches, per client address */
+	unsigned upstream_wait_ms;   /* a fetch over a cap waits this long for a token */
 	unsigned symz_cache;          /* open symbolization indexes kept (LRU) */
 	uint64_t symbolize_max_addresses; /* per POST /symbolize */
 	bool no_watch;               /* no inotify, periodic rescans only */

@@ -111,7 +111,7 @@ struct server {
 		upstream_errors, upstream_rejected, flights_joined, unwind_compiles;
 	/* Upstream fetches refused by the amplification caps (upstream.c). */
 	struct upstream_limiter upstream_limit;
-	atomic_uint_fast64_t upstream_refused_global, upstream_refused_client;
+	atomic_uint_fast64_t upstream_refused_global, upstream_refused_client, upstream_delayed;
 	/* POST /symbolize */
 	struct symz_cache *symz_cache;
 	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,

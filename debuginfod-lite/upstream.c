@@ -187,24 +187,42 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 	return -EAGAIN;
 }
 
+/* How often a fetch over a cap looks for a token again. */
+#define UPSTREAM_WAIT_STEP_US 50000
+
 int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e)
 {
 	struct server *s = r->srv;
 	bool transient = false;
-	/* Amplification caps: a refused fetch is transient trouble (a reset
-	 * for debuginfod clients), never a miss, so nothing is cached and a
-	 * later request may still find the artifact.  Background work (no
-	 * connection) answers to the global cap only. */
-	switch (upstream_limiter_take(&s->upstream_limit, r->conn ? r->peer : NULL, now_ns())) {
-	case LIMIT_GLOBAL:
-		s->upstream_refused_global++;
-		return err_set(e, EAGAIN, "upstream fetches over --upstream-rate");
-	case LIMIT_CLIENT:
-		s->upstream_refused_client++;
-		return err_set(e, EAGAIN, "upstream fetches over --upstream-client-rate");
-	case LIMIT_PASS:
-		break;
+	/* Amplification caps.  A fetch over a cap waits for a token up to
+	 * --upstream-wait, so an honest burst (gdb asking for fifty libraries)
+	 * is slowed down rather than refused; one that still has none is
+	 * transient trouble (a reset for debuginfod clients), never a miss, so
+	 * nothing is cached and a later request may still find the artifact.
+	 * Background work (no connection) answers to the global cap only. */
+	uint64_t give_up_ns = now_ns() + (uint64_t)s->cfg.upstream_wait_ms * 1000000ull;
+	bool delayed = false;
+	for (;;) {
+		enum limit_verdict v = upstream_limiter_take(&s->upstream_limit,
+							     r->conn ? r->peer : NULL, now_ns());
+		if (v == LIMIT_PASS)
+			break;
+		pthread_mutex_lock(&s->lock);
+		bool stopping = s->stopping;
+		pthread_mutex_unlock(&s->lock);
+		if (stopping || now_ns() >= give_up_ns) {
+			if (v == LIMIT_GLOBAL) {
+				s->upstream_refused_global++;
+				return err_set(e, EAGAIN, "upstream fetches over --upstream-rate");
+			}
+			s->upstream_refused_client++;
+			return err_set(e, EAGAIN, "upstream fetches over --upstream-client-rate");
+		}
+		delayed = true;
+		usleep(UPSTREAM_WAIT_STEP_US);
 	}
+	if (delayed)
+		s->upstream_delayed++;
 	s->upstream_fetches++;
 	for (int i = 0; i < s->cfg.n_upstreams; i++) {
 		int rc = fetch_one(r, s->cfg.upstreams[i], kind, name, e);

@@ -27,9 +27,10 @@ burst() {
 	done
 }
 
-# Per client: 3 a minute, global cap out of the way.
+# Per client: 3 a minute, global cap out of the way; over the cap at once
+# (--upstream-wait 0: the waiting is checked at the end).
 start_server A --data "$SCRATCH/a" --upstream "$UP_URL" --upstream-timeout 2 \
-	--upstream-client-rate 3/m --upstream-rate 1000/s || { fail server_start; finish; }
+	--upstream-client-rate 3/m --upstream-rate 1000/s --upstream-wait 0 || { fail server_start; finish; }
 u0=$(upstream_asked)
 t0=$(now)
 burst "$A_URL" 1 300 >"$SCRATCH/codes1"
@@ -75,7 +76,7 @@ neg=$(find "$SCRATCH/dcache" -name debuginfo 2>/dev/null)
 
 # Global: 5 a minute for the whole server, no per-client cap; two clients.
 start_server G --data "$SCRATCH/g" --upstream "$UP_URL" --upstream-timeout 2 \
-	--upstream-rate 5/m --upstream-client-rate 0 || { fail server_start_global; finish; }
+	--upstream-rate 5/m --upstream-client-rate 0 --upstream-wait 0 || { fail server_start_global; finish; }
 u4=$(upstream_asked)
 t0=$(now)
 burst "$G_URL" 310 40 >"$SCRATCH/codes2"
@@ -89,4 +90,15 @@ echo "two clients, 80 unknown build-IDs: upstream asked $asked times (global cap
 refused=$(metric "$G_URL" 'upstream_refused_total{cap="global"}')
 (( refused >= 80 - worth && $(grep -c '^000$' "$SCRATCH/codes2") == refused )) && ok metrics_global_refusals ||
 	fail metrics_global_refusals "refused{cap=global}=$refused, $(grep -c '^000$' "$SCRATCH/codes2") resets"
+
+# An honest burst (gdb asking for many libraries in a row) under the
+# default --upstream-wait: slowed down to the cap's pace, never refused.
+start_server W --data "$SCRATCH/w" --upstream "$UP_URL" --upstream-timeout 2 \
+	--upstream-client-rate 2/s || { fail server_start_wait; finish; }
+u5=$(upstream_asked)
+burst "$W_URL" 391 8 >"$SCRATCH/codes3"
+n404=$(grep -c '^404$' "$SCRATCH/codes3")
+delayed=$(metric "$W_URL" upstream_delayed_total)
+[[ $n404 == 8 && $(( $(upstream_asked) - u5 )) == 8 ]] && (( delayed >= 1 )) && ok burst_waits_not_refused ||
+	fail burst_waits_not_refused "$(sort "$SCRATCH/codes3" | uniq -c | tr '\n' ' '), delayed $delayed"
 finish
