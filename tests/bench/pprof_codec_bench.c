@@ -243,7 +243,7 @@ static struct pprof_profile *build_profile(size_t which, size_t nsample)
 		*fp = (struct pprof_function){f + 1, pprof_intern(p, text[0]), pprof_intern(p, text[1]),
 					      pprof_intern(p, text[2]), start_line(f)};
 	}
-	char threads[NTHREAD][16], endpoints[NENDPOINT][32];
+	char threads[NTHREAD][24], endpoints[NENDPOINT][32];
 	for (int i = 0; i < NTHREAD; i++)
 		snprintf(threads[i], sizeof(threads[i]), "worker-%02d", i);
 	for (int i = 0; i < NENDPOINT; i++)
@@ -293,7 +293,7 @@ static size_t itab_get(struct itab *t, const void *key, size_t len, bool add, bo
 		return SIZE_MAX;
 	if (t->n == t->cap && !(t->ent = realloc(t->ent, (t->cap = t->cap * 2 + 64) * sizeof(*t->ent))))
 		die("out of memory");
-	while (t->keys_len + len > t->keys_cap)
+	while (t->keys_len + len >= t->keys_cap) /* >=: keys never NULL, for memcpy/memcmp */
 		if (!(t->keys = realloc(t->keys, t->keys_cap = t->keys_cap * 2 + 4096)))
 			die("out of memory");
 	memcpy(t->keys + t->keys_len, key, len);
