@@ -45,9 +45,12 @@ DEB_PACKAGES := build-essential pkg-config clang llvm libclang-rt-14-dev \
     libelf-dev libdw-dev elfutils libdebuginfod-dev debuginfod \
     libmicrohttpd-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev curl \
     libbpf-dev bpftool linux-perf zlib1g-dev libzstd-dev zstd libjansson-dev \
-    libprotobuf-c-dev protobuf-c-compiler libiberty-dev binutils dwz golang-go golang-github-google-pprof-dev \
+    libiberty-dev binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
     python3 gdb libc6-dbg libssl-dev libstdc++6 lua5.4 python3.11 wrk
+# protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
+# the reference our hand-written codec is measured against.  Nothing else uses it.
+DEB_PACKAGES += libprotobuf-c-dev protobuf-c-compiler
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

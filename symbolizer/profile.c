@@ -254,7 +254,10 @@ static const struct vec *kind_vec(const struct pprof_profile *p, int kind)
 }
 
 /* Index of the record with this id, SIZE_MAX when none.  Ids that equal
- * index+1 (what every writer we know produces) need no table. */
+ * index+1 (what every writer we know produces) need no table; when all of
+ * them do, neither does an absent id, which is what the interning functions
+ * probe for on every new record (a table rebuilt each time made adding n
+ * records O(n^2 log n)). */
 static size_t find_id(struct pprof_profile *p, int kind, uint64_t id)
 {
 	const struct vec *v = kind_vec(p, kind);
@@ -262,6 +265,12 @@ static size_t find_id(struct pprof_profile *p, int kind, uint64_t id)
 		return id - 1;
 	struct pprof_private *pv = p->priv;
 	struct id_index *t = &pv->ids[kind];
+	if (t->dense > v->len)
+		t->dense = 0;
+	while (t->dense < v->len && id_of(p, kind, t->dense) == t->dense + 1)
+		t->dense++;
+	if (t->dense == v->len)
+		return SIZE_MAX;
 	if (t->built_for != v->len || !t->pairs) {
 		free(t->pairs);
 		t->pairs = malloc((v->len ? v->len : 1) * sizeof(struct id_pair));

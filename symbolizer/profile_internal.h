@@ -18,6 +18,7 @@ int kmap_find(struct kmap *m, const void *key, size_t len, uint64_t *value, bool
 struct id_index {
 	void *pairs;      /* sorted (id, index) */
 	size_t built_for; /* record count it was built for; SIZE_MAX: failed */
+	size_t dense;     /* records 0..dense-1 have id == index + 1 */
 };
 
 /* The string table and the lazily built content maps.  Each *_indexed

@@ -12,3 +12,4 @@ $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(TEST_LIBS) -Wl,--end-group $(TEST_LDLIBS)
 include tests/fuzz/module.mk
+include tests/bench/module.mk

@@ -169,6 +169,37 @@ static void roundtrip_and_merge(void)
 	pprof_free(b);
 }
 
+/* A new record in a profile whose ids are not index+1 must not reuse an id:
+ * locations 3 and 1, then a third location (id 3 is taken, 4 is free). */
+static void new_id_in_sparse_profile(void)
+{
+	const uint8_t sparse[] = {
+		0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,                   /* sample_type {1, 2} */
+		0x12, 0x07, 0x0a, 0x02, 0x03, 0x01, 0x12, 0x01, 0x01, /* sample [3, 1] = 1 */
+		0x22, 0x04, 0x08, 0x03, 0x18, 0x10,                   /* location 3 at 0x10 */
+		0x22, 0x04, 0x08, 0x01, 0x18, 0x20,                   /* location 1 at 0x20 */
+		0x32, 0x00, 0x32, 0x01, 'x', 0x32, 0x05, 'c', 'o', 'u', 'n', 't'};
+	struct err e = {{0}};
+	struct pprof_profile *p = NULL, *q = NULL;
+	struct pprof_frame fr = {0, 0x30};
+	int64_t v = 1;
+	uint8_t *buf = NULL;
+	size_t n;
+	int r = pprof_parse(sparse, sizeof(sparse), &p, &e);
+	if (!r)
+		r = pprof_add_sample(p, &fr, 1, &v, NULL, 0, &e);
+	if (!r)
+		r = pprof_serialize(p, false, &buf, &n, &e);
+	if (!r)
+		r = pprof_parse(buf, n, &q, &e); /* refuses duplicate ids */
+	CHECK(!r && q->locations.len == 3 &&
+		      VEC_AT(&q->locations, struct pprof_location, 2).id == 4,
+	      "new_id_in_sparse_profile", "%s", e.msg);
+	free(buf);
+	pprof_free(p);
+	pprof_free(q);
+}
+
 /* Symbolize a profile of a fixture with the library and compare each
  * location with symz_lookup of the same index. */
 static void symbolize_fixture(void)
@@ -249,6 +280,7 @@ int main(int argc, char **argv)
 		return make_profile(argv[2], argv[3], argv[4]);
 	hostile();
 	roundtrip_and_merge();
+	new_id_in_sparse_profile();
 	symbolize_fixture();
 	CHECK_EXIT();
 }
