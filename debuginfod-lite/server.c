@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,8 @@ void server_config_defaults(struct server_config *c)
 	c->profile_max_body = 64ull << 20;
 	c->profile_retention_s = 30 * 86400;
 	c->profile_retry_s = 300;
+	c->max_decompressed = 256ull << 20;
+	c->max_decompressed_body = 256ull << 20;
 }
 
 const char *request_header(struct request *r, const char *name)
@@ -163,6 +166,100 @@ enum MHD_Result respond_reset(struct request *r)
 	return MHD_NO;
 }
 
+/* --- memory, heavy work, clients that leave --- */
+
+int request_reserve(struct request *r, uint64_t bytes)
+{
+	int rc = budget_reserve(&r->srv->budget, bytes);
+	if (rc == 0)
+		r->reserved += bytes;
+	return rc;
+}
+
+void request_unreserve(struct request *r, uint64_t bytes)
+{
+	if (bytes > r->reserved)
+		bytes = r->reserved;
+	budget_release(&r->srv->budget, bytes);
+	r->reserved -= bytes;
+}
+
+bool heavy_begin(struct request *r)
+{
+	struct server *s = r->srv;
+	if (r->heavy)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	bool ok = s->heavy_active < s->heavy_limit;
+	if (ok)
+		s->heavy_active++;
+	pthread_mutex_unlock(&s->lock);
+	if (!ok)
+		s->heavy_refusals++;
+	r->heavy = ok;
+	return ok;
+}
+
+static void heavy_end(struct request *r)
+{
+	if (!r->heavy)
+		return;
+	pthread_mutex_lock(&r->srv->lock);
+	r->srv->heavy_active--;
+	pthread_mutex_unlock(&r->srv->lock);
+	r->heavy = false;
+}
+
+bool client_gone(struct request *r)
+{
+	if (r->fd < 0)
+		return false; /* background work: no client */
+	struct pollfd p = { .fd = r->fd, .events = POLLIN | POLLRDHUP };
+	if (poll(&p, 1, 0) <= 0)
+		return false;
+	bool gone = p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
+	if (!gone && (p.revents & POLLIN)) {
+		/* Readable: a pipelined request (still there) or EOF (gone). */
+		char c;
+		gone = recv(r->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+	}
+	if (gone)
+		r->srv->work_abandoned++;
+	return gone;
+}
+
+enum MHD_Result respond_refusal(struct request *r, int rc, const char *why)
+{
+	unsigned status = rc == -EFBIG ? 413 : 503;
+	r->srv->transient_refusals += status == 503;
+	char *text = NULL;
+	int n = asprintf(&text, "%s\n", why);
+	if (n < 0)
+		return MHD_NO;
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer((size_t)n, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	if (status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
+	r->bytes = (uint64_t)n;
+	return queue(r, status, resp);
+}
+
+bool transient_error(int rc)
+{
+	switch (-rc) {
+	case EAGAIN: case EBUSY: case EFBIG: case ENOSPC: case EDQUOT: case EIO: case ENOMEM:
+	case EMFILE: case ENFILE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void http_date(int64_t t, char *buf, size_t size)
 {
 	struct tm tm;
@@ -178,6 +275,10 @@ static struct MHD_Response *compressed_file_response(struct request *r, int fd, 
 {
 	if (size < COMPRESS_MIN || size > COMPRESS_MAX || r->method == METHOD_HEAD ||
 	    http_pick_coding(request_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING)) == CODING_IDENTITY)
+		return NULL;
+	/* The file and its compressed copy (at most as large, or we send the
+	 * file): over the budget, the file goes as is. */
+	if (request_reserve(r, 2 * size) < 0)
 		return NULL;
 	uint8_t *data = malloc(size);
 	if (!data)
@@ -300,6 +401,7 @@ static void *slow_main(void *arg)
 	struct server *s = r->srv;
 	r->slow_result = r->slow(r);
 	r->slow_state = 2;
+	heavy_end(r);
 	/* Resume under the lock so server_stop() never sees a suspended
 	 * connection without a job. */
 	pthread_mutex_lock(&s->lock);
@@ -409,6 +511,18 @@ static bool path_matches(const char *pattern, const char *url)
 	return strcmp(url, pattern) == 0;
 }
 
+int request_reserve_body(struct request *r, size_t len)
+{
+	/* Whole MiBs ahead of the buffer, so most pieces reserve nothing. */
+	if (len <= r->body_reserved)
+		return 0;
+	uint64_t want = ((uint64_t)len + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+	int rc = request_reserve(r, want - r->body_reserved);
+	if (rc == 0)
+		r->body_reserved = want;
+	return rc;
+}
+
 /* The URL limit: MHD has already refused what does not fit its buffer. */
 #define URL_MAX 4096
 
@@ -429,6 +543,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		r->start_ns = now_ns();
 		r->route_index = -1;
 		r->tmp.fd = -1;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		r->fd = ci ? ci->connect_fd : -1;
 		r->method = method_bit(method);
 		vec_init(&r->body, 1);
 		*con_cls = r;
@@ -475,10 +592,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 			if (st)
 				r->body_error = st;
 		} else if (r->route->body == BODY_BUFFER) {
+			int brc;
 			if (r->body.len + len > r->route->max_body) {
 				r->body_error = 413;
 				snprintf(r->body_msg, sizeof(r->body_msg), "body larger than %llu bytes",
 					 (unsigned long long)r->route->max_body);
+			} else if ((brc = request_reserve_body(r, r->body.len + len)) < 0) {
+				r->body_error = brc == -EFBIG ? 413 : 503;
+				snprintf(r->body_msg, sizeof(r->body_msg), "%s",
+					 brc == -EFBIG ? "body larger than the memory budget"
+						       : "memory budget full, retry later");
 			} else if (vec_reserve(&r->body, r->body.len + len) < 0) {
 				r->body_error = 503;
 			} else {
@@ -517,6 +640,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	if (r->job && r->job_free)
 		r->job_free(r->job);
 	vec_free(&r->body);
+	heavy_end(r);
+	request_unreserve(r, r->reserved);
 	free(r);
 	*con_cls = NULL;
 }
@@ -636,6 +761,9 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory");
 	s->cfg = *c;
+	if (!s->cfg.memory_budget)
+		s->cfg.memory_budget = budget_default_limit();
+	budget_init(&s->budget, s->cfg.memory_budget);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_condattr_t ca;
@@ -657,11 +785,12 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		rc = profiles_start(s, e);
 	if (rc < 0)
 		goto fail;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = c->threads;
-	if (!threads) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n > 0 ? (unsigned)n : 2;
-	}
+	if (!threads)
+		threads = cpus > 0 ? (unsigned)cpus : 2;
+	/* Heavy work is CPU-bound: more at once than CPUs only adds memory. */
+	s->heavy_limit = c->max_heavy ? c->max_heavy : cpus > 2 ? (unsigned)cpus : 2;
 	s->mhd = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC,
@@ -695,6 +824,7 @@ fail:
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
 	free(s->route_metrics);
+	budget_destroy(&s->budget);
 	free(s);
 	return rc;
 }
@@ -742,5 +872,6 @@ void server_stop(struct server *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_cond_destroy(&s->cond);
+	budget_destroy(&s->budget);
 	free(s);
 }
