@@ -290,17 +290,15 @@ static int post_work(struct request *r)
 	 * gzip trailer's claim, capped by --max-decompressed-body, which the
 	 * parser then enforces whatever the trailer said. */
 	uint64_t max_plain = s->cfg.max_decompressed_body;
-	uint64_t claimed = pprof_gzip_claimed_size(r->body.data, r->body.len);
 	bool gz = r->body.len >= 2 && ((uint8_t *)r->body.data)[0] == 0x1f &&
 		  ((uint8_t *)r->body.data)[1] == 0x8b;
-	uint64_t plain = gz ? (claimed < max_plain ? claimed : max_plain) : r->body.len;
-	if (gz && claimed > max_plain) {
-		j->status = 413;
-		snprintf(j->msg, sizeof(j->msg), "bad profile: gzip body claims %llu decompressed bytes,"
-			 " over the limit of %llu", (unsigned long long)claimed,
-			 (unsigned long long)max_plain);
-		return 0;
-	}
+	/* Deflate expands at most 1032:1; a trailer claiming more is a lie
+	 * (or a truncated stream), and the bound holds regardless. */
+	uint64_t bound = (uint64_t)r->body.len * 1032 + 65536;
+	uint64_t claimed = pprof_gzip_claimed_size(r->body.data, r->body.len);
+	uint64_t plain = !gz ? r->body.len : claimed && claimed <= bound ? claimed : bound;
+	if (plain > max_plain)
+		plain = max_plain;
 	uint64_t need = plain * (1 + PROFILE_PARSE_FACTOR);
 	int brc = request_reserve(r, need);
 	if (brc < 0) {
@@ -652,6 +650,8 @@ enum MHD_Result handle_profiles_get(struct request *r)
 	if (r->slow_state == 2) {
 		if (r->slow_result == -ECANCELED)
 			return respond_reset(r); /* the client left */
+		if (r->slow_result == -EBUSY)
+			return respond_refusal(r, -EBUSY, "too many heavy requests at once, retry later");
 		if (j->status == -EBUSY || j->status == -EFBIG)
 			return respond_refusal(r, j->status, j->msg);
 		if (j->status != 200)

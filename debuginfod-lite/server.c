@@ -187,16 +187,56 @@ void request_unreserve(struct request *r, uint64_t bytes)
 bool heavy_begin(struct request *r)
 {
 	struct server *s = r->srv;
-	if (r->heavy)
+	if (r->heavy || r->heavy_queued)
 		return true;
 	pthread_mutex_lock(&s->lock);
-	bool ok = s->heavy_active < s->heavy_limit;
-	if (ok)
+	bool ok = true;
+	if (s->heavy_active < s->heavy_limit) {
 		s->heavy_active++;
+		r->heavy = true;
+	} else if (s->heavy_waiting < s->heavy_limit * HEAVY_QUEUE_PER_SLOT) {
+		s->heavy_waiting++; /* slow_main waits for a slot */
+		r->heavy_queued = true;
+	} else {
+		ok = false;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (!ok)
 		s->heavy_refusals++;
+	return ok;
+}
+
+/* On the worker thread: wait (bounded, and only while the client is still
+ * there) for the slot heavy_begin queued r for. */
+static bool heavy_wait(struct request *r)
+{
+	struct server *s = r->srv;
+	pthread_mutex_lock(&s->lock);
+	for (int waited = 0; s->heavy_active >= s->heavy_limit && !s->stopping; waited++) {
+		if (waited >= HEAVY_WAIT_S) {
+			break;
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&s->cond, &s->lock, &until);
+		if (s->heavy_active >= s->heavy_limit) {
+			pthread_mutex_unlock(&s->lock);
+			bool gone = client_gone(r);
+			pthread_mutex_lock(&s->lock);
+			if (gone)
+				break;
+		}
+	}
+	bool ok = s->heavy_active < s->heavy_limit && !s->stopping;
+	if (ok)
+		s->heavy_active++;
+	s->heavy_waiting--;
+	r->heavy_queued = false;
 	r->heavy = ok;
+	pthread_mutex_unlock(&s->lock);
+	if (!ok)
+		s->heavy_refusals++;
 	return ok;
 }
 
@@ -206,6 +246,7 @@ static void heavy_end(struct request *r)
 		return;
 	pthread_mutex_lock(&r->srv->lock);
 	r->srv->heavy_active--;
+	pthread_cond_broadcast(&r->srv->cond); /* a queued request may go */
 	pthread_mutex_unlock(&r->srv->lock);
 	r->heavy = false;
 }
@@ -399,7 +440,7 @@ static void *slow_main(void *arg)
 {
 	struct request *r = arg;
 	struct server *s = r->srv;
-	r->slow_result = r->slow(r);
+	r->slow_result = r->heavy_queued && !heavy_wait(r) ? -EBUSY : r->slow(r);
 	r->slow_state = 2;
 	heavy_end(r);
 	/* Resume under the lock so server_stop() never sees a suspended
@@ -421,6 +462,10 @@ enum MHD_Result run_slow(struct request *r, slow_fn fn)
 	r->slow_state = 1;
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
+		if (r->heavy_queued) {
+			s->heavy_waiting--;
+			r->heavy_queued = false;
+		}
 		pthread_mutex_unlock(&s->lock);
 		return respond_reset(r);
 	}
@@ -433,6 +478,10 @@ enum MHD_Result run_slow(struct request *r, slow_fn fn)
 	if (rc != 0) {
 		MHD_resume_connection(r->conn);
 		s->active_jobs--;
+		if (r->heavy_queued) {
+			s->heavy_waiting--;
+			r->heavy_queued = false;
+		}
 		pthread_mutex_unlock(&s->lock);
 		r->slow_state = 0;
 		return respond_reset(r);

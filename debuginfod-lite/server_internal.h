@@ -100,7 +100,7 @@ struct server {
 	 * abandoned because its client left, transient trouble answered with
 	 * a reset or a 503. */
 	struct mem_budget budget;
-	unsigned heavy_active, heavy_limit;
+	unsigned heavy_active, heavy_limit, heavy_waiting;
 	atomic_uint_fast64_t heavy_refusals, work_abandoned, transient_refusals;
 };
 
@@ -151,7 +151,7 @@ struct request {
 	 * left while the work runs). */
 	uint64_t reserved;
 	uint64_t body_reserved; /* the part of `reserved` for the body buffer */
-	bool heavy;
+	bool heavy, heavy_queued;
 	int fd;
 
 	/* A handler's own state across the slow call (freed at completion). */
@@ -188,8 +188,13 @@ enum MHD_Result respond_reset(struct request *r);
  * or earlier with request_unreserve. */
 int request_reserve(struct request *r, uint64_t bytes);
 void request_unreserve(struct request *r, uint64_t bytes);
-/* Take one of --max-heavy slots for r (released when r ends); false when
- * all are busy (counted). */
+/* Take one of --max-heavy slots for r (released when its slow work ends).
+ * When all are busy, r queues (at most HEAVY_QUEUE_PER_SLOT per slot):
+ * run_slow's thread then waits up to HEAVY_WAIT_S for a slot, and the slow
+ * result is -EBUSY if none came.  false: the queue is full too (counted);
+ * answer with a refusal.  Call right before run_slow. */
+#define HEAVY_QUEUE_PER_SLOT 8
+#define HEAVY_WAIT_S 10
 bool heavy_begin(struct request *r);
 /* Grow the reservation for a buffered body to cover len bytes. */
 int request_reserve_body(struct request *r, size_t len);

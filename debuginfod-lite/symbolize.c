@@ -566,7 +566,7 @@ enum MHD_Result handle_symbolize(struct request *r)
 		if (r->slow_result == -EBUSY || r->slow_result == -EFBIG)
 			return respond_refusal(r, r->slow_result,
 					       r->slow_result == -EBUSY
-						       ? "memory budget full, retry later"
+						       ? "server busy (memory budget or --max-heavy), retry later"
 						       : "the answer is larger than the memory budget:"
 							 " send fewer addresses");
 		if (r->slow_result < 0)
