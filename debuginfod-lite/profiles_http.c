@@ -600,11 +600,12 @@ static int get_work(struct request *r)
 		snprintf(j->msg, sizeof(j->msg), "no stored profile matches");
 		return 0;
 	}
-	/* Symbolizing adds lines and functions; serializing makes a copy at
-	 * most as large as the profile's heap. */
+	/* Symbolizing may double the profile's heap (lines, functions);
+	 * serializing makes a copy at most as large as that heap. */
 	if (rc == 0 && client_gone(r))
 		rc = -ECANCELED;
-	if (rc == 0 && (rc = merge_hold(r, j, 3 * pprof_memory(acc))) < 0 && rc != -ENOMEM) {
+	if (rc == 0 &&
+	    (rc = merge_hold(r, j, (j->symbolize ? 3 : 2) * pprof_memory(acc))) < 0) {
 		merge_refused(j, s, rc, n, stored);
 		pprof_free(acc);
 		return 0;
