@@ -48,7 +48,7 @@ static void usage(FILE *out)
 		"                           (default: the smaller of 1 GiB and RAM/4)\n"
 		"  --max-decompressed BYTES largest decompressed ELF section (256 MiB)\n"
 		"  --max-decompressed-body BYTES  largest decompressed gzip request body\n"
-		"                           (256 MiB)\n"
+		"                           (128 MiB)\n"
 		"  --max-heavy N            heavy requests at once (/symbolize, GET /profiles,\n"
 		"                           section and unwind derivation); default: CPUs\n"
 		"  --port-file FILE         write the bound port to FILE once listening\n"

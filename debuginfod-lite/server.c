@@ -71,7 +71,7 @@ void server_config_defaults(struct server_config *c)
 	c->profile_retention_s = 30 * 86400;
 	c->profile_retry_s = 300;
 	c->max_decompressed = 256ull << 20;
-	c->max_decompressed_body = 256ull << 20;
+	c->max_decompressed_body = 128ull << 20;
 }
 
 const char *request_header(struct request *r, const char *name)
