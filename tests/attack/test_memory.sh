@@ -188,7 +188,7 @@ idle
 abandoned0=$(metric "$S_URL" work_abandoned_total)
 pids=()
 for i in 1 2 3 4; do
-	curl -s -o /dev/null --max-time 0.4 "$S_URL/profiles?symbolize=0" &
+	curl -s -o /dev/null --max-time 0.3 "$S_URL/profiles?symbolize=0" &
 	pids+=($!)
 done
 wait "${pids[@]}"
