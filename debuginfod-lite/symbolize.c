@@ -8,6 +8,7 @@
  * one build-ID share one build (single-flight); a restart reopens the stored
  * index without building. */
 #include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/parse.h"
 #include "symbolizer/symbolizer.h"
@@ -249,7 +250,12 @@ static bool obtain_alt(struct request *r, struct elf_object *debug, struct artif
 	struct section sec;
 	struct err e = { { 0 } };
 	alt_id[0] = 0;
-	if (elf_object_section(debug, ".gnu_debugaltlink", &sec, &e) < 0 || !sec.found)
+	/* Read before the build's reservation: a name and an ID, no more. */
+	uint64_t saved_cap = debug->max_decompressed;
+	debug->max_decompressed = SMALL_SECTION_MAX;
+	int rc = elf_object_section(debug, ".gnu_debugaltlink", &sec, &e);
+	debug->max_decompressed = saved_cap;
+	if (rc < 0 || !sec.found)
 		return false;
 	const uint8_t *nul = memchr(sec.data, 0, sec.size);
 	size_t id_len = nul ? sec.size - (size_t)(nul + 1 - sec.data) : 0;

@@ -30,6 +30,9 @@ OVER=$(bomb over .debug_info:zstd:$((CAP + 4096)))
 # compile would hold several times the cap.
 FOUR=$(bomb four .debug_info:zstd:$((CAP - 4096)) .debug_line:zstd:$((CAP - 4096)) \
 	.debug_str:zlib:$((CAP - 4096)) .debug_frame:zstd:$((CAP - 4096)))
+# A .gnu_debuglink (a name and a CRC) claiming the cap: read at scan time,
+# outside the budget, so it must be refused small.
+LINK=$(bomb link .debug_info:zstd:4096 .gnu_debuglink:zstd:$((CAP - 4096)))
 CONC=()
 for i in 1 2 3 4 5 6; do
 	[[ $((i % 2)) == 0 ]] && kind=zlib || kind=zstd
@@ -44,6 +47,8 @@ ARGS=(--data "$SCRATCH/data" --scan "$SCRATCH/scan" --rescan 0 --no-watch --toke
 start_server S "${ARGS[@]}" || { fail memory_server "did not start"; finish; }
 wait_for "$S_URL/buildid/$OVER/debuginfo" || fail memory_scan "bombs not indexed"
 SPID=$(pgrep -P "$S_PID" debuginfod-lite || echo "$S_PID")
+[[ $(http_code "$S_URL/buildid/$LINK/debuginfo") == 200 ]] && ok memory_debuglink_bomb_indexed \
+	|| fail memory_debuglink_bomb_indexed
 alive() { kill -0 "$SPID" 2>/dev/null && [[ $(http_code "$S_URL/") == 200 ]]; }
 # curl's exit status and HTTP code: "52 000" is a reset (empty reply), "0 200" a 200.
 fetch() { curl -s -o "$SCRATCH/out" -w '%{http_code}' --max-time 60 "$@"; echo " $?"; }
