@@ -483,6 +483,13 @@ static int merge_hold(struct request *r, struct get_job *j, uint64_t want)
 	return rc;
 }
 
+/* Give back what the merge holds (it failed, or was abandoned). */
+static void merge_release(struct request *r, struct get_job *j)
+{
+	request_unreserve(r, j->held);
+	j->held = 0;
+}
+
 static void merge_refused(struct get_job *j, struct server *s, int rc, size_t n,
 			  uint64_t stored)
 {
@@ -588,11 +595,13 @@ static int get_work(struct request *r)
 	if (rc == -ECANCELED) {
 		log_info("msg=\"GET /profiles abandoned: the client left\" merged=%zu", j->merged);
 		pprof_free(acc);
+		merge_release(r, j);
 		return rc;
 	}
 	if (rc == -EBUSY || rc == -EFBIG) {
 		merge_refused(j, s, rc, n, stored);
 		pprof_free(acc);
+		merge_release(r, j);
 		return 0;
 	}
 	if (rc == 0 && !acc) {
@@ -608,6 +617,7 @@ static int get_work(struct request *r)
 	    (rc = merge_hold(r, j, (j->symbolize ? 3 : 2) * pprof_memory(acc))) < 0) {
 		merge_refused(j, s, rc, n, stored);
 		pprof_free(acc);
+		merge_release(r, j);
 		return 0;
 	}
 	if (rc == 0 && j->symbolize) {
@@ -620,6 +630,10 @@ static int get_work(struct request *r)
 	if (rc == 0)
 		rc = pprof_serialize(acc, true, &j->out, &j->out_size, &e);
 	pprof_free(acc);
+	if (rc == -ECANCELED)
+		log_info("msg=\"GET /profiles abandoned: the client left\" merged=%zu", j->merged);
+	if (rc < 0)
+		merge_release(r, j);
 	if (rc == -ECANCELED)
 		return rc;
 	/* What stays is the answer, held until it is sent. */

@@ -211,22 +211,26 @@ bool heavy_begin(struct request *r)
 static bool heavy_wait(struct request *r)
 {
 	struct server *s = r->srv;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += HEAVY_WAIT_S;
 	pthread_mutex_lock(&s->lock);
-	for (int waited = 0; s->heavy_active >= s->heavy_limit && !s->stopping; waited++) {
-		if (waited >= HEAVY_WAIT_S) {
+	while (s->heavy_active >= s->heavy_limit && !s->stopping) {
+		/* Wake at least every second to look at the client. */
+		struct timespec tick;
+		clock_gettime(CLOCK_REALTIME, &tick);
+		tick.tv_sec += 1;
+		bool last = tick.tv_sec >= until.tv_sec;
+		pthread_cond_timedwait(&s->cond, &s->lock, last ? &until : &tick);
+		if (s->heavy_active < s->heavy_limit)
 			break;
-		}
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&s->cond, &s->lock, &until);
-		if (s->heavy_active >= s->heavy_limit) {
-			pthread_mutex_unlock(&s->lock);
-			bool gone = client_gone(r);
-			pthread_mutex_lock(&s->lock);
-			if (gone)
-				break;
-		}
+		pthread_mutex_unlock(&s->lock);
+		bool gone = client_gone(r);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		pthread_mutex_lock(&s->lock);
+		if (gone || now.tv_sec >= until.tv_sec)
+			break;
 	}
 	bool ok = s->heavy_active < s->heavy_limit && !s->stopping;
 	if (ok)

@@ -233,12 +233,28 @@ alive && ok memory_alive_at_end || fail memory_alive_at_end
 # 7. The merge that can never fit the budget: a 413 that says how to narrow.
 kill -TERM "$S_PID"; wait "$S_PID" 2>/dev/null
 start_server N --data "$SCRATCH/data" --rescan 0 --no-watch --memory-budget $((100 * MiB)) \
-	|| fail memory_small_server "did not start"
+	--max-heavy 1 || fail memory_small_server "did not start"
 out=$(curl -s -w ' %{http_code}' "$N_URL/profiles?symbolize=0")
 [[ $out == *' 413' && $out == *'narrow from/to or add label='* ]] && ok memory_merge_413_says_narrow \
 	|| fail memory_merge_413_says_narrow "${out:0:300}"
 c=$(curl -s -o /dev/null -w '%{http_code}' "$N_URL/profiles?symbolize=0&id=1")
 [[ $c == 200 ]] && ok memory_narrow_merge_ok || fail memory_narrow_merge_ok "id=1: $c"
+# --max-heavy 1: twelve merges at once; one runs, eight wait for the slot,
+# the rest are refused at once with 503 + Retry-After.
+pids=()
+for i in $(seq 12); do
+	curl -s -o /dev/null -D "$SCRATCH/hh.$i" -w '%{http_code}\n' --max-time 60 \
+		"$N_URL/profiles?symbolize=0" >"$SCRATCH/hc.$i" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+codes=$(cat "$SCRATCH"/hc.* | sort | uniq -c | tr -s ' \n' ' ')
+echo "12 merges with --max-heavy 1: $codes"
+n503=$(grep -l '^503' "$SCRATCH"/hc.* | wc -l)
+retry=$(grep -il '^Retry-After:' "$SCRATCH"/hh.* | wc -l)
+[[ $n503 -ge 1 && $retry == "$n503" && $(metric "$N_URL" heavy_refusals_total) -ge 1 &&
+   $(grep -c '^413' "$SCRATCH"/hc.* | awk -F: '{ s += $2 } END { print s }') -ge 1 ]] \
+	&& ok memory_max_heavy_503 || fail memory_max_heavy_503 "$codes"
 stop_servers
 
 # 8. ENOSPC while deriving: a reset (no 404 cached by clients), then a 200
