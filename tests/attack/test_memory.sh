@@ -234,7 +234,7 @@ alive && ok memory_alive_at_end || fail memory_alive_at_end
 kill -TERM "$S_PID"; wait "$S_PID" 2>/dev/null
 start_server N --data "$SCRATCH/data" --rescan 0 --no-watch --memory-budget $((100 * MiB)) \
 	--max-heavy 1 || fail memory_small_server "did not start"
-out=$(curl -s -w ' %{http_code}' "$N_URL/profiles?symbolize=0")
+out=$(curl -s -w ' %{http_code}' "$N_URL/profiles?symbolize=0" | tr -cd '[:print:]\n')
 [[ $out == *' 413' && $out == *'narrow from/to or add label='* ]] && ok memory_merge_413_says_narrow \
 	|| fail memory_merge_413_says_narrow "${out:0:300}"
 c=$(curl -s -o /dev/null -w '%{http_code}' "$N_URL/profiles?symbolize=0&id=1")
