@@ -65,7 +65,14 @@ struct elf_object {
 	uint8_t build_id[BUILD_ID_MAX];
 	size_t build_id_len;  /* 0: no NT_GNU_BUILD_ID note */
 	char name[256];       /* for messages */
+	/* Largest decompressed section elf_object_section() will produce
+	 * (-EFBIG beyond); 0 = ELF_MAX_DECOMPRESSED.  Set after opening. */
+	uint64_t max_decompressed;
 };
+
+/* The default cap on one decompressed section: hostile headers can claim
+ * any size, and a real .debug_info this large is rare. */
+#define ELF_MAX_DECOMPRESSED (256ull << 20)
 
 int elf_object_open(struct elf_object *o, const char *path, struct err *e);
 int elf_object_open_mem(struct elf_object *o, const void *buf, size_t size,
@@ -95,6 +102,17 @@ bool elf_object_has_data(struct elf_object *o, const char *name, uint64_t min_si
 int elf_object_section(struct elf_object *o, const char *name, struct section *s,
 		       struct err *e);
 void section_free(struct section *s);
+
+/* What reading o's sections would allocate, from the headers alone (for
+ * estimates made before the work): `inflated` sums the decompressed sizes
+ * claimed by SHF_COMPRESSED sections (of every section, or of the one
+ * called `name` when name is not NULL); `dwarf` sums the .debug_* sections
+ * as they read (decompressed); `largest` is the largest claimed
+ * decompressed section. */
+struct elf_plain_sizes {
+	uint64_t inflated, dwarf, largest;
+};
+void elf_object_plain_sizes(struct elf_object *o, const char *name, struct elf_plain_sizes *out);
 
 /* The PT_LOAD segments, in program-header order; returns the count or -errno. */
 int elf_object_segments(struct elf_object *o, struct elf_segment *segs, size_t max,

@@ -22,10 +22,6 @@
 #define ELFCOMPRESS_ZSTD 2
 #endif
 
-/* Decompressed sections larger than this are refused: hostile headers can
- * claim any size. */
-#define MAX_DECOMPRESSED (2ull << 30)
-
 static pthread_once_t elf_once = PTHREAD_ONCE_INIT;
 static void elf_init(void)
 {
@@ -200,9 +196,11 @@ static int decompress(struct elf_object *o, const char *name, struct section *s,
 		ch_size = ch.ch_size;
 		hdr = sizeof(ch);
 	}
-	if (ch_size > MAX_DECOMPRESSED)
-		return err_set(e, EFBIG, "section %s: claims %llu decompressed bytes", name,
-			       (unsigned long long)ch_size);
+	uint64_t max = o->max_decompressed ? o->max_decompressed : ELF_MAX_DECOMPRESSED;
+	if (ch_size > max)
+		return err_set(e, EFBIG, "section %s: claims %llu decompressed bytes, over the"
+			       " limit of %llu", name, (unsigned long long)ch_size,
+			       (unsigned long long)max);
 	uint8_t *out = malloc(ch_size ? ch_size : 1);
 	if (!out)
 		return err_set(e, ENOMEM, "section %s: out of memory", name);
@@ -275,6 +273,55 @@ int elf_object_section(struct elf_object *o, const char *name, struct section *s
 	if (sh.sh_flags & SHF_COMPRESSED)
 		return decompress(o, name, s, e);
 	return 0;
+}
+
+/* The decompressed size a compressed section's header claims, 0 when it
+ * has none that reads. */
+static uint64_t claimed_size(struct elf_object *o, const GElf_Shdr *sh)
+{
+	bool is64 = o->ehdr.e_ident[EI_CLASS] == ELFCLASS64;
+	size_t hdr = is64 ? sizeof(Elf64_Chdr) : sizeof(Elf32_Chdr);
+	if (!in_image(o, sh->sh_offset, sh->sh_size) || sh->sh_size < hdr)
+		return 0;
+	if (is64) {
+		Elf64_Chdr ch;
+		memcpy(&ch, o->image + sh->sh_offset, sizeof(ch));
+		return ch.ch_size;
+	}
+	Elf32_Chdr ch;
+	memcpy(&ch, o->image + sh->sh_offset, sizeof(ch));
+	return ch.ch_size;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+void elf_object_plain_sizes(struct elf_object *o, const char *name, struct elf_plain_sizes *out)
+{
+	memset(out, 0, sizeof(*out));
+	size_t shstrndx;
+	if (elf_getshdrstrndx(o->elf, &shstrndx) != 0)
+		return;
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(o->elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
+			continue;
+		const char *n = elf_strptr(o->elf, shstrndx, sh.sh_name);
+		if (name && (!n || strcmp(n, name) != 0))
+			continue;
+		uint64_t plain = sh.sh_size;
+		if (sh.sh_flags & SHF_COMPRESSED) {
+			plain = claimed_size(o, &sh);
+			out->inflated = add_sat(out->inflated, plain);
+			if (plain > out->largest)
+				out->largest = plain;
+		}
+		if (n && strncmp(n, ".debug_", 7) == 0)
+			out->dwarf = add_sat(out->dwarf, plain);
+	}
 }
 
 void section_free(struct section *s)

@@ -48,7 +48,13 @@ void elf_info_read(struct elf_object *o, struct elf_info *info)
 
 	struct section s;
 	struct err e = { { 0 } };
-	if (elf_object_section(o, ".gnu_debuglink", &s, &e) == 0 && s.found && s.size >= 8) {
+	/* A debuglink is a file name and a CRC: a compressed one claiming
+	 * more is hostile, and this runs outside the memory budget. */
+	uint64_t saved_cap = o->max_decompressed;
+	o->max_decompressed = SMALL_SECTION_MAX;
+	int rc = elf_object_section(o, ".gnu_debuglink", &s, &e);
+	o->max_decompressed = saved_cap;
+	if (rc == 0 && s.found && s.size >= 8) {
 		size_t len = strnlen((const char *)s.data, s.size);
 		size_t crc_off = (len + 4) & ~(size_t)3;
 		if (len > 0 && len < sizeof(info->debuglink) && crc_off + 4 <= s.size) {

@@ -16,6 +16,10 @@ struct elf_info {
 	uint32_t debuglink_crc;
 };
 
+/* Sections that hold a name and an ID (.gnu_debuglink, .gnu_debugaltlink)
+ * are read with this decompression cap. */
+#define SMALL_SECTION_MAX (64u << 10)
+
 /* Classify an opened ELF object.  Never fails on odd files: what cannot be
  * read is simply not claimed. */
 void elf_info_read(struct elf_object *o, struct elf_info *info);

@@ -153,6 +153,32 @@ bool may_federate(struct request *r, enum artifact_kind kind, const char *name)
 	return !store_miss_cached(r->srv->store, r->build_id, kind, name);
 }
 
+/* Bytes an unwind compile holds per byte of CFI (.eh_frame + .debug_frame):
+ * the parsed CIEs/FDEs, the row entries and the serialized table (measured
+ * on libc and libstdc++: under 8; doubled for margin). */
+#define UNWIND_MEM_FACTOR 16
+
+/* Reserve what decompressing section `name` of o will allocate.  0, or
+ * -EFBIG (over --max-decompressed or the whole budget) / -EBUSY. */
+static int reserve_section(struct request *r, struct elf_object *o, const char *name,
+			   uint64_t *reserved, struct err *e)
+{
+	struct elf_plain_sizes ps;
+	elf_object_plain_sizes(o, name, &ps);
+	*reserved = 0;
+	if (ps.largest > r->srv->cfg.max_decompressed)
+		return err_set(e, EFBIG, "section %s claims %llu decompressed bytes, over"
+			       " --max-decompressed %llu", name, (unsigned long long)ps.largest,
+			       (unsigned long long)r->srv->cfg.max_decompressed);
+	int rc = request_reserve(r, ps.inflated);
+	if (rc < 0)
+		return err_set(e, -rc, "section %s: %llu decompressed bytes do not fit the memory"
+			       " budget%s", name, (unsigned long long)ps.inflated,
+			       rc == -EBUSY ? " now" : "");
+	*reserved = ps.inflated;
+	return 0;
+}
+
 static int derive_section(struct request *r, struct err *e)
 {
 	struct artifact src;
@@ -163,8 +189,12 @@ static int derive_section(struct request *r, struct err *e)
 		struct elf_object o;
 		if (elf_object_open(&o, src.path, e) < 0)
 			continue;
-		struct section sec;
-		int rc = elf_object_section(&o, r->name, &sec, e);
+		o.max_decompressed = r->srv->cfg.max_decompressed;
+		uint64_t reserved = 0;
+		struct section sec = { 0 };
+		int rc = reserve_section(r, &o, r->name, &reserved, e);
+		if (rc == 0)
+			rc = elf_object_section(&o, r->name, &sec, e);
 		if (rc == 0 && sec.found && sec.type != SHT_NOBITS) {
 			struct artifact a = { 0 };
 			snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
@@ -176,11 +206,16 @@ static int derive_section(struct request *r, struct err *e)
 			rc = store_put_mem(r->srv->store, sec.data, sec.size, &a, e);
 			section_free(&sec);
 			elf_object_close(&o);
+			request_unreserve(r, reserved);
 			return rc < 0 ? rc : 1;
 		}
 		if (rc == 0)
 			section_free(&sec);
 		elf_object_close(&o);
+		request_unreserve(r, reserved);
+		/* Over a limit, or no room: trouble of ours, never a miss. */
+		if (rc < 0 && transient_error(rc))
+			return rc;
 		/* elfutils: a local debuginfo without the section is a 404,
 		 * without asking upstream. */
 		if (order[i] == ART_DEBUGINFO && (rc < 0 || !sec.found))
@@ -247,11 +282,39 @@ static int derive_unwind(struct request *r, struct err *e)
 	if (!have)
 		return 0;
 	struct unwind_table t = { 0 };
-	struct unwind_compile_options opt = { 0 };
-	int rc = unwind_compile_file(src.path, &opt, &t, e);
+	struct unwind_compile_options opt = { .max_decompressed = r->srv->cfg.max_decompressed };
+	struct elf_object o;
+	int rc = elf_object_open(&o, src.path, e);
 	if (rc < 0) {
 		log_warn("msg=\"unwind compile %s (%s): %s\"", r->build_id, src.path, e->msg);
-		return 0;
+		return transient_error(rc) ? rc : 0;
+	}
+	/* The estimate: the CFI as it reads (decompressed) times the factor,
+	 * plus the decompressed copies themselves. */
+	struct elf_plain_sizes eh, df;
+	GElf_Shdr sh;
+	elf_object_plain_sizes(&o, ".eh_frame", &eh);
+	elf_object_plain_sizes(&o, ".debug_frame", &df);
+	uint64_t cfi = df.dwarf + (eh.inflated ? eh.inflated
+			   : elf_object_shdr(&o, ".eh_frame", &sh) ? sh.sh_size : 0);
+	uint64_t need = cfi > UINT64_MAX / (UNWIND_MEM_FACTOR + 1)
+				? UINT64_MAX
+				: cfi * UNWIND_MEM_FACTOR + eh.inflated + df.inflated;
+	if (eh.largest > opt.max_decompressed || df.largest > opt.max_decompressed)
+		rc = err_set(e, EFBIG, "CFI claims more than --max-decompressed %llu bytes",
+			     (unsigned long long)opt.max_decompressed);
+	else if ((rc = request_reserve(r, need)) < 0)
+		err_set(e, -rc, "unwind compile needs about %llu bytes: over the memory budget%s",
+			(unsigned long long)need, rc == -EBUSY ? " now" : "");
+	bool reserved = rc == 0;
+	if (rc == 0)
+		rc = unwind_compile(&o, &opt, &t, e);
+	elf_object_close(&o);
+	if (rc < 0) {
+		if (reserved)
+			request_unreserve(r, need);
+		log_warn("msg=\"unwind compile %s (%s): %s\"", r->build_id, src.path, e->msg);
+		return transient_error(rc) ? rc : 0;
 	}
 	r->srv->unwind_compiles++;
 	struct artifact a = { 0 };
@@ -263,6 +326,7 @@ static int derive_unwind(struct request *r, struct err *e)
 	snprintf(a.file, sizeof(a.file), "%.*s.unwind", (int)sizeof(a.file) - 16, src.file);
 	rc = store_put_mem(r->srv->store, t.data, t.size, &a, e);
 	unwind_table_free(&t);
+	request_unreserve(r, need);
 	return rc < 0 ? rc : 1;
 }
 
@@ -326,8 +390,13 @@ enum MHD_Result handle_buildid(struct request *r)
 	if (r->slow_state == 2) {
 		if (r->slow_result == 1 && serve_from_store(r, &ret))
 			return ret;
-		if (r->slow_result == -EAGAIN)
+		/* Stored but unreadable now, a full disk, a full budget, an
+		 * upstream in trouble: never a 404, which libdebuginfod would
+		 * cache as a miss for 10 minutes. */
+		if (r->slow_result == 1 || transient_error(r->slow_result)) {
+			r->srv->transient_refusals++;
 			return respond_reset(r);
+		}
 		return respond_text(r, 404, "not found\n");
 	}
 	int st = parse_buildid_path(r, r->url + strlen("/buildid/"));
@@ -339,5 +408,8 @@ enum MHD_Result handle_buildid(struct request *r)
 	bool derivable = r->kind == ART_SECTION || r->kind == ART_SOURCE || r->kind == ART_UNWIND;
 	if (!derivable && !may_federate(r, r->kind, r->name))
 		return respond_text(r, 404, "not found\n");
+	/* Decompressing a section and compiling CFI are heavy work. */
+	if ((r->kind == ART_SECTION || r->kind == ART_UNWIND) && !heavy_begin(r))
+		return respond_reset(r);
 	return run_slow(r, slow_obtain);
 }

@@ -68,6 +68,14 @@ static void usage(FILE *out)
 		"  --profile-quota-mb N     cap on stored profile bytes, oldest go first (0 = none)\n"
 		"  --profile-quota BYTES    the same in bytes\n"
 		"  --profile-retry S        retry missing build-IDs every S seconds, 0 = never (300)\n"
+		"  --memory-budget BYTES    transient memory for heavy work at once: decompressed\n"
+		"                           sections, index builds, profile merges, bodies\n"
+		"                           (default: the smaller of 1 GiB and RAM/4)\n"
+		"  --max-decompressed BYTES largest decompressed ELF section (256 MiB)\n"
+		"  --max-decompressed-body BYTES  largest decompressed gzip request body\n"
+		"                           (128 MiB)\n"
+		"  --max-heavy N            heavy requests at once (/symbolize, GET /profiles,\n"
+		"                           section and unwind derivation); default: CPUs\n"
 		"  --port-file FILE         write the bound port to FILE once listening\n"
 		"  --verbose                log every request\n"
 		"  --help\n");
@@ -95,7 +103,7 @@ int main(int argc, char **argv)
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
 	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY,
 	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_UWAIT, O_READ_TOKENS, O_PRIVATE, O_MAXCONN,
-	       O_MAXCONN_CLIENT, O_HELP };
+	       O_MAXCONN_CLIENT, O_MEMBUDGET, O_MAXDEC, O_MAXDECBODY, O_MAXHEAVY, O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -130,6 +138,10 @@ int main(int argc, char **argv)
 		{ "profile-quota-mb", required_argument, NULL, O_PQUOTA },
 		{ "profile-quota", required_argument, NULL, O_PQUOTAB },
 		{ "profile-retry", required_argument, NULL, O_PRETRY },
+		{ "memory-budget", required_argument, NULL, O_MEMBUDGET },
+		{ "max-decompressed", required_argument, NULL, O_MAXDEC },
+		{ "max-decompressed-body", required_argument, NULL, O_MAXDECBODY },
+		{ "max-heavy", required_argument, NULL, O_MAXHEAVY },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
@@ -187,6 +199,7 @@ int main(int argc, char **argv)
 		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY:
 		case O_MAXSRC: case O_UWAIT:
 		case O_MAXCONN: case O_MAXCONN_CLIENT:
+		case O_MEMBUDGET: case O_MAXDEC: case O_MAXDECBODY: case O_MAXHEAVY:
 			if (parse_u64(name, optarg, &v) < 0)
 				return 2;
 			if ((opt == O_MAXCONN && (v < 1 || v > 1000000)) ||
@@ -216,6 +229,10 @@ int main(int argc, char **argv)
 			if (opt == O_PQUOTA) c.profile_quota = v > (UINT64_MAX >> 20) ? 0 : v << 20;
 			if (opt == O_PQUOTAB) c.profile_quota = v;
 			if (opt == O_PRETRY) c.profile_retry_s = (unsigned)(v > 86400 ? 86400 : v);
+			if (opt == O_MEMBUDGET) c.memory_budget = v < (1u << 20) ? 1u << 20 : v;
+			if (opt == O_MAXDEC) c.max_decompressed = v ? v : 1;
+			if (opt == O_MAXDECBODY) c.max_decompressed_body = v ? v : 1;
+			if (opt == O_MAXHEAVY) c.max_heavy = (unsigned)(v < 1 ? 1 : v > 1024 ? 1024 : v);
 			break;
 		default:
 			usage(stderr);

@@ -137,6 +137,9 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("profiles_deleted_total", profiles_deleted);
 	COUNTER("perf_maps_stored_total", perf_maps_stored);
 	COUNTER("reads_unauthorized_total", reads_unauthorized);
+	COUNTER("heavy_refusals_total", heavy_refusals);
+	COUNTER("work_abandoned_total", work_abandoned);
+	COUNTER("transient_refusals_total", transient_refusals);
 #undef COUNTER
 	put(&t, "# TYPE upstream_refused_total counter\n"
 		"upstream_refused_total{cap=\"global\"} %llu\n"
@@ -160,6 +163,22 @@ enum MHD_Result handle_metrics(struct request *r)
 	    s->cfg.max_connections_per_client, (unsigned long long)s->conns_refused_client,
 	    (unsigned long long)s->conns_refused_global, (unsigned long long)s->edge_refused_control,
 	    (unsigned long long)s->edge_refused_smuggling, (unsigned long long)s->edge_refused_query);
+	uint64_t reserved, peak;
+	budget_read(&s->budget, &reserved, &peak);
+	pthread_mutex_lock(&s->lock);
+	unsigned heavy = s->heavy_active;
+	pthread_mutex_unlock(&s->lock);
+	put(&t, "# TYPE memory_budget_bytes gauge\nmemory_budget_bytes %llu\n"
+		"# TYPE memory_reserved_bytes gauge\nmemory_reserved_bytes %llu\n"
+		"# TYPE memory_reserved_peak_bytes gauge\nmemory_reserved_peak_bytes %llu\n"
+		"# TYPE memory_budget_refusals_total counter\n"
+		"memory_budget_refusals_total{reason=\"busy\"} %llu\n"
+		"memory_budget_refusals_total{reason=\"never\"} %llu\n"
+		"# TYPE heavy_active gauge\nheavy_active %u\n"
+		"# TYPE heavy_limit gauge\nheavy_limit %u\n",
+	    (unsigned long long)s->budget.limit, (unsigned long long)reserved,
+	    (unsigned long long)peak, (unsigned long long)s->budget.refusals[BUDGET_BUSY],
+	    (unsigned long long)s->budget.refusals[BUDGET_NEVER], heavy, s->heavy_limit);
 	put(&t, "# TYPE scan_files gauge\nscan_files %llu\n", (unsigned long long)s->scan_files);
 	struct store_stats st;
 	struct err e = { { 0 } };

@@ -128,6 +128,29 @@ int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t
 	return 0;
 }
 
+int profile_blob_sizes(struct server *s, const char *hash, uint64_t *size, uint64_t *plain,
+		       struct err *e)
+{
+	char path[PATH_MAX];
+	area_path(s, hash, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int errnum = errno;
+		if (fd >= 0)
+			close(fd);
+		return err_set(e, errnum, "%s: %s", path, strerror(errnum));
+	}
+	uint8_t head[2] = { 0 }, tail[4] = { 0 };
+	*size = *plain = (uint64_t)st.st_size;
+	if (st.st_size >= 18 && pread(fd, head, 2, 0) == 2 && head[0] == 0x1f && head[1] == 0x8b &&
+	    pread(fd, tail, 4, st.st_size - 4) == 4)
+		*plain = (uint64_t)tail[0] | (uint64_t)tail[1] << 8 | (uint64_t)tail[2] << 16 |
+			 (uint64_t)tail[3] << 24;
+	close(fd);
+	return 0;
+}
+
 /* Remove a blob of the area when no row names it any more.  Caller holds
  * db_lock. */
 static void unlink_if_unused(struct server *s, const char *hash)
@@ -407,6 +430,11 @@ void profile_resolver_free(struct profile_resolver *res)
 	free(res);
 }
 
+struct request *res_request(struct profile_resolver *res)
+{
+	return res->r;
+}
+
 bool profile_lower_hex(const char *in, char *out, size_t size, size_t min, size_t max)
 {
 	size_t n = strlen(in);
@@ -593,9 +621,10 @@ int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, str
 
 /* ---- the worker ---- */
 
-/* Symbolize one stored profile and record the outcome. */
-static void symbolize_row(struct server *s, struct profile_resolver *res,
-			  const struct profile_row *row)
+/* Symbolize one stored profile and record the outcome.  -EBUSY: the
+ * memory budget is full, try again later (the row is left as it was). */
+static int symbolize_row(struct server *s, struct profile_resolver *res,
+			 const struct profile_row *row)
 {
 	struct profiles *ps = s->profiles;
 	struct err e = { { 0 } };
@@ -605,7 +634,25 @@ static void symbolize_row(struct server *s, struct profile_resolver *res,
 	struct vec missing;
 	vec_init(&missing, REF_MAX);
 	char hash[SHA256_HEX_LEN + 1] = "";
-	int rc = profile_blob_read(s, row->raw, &raw, &raw_size, &e);
+	/* The blob, its decompressed copy, the parsed profile with the lines
+	 * symbolizing adds (counted as a merge), the serialized copy. */
+	uint64_t blob = 0, plain = 0, need = 0;
+	int rc = profile_blob_sizes(s, row->raw, &blob, &plain, &e);
+	if (rc == 0) {
+		need = blob + plain * (2 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
+		rc = request_reserve(res_request(res), need);
+		if (rc == -EBUSY) {
+			vec_free(&missing);
+			return rc;
+		}
+		if (rc < 0) {
+			err_set(&e, EFBIG, "needs about %llu bytes, over the memory budget",
+				(unsigned long long)need);
+			need = 0;
+		}
+	}
+	if (rc == 0)
+		rc = profile_blob_read(s, row->raw, &raw, &raw_size, &e);
 	if (rc == 0)
 		rc = pprof_parse(raw, raw_size, &p, &e);
 	if (rc == 0)
@@ -642,6 +689,8 @@ static void symbolize_row(struct server *s, struct profile_resolver *res,
 	pprof_free(p);
 	free(raw);
 	free(out);
+	request_unreserve(res_request(res), need);
+	return 0;
 }
 
 /* Profiles that missed `ref` are symbolized again; with `all`, every
@@ -810,7 +859,7 @@ static void *worker_main(void *arg)
 	struct server *s = arg;
 	struct profiles *ps = s->profiles;
 	/* Background work federates like a request from us. */
-	struct request r = { .srv = s };
+	struct request r = { .srv = s, .fd = -1 };
 	snprintf(r.user_agent, sizeof(r.user_agent), "debuginfod-lite profile worker");
 	snprintf(r.peer, sizeof(r.peer), "127.0.0.1");
 	uint64_t next_retry = now_ns() + (uint64_t)s->cfg.profile_retry_s * 1000000000;
@@ -833,7 +882,8 @@ static void *worker_main(void *arg)
 				pthread_mutex_unlock(&ps->lock);
 				if (stop)
 					break;
-				symbolize_row(s, res, &rows[i]);
+				if (symbolize_row(s, res, &rows[i]) == -EBUSY)
+					break; /* the budget is full: the next round */
 			}
 			profile_resolver_free(res);
 		}

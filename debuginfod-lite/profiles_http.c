@@ -65,6 +65,12 @@ int profiles_chunk(struct request *r, const char *data, size_t len)
 		r->srv->profiles_rejected++;
 		return 413;
 	}
+	int rc = request_reserve_body(r, r->body.len + len);
+	if (rc < 0) {
+		snprintf(r->body_msg, sizeof(r->body_msg), "%s", rc == -EFBIG
+			 ? "body larger than the memory budget" : "memory budget full, retry later");
+		return rc == -EFBIG ? 413 : 503;
+	}
 	if (vec_reserve(&r->body, r->body.len + len) < 0) {
 		snprintf(r->body_msg, sizeof(r->body_msg), "out of memory");
 		return 503;
@@ -282,10 +288,34 @@ static int post_work(struct request *r)
 		snprintf(j->msg, sizeof(j->msg), "empty body: expected a pprof profile");
 		return 0;
 	}
-	int prc = pprof_parse(r->body.data, r->body.len, &p, &e);
+	/* Reserve the decompressed body and its parse before inflating: the
+	 * gzip trailer's claim, capped by --max-decompressed-body, which the
+	 * parser then enforces whatever the trailer said. */
+	uint64_t max_plain = s->cfg.max_decompressed_body;
+	bool gz = r->body.len >= 2 && ((uint8_t *)r->body.data)[0] == 0x1f &&
+		  ((uint8_t *)r->body.data)[1] == 0x8b;
+	/* Deflate expands at most 1032:1; a trailer claiming more is a lie
+	 * (or a truncated stream), and the bound holds regardless. */
+	uint64_t bound = (uint64_t)r->body.len * 1032 + 65536;
+	uint64_t claimed = pprof_gzip_claimed_size(r->body.data, r->body.len);
+	uint64_t plain = !gz ? r->body.len : claimed && claimed <= bound ? claimed : bound;
+	if (plain > max_plain)
+		plain = max_plain;
+	uint64_t need = plain * (1 + PROFILE_PARSE_FACTOR);
+	int brc = request_reserve(r, need);
+	if (brc < 0) {
+		j->status = brc;
+		snprintf(j->msg, sizeof(j->msg), "%s", brc == -EFBIG
+			 ? "the profile is larger than the server's memory budget"
+			 : "memory budget full, retry later");
+		return 0;
+	}
+	int prc = pprof_parse_limited(r->body.data, r->body.len, gz ? (plain ? plain : 1) : max_plain,
+				      &p, &e);
 	if (prc < 0) {
+		request_unreserve(r, need);
 		snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
-		j->status = prc == -ENOMEM ? 503 : 400;
+		j->status = prc == -ENOMEM ? 503 : prc == -EFBIG ? 413 : 400;
 		return 0;
 	}
 	int rc = collect_meta(p, &j->meta, j->msg, sizeof(j->msg));
@@ -294,6 +324,7 @@ static int post_work(struct request *r)
 	if (rc == 0)
 		store_agent_perf_maps(s, p);
 	pprof_free(p);
+	request_unreserve(r, need);
 	if (rc < 0)
 		return 0;
 	int64_t id = 0;
@@ -323,6 +354,10 @@ enum MHD_Result handle_profiles_post(struct request *r)
 {
 	struct post_job *j = r->job;
 	if (r->slow_state == 2) {
+		if (j->status == -EBUSY || j->status == -EFBIG) {
+			r->srv->profiles_rejected++;
+			return respond_refusal(r, j->status, j->msg);
+		}
 		if (j->status >= 400) {
 			r->srv->profiles_rejected++;
 			return respond_text(r, (unsigned)j->status, "%s\n", j->msg);
@@ -425,6 +460,7 @@ struct get_job {
 	uint8_t *out;
 	size_t out_size;
 	size_t merged, skipped;
+	uint64_t held; /* budget bytes the merge holds */
 };
 
 static void get_job_free(void *p)
@@ -434,8 +470,46 @@ static void get_job_free(void *p)
 	free(j);
 }
 
+/* Hold `want` bytes of the request's budget for the merge (grown, never
+ * shrunk here).  0, -EBUSY or -EFBIG. */
+static int merge_hold(struct request *r, struct get_job *j, uint64_t want)
+{
+	if (want <= j->held)
+		return 0;
+	if (want > r->srv->budget.limit)
+		return -EFBIG;
+	int rc = request_reserve(r, want - j->held);
+	if (rc == 0)
+		j->held = want;
+	return rc;
+}
+
+/* Give back what the merge holds (it failed, or was abandoned). */
+static void merge_release(struct request *r, struct get_job *j)
+{
+	request_unreserve(r, j->held);
+	j->held = 0;
+}
+
+static void merge_refused(struct get_job *j, struct server *s, int rc, size_t n,
+			  uint64_t stored)
+{
+	j->status = rc;
+	if (rc == -EFBIG)
+		snprintf(j->msg, sizeof(j->msg), "merging the %zu matching profiles (%llu MiB stored)"
+			 " needs more than the memory budget (%llu MiB): narrow from/to or add"
+			 " label=key=value (or id=N)", n, (unsigned long long)(stored >> 20),
+			 (unsigned long long)(s->budget.limit >> 20));
+	else
+		snprintf(j->msg, sizeof(j->msg), "memory budget full, retry later");
+}
+
 /* Merge the matching profiles (their symbolized copies when asked for
- * and present), then symbolize what is still raw. */
+ * and present), then symbolize what is still raw.  One profile at a time:
+ * the accumulator (measured with pprof_memory) plus what the next profile
+ * needs stays inside the reservation, or the merge stops (413 when it can
+ * never fit, 503 when it may later).  Between profiles it checks that the
+ * client is still there. */
 static int get_work(struct request *r)
 {
 	struct get_job *j = r->job;
@@ -448,13 +522,47 @@ static int get_work(struct request *r)
 		snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
 		return 0;
 	}
+	/* Before starting, from the blobs' sizes: the profile that needs the
+	 * most must fit the budget on its own, or no merge can. */
+	uint64_t stored = 0, single = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool sym = j->symbolize && rows[i].sym[0];
+		uint64_t blob, plain;
+		if (profile_blob_sizes(s, sym ? rows[i].sym : rows[i].raw, &blob, &plain, &e) < 0)
+			continue;
+		stored += blob;
+		uint64_t need = blob + plain * (1 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
+		single = need > single ? need : single;
+	}
+	if (single > s->budget.limit) {
+		merge_refused(j, s, -EFBIG, n, stored);
+		free(rows);
+		return 0;
+	}
 	struct pprof_profile *acc = NULL;
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (client_gone(r)) {
+			rc = -ECANCELED;
+			break;
+		}
 		const char *hash = j->symbolize && rows[i].sym[0] ? rows[i].sym : rows[i].raw;
 		uint8_t *data;
 		size_t size;
 		struct pprof_profile *p = NULL;
+		uint64_t blob, plain;
+		if (profile_blob_sizes(s, hash, &blob, &plain, &e) < 0) {
+			log_warn("msg=\"profile %lld: %s\"", (long long)rows[i].id, e.msg);
+			j->skipped++;
+			continue;
+		}
+		/* The accumulator, this blob, its decompressed copy, its
+		 * parse, and what merging it may add. */
+		uint64_t want = (acc ? pprof_memory(acc) : 0) + blob +
+				plain * (1 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
+		rc = merge_hold(r, j, want);
+		if (rc < 0)
+			break;
 		if (profile_blob_read(s, hash, &data, &size, &e) < 0) {
 			log_warn("msg=\"profile %lld: %s\"", (long long)rows[i].id, e.msg);
 			j->skipped++;
@@ -485,9 +593,32 @@ static int get_work(struct request *r)
 		pprof_free(p);
 	}
 	free(rows);
+	if (rc == -ECANCELED) {
+		log_info("msg=\"GET /profiles abandoned: the client left\" merged=%zu", j->merged);
+		pprof_free(acc);
+		merge_release(r, j);
+		return rc;
+	}
+	if (rc == -EBUSY || rc == -EFBIG) {
+		merge_refused(j, s, rc, n, stored);
+		pprof_free(acc);
+		merge_release(r, j);
+		return 0;
+	}
 	if (rc == 0 && !acc) {
 		j->status = 404;
 		snprintf(j->msg, sizeof(j->msg), "no stored profile matches");
+		return 0;
+	}
+	/* Symbolizing may double the profile's heap (lines, functions);
+	 * serializing makes a copy at most as large as that heap. */
+	if (rc == 0 && client_gone(r))
+		rc = -ECANCELED;
+	if (rc == 0 &&
+	    (rc = merge_hold(r, j, (j->symbolize ? 3 : 2) * pprof_memory(acc))) < 0) {
+		merge_refused(j, s, rc, n, stored);
+		pprof_free(acc);
+		merge_release(r, j);
 		return 0;
 	}
 	if (rc == 0 && j->symbolize) {
@@ -495,9 +626,22 @@ static int get_work(struct request *r)
 		rc = res ? profile_symbolize(res, acc, NULL, &e) : -ENOMEM;
 		profile_resolver_free(res);
 	}
+	if (rc == 0 && client_gone(r))
+		rc = -ECANCELED;
 	if (rc == 0)
 		rc = pprof_serialize(acc, true, &j->out, &j->out_size, &e);
 	pprof_free(acc);
+	if (rc == -ECANCELED)
+		log_info("msg=\"GET /profiles abandoned: the client left\" merged=%zu", j->merged);
+	if (rc < 0)
+		merge_release(r, j);
+	if (rc == -ECANCELED)
+		return rc;
+	/* What stays is the answer, held until it is sent. */
+	if (rc == 0 && j->out_size < j->held) {
+		request_unreserve(r, j->held - j->out_size);
+		j->held = j->out_size;
+	}
 	if (rc < 0) {
 		snprintf(j->msg, sizeof(j->msg), "%s", e.msg[0] ? e.msg : "out of memory");
 		return 0;
@@ -522,6 +666,12 @@ enum MHD_Result handle_profiles_get(struct request *r)
 {
 	struct get_job *j = r->job;
 	if (r->slow_state == 2) {
+		if (r->slow_result == -ECANCELED)
+			return respond_reset(r); /* the client left */
+		if (r->slow_result == -EBUSY)
+			return respond_refusal(r, -EBUSY, "too many heavy requests at once, retry later");
+		if (j->status == -EBUSY || j->status == -EFBIG)
+			return respond_refusal(r, j->status, j->msg);
 		if (j->status != 200)
 			return respond_text(r, (unsigned)j->status, "%s\n", j->msg);
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -554,6 +704,8 @@ enum MHD_Result handle_profiles_get(struct request *r)
 		return respond_text(r, 400, "%s\n", bad);
 	j->symbolize = symbolize != 0;
 	copy_forwarding(r);
+	if (!heavy_begin(r))
+		return respond_refusal(r, -EBUSY, "too many heavy requests at once, retry later");
 	return run_slow(r, get_work);
 }
 
@@ -610,11 +762,18 @@ enum MHD_Result handle_perf_map_post(struct request *r)
 	struct server *s = r->srv;
 	if (r->body.len == 0)
 		return respond_text(r, 400, "empty body: expected a perf map (START SIZE name lines)\n");
-	/* Must read as a perf map: at least one good line. */
+	/* Must read as a perf map: at least one good line.  Its entries take
+	 * about as much heap as the text (names are copied). */
+	int brc = request_reserve(r, 2 * (uint64_t)r->body.len);
+	if (brc < 0)
+		return respond_refusal(r, brc, brc == -EFBIG ? "the perf map is larger than the"
+				       " server's memory budget" : "memory budget full, retry later");
 	struct symz_jit_map *m = NULL;
 	size_t bad = 0;
 	struct err e = { { 0 } };
-	if (symz_perf_map_parse(r->body.data, r->body.len, &m, &bad, &e) < 0)
+	int prc = symz_perf_map_parse(r->body.data, r->body.len, &m, &bad, &e);
+	request_unreserve(r, 2 * (uint64_t)r->body.len);
+	if (prc < 0)
 		return respond_text(r, 400, "%s\n", e.msg);
 	size_t entries = symz_jit_count(m);
 	symz_jit_free(m);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,8 @@ void server_config_defaults(struct server_config *c)
 	c->profile_retry_s = 300;
 	c->max_connections = 16384;
 	c->max_connections_per_client = 1024;
+	c->max_decompressed = 256ull << 20;
+	c->max_decompressed_body = 128ull << 20;
 }
 
 const char *request_header(struct request *r, const char *name)
@@ -177,6 +180,145 @@ enum MHD_Result respond_reset(struct request *r)
 	return MHD_NO;
 }
 
+/* --- memory, heavy work, clients that leave --- */
+
+int request_reserve(struct request *r, uint64_t bytes)
+{
+	int rc = budget_reserve(&r->srv->budget, bytes);
+	if (rc == 0)
+		r->reserved += bytes;
+	return rc;
+}
+
+void request_unreserve(struct request *r, uint64_t bytes)
+{
+	if (bytes > r->reserved)
+		bytes = r->reserved;
+	budget_release(&r->srv->budget, bytes);
+	r->reserved -= bytes;
+}
+
+bool heavy_begin(struct request *r)
+{
+	struct server *s = r->srv;
+	if (r->heavy || r->heavy_queued)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	bool ok = true;
+	if (s->heavy_active < s->heavy_limit) {
+		s->heavy_active++;
+		r->heavy = true;
+	} else if (s->heavy_waiting < s->heavy_limit * HEAVY_QUEUE_PER_SLOT) {
+		s->heavy_waiting++; /* slow_main waits for a slot */
+		r->heavy_queued = true;
+	} else {
+		ok = false;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!ok)
+		s->heavy_refusals++;
+	return ok;
+}
+
+/* On the worker thread: wait (bounded, and only while the client is still
+ * there) for the slot heavy_begin queued r for. */
+static bool heavy_wait(struct request *r)
+{
+	struct server *s = r->srv;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += HEAVY_WAIT_S;
+	pthread_mutex_lock(&s->lock);
+	while (s->heavy_active >= s->heavy_limit && !s->stopping) {
+		/* Wake at least every second to look at the client. */
+		struct timespec tick;
+		clock_gettime(CLOCK_REALTIME, &tick);
+		tick.tv_sec += 1;
+		bool last = tick.tv_sec >= until.tv_sec;
+		pthread_cond_timedwait(&s->cond, &s->lock, last ? &until : &tick);
+		if (s->heavy_active < s->heavy_limit)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		bool gone = client_gone(r);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		pthread_mutex_lock(&s->lock);
+		if (gone || now.tv_sec >= until.tv_sec)
+			break;
+	}
+	bool ok = s->heavy_active < s->heavy_limit && !s->stopping;
+	if (ok)
+		s->heavy_active++;
+	s->heavy_waiting--;
+	r->heavy_queued = false;
+	r->heavy = ok;
+	pthread_mutex_unlock(&s->lock);
+	if (!ok)
+		s->heavy_refusals++;
+	return ok;
+}
+
+static void heavy_end(struct request *r)
+{
+	if (!r->heavy)
+		return;
+	pthread_mutex_lock(&r->srv->lock);
+	r->srv->heavy_active--;
+	pthread_cond_broadcast(&r->srv->cond); /* a queued request may go */
+	pthread_mutex_unlock(&r->srv->lock);
+	r->heavy = false;
+}
+
+bool client_gone(struct request *r)
+{
+	if (r->fd < 0)
+		return false; /* background work: no client */
+	struct pollfd p = { .fd = r->fd, .events = POLLIN | POLLRDHUP };
+	if (poll(&p, 1, 0) <= 0)
+		return false;
+	bool gone = p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
+	if (!gone && (p.revents & POLLIN)) {
+		/* Readable: a pipelined request (still there) or EOF (gone). */
+		char c;
+		gone = recv(r->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+	}
+	if (gone)
+		r->srv->work_abandoned++;
+	return gone;
+}
+
+enum MHD_Result respond_refusal(struct request *r, int rc, const char *why)
+{
+	unsigned status = rc == -EFBIG ? 413 : 503;
+	r->srv->transient_refusals += status == 503;
+	char *text = NULL;
+	int n = asprintf(&text, "%s\n", why);
+	if (n < 0)
+		return MHD_NO;
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer((size_t)n, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	if (status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
+	r->bytes = (uint64_t)n;
+	return queue(r, status, resp);
+}
+
+bool transient_error(int rc)
+{
+	switch (-rc) {
+	case EAGAIN: case EBUSY: case EFBIG: case ENOSPC: case EDQUOT: case EIO: case ENOMEM:
+	case EMFILE: case ENFILE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void http_date(int64_t t, char *buf, size_t size)
 {
 	struct tm tm;
@@ -192,6 +334,10 @@ static struct MHD_Response *compressed_file_response(struct request *r, int fd, 
 {
 	if (size < COMPRESS_MIN || size > COMPRESS_MAX || r->method == METHOD_HEAD ||
 	    http_pick_coding(request_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING)) == CODING_IDENTITY)
+		return NULL;
+	/* The file and its compressed copy (at most as large, or we send the
+	 * file): over the budget, the file goes as is. */
+	if (request_reserve(r, 2 * size) < 0)
 		return NULL;
 	uint8_t *data = malloc(size);
 	if (!data)
@@ -315,8 +461,9 @@ static void *slow_main(void *arg)
 {
 	struct request *r = arg;
 	struct server *s = r->srv;
-	r->slow_result = r->slow(r);
+	r->slow_result = r->heavy_queued && !heavy_wait(r) ? -EBUSY : r->slow(r);
 	r->slow_state = 2;
+	heavy_end(r);
 	/* Resume under the lock so server_stop() never sees a suspended
 	 * connection without a job. */
 	pthread_mutex_lock(&s->lock);
@@ -336,6 +483,10 @@ enum MHD_Result run_slow(struct request *r, slow_fn fn)
 	r->slow_state = 1;
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
+		if (r->heavy_queued) {
+			s->heavy_waiting--;
+			r->heavy_queued = false;
+		}
 		pthread_mutex_unlock(&s->lock);
 		return respond_reset(r);
 	}
@@ -348,6 +499,10 @@ enum MHD_Result run_slow(struct request *r, slow_fn fn)
 	if (rc != 0) {
 		MHD_resume_connection(r->conn);
 		s->active_jobs--;
+		if (r->heavy_queued) {
+			s->heavy_waiting--;
+			r->heavy_queued = false;
+		}
 		pthread_mutex_unlock(&s->lock);
 		r->slow_state = 0;
 		return respond_reset(r);
@@ -426,6 +581,18 @@ static bool path_matches(const char *pattern, const char *url)
 	return strcmp(url, pattern) == 0;
 }
 
+int request_reserve_body(struct request *r, size_t len)
+{
+	/* Whole MiBs ahead of the buffer, so most pieces reserve nothing. */
+	if (len <= r->body_reserved)
+		return 0;
+	uint64_t want = ((uint64_t)len + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+	int rc = request_reserve(r, want - r->body_reserved);
+	if (rc == 0)
+		r->body_reserved = want;
+	return rc;
+}
+
 /* The URL limit: MHD has already refused what does not fit its buffer. */
 #define URL_MAX 4096
 
@@ -446,6 +613,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		r->start_ns = now_ns();
 		r->route_index = -1;
 		r->tmp.fd = -1;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		r->fd = ci ? ci->connect_fd : -1;
 		r->method = method_bit(method);
 		vec_init(&r->body, 1);
 		*con_cls = r;
@@ -505,10 +675,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 			if (st)
 				r->body_error = st;
 		} else if (r->route->body == BODY_BUFFER) {
+			int brc;
 			if (r->body.len + len > r->route->max_body) {
 				r->body_error = 413;
 				snprintf(r->body_msg, sizeof(r->body_msg), "body larger than %llu bytes",
 					 (unsigned long long)r->route->max_body);
+			} else if ((brc = request_reserve_body(r, r->body.len + len)) < 0) {
+				r->body_error = brc == -EFBIG ? 413 : 503;
+				snprintf(r->body_msg, sizeof(r->body_msg), "%s",
+					 brc == -EFBIG ? "body larger than the memory budget"
+						       : "memory budget full, retry later");
 			} else if (vec_reserve(&r->body, r->body.len + len) < 0) {
 				r->body_error = 503;
 			} else {
@@ -547,6 +723,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	if (r->job && r->job_free)
 		r->job_free(r->job);
 	vec_free(&r->body);
+	heavy_end(r);
+	request_unreserve(r, r->reserved);
 	free(r);
 	*con_cls = NULL;
 }
@@ -698,6 +876,9 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory");
 	s->cfg = *c;
+	if (!s->cfg.memory_budget)
+		s->cfg.memory_budget = budget_default_limit();
+	budget_init(&s->budget, s->cfg.memory_budget);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_condattr_t ca;
@@ -731,11 +912,12 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 		rc = profiles_start(s, e);
 	if (rc < 0)
 		goto fail;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = c->threads;
-	if (!threads) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n > 0 ? (unsigned)n : 2;
-	}
+	if (!threads)
+		threads = cpus > 0 ? (unsigned)cpus : 2;
+	/* Heavy work is CPU-bound: more at once than CPUs only adds memory. */
+	s->heavy_limit = c->max_heavy ? c->max_heavy : cpus > 2 ? (unsigned)cpus : 2;
 	unsigned mhd_limit = c->max_connections ? c->max_connections + c->max_connections / 4 + 64
 						: 1u << 20;
 	s->mhd = MHD_start_daemon(
@@ -778,6 +960,7 @@ fail:
 	dwarf_names_cache_free(s->source_names);
 	upstream_limiter_free(&s->upstream_limit);
 	free(s->route_metrics);
+	budget_destroy(&s->budget);
 	free(s);
 	return rc;
 }
@@ -829,5 +1012,6 @@ void server_stop(struct server *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_cond_destroy(&s->cond);
+	budget_destroy(&s->budget);
 	free(s);
 }

@@ -56,6 +56,11 @@ struct server_config {
 	uint64_t profile_retention_s;/* 0 = keep forever */
 	uint64_t profile_quota;      /* bytes of profile blobs, 0 = no limit */
 	unsigned profile_retry_s;    /* retry missing build-IDs (upstreams), 0 = never */
+	/* Memory (docs/security.md "Memory") */
+	uint64_t memory_budget;      /* bytes of transient work at once; 0 = default */
+	uint64_t max_decompressed;   /* one decompressed ELF section */
+	uint64_t max_decompressed_body; /* one decompressed (gzip) request body */
+	unsigned max_heavy;          /* heavy requests at once; 0 = CPUs */
 	bool verbose;
 };
 

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "debuginfod-lite/budget.h"
 #include "debuginfod-lite/ratelimit.h"
 #include "debuginfod-lite/server.h"
 #include "debuginfod-lite/sources.h"
@@ -122,6 +123,12 @@ struct server {
 	struct profiles *profiles;
 	atomic_uint_fast64_t profiles_stored, profiles_duplicate, profiles_rejected,
 		profiles_symbolized, profiles_deleted, perf_maps_stored;
+	/* Memory: the budget, the heavy-work slots (guarded by lock), work
+	 * abandoned because its client left, transient trouble answered with
+	 * a reset or a 503. */
+	struct mem_budget budget;
+	unsigned heavy_active, heavy_limit, heavy_waiting;
+	atomic_uint_fast64_t heavy_refusals, work_abandoned, transient_refusals;
 };
 
 /* A slow operation run on its own thread while the connection is
@@ -166,6 +173,14 @@ struct request {
 	struct store_tmp tmp;
 	bool tmp_open;
 
+	/* Budget bytes this request holds (released at completion), whether it
+	 * holds a heavy-work slot, and its socket (to notice a client that
+	 * left while the work runs). */
+	uint64_t reserved;
+	uint64_t body_reserved; /* the part of `reserved` for the body buffer */
+	bool heavy, heavy_queued;
+	int fd;
+
 	/* A handler's own state across the slow call (freed at completion). */
 	void *job;
 	void (*job_free)(void *job);
@@ -195,6 +210,30 @@ bool compress_for_client(struct request *r, const void *data, size_t size, void 
 /* Transient trouble: reset the connection instead of answering, so that
  * libdebuginfod retries instead of caching a 10-minute miss. */
 enum MHD_Result respond_reset(struct request *r);
+/* Memory and heavy work (server.c).  request_reserve: 0, -EBUSY (not now)
+ * or -EFBIG (never); what it reserves is released when the request ends,
+ * or earlier with request_unreserve. */
+int request_reserve(struct request *r, uint64_t bytes);
+void request_unreserve(struct request *r, uint64_t bytes);
+/* Take one of --max-heavy slots for r (released when its slow work ends).
+ * When all are busy, r queues (at most HEAVY_QUEUE_PER_SLOT per slot):
+ * run_slow's thread then waits up to HEAVY_WAIT_S for a slot, and the slow
+ * result is -EBUSY if none came.  false: the queue is full too (counted);
+ * answer with a refusal.  Call right before run_slow. */
+#define HEAVY_QUEUE_PER_SLOT 8
+#define HEAVY_WAIT_S 10
+bool heavy_begin(struct request *r);
+/* Grow the reservation for a buffered body to cover len bytes. */
+int request_reserve_body(struct request *r, size_t len);
+/* The client closed its connection (checked between units of long work,
+ * which is then abandoned: counted in work_abandoned). */
+bool client_gone(struct request *r);
+/* A refusal for want of memory or slots: rc -EBUSY -> 503 + Retry-After,
+ * -EFBIG -> 413, both with `why`. */
+#define RETRY_AFTER_S "5"
+enum MHD_Result respond_refusal(struct request *r, int rc, const char *why);
+/* ENOSPC, EIO, a full budget…: trouble that passes.  Never a 404. */
+bool transient_error(int rc);
 /* Run fn on a worker thread with the connection suspended.  The handler is
  * called again afterwards with r->slow_state == 2 and r->slow_result set. */
 enum MHD_Result run_slow(struct request *r, slow_fn fn);

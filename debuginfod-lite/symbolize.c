@@ -8,6 +8,7 @@
  * one build-ID share one build (single-flight); a restart reopens the stored
  * index without building. */
 #include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/parse.h"
 #include "symbolizer/symbolizer.h"
@@ -23,6 +24,10 @@
 
 #define MAX_CANDIDATES 8
 #define MAX_FRAMES 64
+/* Heap an index build holds per byte of DWARF (libdw's trees, the index
+ * being built), beyond the images and decompressed copies: measured 2.1 to
+ * 3.4 on Debian's libc, libstdc++ and ld.so debug files; 4 for margin. */
+#define SYMZ_BUILD_FACTOR 4
 
 /* --- the LRU of open indexes --- */
 
@@ -245,7 +250,12 @@ static bool obtain_alt(struct request *r, struct elf_object *debug, struct artif
 	struct section sec;
 	struct err e = { { 0 } };
 	alt_id[0] = 0;
-	if (elf_object_section(debug, ".gnu_debugaltlink", &sec, &e) < 0 || !sec.found)
+	/* Read before the build's reservation: a name and an ID, no more. */
+	uint64_t saved_cap = debug->max_decompressed;
+	debug->max_decompressed = SMALL_SECTION_MAX;
+	int rc = elf_object_section(debug, ".gnu_debugaltlink", &sec, &e);
+	debug->max_decompressed = saved_cap;
+	if (rc < 0 || !sec.found)
 		return false;
 	const uint8_t *nul = memchr(sec.data, 0, sec.size);
 	size_t id_len = nul ? sec.size - (size_t)(nul + 1 - sec.data) : 0;
@@ -266,6 +276,43 @@ bool symz_check_stale(struct server *s, const char *build_id, int quality)
 	store_forget_kind(s->store, build_id, ART_SYMZ, &e);
 	symz_cache_drop(s->symz_cache, build_id);
 	return true;
+}
+
+/* Reserve what building from these three objects (NULL: absent) holds:
+ * their images (mapped, and read through by libdw), each decompressed
+ * section twice (the section, then the plain image made of them) and
+ * SYMZ_BUILD_FACTOR per byte of DWARF.  0, -EBUSY or -EFBIG (with e). */
+static int reserve_build(struct request *r, struct elf_object *objs[3], uint64_t *need,
+			 struct err *e)
+{
+	uint64_t total = 0, largest = 0;
+	for (int i = 0; i < 3; i++) {
+		if (!objs[i])
+			continue;
+		struct elf_plain_sizes ps;
+		elf_object_plain_sizes(objs[i], NULL, &ps);
+		if (ps.largest > largest)
+			largest = ps.largest;
+		/* Sizes come from headers: saturate rather than wrap. */
+		uint64_t parts[3] = { objs[i]->image_size, ps.inflated > UINT64_MAX / 2 ? UINT64_MAX
+							   : 2 * ps.inflated,
+				      ps.dwarf > UINT64_MAX / SYMZ_BUILD_FACTOR ? UINT64_MAX
+						: SYMZ_BUILD_FACTOR * ps.dwarf };
+		for (int k = 0; k < 3; k++)
+			total = total > UINT64_MAX - parts[k] ? UINT64_MAX : total + parts[k];
+	}
+	*need = 0;
+	if (largest > r->srv->cfg.max_decompressed)
+		return err_set(e, EFBIG, "a section claims %llu decompressed bytes, over"
+			       " --max-decompressed %llu", (unsigned long long)largest,
+			       (unsigned long long)r->srv->cfg.max_decompressed);
+	int rc = request_reserve(r, total);
+	if (rc < 0)
+		return err_set(e, -rc, "building the index needs about %llu bytes: over the"
+			       " memory budget%s", (unsigned long long)total,
+			       rc == -EBUSY ? " now" : "");
+	*need = total;
+	return 0;
 }
 
 /* Build and store the index for build_id.  1 built, 0 nothing to build
@@ -292,14 +339,20 @@ static int build_index(struct request *r, const char *build_id)
 	bool have_alt = have_dbg && obtain_alt(r, &dbg, &alt_a, &alt, &transient, alt_id);
 	struct elf_object *main_obj = have_exe ? &exe : &dbg;
 	struct elf_object *debug_obj = have_exe && have_dbg ? &dbg : NULL;
-	struct symz_build_options opt = { .no_search = true };
+	struct symz_build_options opt = { .no_search = true,
+					  .max_decompressed = s->cfg.max_decompressed };
 	struct symz_index *idx = NULL;
 	struct err e = { { 0 } };
-	int rc = symz_index_build_mem(main_obj->image, main_obj->image_size,
-				      debug_obj ? debug_obj->image : NULL,
-				      debug_obj ? debug_obj->image_size : 0,
-				      have_alt ? alt.image : NULL, have_alt ? alt.image_size : 0,
-				      &opt, &idx, &e);
+	uint64_t need = 0;
+	int rc = reserve_build(r, (struct elf_object *[]){ have_exe ? &exe : NULL,
+							     have_dbg ? &dbg : NULL,
+							     have_alt ? &alt : NULL }, &need, &e);
+	if (rc == 0)
+		rc = symz_index_build_mem(main_obj->image, main_obj->image_size,
+					  debug_obj ? debug_obj->image : NULL,
+					  debug_obj ? debug_obj->image_size : 0,
+					  have_alt ? alt.image : NULL, have_alt ? alt.image_size : 0,
+					  &opt, &idx, &e);
 	if (rc < 0 && alt_id[0] && !have_alt)
 		log_warn("msg=\"index %s: dwz supplementary file %s not found\"", build_id, alt_id);
 	if (rc == 0) {
@@ -326,6 +379,7 @@ static int build_index(struct request *r, const char *build_id)
 		s->symz_build_failures++;
 		log_warn("msg=\"index %s: %s\"", build_id, e.msg);
 	}
+	request_unreserve(r, need);
 	if (have_alt)
 		elf_object_close(&alt);
 	if (have_exe)
@@ -380,6 +434,8 @@ struct out {
 	char *buf;
 	size_t len, cap;
 	bool failed;
+	int refused;        /* -EBUSY / -EFBIG: the budget said no */
+	struct request *r;  /* whose budget the buffer grows in */
 };
 
 static void out_mem(struct out *o, const char *p, size_t n)
@@ -390,6 +446,12 @@ static void out_mem(struct out *o, const char *p, size_t n)
 		size_t cap = o->cap ? o->cap : 4096;
 		while (cap < o->len + n)
 			cap *= 2;
+		int rc = request_reserve(o->r, cap - o->cap);
+		if (rc < 0) {
+			o->failed = true;
+			o->refused = rc;
+			return;
+		}
 		char *nb = realloc(o->buf, cap);
 		if (!nb) {
 			o->failed = true;
@@ -436,6 +498,8 @@ static const char *error_text(int rc)
 		return "no debuginfo";
 	if (rc == -EAGAIN)
 		return "upstream unavailable, retry later";
+	if (rc == -EFBIG)
+		return "debuginfo too large to index (over --max-decompressed or the memory budget)";
 	return "cannot build the symbolization index";
 }
 
@@ -458,14 +522,20 @@ static int symbolize_work(struct request *r)
 	struct symbolize_job *j = r->job;
 	struct out *o = &j->out;
 	struct symz_frame frames[MAX_FRAMES];
+	o->r = r;
 	out_str(o, "{\"results\":[");
-	for (size_t i = 0; i < j->batch.n_entries; i++) {
+	for (size_t i = 0; i < j->batch.n_entries && !o->failed; i++) {
 		const struct symbolize_entry *en = &j->batch.entries[i];
+		/* Between entries: nobody to answer, or no room to build. */
+		if (client_gone(r))
+			return -ECANCELED;
 		out_str(o, i ? ",{\"build_id\":\"" : "{\"build_id\":\"");
 		out_str(o, en->build_id);
 		out_str(o, "\"");
 		struct symz_handle h = { 0 };
 		int rc = symz_acquire(r, en->build_id, &h);
+		if (rc == -EBUSY)
+			return -EBUSY;
 		if (rc != 1) {
 			out_str(o, ",\"error\":");
 			out_json_str(o, error_text(rc));
@@ -490,13 +560,21 @@ static int symbolize_work(struct request *r)
 		out_str(o, "]}");
 	}
 	out_str(o, "]}\n");
-	return o->failed ? -ENOMEM : 0;
+	return o->refused ? o->refused : o->failed ? -ENOMEM : 0;
 }
 
 enum MHD_Result handle_symbolize(struct request *r)
 {
 	struct symbolize_job *j = r->job;
 	if (r->slow_state == 2) {
+		if (r->slow_result == -ECANCELED)
+			return respond_reset(r); /* the client left */
+		if (r->slow_result == -EBUSY || r->slow_result == -EFBIG)
+			return respond_refusal(r, r->slow_result,
+					       r->slow_result == -EBUSY
+						       ? "server busy (memory budget or --max-heavy), retry later"
+						       : "the answer is larger than the memory budget:"
+							 " send fewer addresses");
 		if (r->slow_result < 0)
 			return respond_text(r, 503, "out of memory\n");
 		char *body = j->out.buf;
@@ -521,5 +599,7 @@ enum MHD_Result handle_symbolize(struct request *r)
 	if (rc < 0)
 		return respond_text(r, 400, "%s\n", msg);
 	copy_forwarding(r);
+	if (!heavy_begin(r))
+		return respond_refusal(r, -EBUSY, "too many heavy requests at once, retry later");
 	return run_slow(r, symbolize_work);
 }

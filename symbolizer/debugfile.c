@@ -154,13 +154,15 @@ static uint64_t dwarf_size(struct elf_object *o)
 /* Open from a path or memory; if `for_dwarf` and the file has compressed
  * sections, reopen it from a decompressed image. */
 static int input_open(struct input *in, const char *path, const void *buf, size_t size,
-		      const char *name, bool for_dwarf, uint64_t *dwarf_bytes, struct err *e)
+		      const char *name, bool for_dwarf, uint64_t max_dec, uint64_t *dwarf_bytes,
+		      struct err *e)
 {
 	memset(in, 0, sizeof(*in));
 	int r = path ? elf_object_open(&in->obj, path, e)
 		     : elf_object_open_mem(&in->obj, buf, size, name, e);
 	if (r)
 		return r;
+	in->obj.max_decompressed = max_dec;
 	in->open = true;
 	if (!for_dwarf)
 		return 0;
@@ -188,6 +190,7 @@ static int input_open(struct input *in, const char *path, const void *buf, size_
 		free(img);
 		return r;
 	}
+	in->obj.max_decompressed = max_dec;
 	in->open = true;
 	in->plain = img;
 	return 0;
@@ -211,13 +214,13 @@ static void build_id_path(char *out, size_t size, const char *dir, const uint8_t
 
 /* Try a candidate debug file for obj: exists, has DWARF, same build-ID. */
 static bool try_debug(struct input *dbg, const struct elf_object *obj, const char *path,
-		      uint64_t *dwarf_bytes)
+		      uint64_t max_dec, uint64_t *dwarf_bytes)
 {
 	struct err ignored = {{0}};
 	if (access(path, R_OK) != 0)
 		return false;
 	uint64_t bytes = 0;
-	if (input_open(dbg, path, NULL, 0, NULL, true, &bytes, &ignored))
+	if (input_open(dbg, path, NULL, 0, NULL, true, max_dec, &bytes, &ignored))
 		return false;
 	if (!same_build_id(obj, &dbg->obj) || !elf_object_has_data(&dbg->obj, ".debug_info", 1)) {
 		input_close(dbg);
@@ -230,7 +233,7 @@ static bool try_debug(struct input *dbg, const struct elf_object *obj, const cha
 /* .gnu_debuglink: file name, NUL, padding, CRC (the CRC is not checked: a
  * build-ID match is checked instead when both files have one). */
 static bool find_by_debuglink(struct input *dbg, struct elf_object *obj, const char *elf_dir,
-			      const char *debug_dir, uint64_t *dwarf_bytes)
+			      const char *debug_dir, uint64_t max_dec, uint64_t *dwarf_bytes)
 {
 	struct section s;
 	struct err ignored = {{0}};
@@ -250,14 +253,14 @@ static bool find_by_debuglink(struct input *dbg, struct elf_object *obj, const c
 	const char *fmts[] = {"%s/%s", "%s/.debug/%s"};
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), fmts[i], dir, name);
-		if (strcmp(path, obj->name) != 0 && try_debug(dbg, obj, path, dwarf_bytes))
+		if (strcmp(path, obj->name) != 0 && try_debug(dbg, obj, path, max_dec, dwarf_bytes))
 			return true;
 	}
 	if (elf_dir) {
 		char abs[PATH_MAX];
 		if (realpath(elf_dir, abs)) {
 			snprintf(path, sizeof(path), "%s%s/%s", debug_dir, abs, name);
-			if (try_debug(dbg, obj, path, dwarf_bytes))
+			if (try_debug(dbg, obj, path, max_dec, dwarf_bytes))
 				return true;
 		}
 	}
@@ -266,7 +269,8 @@ static bool find_by_debuglink(struct input *dbg, struct elf_object *obj, const c
 
 /* .gnu_debugaltlink: path, NUL, build-ID of the dwz supplementary file. */
 static int find_alt(struct input *alt, struct elf_object *dbg, const char *debug_dir,
-		    char *found, size_t found_size, uint64_t *dwarf_bytes, struct err *e)
+		    char *found, size_t found_size, uint64_t max_dec, uint64_t *dwarf_bytes,
+		    struct err *e)
 {
 	struct section s;
 	int r = elf_object_section(dbg, ".gnu_debugaltlink", &s, e);
@@ -300,7 +304,7 @@ static int find_alt(struct input *alt, struct elf_object *dbg, const char *debug
 		if (access(cand[i], R_OK) != 0)
 			continue;
 		uint64_t bytes = 0;
-		if (input_open(alt, cand[i], NULL, 0, NULL, true, &bytes, &ignored))
+		if (input_open(alt, cand[i], NULL, 0, NULL, true, max_dec, &bytes, &ignored))
 			continue;
 		if (!same_build_id(&want, &alt->obj)) {
 			input_close(alt);
@@ -323,6 +327,7 @@ static int build(struct input *obj, struct input *dbg_in, struct input *alt_in,
 	memset(&stats, 0, sizeof(stats));
 	const char *debug_dir = opt && opt->debug_dir ? opt->debug_dir : DEFAULT_DEBUG_DIR;
 	bool search = !(opt && opt->no_search);
+	uint64_t max_dec = opt ? opt->max_decompressed : 0;
 	struct input local_dbg = {0}, local_alt = {0};
 	struct elf_object *dbg = NULL, *alt = NULL;
 	int r = 0;
@@ -331,7 +336,7 @@ static int build(struct input *obj, struct input *dbg_in, struct input *alt_in,
 	} else if (elf_object_has_data(&obj->obj, ".debug_info", 1)) {
 		/* Use the object itself, decompressed when needed. */
 		r = input_open(&local_dbg, NULL, obj->obj.image, obj->obj.image_size, obj->obj.name,
-			       true, &stats.dwarf_bytes, e);
+			       true, max_dec, &stats.dwarf_bytes, e);
 		if (r)
 			goto out;
 		dbg = &local_dbg.obj;
@@ -339,14 +344,15 @@ static int build(struct input *obj, struct input *dbg_in, struct input *alt_in,
 		char path[PATH_MAX * 2];
 		bool ok = false;
 		if (opt && opt->debug_file)
-			ok = try_debug(&local_dbg, &obj->obj, opt->debug_file, &stats.dwarf_bytes);
+			ok = try_debug(&local_dbg, &obj->obj, opt->debug_file, max_dec,
+				       &stats.dwarf_bytes);
 		if (!ok && obj->obj.build_id_len) {
 			build_id_path(path, sizeof(path), debug_dir, obj->obj.build_id,
 				      obj->obj.build_id_len, ".debug");
-			ok = try_debug(&local_dbg, &obj->obj, path, &stats.dwarf_bytes);
+			ok = try_debug(&local_dbg, &obj->obj, path, max_dec, &stats.dwarf_bytes);
 		}
 		if (!ok)
-			ok = find_by_debuglink(&local_dbg, &obj->obj, elf_dir, debug_dir,
+			ok = find_by_debuglink(&local_dbg, &obj->obj, elf_dir, debug_dir, max_dec,
 					       &stats.dwarf_bytes);
 		if (ok)
 			dbg = &local_dbg.obj;
@@ -357,7 +363,7 @@ static int build(struct input *obj, struct input *dbg_in, struct input *alt_in,
 		alt = &alt_in->obj;
 	} else if (dbg && search) {
 		r = find_alt(&local_alt, dbg, debug_dir, stats.alt_file, sizeof(stats.alt_file),
-			     &stats.dwarf_bytes, e);
+			     max_dec, &stats.dwarf_bytes, e);
 		if (r)
 			goto out;
 		if (local_alt.open)
@@ -374,7 +380,8 @@ int symz_index_build_path(const char *path, const struct symz_build_options *opt
 			  struct symz_index **out, struct err *e)
 {
 	struct input obj;
-	int r = input_open(&obj, path, NULL, 0, NULL, false, NULL, e);
+	uint64_t max_dec = opt ? opt->max_decompressed : 0;
+	int r = input_open(&obj, path, NULL, 0, NULL, false, max_dec, NULL, e);
 	if (r)
 		return r;
 	char dirbuf[PATH_MAX];
@@ -384,7 +391,7 @@ int symz_index_build_path(const char *path, const struct symz_build_options *opt
 	struct input dbg = {0};
 	if (o.debug_file) {
 		uint64_t ignored = 0;
-		r = input_open(&dbg, o.debug_file, NULL, 0, NULL, true, &ignored, e);
+		r = input_open(&dbg, o.debug_file, NULL, 0, NULL, true, max_dec, &ignored, e);
 		if (!r && !same_build_id(&obj.obj, &dbg.obj))
 			r = err_set(e, EINVAL, "%s: build-ID differs from %s", o.debug_file, path);
 		if (r) {
@@ -407,13 +414,15 @@ int symz_index_build_mem(const void *elf, size_t elf_size, const void *debug, si
 {
 	struct input obj, dbg = {0}, altin = {0};
 	uint64_t bytes = 0;
-	int r = input_open(&obj, NULL, elf, elf_size, "<memory>", false, NULL, e);
+	uint64_t max_dec = opt ? opt->max_decompressed : 0;
+	int r = input_open(&obj, NULL, elf, elf_size, "<memory>", false, max_dec, NULL, e);
 	if (r)
 		return r;
 	if (debug)
-		r = input_open(&dbg, NULL, debug, debug_size, "<debug memory>", true, &bytes, e);
+		r = input_open(&dbg, NULL, debug, debug_size, "<debug memory>", true, max_dec, &bytes,
+			       e);
 	if (!r && alt)
-		r = input_open(&altin, NULL, alt, alt_size, "<alt memory>", true, &bytes, e);
+		r = input_open(&altin, NULL, alt, alt_size, "<alt memory>", true, max_dec, &bytes, e);
 	struct symz_build_options o = opt ? *opt : (struct symz_build_options){0};
 	if (!opt)
 		o.no_search = true;

@@ -766,15 +766,16 @@ static int validate(struct pprof_profile *p, struct err *e)
 }
 
 /* ---- gzip ---- */
-static int gunzip(const uint8_t *in, size_t size, uint8_t **out, size_t *out_size, struct err *e)
+static int gunzip(const uint8_t *in, size_t size, size_t max, uint8_t **out, size_t *out_size,
+		  struct err *e)
 {
 	z_stream z;
 	memset(&z, 0, sizeof(z));
 	if (inflateInit2(&z, 15 + 16) != Z_OK)
 		return err_set(e, ENOMEM, "cannot initialise zlib");
 	size_t cap = size * 4 + 4096, len = 0;
-	if (cap > PPROF_MAX_SIZE)
-		cap = PPROF_MAX_SIZE;
+	if (cap > max)
+		cap = max;
 	uint8_t *buf = malloc(cap);
 	int zr = Z_OK;
 	z.next_in = (Bytef *)in;
@@ -791,13 +792,13 @@ static int gunzip(const uint8_t *in, size_t size, uint8_t **out, size_t *out_siz
 		if (zr == Z_BUF_ERROR && z.avail_in == 0 && len < cap)
 			break; /* input ended early */
 		if (len == cap) {
-			if (cap >= PPROF_MAX_SIZE) {
+			if (cap >= max) {
 				inflateEnd(&z);
 				free(buf);
-				return err_set(e, EFBIG, "profile decompresses to more than %u bytes",
-					       PPROF_MAX_SIZE);
+				return err_set(e, EFBIG, "profile decompresses to more than %zu bytes",
+					       max);
 			}
-			cap = cap * 2 > PPROF_MAX_SIZE ? PPROF_MAX_SIZE : cap * 2;
+			cap = cap * 2 > max ? max : cap * 2;
 			uint8_t *nb = realloc(buf, cap);
 			if (!nb)
 				free(buf);
@@ -819,17 +820,34 @@ static int gunzip(const uint8_t *in, size_t size, uint8_t **out, size_t *out_siz
 
 int pprof_parse(const void *data, size_t size, struct pprof_profile **out, struct err *e)
 {
+	return pprof_parse_limited(data, size, PPROF_MAX_SIZE, out, e);
+}
+
+uint64_t pprof_gzip_claimed_size(const void *data, size_t size)
+{
+	const uint8_t *b = data;
+	if (size < 18 || b[0] != 0x1f || b[1] != 0x8b)
+		return 0;
+	return (uint64_t)b[size - 4] | (uint64_t)b[size - 3] << 8 | (uint64_t)b[size - 2] << 16 |
+	       (uint64_t)b[size - 1] << 24;
+}
+
+int pprof_parse_limited(const void *data, size_t size, size_t max_plain,
+			struct pprof_profile **out, struct err *e)
+{
 	const uint8_t *bytes = data;
 	uint8_t *plain = NULL;
+	if (max_plain == 0 || max_plain > PPROF_MAX_SIZE)
+		max_plain = PPROF_MAX_SIZE;
 	if (size == 0)
 		return err_set(e, EINVAL, "bad profile: empty input");
 	if (size >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) {
-		int err = gunzip(bytes, size, &plain, &size, e);
+		int err = gunzip(bytes, size, max_plain, &plain, &size, e);
 		if (err)
 			return err;
 		bytes = plain;
-	} else if (size > PPROF_MAX_SIZE) {
-		return err_set(e, EFBIG, "profile is larger than %u bytes", PPROF_MAX_SIZE);
+	} else if (size > max_plain) {
+		return err_set(e, EFBIG, "profile is larger than %zu bytes", max_plain);
 	}
 	struct pprof_profile *p = profile_alloc();
 	if (!p) {
@@ -847,6 +865,36 @@ int pprof_parse(const void *data, size_t size, struct pprof_profile **out, struc
 	}
 	*out = p;
 	return 0;
+}
+
+static size_t vec_bytes(const struct vec *v)
+{
+	return v->cap * v->elem_size;
+}
+
+static size_t kmap_bytes(const struct kmap *m)
+{
+	return m->nslots * sizeof(*m->slots) + vec_bytes(&m->ents) + vec_bytes(&m->keys);
+}
+
+size_t pprof_memory(const struct pprof_profile *p)
+{
+	const struct vec *vs[] = {&p->sample_types, &p->samples, &p->mappings, &p->locations,
+				  &p->functions, &p->sample_loc_ids, &p->sample_values, &p->labels,
+				  &p->lines, &p->comments};
+	size_t total = sizeof(*p);
+	for (size_t i = 0; i < ARRAY_SIZE(vs); i++)
+		total += vec_bytes(vs[i]);
+	const struct pprof_private *pv = p->priv;
+	if (!pv)
+		return total;
+	total += sizeof(*pv) + vec_bytes(&pv->str_off) + vec_bytes(&pv->str_bytes) +
+		 kmap_bytes(&pv->strings) + kmap_bytes(&pv->funcs) + kmap_bytes(&pv->maps) +
+		 kmap_bytes(&pv->locs) + kmap_bytes(&pv->samples);
+	for (size_t i = 0; i < ARRAY_SIZE(pv->ids); i++)
+		if (pv->ids[i].pairs && pv->ids[i].built_for != SIZE_MAX)
+			total += pv->ids[i].built_for * 2 * sizeof(uint64_t);
+	return total;
 }
 
 int pprof_read_file(const char *path, struct pprof_profile **out, struct err *e)

@@ -32,8 +32,9 @@
 #include "common/common.h"
 #include "symbolizer/symbolizer.h"
 
-/* Decompressed profiles larger than this are refused (gzip bombs). */
-#define PPROF_MAX_SIZE (512u << 20)
+/* Decompressed profiles larger than this are refused (gzip bombs);
+ * pprof_parse_limited takes a smaller cap. */
+#define PPROF_MAX_SIZE (256u << 20)
 
 struct pprof_value_type {
 	int64_t type, unit; /* string indexes */
@@ -94,6 +95,16 @@ struct pprof_profile {
 /* Parse a gzipped or plain profile.proto.  Errors name the message, field
  * and byte offset. */
 int pprof_parse(const void *data, size_t size, struct pprof_profile **out, struct err *e);
+/* The same, refusing (-EFBIG) a profile whose decompressed (or plain)
+ * size is over max_plain (0 = PPROF_MAX_SIZE, which also caps it). */
+int pprof_parse_limited(const void *data, size_t size, size_t max_plain,
+			struct pprof_profile **out, struct err *e);
+/* Bytes of heap p holds (its arrays, strings and lookup tables), to
+ * check a merge against a memory budget. */
+size_t pprof_memory(const struct pprof_profile *p);
+/* A gzip stream's own claim of its decompressed size (the ISIZE trailer,
+ * modulo 2^32); 0 when data is not gzip.  A hint for estimates only. */
+uint64_t pprof_gzip_claimed_size(const void *data, size_t size);
 int pprof_read_file(const char *path, struct pprof_profile **out, struct err *e);
 void pprof_free(struct pprof_profile *p);
 

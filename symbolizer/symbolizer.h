@@ -35,6 +35,9 @@ struct symz_build_options {
 	const char *elf_dir;
 	/* Do not look for a separate debug file / dwz alt file on disk. */
 	bool no_search;
+	/* Largest decompressed section read (-EFBIG beyond); 0 = the
+	 * default of common.h (ELF_MAX_DECOMPRESSED). */
+	uint64_t max_decompressed;
 };
 
 /* Where the names came from, for reports. */

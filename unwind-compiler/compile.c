@@ -587,6 +587,8 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 	vec_init(&fdes, sizeof(struct fde));
 	struct section eh = {0}, df = {0};
 	uint32_t flags = 0;
+	if (opt->max_decompressed)
+		o->max_decompressed = opt->max_decompressed;
 	int rc = elf_object_section(o, ".eh_frame", &eh, e);
 	if (!rc && !eh.found)
 		rc = eh_frame_from_phdrs(o, &eh, e);

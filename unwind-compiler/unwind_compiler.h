@@ -27,6 +27,9 @@ struct unwind_compile_options {
 	/* Also read .debug_frame for code .eh_frame does not cover (default
 	 * on); set false to compile .eh_frame alone. */
 	bool no_debug_frame;
+	/* Largest decompressed section read (-EFBIG beyond); 0 = the
+	 * default of common.h (ELF_MAX_DECOMPRESSED). */
+	uint64_t max_decompressed;
 };
 
 /* A compiled table: `data` holds the serialized format of unwind_table.h. */
