@@ -698,6 +698,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		return MHD_YES;
 	}
 	deadline_request_in(s, conn);
+	if (r->body_error == 503) /* out of memory for the body: may fit later */
+		return respond_refusal(r, -EBUSY,
+				       r->body_msg[0] ? r->body_msg : "out of memory, retry later");
 	if (r->body_error)
 		return respond_text(r, (unsigned)r->body_error, "%s\n",
 				    r->body_msg[0] ? r->body_msg : "request refused");
