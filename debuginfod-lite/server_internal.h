@@ -116,7 +116,7 @@ struct server {
 	/* POST /symbolize */
 	struct symz_cache *symz_cache;
 	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
-		symz_addresses;
+		symz_addresses, symz_failures_cached;
 	atomic_uint_fast64_t symbolz_addresses; /* asked by pprof (POST /symbolz) */
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
 	/* The profile store (profiles.c) */
@@ -282,6 +282,9 @@ void symz_release(struct server *s, struct symz_handle *h);
 /* Drop the stored index of build_id if it was built from worse debuginfo
  * than `quality`; true when it did (profiles named with it are stale too). */
 bool symz_check_stale(struct server *s, const char *build_id, int quality);
+/* New debuginfo for build_id: a remembered index build failure is dropped,
+ * so the next use builds again.  Quick, callable from the store's hook. */
+void symz_forget_failure(struct symz_cache *c, const char *build_id);
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;

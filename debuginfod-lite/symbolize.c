@@ -39,9 +39,20 @@ struct symz_slot {
 	bool stale;             /* dropped while in use: freed by the last release */
 };
 
+/* A build-ID whose index build failed on the debuginfo we hold: it fails
+ * the same way until other debuginfo arrives (symz_forget_failure) or
+ * --negative-ttl passes, so it is not built again on every request. */
+struct symz_failure {
+	char build_id[BUILD_ID_HEX_MAX];
+	int rc;               /* what the build returned */
+	uint64_t expires_ns;  /* monotonic; 0 = free entry */
+};
+#define SYMZ_FAILURES_MAX 256
+
 struct symz_cache {
 	pthread_mutex_t lock;
 	uint64_t tick;
+	struct symz_failure failures[SYMZ_FAILURES_MAX];
 	unsigned cap;
 	struct symz_slot slots[];
 };
@@ -162,6 +173,59 @@ void symz_cache_drop(struct symz_cache *c, const char *build_id)
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* The failure remembered for build_id, or 0. */
+static int failure_get(struct symz_cache *c, const char *build_id, uint64_t now)
+{
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < SYMZ_FAILURES_MAX && !rc; i++) {
+		struct symz_failure *f = &c->failures[i];
+		if (f->expires_ns > now && strcmp(f->build_id, build_id) == 0)
+			rc = f->rc;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* Remember a failure; when full, the entry closest to expiry makes room. */
+static void failure_put(struct symz_cache *c, const char *build_id, int rc, uint64_t expires_ns)
+{
+	pthread_mutex_lock(&c->lock);
+	unsigned victim = 0;
+	for (unsigned i = 0; i < SYMZ_FAILURES_MAX; i++) {
+		struct symz_failure *f = &c->failures[i];
+		if (f->expires_ns && strcmp(f->build_id, build_id) == 0) {
+			victim = i;
+			break;
+		}
+		if (f->expires_ns < c->failures[victim].expires_ns)
+			victim = i;
+	}
+	struct symz_failure *f = &c->failures[victim];
+	snprintf(f->build_id, sizeof(f->build_id), "%s", build_id);
+	f->rc = rc;
+	f->expires_ns = expires_ns;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void symz_forget_failure(struct symz_cache *c, const char *build_id)
+{
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < SYMZ_FAILURES_MAX; i++) {
+		struct symz_failure *f = &c->failures[i];
+		if (f->expires_ns && strcmp(f->build_id, build_id) == 0)
+			f->expires_ns = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Failures that say something about the debuginfo itself, not about this
+ * moment (upstreams, the budget being full now, memory). */
+static bool failure_is_lasting(int rc)
+{
+	return rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -ENOMEM;
 }
 
 void symz_release(struct server *s, struct symz_handle *h)
@@ -397,6 +461,11 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 		s->symz_cache_hits++;
 		return 1;
 	}
+	int failed = failure_get(s->symz_cache, build_id, now_ns());
+	if (failed) {
+		s->symz_failures_cached++;
+		return failed;
+	}
 	char key[sizeof(((struct flight *)0)->key)];
 	snprintf(key, sizeof(key), "symz/%s", build_id);
 	struct flight *f;
@@ -406,6 +475,9 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 		result = open_stored(s, build_id, &idx);
 		if (result == 0) {
 			result = build_index(r, build_id);
+			if (failure_is_lasting(result) && s->cfg.negative_ttl_s > 0)
+				failure_put(s->symz_cache, build_id, result,
+					    now_ns() + (uint64_t)s->cfg.negative_ttl_s * 1000000000ull);
 			if (result == 1)
 				result = open_stored(s, build_id, &idx);
 			if (result == 0)
