@@ -326,5 +326,14 @@ bool may_federate(struct request *r, enum artifact_kind kind, const char *name);
 /* Federation (upstream.c): 1 = found (stored), 0 = a definite miss,
  * -EAGAIN = transient trouble, other -errno. */
 int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e);
+/* Take a token from the amplification caps (waiting up to --upstream-wait):
+ * 0, or -EAGAIN (counted, e says which cap) when none came. */
+int upstream_take_token(struct request *r, struct err *e);
+/* GET BASE/metadata?key=&value= with the forwarding headers and timeouts
+ * of upstream_fetch (the caller takes the token).  0 with the body in
+ * *body (malloc'ed, at most UPSTREAM_METADATA_MAX bytes), or -errno. */
+#define UPSTREAM_METADATA_MAX (8u << 20)
+int upstream_metadata(struct request *r, const char *base, const char *key, const char *value,
+		      char **body, size_t *len, struct err *e);
 
 #endif
