@@ -918,7 +918,7 @@ static void candidate_arrived(void *ctx, const char *build_id, enum artifact_kin
 {
 	(void)kind;
 	struct profiles *ps = ctx;
-	symz_forget_failure(ps->srv->symz_cache, build_id);
+	symz_debuginfo_arrived(ps->srv->symz_cache, build_id);
 	queue_ref(ps, build_id, quality);
 }
 

@@ -282,9 +282,14 @@ void symz_release(struct server *s, struct symz_handle *h);
 /* Drop the stored index of build_id if it was built from worse debuginfo
  * than `quality`; true when it did (profiles named with it are stale too). */
 bool symz_check_stale(struct server *s, const char *build_id, int quality);
-/* New debuginfo for build_id: a remembered index build failure is dropped,
- * so the next use builds again.  Quick, callable from the store's hook. */
-void symz_forget_failure(struct symz_cache *c, const char *build_id);
+/* New debuginfo or executable for build_id (the store's hook; quick): a
+ * remembered index build failure is dropped, and the arrival is numbered,
+ * so that work which read the store before it can tell. */
+void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id);
+/* The number of the latest arrival; later, whether build_id arrived since
+ * (true also when too many arrived to tell). */
+uint64_t symz_arrival_mark(struct symz_cache *c);
+bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark);
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;

@@ -28,6 +28,10 @@
  * being built), beyond the images and decompressed copies: measured 2.1 to
  * 3.4 on Debian's libc, libstdc++ and ld.so debug files; 4 for margin. */
 #define SYMZ_BUILD_FACTOR 4
+/* Builds of one index in a row while debuginfo keeps arriving; the last
+ * one is kept whatever arrives during it (a later arrival's hook still
+ * finds it stale when its quality is lower: symz_check_stale). */
+#define SYMZ_BUILD_ATTEMPTS 3
 
 /* --- the LRU of open indexes --- */
 
@@ -49,10 +53,19 @@ struct symz_failure {
 };
 #define SYMZ_FAILURES_MAX 256
 
+/* Recent debuginfo arrivals, numbered: work that read the store before an
+ * arrival for its build-ID (an index build, a profile's symbolization)
+ * may hold the older debuginfo's names and must be done again.  A ring:
+ * arrival g lives in arrivals[g % SYMZ_ARRIVALS_MAX]. */
+#define SYMZ_ARRIVALS_MAX 256
+
 struct symz_cache {
 	pthread_mutex_t lock;
 	uint64_t tick;
 	struct symz_failure failures[SYMZ_FAILURES_MAX];
+	char arrivals[SYMZ_ARRIVALS_MAX][BUILD_ID_HEX_MAX];
+	uint64_t arrival_gen; /* the number of the latest arrival */
+	unsigned test_build_delay_ms; /* DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS */
 	unsigned cap;
 	struct symz_slot slots[];
 };
@@ -64,6 +77,11 @@ struct symz_cache *symz_cache_new(unsigned capacity)
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	c->cap = capacity;
+	/* Test-only: widen the window between reading the debuginfo and
+	 * storing the index, so tests can make debuginfo arrive inside it. */
+	const char *delay = getenv("DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS");
+	if (delay)
+		c->test_build_delay_ms = (unsigned)strtoul(delay, NULL, 10);
 	return c;
 }
 
@@ -210,7 +228,7 @@ static void failure_put(struct symz_cache *c, const char *build_id, int rc, uint
 	pthread_mutex_unlock(&c->lock);
 }
 
-void symz_forget_failure(struct symz_cache *c, const char *build_id)
+void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id)
 {
 	pthread_mutex_lock(&c->lock);
 	for (unsigned i = 0; i < SYMZ_FAILURES_MAX; i++) {
@@ -218,7 +236,28 @@ void symz_forget_failure(struct symz_cache *c, const char *build_id)
 		if (f->expires_ns && strcmp(f->build_id, build_id) == 0)
 			f->expires_ns = 0;
 	}
+	c->arrival_gen++;
+	snprintf(c->arrivals[c->arrival_gen % SYMZ_ARRIVALS_MAX], BUILD_ID_HEX_MAX, "%s", build_id);
 	pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t symz_arrival_mark(struct symz_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t mark = c->arrival_gen;
+	pthread_mutex_unlock(&c->lock);
+	return mark;
+}
+
+bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark)
+{
+	pthread_mutex_lock(&c->lock);
+	/* Past the ring's reach some arrivals are forgotten: assume ours. */
+	bool arrived = c->arrival_gen - mark >= SYMZ_ARRIVALS_MAX;
+	for (uint64_t g = mark + 1; !arrived && g <= c->arrival_gen; g++)
+		arrived = strcmp(c->arrivals[g % SYMZ_ARRIVALS_MAX], build_id) == 0;
+	pthread_mutex_unlock(&c->lock);
+	return arrived;
 }
 
 /* Failures that say something about the debuginfo itself, not about this
@@ -419,6 +458,11 @@ static int build_index(struct request *r, const char *build_id)
 					  &opt, &idx, &e);
 	if (rc < 0 && alt_id[0] && !have_alt)
 		log_warn("msg=\"index %s: dwz supplementary file %s not found\"", build_id, alt_id);
+	if (rc == 0 && s->symz_cache->test_build_delay_ms) {
+		log_info("msg=\"test: index %s built, storing in %u ms\"", build_id,
+			 s->symz_cache->test_build_delay_ms);
+		usleep(s->symz_cache->test_build_delay_ms * 1000u);
+	}
 	if (rc == 0) {
 		size_t size;
 		const void *data = symz_index_data(idx, &size);
@@ -453,6 +497,35 @@ static int build_index(struct request *r, const char *build_id)
 	return rc;
 }
 
+/* build_index, again when debuginfo for build_id arrived meanwhile (it may
+ * be newer than what the build read: that index would be stored, and name
+ * frames, from the older one, or the failure or "nothing to build from"
+ * would be about debuginfo no longer the best); a lasting failure is
+ * remembered. */
+static int build_fresh(struct request *r, const char *build_id)
+{
+	struct server *s = r->srv;
+	int result = 0;
+	bool raced = false;
+	for (int attempt = 1; attempt <= SYMZ_BUILD_ATTEMPTS; attempt++) {
+		uint64_t mark = symz_arrival_mark(s->symz_cache);
+		result = build_index(r, build_id);
+		raced = symz_arrived_since(s->symz_cache, build_id, mark);
+		if (!raced || result == -EAGAIN || result == -EBUSY || attempt == SYMZ_BUILD_ATTEMPTS)
+			break;
+		log_info("msg=\"index %s: debuginfo arrived during the build, building again\"",
+			 build_id);
+		struct err ignored = { { 0 } };
+		if (result == 1)
+			store_forget_kind(s->store, build_id, ART_SYMZ, &ignored);
+	}
+	/* A failure on debuginfo that was replaced meanwhile says nothing. */
+	if (failure_is_lasting(result) && !raced && s->cfg.negative_ttl_s > 0)
+		failure_put(s->symz_cache, build_id, result,
+			    now_ns() + (uint64_t)s->cfg.negative_ttl_s * 1000000000ull);
+	return result;
+}
+
 /* Hold the open index of build_id: 1, or 0 / -EAGAIN / -errno as above. */
 int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 {
@@ -474,14 +547,9 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 		struct symz_index *idx = NULL;
 		result = open_stored(s, build_id, &idx);
 		if (result == 0) {
-			result = build_index(r, build_id);
-			if (failure_is_lasting(result) && s->cfg.negative_ttl_s > 0)
-				failure_put(s->symz_cache, build_id, result,
-					    now_ns() + (uint64_t)s->cfg.negative_ttl_s * 1000000000ull);
+			result = build_fresh(r, build_id);
 			if (result == 1)
 				result = open_stored(s, build_id, &idx);
-			if (result == 0)
-				result = 0;
 		}
 		if (result == 1)
 			cache_put(s->symz_cache, build_id, idx, h);
