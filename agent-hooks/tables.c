@@ -498,15 +498,21 @@ static void cache_store(struct table_fetcher *f, const char *build_id, const str
 		f->st.cache_bytes += strlen(b->etag);
 }
 
-/* The server lacks build_id, failed, or sent a table we refused: compile
- * locally, ask again later (doubling from --table-retry). */
-static void mark_missing(struct table_fetcher *f, struct id_entry *x, uint64_t now)
+/* When to ask again for a table compiled here: doubling from --table-retry. */
+static void schedule_retry(struct table_fetcher *f, struct id_entry *x, uint64_t now)
 {
-	x->state = ID_MISSING;
 	x->backoff_ns = x->backoff_ns ? x->backoff_ns * 2 : f->retry_min_ns;
 	if (x->backoff_ns > RETRY_MAX_NS)
 		x->backoff_ns = RETRY_MAX_NS;
 	x->retry_at_ns = now + x->backoff_ns;
+}
+
+/* The server lacks build_id, failed, or sent a table we refused: compile
+ * locally, ask again later. */
+static void mark_missing(struct table_fetcher *f, struct id_entry *x, uint64_t now)
+{
+	x->state = ID_MISSING;
+	schedule_retry(f, x, now);
 }
 
 /* Ask the server for build_id's table (revalidating the cached copy when
@@ -545,6 +551,9 @@ static int ask_server(struct table_fetcher *f, struct id_entry *x, bool have_cac
 		return 1;
 	} else if (status < 0) {
 		server_down(f);
+		/* A new process still asks once the server is up again; the
+		 * recheck of this table waits for its own retry time too. */
+		schedule_retry(f, x, now);
 	} else {
 		if (status == 404)
 			f->st.not_found_404++;
@@ -590,6 +599,10 @@ int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uin
 		*size = cached_size;
 		return 0;
 	}
+	/* Compiled here: table_fetcher_recheck asks again in time, even for
+	 * a table not asked for now because the server was down. */
+	if (x->retry_at_ns <= now)
+		schedule_retry(f, x, now);
 	f->st.fallbacks++;
 	return -ENOENT;
 }
@@ -602,9 +615,9 @@ int table_fetcher_recheck(struct table_fetcher *f, const char *build_id, uint8_t
 		if (!strcmp(VEC_AT(&f->ids, struct id_entry, i).build_id, build_id))
 			x = &VEC_AT(&f->ids, struct id_entry, i);
 	uint64_t now = now_ns();
-	/* Only a table the server lacked (its retry time come) or could not
-	 * send (it was down; the server's backoff passed): at most one request
-	 * per backoff step, never one per call. */
+	/* Only a table the server lacked or could not send (it was down), once
+	 * its retry time and the server's have come: at most one request per
+	 * backoff step, never one per call. */
 	if (!x || x->state == ID_ON_DISK || !f->server || now < f->down_until_ns ||
 	    now < x->retry_at_ns)
 		return -EAGAIN;
