@@ -103,9 +103,12 @@ static bool body_valid(struct request *r, enum artifact_kind kind, struct fetch 
 	return true;
 }
 
-/* What every upstream request carries: the forwarding headers (loop
- * protection: the hops so far plus the caller) and the timeouts. */
-static struct curl_slist *setup_request(struct request *r, CURL *c, const char *url)
+/* One GET to an upstream with what every upstream request carries: the
+ * forwarding headers (loop protection: the hops so far plus the caller)
+ * and the timeouts.  The body goes to on_data(arg), headers to on_head
+ * (NULL: ignored); c is cleaned up; *code gets the HTTP status. */
+static CURLcode perform(struct request *r, CURL *c, const char *url, curl_write_callback on_data,
+			curl_write_callback on_head, void *arg, long *code)
 {
 	struct server *s = r->srv;
 	char xff[sizeof(r->forwarded_for) + 96], ua[sizeof(r->user_agent) + 16];
@@ -125,7 +128,18 @@ static struct curl_slist *setup_request(struct request *r, CURL *c, const char *
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->cfg.upstream_timeout_s);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)s->cfg.upstream_max_time_s);
-	return hdrs;
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, arg);
+	if (on_head) {
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, arg);
+	}
+	CURLcode cc = curl_easy_perform(c);
+	*code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return cc;
 }
 
 /* One upstream: 1 stored, 0 definite 404, -EAGAIN transient. */
@@ -152,16 +166,8 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 		return -EAGAIN;
 	}
 	struct fetch f = { .tmp = &tmp, .max = s->cfg.max_upload, .e = e };
-	struct curl_slist *hdrs = setup_request(r, c, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
-	CURLcode cc = curl_easy_perform(c);
-	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	long code;
+	CURLcode cc = perform(r, c, url, on_body, on_header, &f, &code);
 
 	int rc;
 	int quality = 0;
@@ -301,14 +307,8 @@ int upstream_metadata(struct request *r, const char *base, const char *key, cons
 	}
 	struct text_body b = { .too_big = false };
 	vec_init(&b.bytes, 1);
-	struct curl_slist *hdrs = setup_request(r, c, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	CURLcode cc = curl_easy_perform(c);
-	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	long code;
+	CURLcode cc = perform(r, c, url, on_text, NULL, &b, &code);
 	int rc = 0;
 	if (cc != CURLE_OK || code != 200) {
 		r->srv->upstream_errors++;
