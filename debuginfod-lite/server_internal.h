@@ -287,7 +287,7 @@ bool symz_check_stale(struct server *s, const char *build_id, int quality);
  * so that work which read the store before it can tell. */
 void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id);
 /* The number of the latest arrival; later, whether build_id arrived since
- * (true also when too many arrived to tell). */
+ * (rarely true for another build-ID as well: a spare rebuild, never a miss). */
 uint64_t symz_arrival_mark(struct symz_cache *c);
 bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark);
 void metrics_record(struct request *r);

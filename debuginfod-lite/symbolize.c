@@ -53,18 +53,19 @@ struct symz_failure {
 };
 #define SYMZ_FAILURES_MAX 256
 
-/* Recent debuginfo arrivals, numbered: work that read the store before an
- * arrival for its build-ID (an index build, a profile's symbolization)
- * may hold the older debuginfo's names and must be done again.  A ring:
- * arrival g lives in arrivals[g % SYMZ_ARRIVALS_MAX]. */
-#define SYMZ_ARRIVALS_MAX 256
+/* Debuginfo arrivals are numbered: work that read the store before an
+ * arrival for its build-ID (an index build) may hold the older
+ * debuginfo's names and must be done again.  Per bucket of build-IDs, the
+ * number of the latest arrival: a collision only costs a spare rebuild,
+ * and no arrival is ever forgotten (a scan adding thousands at once). */
+#define SYMZ_ARRIVAL_BUCKETS 1024
 
 struct symz_cache {
 	pthread_mutex_t lock;
 	uint64_t tick;
 	struct symz_failure failures[SYMZ_FAILURES_MAX];
-	char arrivals[SYMZ_ARRIVALS_MAX][BUILD_ID_HEX_MAX];
-	uint64_t arrival_gen; /* the number of the latest arrival */
+	uint64_t arrived[SYMZ_ARRIVAL_BUCKETS]; /* latest arrival per bucket */
+	uint64_t arrival_gen;                    /* the number of the latest arrival */
 	unsigned test_build_delay_ms; /* DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS */
 	unsigned cap;
 	struct symz_slot slots[];
@@ -228,6 +229,14 @@ static void failure_put(struct symz_cache *c, const char *build_id, int rc, uint
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* A build-ID is a hash already: its first hex digits pick the bucket. */
+static unsigned arrival_bucket(const char *build_id)
+{
+	char head[9];
+	snprintf(head, sizeof(head), "%s", build_id);
+	return (unsigned)(strtoul(head, NULL, 16) % SYMZ_ARRIVAL_BUCKETS);
+}
+
 void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id)
 {
 	pthread_mutex_lock(&c->lock);
@@ -236,8 +245,7 @@ void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id)
 		if (f->expires_ns && strcmp(f->build_id, build_id) == 0)
 			f->expires_ns = 0;
 	}
-	c->arrival_gen++;
-	snprintf(c->arrivals[c->arrival_gen % SYMZ_ARRIVALS_MAX], BUILD_ID_HEX_MAX, "%s", build_id);
+	c->arrived[arrival_bucket(build_id)] = ++c->arrival_gen;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -252,10 +260,7 @@ uint64_t symz_arrival_mark(struct symz_cache *c)
 bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark)
 {
 	pthread_mutex_lock(&c->lock);
-	/* Past the ring's reach some arrivals are forgotten: assume ours. */
-	bool arrived = c->arrival_gen - mark >= SYMZ_ARRIVALS_MAX;
-	for (uint64_t g = mark + 1; !arrived && g <= c->arrival_gen; g++)
-		arrived = strcmp(c->arrivals[g % SYMZ_ARRIVALS_MAX], build_id) == 0;
+	bool arrived = c->arrived[arrival_bucket(build_id)] > mark;
 	pthread_mutex_unlock(&c->lock);
 	return arrived;
 }
