@@ -481,7 +481,9 @@ static void write_stats(struct agent *a)
  * debuginfo).  Objects nobody maps keep theirs until reloaded. */
 static void replace_compiled_tables(struct agent *a)
 {
-	for (size_t i = 0; a->tf && i < a->ld.objects.len; i++) {
+	if (!a->tf || !table_fetcher_recheck_due(a->tf))
+		return;
+	for (size_t i = 0; i < a->ld.objects.len; i++) {
 		const struct loaded_object *o = loader_object(&a->ld, (uint32_t)i);
 		if (!o->has_table || o->origin != TABLE_COMPILED || !o->build_id[0])
 			continue;
@@ -500,6 +502,7 @@ static void replace_compiled_tables(struct agent *a)
 		}
 		free(data);
 	}
+	table_fetcher_recheck_done(a->tf);
 }
 
 /* Rejected tables and purged cache entries: rare, and worth a line. */

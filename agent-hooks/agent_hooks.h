@@ -73,6 +73,11 @@ int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uin
  * due: call it for every compiled table now and then. */
 int table_fetcher_recheck(struct table_fetcher *f, const char *build_id, uint8_t **data,
 			  size_t *size);
+/* Is a recheck due for any build-ID (a cheap test before a pass over the
+ * loaded tables)?  After the pass, _done moves the retry time of those due
+ * but not rechecked (no longer loaded) one backoff step on. */
+bool table_fetcher_recheck_due(const struct table_fetcher *f);
+void table_fetcher_recheck_done(struct table_fetcher *f);
 void table_fetcher_stats(const struct table_fetcher *f, struct table_fetcher_stats *st);
 
 /* ---- process lifecycle (BPF) ---- */

@@ -607,6 +607,29 @@ int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uin
 	return -ENOENT;
 }
 
+bool table_fetcher_recheck_due(const struct table_fetcher *f)
+{
+	uint64_t now = now_ns();
+	if (!f->server || now < f->down_until_ns)
+		return false;
+	for (size_t i = 0; i < f->ids.len; i++) {
+		const struct id_entry *x = &VEC_AT(&f->ids, struct id_entry, i);
+		if (x->state != ID_ON_DISK && x->retry_at_ns && now >= x->retry_at_ns)
+			return true;
+	}
+	return false;
+}
+
+void table_fetcher_recheck_done(struct table_fetcher *f)
+{
+	uint64_t now = now_ns();
+	for (size_t i = 0; i < f->ids.len; i++) {
+		struct id_entry *x = &VEC_AT(&f->ids, struct id_entry, i);
+		if (x->state != ID_ON_DISK && x->retry_at_ns && now >= x->retry_at_ns)
+			schedule_retry(f, x, now);
+	}
+}
+
 int table_fetcher_recheck(struct table_fetcher *f, const char *build_id, uint8_t **data,
 			  size_t *size)
 {
