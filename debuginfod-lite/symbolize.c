@@ -28,9 +28,8 @@
  * being built), beyond the images and decompressed copies: measured 2.1 to
  * 3.4 on Debian's libc, libstdc++ and ld.so debug files; 4 for margin. */
 #define SYMZ_BUILD_FACTOR 4
-/* Builds of one index in a row while debuginfo keeps arriving; the last
- * one is kept whatever arrives during it (a later arrival's hook still
- * finds it stale when its quality is lower: symz_check_stale). */
+/* Builds of one index in a row while debuginfo for it keeps arriving: a
+ * bound on the work one request does; the last build is kept as it is. */
 #define SYMZ_BUILD_ATTEMPTS 3
 
 /* --- the LRU of open indexes --- */
@@ -44,7 +43,7 @@ struct symz_slot {
 };
 
 /* A build-ID whose index build failed on the debuginfo we hold: it fails
- * the same way until other debuginfo arrives (symz_forget_failure) or
+ * the same way until other debuginfo arrives (symz_debuginfo_arrived) or
  * --negative-ttl passes, so it is not built again on every request. */
 struct symz_failure {
 	char build_id[BUILD_ID_HEX_MAX];
@@ -266,10 +265,10 @@ bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mar
 }
 
 /* Failures that say something about the debuginfo itself, not about this
- * moment (upstreams, the budget being full now, memory). */
+ * moment (upstreams, the memory budget, a full disk: transient_error). */
 static bool failure_is_lasting(int rc)
 {
-	return rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -ENOMEM;
+	return rc < 0 && !transient_error(rc);
 }
 
 void symz_release(struct server *s, struct symz_handle *h)
