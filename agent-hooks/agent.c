@@ -64,6 +64,7 @@ struct agent {
 	uint64_t execs, forks, exits, nomap_rescans, scans, scan_errors;
 	uint64_t samples, samples_complete, samples_untracked, samples_lost_errors;
 	uint64_t profiles, jit_snapshots, jit_files_written;
+	uint64_t tables_replaced; /* compiled here, then swapped for the server's */
 	bool root_exited;
 	int stats_fd;
 };
@@ -78,6 +79,7 @@ void agent_options_default(struct agent_options *o)
 	o->cache_max_bytes = TABLE_FETCHER_CACHE_MAX_DEFAULT;
 	o->table_max_bytes = TABLE_FETCHER_MAX_TABLE_DEFAULT;
 	o->table_idle_s = 60;
+	o->table_retry_s = TABLE_FETCHER_RETRY_DEFAULT_S;
 	sampler_limits_default(&o->lim);
 }
 
@@ -436,6 +438,7 @@ static void write_stats(struct agent *a)
 		",\"bpf_samples\":%" PRIu64 ",\"bpf_ringbuf_drops\":%" PRIu64
 		",\"bpf_run_ns\":%" PRIu64 ",\"bpf_runs\":%" PRIu64
 		",\"objects\":%zu,\"tables_loaded\":%zu,\"tables_fetched\":%zu,\"tables_compiled\":%zu"
+		",\"tables_replaced\":%" PRIu64
 		",\"table_evictions\":%" PRIu64 ",\"table_refusals\":%" PRIu64
 		",\"bad_fetched_tables\":%" PRIu64
 		",\"fetch_requests\":%" PRIu64 ",\"fetch_200\":%" PRIu64 ",\"fetch_304\":%" PRIu64
@@ -457,7 +460,7 @@ static void write_stats(struct agent *a)
 		a->execs, a->forks, a->exits, a->scans, a->scan_errors, a->nomap_rescans, a->samples,
 		a->samples_complete, a->samples_untracked, a->samples_lost_errors, cnt[CNT_SAMPLES],
 		cnt[CNT_RB_DROPS], bpf_ns, bpf_runs, a->ld_ready ? a->ld.objects.len : 0, tables,
-		fetched, compiled, a->ld.evictions, a->ld.refusals, a->ld.bad_fetches, ts.requests,
+		fetched, compiled, a->tables_replaced, a->ld.evictions, a->ld.refusals, a->ld.bad_fetches, ts.requests,
 		ts.ok_200, ts.not_modified_304, ts.not_found_404, ts.transport_errors, ts.disk_hits,
 		ts.build_ids, ts.max_requests_per_build_id, ts.fallbacks,
 		ts.rejected_build_id + ts.rejected_arch + ts.rejected_too_big + ts.rejected_malformed,
@@ -470,6 +473,36 @@ static void write_stats(struct agent *a)
 		pct(&a->lat_all, 0.99));
 	if (out != stderr)
 		fclose(out);
+}
+
+/* Tables compiled here because the server lacked them (or was down) are
+ * swapped for the server's as soon as a retry finds it there: the server's
+ * table is the one every node shares, and may be better (built from the
+ * debuginfo).  Objects nobody maps keep theirs until reloaded. */
+static void replace_compiled_tables(struct agent *a)
+{
+	if (!a->tf || !table_fetcher_recheck_due(a->tf))
+		return;
+	for (size_t i = 0; i < a->ld.objects.len; i++) {
+		const struct loaded_object *o = loader_object(&a->ld, (uint32_t)i);
+		if (!o->has_table || o->origin != TABLE_COMPILED || !o->build_id[0])
+			continue;
+		uint8_t *data = NULL;
+		size_t size = 0;
+		if (table_fetcher_recheck(a->tf, o->build_id, &data, &size) < 0)
+			continue;
+		struct err e = { { 0 } };
+		if (loader_replace_table(&a->ld, o->id, data, size, TABLE_FETCHED, &e) == 0) {
+			a->tables_replaced++;
+			fprintf(stderr, "profiler-agent: table of %s (%s) replaced by the server's\n",
+				o->build_id, o->path);
+		} else {
+			fprintf(stderr, "profiler-agent: server's table of %s not loaded: %s\n",
+				o->build_id, e.msg);
+		}
+		free(data);
+	}
+	table_fetcher_recheck_done(a->tf);
 }
 
 /* Rejected tables and purged cache entries: rare, and worth a line. */
@@ -485,6 +518,7 @@ static int agent_start(struct agent *a, struct err *e)
 	struct table_fetcher_options fo = { .server = o->server, .cache_dir = o->cache_dir,
 					    .max_table_bytes = o->table_max_bytes,
 					    .cache_max_bytes = o->cache_max_bytes,
+					    .retry_min_s = o->table_retry_s,
 					    .log = log_table_trouble };
 	int rc = table_fetcher_new(&a->tf, &fo, e);
 	if (rc < 0)
@@ -595,6 +629,7 @@ int agent_run(const struct agent_options *o, volatile int *stop, struct err *e)
 		}
 		if (now >= next_sweep) {
 			loader_unload_unused(&a.ld, now - (uint64_t)(o->table_idle_s * 1e9));
+			replace_compiled_tables(&a);
 			next_sweep = now + 1000 * MS;
 			if (!o->all && (a.root_exited || kill(o->pid, 0) < 0) && !any_alive(&a))
 				break; /* everything we followed is gone */

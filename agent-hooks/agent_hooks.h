@@ -31,12 +31,16 @@ struct table_fetcher;
  * libLLVM's, 2.5 MB; the cache holds about a hundred typical tables. */
 #define TABLE_FETCHER_MAX_TABLE_DEFAULT (64ull << 20)
 #define TABLE_FETCHER_CACHE_MAX_DEFAULT (256ull << 20)
+#define TABLE_FETCHER_RETRY_DEFAULT_S 30
 struct table_fetcher_options {
 	const char *server;    /* base URL; NULL: never fetch (compile locally) */
 	const char *cache_dir; /* on-disk cache; NULL: none */
 	unsigned timeout_ms;   /* per request (connect + transfer) */
 	uint64_t max_table_bytes; /* larger bodies are refused unread; 0: default */
 	uint64_t cache_max_bytes; /* tables + ETags on disk (LRU); 0: default */
+	/* Seconds before a table the server lacked is asked for again (then
+	 * doubling up to 300); 0: TABLE_FETCHER_RETRY_DEFAULT_S. */
+	unsigned retry_min_s;
 	/* Told once per rejected table or purged cache entry; NULL: silent. */
 	void (*log)(void *arg, const char *msg);
 	void *log_arg;
@@ -62,6 +66,18 @@ void table_fetcher_free(struct table_fetcher *f);
 /* The loader's table source (struct loader_table_source.fetch). */
 int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uint8_t **data,
 		      size_t *size, struct err *e);
+/* For a table compiled locally because the server lacked it or was down:
+ * once its retry time (or the server's) has come, ask again.  0 with the server's table (checked,
+ * cached) in *data (malloc'ed); -EAGAIN not due (no request made);
+ * -ENOENT still none (the next retry is later, doubled).  Cheap when not
+ * due: call it for every compiled table now and then. */
+int table_fetcher_recheck(struct table_fetcher *f, const char *build_id, uint8_t **data,
+			  size_t *size);
+/* Is a recheck due for any build-ID (a cheap test before a pass over the
+ * loaded tables)?  After the pass, _done moves the retry time of those due
+ * but not rechecked (no longer loaded) one backoff step on. */
+bool table_fetcher_recheck_due(const struct table_fetcher *f);
+void table_fetcher_recheck_done(struct table_fetcher *f);
 void table_fetcher_stats(const struct table_fetcher *f, struct table_fetcher_stats *st);
 
 /* ---- process lifecycle (BPF) ---- */
@@ -176,6 +192,7 @@ struct agent_options {
 	size_t nlabels;
 	struct sampler_limits lim;
 	double table_idle_s;        /* unload tables unused this long */
+	unsigned table_retry_s;     /* first retry of a table the server lacked */
 };
 void agent_options_default(struct agent_options *o);
 /* Run until the duration ends, the --pid process exits, or *stop is set

@@ -34,6 +34,9 @@ static const char usage[] =
 	"  --buffer-dir DIR     profiles waiting for the server (default CACHE/buffer)\n"
 	"  --buffer-max-mb N    buffer limit (default 64); the oldest go first when full\n"
 	"  --table-idle S       unload tables unused for S seconds (default 60)\n"
+	"  --table-retry S      ask the server again for a table it lacked after S\n"
+	"                       seconds, doubling up to 300 (default 30); a table it\n"
+	"                       then has replaces the one compiled here\n"
 	"  --limits SPEC        BPF map limits (see unwind-sample --help)\n"
 	"  --no-kernel          no kernel stacks\n"
 	"  --stats-file FILE    write JSON counters at exit (default: stderr)\n";
@@ -67,7 +70,7 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 {
 	enum { O_INTERVAL = 256, O_PROFILE_URL, O_NO_UPLOAD, O_CACHE, O_BUFFER, O_BUFMAX,
 	       O_IDLE, O_LIMITS, O_NO_KERNEL, O_STATS, O_LABEL, O_TOKEN_FILE, O_CACHE_MAX,
-	       O_TABLE_MAX };
+	       O_TABLE_MAX, O_RETRY };
 	static const struct option longopts[] = {
 		{ "server", required_argument, 0, 's' },    { "pid", required_argument, 0, 'p' },
 		{ "all", no_argument, 0, 'a' },             { "frequency", required_argument, 0, 'F' },
@@ -83,6 +86,7 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 		{ "buffer-dir", required_argument, 0, O_BUFFER },
 		{ "buffer-max-mb", required_argument, 0, O_BUFMAX },
 		{ "table-idle", required_argument, 0, O_IDLE },
+		{ "table-retry", required_argument, 0, O_RETRY },
 		{ "limits", required_argument, 0, O_LIMITS },
 		{ "no-kernel", no_argument, 0, O_NO_KERNEL },
 		{ "stats-file", required_argument, 0, O_STATS },
@@ -159,6 +163,11 @@ static int parse_args(int argc, char **argv, struct agent_options *o, char *cach
 		case O_IDLE:
 			if (parse_number(optarg, 0, 1e7, &o->table_idle_s) < 0)
 				return bad("--table-idle", optarg);
+			break;
+		case O_RETRY:
+			if (parse_number(optarg, 1, 300, &v) < 0 || v != (double)(unsigned)v)
+				return bad("--table-retry", optarg);
+			o->table_retry_s = (unsigned)v;
 			break;
 		case O_LIMITS:
 			if (sampler_limits_parse(&o->lim, optarg, &e) < 0) {

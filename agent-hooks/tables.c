@@ -3,7 +3,9 @@
  * Invariants:
  *  - at most one HTTP request per build-ID per run while the server answers
  *    (200 or 304 -> the table is on disk and reused; 404 -> compile locally
- *    until the retry time, which doubles up to RETRY_MAX_NS);
+ *    until the retry time, which starts at retry_min (--table-retry) and
+ *    doubles up to RETRY_MAX_NS; at that time table_fetcher_recheck asks
+ *    again, so the agent can swap the local table for the server's);
  *  - a transport error marks the whole server down: no request at all until
  *    its retry time (backoff doubling up to RETRY_MAX_NS), so a dead server
  *    costs one timeout, not one per process start;
@@ -67,6 +69,7 @@ struct table_fetcher {
 	CURL *curl;
 	struct vec ids; /* struct id_entry */
 	uint64_t down_until_ns, down_backoff_ns;
+	uint64_t retry_min_ns; /* first retry of a table the server lacked */
 	struct table_fetcher_stats st;
 };
 
@@ -288,6 +291,8 @@ int table_fetcher_new(struct table_fetcher **out, const struct table_fetcher_opt
 	f->timeout_ms = opt->timeout_ms ? opt->timeout_ms : 5000;
 	f->max_table = opt->max_table_bytes ? opt->max_table_bytes : TABLE_FETCHER_MAX_TABLE_DEFAULT;
 	f->cache_max = opt->cache_max_bytes ? opt->cache_max_bytes : TABLE_FETCHER_CACHE_MAX_DEFAULT;
+	f->retry_min_ns = (opt->retry_min_s ? opt->retry_min_s : TABLE_FETCHER_RETRY_DEFAULT_S) *
+			  RETRY_MIN_NS;
 	f->log = opt->log;
 	f->log_arg = opt->log_arg;
 	if (opt->server) {
@@ -493,15 +498,70 @@ static void cache_store(struct table_fetcher *f, const char *build_id, const str
 		f->st.cache_bytes += strlen(b->etag);
 }
 
-/* The server lacks build_id, failed, or sent a table we refused: compile
- * locally, ask again later (doubling). */
-static void mark_missing(struct id_entry *x, uint64_t now)
+/* When to ask again for a table compiled here: doubling from --table-retry. */
+static void schedule_retry(struct table_fetcher *f, struct id_entry *x, uint64_t now)
 {
-	x->state = ID_MISSING;
-	x->backoff_ns = x->backoff_ns ? x->backoff_ns * 2 : 30 * RETRY_MIN_NS;
+	x->backoff_ns = x->backoff_ns ? x->backoff_ns * 2 : f->retry_min_ns;
 	if (x->backoff_ns > RETRY_MAX_NS)
 		x->backoff_ns = RETRY_MAX_NS;
 	x->retry_at_ns = now + x->backoff_ns;
+}
+
+/* The server lacks build_id, failed, or sent a table we refused: compile
+ * locally, ask again later. */
+static void mark_missing(struct table_fetcher *f, struct id_entry *x, uint64_t now)
+{
+	x->state = ID_MISSING;
+	schedule_retry(f, x, now);
+}
+
+/* Ask the server for build_id's table (revalidating the cached copy when
+ * there is one).  0: a checked table in *data (cached); 1: 304, the cached
+ * copy stands; -ENOENT: none (state and backoffs updated). */
+static int ask_server(struct table_fetcher *f, struct id_entry *x, bool have_cached,
+		      uint64_t now, uint8_t **data, size_t *size)
+{
+	struct body b = { .max = f->max_table };
+	struct err re = { { 0 } };
+	int status = request(f, x, have_cached, &b, &re);
+	enum verdict v = status == -EFBIG ? TABLE_TOO_BIG : TABLE_OK;
+	if (status == 200 &&
+	    (v = table_check(b.data, b.len, x->build_id, f->max_table, &re)) == TABLE_OK) {
+		f->st.ok_200++;
+		cache_store(f, x->build_id, &b);
+		x->state = ID_ON_DISK;
+		f->down_backoff_ns = 0;
+		*data = b.data;
+		*size = b.len;
+		return 0;
+	}
+	free(b.data);
+	if (v != TABLE_OK) {
+		/* Never loaded, never cached: as if the server had none. */
+		if (status == 200)
+			f->st.ok_200++;
+		count_rejection(f, v);
+		say(f, "table of %s from %s rejected: %s", x->build_id, f->server, re.msg);
+		mark_missing(f, x, now);
+		f->down_backoff_ns = 0;
+	} else if (status == 304 && have_cached) {
+		f->st.not_modified_304++;
+		f->down_backoff_ns = 0;
+		x->state = ID_ON_DISK;
+		return 1;
+	} else if (status < 0) {
+		server_down(f);
+		/* A new process still asks once the server is up again; the
+		 * recheck of this table waits for its own retry time too. */
+		schedule_retry(f, x, now);
+	} else {
+		if (status == 404)
+			f->st.not_found_404++;
+		else
+			f->st.other_status++;
+		mark_missing(f, x, now);
+	}
+	return -ENOENT;
 }
 
 int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uint8_t **data,
@@ -527,44 +587,9 @@ int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uin
 	bool have_cached = cache_load(f, build_id, &cached, &cached_size) == 0;
 	bool may_ask = f->server && now >= f->down_until_ns &&
 		       (x->state == ID_NEW || now >= x->retry_at_ns);
-	if (may_ask) {
-		struct body b = { .max = f->max_table };
-		struct err re = { { 0 } };
-		int status = request(f, x, have_cached, &b, &re);
-		enum verdict v = status == -EFBIG ? TABLE_TOO_BIG : TABLE_OK;
-		if (status == 200 &&
-		    (v = table_check(b.data, b.len, build_id, f->max_table, &re)) == TABLE_OK) {
-			f->st.ok_200++;
-			cache_store(f, build_id, &b);
-			x->state = ID_ON_DISK;
-			f->down_backoff_ns = 0;
-			free(cached);
-			*data = b.data;
-			*size = b.len;
-			return 0;
-		}
-		free(b.data);
-		if (v != TABLE_OK) {
-			/* Never loaded, never cached: as if the server had none. */
-			if (status == 200)
-				f->st.ok_200++;
-			count_rejection(f, v);
-			say(f, "table of %s from %s rejected: %s", build_id, f->server, re.msg);
-			mark_missing(x, now);
-			f->down_backoff_ns = 0;
-		} else if (status == 304 && have_cached) {
-			f->st.not_modified_304++;
-			f->down_backoff_ns = 0;
-			x->state = ID_ON_DISK;
-		} else if (status < 0) {
-			server_down(f);
-		} else {
-			if (status == 404)
-				f->st.not_found_404++;
-			else
-				f->st.other_status++;
-			mark_missing(x, now);
-		}
+	if (may_ask && ask_server(f, x, have_cached, now, data, size) == 0) {
+		free(cached);
+		return 0;
 	}
 	/* Server down, known to lack it, or refused: a cached copy that
 	 * passed the check is still the right table (immutable per build-ID). */
@@ -574,6 +599,50 @@ int table_fetcher_get(void *fetcher, const char *build_id, const char *path, uin
 		*size = cached_size;
 		return 0;
 	}
+	/* Compiled here: table_fetcher_recheck asks again in time, even for
+	 * a table not asked for now because the server was down. */
+	if (x->retry_at_ns <= now)
+		schedule_retry(f, x, now);
 	f->st.fallbacks++;
 	return -ENOENT;
+}
+
+bool table_fetcher_recheck_due(const struct table_fetcher *f)
+{
+	uint64_t now = now_ns();
+	if (!f->server || now < f->down_until_ns)
+		return false;
+	for (size_t i = 0; i < f->ids.len; i++) {
+		const struct id_entry *x = &VEC_AT(&f->ids, struct id_entry, i);
+		if (x->state != ID_ON_DISK && x->retry_at_ns && now >= x->retry_at_ns)
+			return true;
+	}
+	return false;
+}
+
+void table_fetcher_recheck_done(struct table_fetcher *f)
+{
+	uint64_t now = now_ns();
+	for (size_t i = 0; i < f->ids.len; i++) {
+		struct id_entry *x = &VEC_AT(&f->ids, struct id_entry, i);
+		if (x->state != ID_ON_DISK && x->retry_at_ns && now >= x->retry_at_ns)
+			schedule_retry(f, x, now);
+	}
+}
+
+int table_fetcher_recheck(struct table_fetcher *f, const char *build_id, uint8_t **data,
+			  size_t *size)
+{
+	struct id_entry *x = NULL;
+	for (size_t i = 0; i < f->ids.len && !x; i++)
+		if (!strcmp(VEC_AT(&f->ids, struct id_entry, i).build_id, build_id))
+			x = &VEC_AT(&f->ids, struct id_entry, i);
+	uint64_t now = now_ns();
+	/* Only a table the server lacked or could not send (it was down), once
+	 * its retry time and the server's have come: at most one request per
+	 * backoff step, never one per call. */
+	if (!x || x->state == ID_ON_DISK || !f->server || now < f->down_until_ns ||
+	    now < x->retry_at_ns)
+		return -EAGAIN;
+	return ask_server(f, x, false, now, data, size) == 0 ? 0 : -ENOENT;
 }

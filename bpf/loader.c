@@ -424,6 +424,37 @@ static int add_opened(struct sampler_loader *ld, struct elf_object *elf, const c
 	return 0;
 }
 
+int loader_replace_table(struct sampler_loader *ld, uint32_t id, const uint8_t *data, size_t size,
+			 enum table_origin origin, struct err *e)
+{
+	if (id >= ld->objects.len)
+		return err_set(e, ENOENT, "no object %u", id);
+	struct loaded_object *o = &VEC_AT(&ld->objects, struct loaded_object, id);
+	if (!o->has_table)
+		return err_set(e, ENOENT, "%s: no table loaded", o->path);
+	struct unwind_view v;
+	int rc = unwind_table_open(&v, data, size, e);
+	if (rc < 0) {
+		ld->bad_fetches++;
+		return rc;
+	}
+	/* The new arrays go into free space and the table_info switches to
+	 * them in one map update: a walk sees the old table or the new one,
+	 * never a mix.  The old slices are freed only afterwards. */
+	struct loaded_object old = *o;
+	rc = load_table(ld, o, &v, size, e);
+	if (rc < 0)
+		return rc;
+	space_release(&ld->space[0], old.rules_first, old.rules);
+	space_release(&ld->space[1], old.pages_first, old.pages + 1);
+	space_release(&ld->space[2], old.blocks_first, old.blocks);
+	ld->rules_used -= old.rules;
+	ld->pages_used -= old.pages + 1;
+	ld->blocks_used -= old.blocks;
+	o->origin = (uint8_t)origin;
+	return 0;
+}
+
 int loader_add_object(struct sampler_loader *ld, const char *open_path, const char *display_path,
 		      uint32_t *id, struct err *e)
 {

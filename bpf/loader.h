@@ -138,6 +138,13 @@ int loader_add_object(struct sampler_loader *ld, const char *open_path, const ch
 int loader_add_object_mem(struct sampler_loader *ld, const void *image, size_t size,
 			  const char *display_path, uint32_t *id, struct err *e);
 
+/* Load another table for object id in place of the one it has (the
+ * server's copy of a table compiled here): validated with
+ * unwind_table_open, written beside the old one, then switched to at once.
+ * 0, or -errno with the old table still in use. */
+int loader_replace_table(struct sampler_loader *ld, uint32_t id, const uint8_t *data, size_t size,
+			 enum table_origin origin, struct err *e);
+
 struct loader_proc_stats {
 	unsigned new_mappings, objects_failed;
 };

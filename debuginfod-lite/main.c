@@ -27,7 +27,7 @@ static void usage(FILE *out)
 		"                           $DEBUGINFOD_URLS)\n"
 		"  --upstream-timeout S     connect and low-speed timeout (default 10)\n"
 		"  --positive-ttl S         keep upstream copies S seconds, 0 = forever (604800)\n"
-		"  --negative-ttl S         remember upstream misses S seconds (600)\n"
+		"  --negative-ttl S         remember upstream misses and failed index builds S s (600)\n"
 		"  --forwarded-ttl-limit N  X-Forwarded-For hops before no federation (8)\n"
 		"  --upstream-rate N/s      upstream fetches for build-IDs the store lacks, whole\n"
 		"                           server: a burst of N, then N a second (or N/m, N/h;\n"

@@ -122,6 +122,7 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("unwind_compiles_total", unwind_compiles);
 	COUNTER("symbolize_index_builds_total", symz_builds);
 	COUNTER("symbolize_index_build_failures_total", symz_build_failures);
+	COUNTER("symbolize_index_failures_cached_total", symz_failures_cached);
 	COUNTER("symbolize_index_loads_total", symz_loads);
 	COUNTER("symbolize_index_cache_hits_total", symz_cache_hits);
 	COUNTER("symbolize_addresses_total", symz_addresses);

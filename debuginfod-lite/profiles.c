@@ -917,7 +917,9 @@ static void candidate_arrived(void *ctx, const char *build_id, enum artifact_kin
 			      int quality)
 {
 	(void)kind;
-	queue_ref(ctx, build_id, quality);
+	struct profiles *ps = ctx;
+	symz_debuginfo_arrived(ps->srv->symz_cache, build_id);
+	queue_ref(ps, build_id, quality);
 }
 
 static void queue_ref(struct profiles *ps, const char *build_id, int quality)

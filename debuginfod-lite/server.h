@@ -42,7 +42,7 @@ struct server_config {
 	unsigned upstream_timeout_s; /* connect and low-speed timeout */
 	unsigned upstream_max_time_s;/* whole transfer */
 	int64_t positive_ttl_s;      /* upstream copies; 0 = keep */
-	int64_t negative_ttl_s;      /* upstream misses */
+	int64_t negative_ttl_s;      /* upstream misses, failed index builds */
 	unsigned forwarded_ttl_limit;/* X-Forwarded-For hops before we stop federating */
 	struct rate_cap upstream_rate;        /* upstream fetches, whole server */
 	struct rate_cap upstream_client_rate; /* upstream fetches, per client address */

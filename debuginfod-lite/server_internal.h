@@ -116,7 +116,7 @@ struct server {
 	/* POST /symbolize */
 	struct symz_cache *symz_cache;
 	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
-		symz_addresses;
+		symz_addresses, symz_failures_cached;
 	atomic_uint_fast64_t symbolz_addresses; /* asked by pprof (POST /symbolz) */
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
 	/* The profile store (profiles.c) */
@@ -282,6 +282,14 @@ void symz_release(struct server *s, struct symz_handle *h);
 /* Drop the stored index of build_id if it was built from worse debuginfo
  * than `quality`; true when it did (profiles named with it are stale too). */
 bool symz_check_stale(struct server *s, const char *build_id, int quality);
+/* New debuginfo or executable for build_id (the store's hook; quick): a
+ * remembered index build failure is dropped, and the arrival is numbered,
+ * so that work which read the store before it can tell. */
+void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id);
+/* The number of the latest arrival; later, whether build_id arrived since
+ * (rarely true for another build-ID as well: a spare rebuild, never a miss). */
+uint64_t symz_arrival_mark(struct symz_cache *c);
+bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark);
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;
@@ -323,5 +331,14 @@ bool may_federate(struct request *r, enum artifact_kind kind, const char *name);
 /* Federation (upstream.c): 1 = found (stored), 0 = a definite miss,
  * -EAGAIN = transient trouble, other -errno. */
 int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e);
+/* Take a token from the amplification caps (waiting up to --upstream-wait):
+ * 0, or -EAGAIN (counted, e says which cap) when none came. */
+int upstream_take_token(struct request *r, struct err *e);
+/* GET BASE/metadata?key=&value= with the forwarding headers and timeouts
+ * of upstream_fetch (the caller takes the token).  0 with the body in
+ * *body (malloc'ed, at most UPSTREAM_METADATA_MAX bytes), or -errno. */
+#define UPSTREAM_METADATA_MAX (8u << 20)
+int upstream_metadata(struct request *r, const char *base, const char *key, const char *value,
+		      char **body, size_t *len, struct err *e);
 
 #endif

@@ -65,6 +65,8 @@ static const char schema[] =
 
 /* Unreferenced blobs younger than this are left alone by store_groom(). */
 #define BLOB_GRACE_S 3600
+/* The last-use time of a blob is recorded at most this often. */
+#define BLOB_USE_GRANULE_S 60
 
 struct conn {
 	sqlite3 *db;
@@ -393,6 +395,14 @@ int store_open_artifact(struct store *s, const struct artifact *a, int *fd, stru
 		struct err ignored = { { 0 } };
 		exec_forget(s, ST_FORGET_ONE, a, NULL, &ignored);
 		return err_set(e, ENOENT, "%s changed since it was indexed", a->path);
+	}
+	/* Quota eviction goes by last use, kept as the blob's atime (its
+	 * mtime stays the write time, which the unreferenced-blob grace needs).
+	 * Set explicitly, so noatime mounts keep it too; at most once a
+	 * minute per blob, so serving costs no extra write. */
+	if (a->blob[0] && (int64_t)st->st_atime < now_s() - BLOB_USE_GRANULE_S) {
+		const struct timespec used[2] = { { .tv_nsec = UTIME_NOW }, { .tv_nsec = UTIME_OMIT } };
+		futimens(f, used);
 	}
 	*fd = f;
 	return 0;
@@ -750,6 +760,72 @@ static void remove_unreferenced_blobs(struct store *s, struct conn *c)
 	closedir(d);
 }
 
+struct evictable {
+	char loc[SHA256_HEX_LEN + 1];
+	int64_t used; /* the blob's atime: its last use (store_open_artifact) */
+};
+
+static int by_last_use(const void *a, const void *b)
+{
+	const struct evictable *x = a, *y = b;
+	return x->used < y->used ? -1 : x->used > y->used;
+}
+
+/* Re-obtainable blobs (upstream copies, derived artifacts), least recently
+ * used first, until the blob total fits quota_bytes.  A blob that also
+ * serves an upload is kept: deleting its upstream row frees nothing. */
+static int evict_to_quota(struct store *s, uint64_t quota_bytes, struct err *e)
+{
+	struct store_stats st;
+	int rc = store_stats(s, &st, e);
+	if (rc < 0 || st.blobs_bytes <= quota_bytes)
+		return rc;
+	struct conn *c = conn_get(s, e);
+	if (!c)
+		return -EIO;
+	struct vec cands;
+	vec_init(&cands, sizeof(struct evictable));
+	sqlite3_stmt *q;
+	rc = -EIO;
+	if (sqlite3_prepare_v2(c->db, "SELECT DISTINCT loc FROM candidates WHERE origin IN (2,3)"
+				      " AND loc NOT IN (SELECT loc FROM candidates WHERE origin IN (0,1))",
+			       -1, &q, NULL) == SQLITE_OK) {
+		rc = 0;
+		while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+			const char *loc = (const char *)sqlite3_column_text(q, 0);
+			struct evictable *ev;
+			if (!loc || strlen(loc) != SHA256_HEX_LEN ||
+			    strspn(loc, "0123456789abcdef") != SHA256_HEX_LEN)
+				continue; /* not a blob name: never quoted into SQL below */
+			if (!(ev = vec_push(&cands))) {
+				rc = err_set(e, ENOMEM, "out of memory");
+				break;
+			}
+			snprintf(ev->loc, sizeof(ev->loc), "%s", loc);
+			char path[PATH_MAX];
+			struct stat bst;
+			blob_path(s, loc, path, sizeof(path));
+			ev->used = stat(path, &bst) == 0 ? (int64_t)bst.st_atime : 0;
+		}
+		sqlite3_finalize(q);
+	}
+	if (rc == -EIO)
+		err_set(e, EIO, "sqlite: %s", sqlite3_errmsg(c->db));
+	conn_put(s, c);
+	if (rc == 0)
+		qsort(cands.data, cands.len, sizeof(struct evictable), by_last_use);
+	for (size_t i = 0; rc == 0 && i < cands.len && st.blobs_bytes > quota_bytes; i++) {
+		const struct evictable *ev = (const struct evictable *)cands.data + i;
+		char sql[128];
+		snprintf(sql, sizeof(sql), "DELETE FROM candidates WHERE loc='%s'", ev->loc);
+		rc = exec_sql(s, sql, e);
+		if (rc == 0)
+			rc = store_stats(s, &st, e);
+	}
+	vec_free(&cands);
+	return rc;
+}
+
 int store_groom(struct store *s, uint64_t quota_bytes, struct err *e)
 {
 	char sql[512];
@@ -761,20 +837,9 @@ int store_groom(struct store *s, uint64_t quota_bytes, struct err *e)
 	if (rc < 0)
 		return rc;
 	if (quota_bytes) {
-		/* Evict re-obtainable blobs (upstream copies, derived tables),
-		 * oldest first, until the total fits. */
-		struct store_stats st;
-		while ((rc = store_stats(s, &st, e)) == 0 && st.blobs_bytes > quota_bytes) {
-			rc = exec_sql(s,
-				      "DELETE FROM candidates WHERE loc=(SELECT loc FROM candidates"
-				      " WHERE origin IN (2,3) ORDER BY mtime LIMIT 1)",
-				      e);
-			if (rc < 0)
-				return rc;
-			struct store_stats after;
-			if (store_stats(s, &after, e) < 0 || after.blobs_bytes == st.blobs_bytes)
-				break; /* only uploads left */
-		}
+		rc = evict_to_quota(s, quota_bytes, e);
+		if (rc < 0)
+			return rc;
 	}
 	struct conn *c = conn_get(s, e);
 	if (!c)

@@ -163,8 +163,9 @@ struct store_stats {
 int store_stats(struct store *s, struct store_stats *st, struct err *e);
 
 /* Drop expired candidates and misses, unreferenced blobs, and (when
- * quota_bytes > 0) the oldest upstream/derived blobs until the blob total
- * fits the quota.  Uploads and scanned files are never evicted by quota. */
+ * quota_bytes > 0) the least recently used upstream/derived blobs (last use:
+ * the blob's atime, set by store_open_artifact) until the blob total fits
+ * the quota.  Uploads and scanned files are never evicted by quota. */
 int store_groom(struct store *s, uint64_t quota_bytes, struct err *e);
 
 #endif

@@ -28,6 +28,9 @@
  * being built), beyond the images and decompressed copies: measured 2.1 to
  * 3.4 on Debian's libc, libstdc++ and ld.so debug files; 4 for margin. */
 #define SYMZ_BUILD_FACTOR 4
+/* Builds of one index in a row while debuginfo for it keeps arriving: a
+ * bound on the work one request does; the last build is kept as it is. */
+#define SYMZ_BUILD_ATTEMPTS 3
 
 /* --- the LRU of open indexes --- */
 
@@ -39,9 +42,30 @@ struct symz_slot {
 	bool stale;             /* dropped while in use: freed by the last release */
 };
 
+/* A build-ID whose index build failed on the debuginfo we hold: it fails
+ * the same way until other debuginfo arrives (symz_debuginfo_arrived) or
+ * --negative-ttl passes, so it is not built again on every request. */
+struct symz_failure {
+	char build_id[BUILD_ID_HEX_MAX];
+	int rc;               /* what the build returned */
+	uint64_t expires_ns;  /* monotonic; 0 = free entry */
+};
+#define SYMZ_FAILURES_MAX 256
+
+/* Debuginfo arrivals are numbered: work that read the store before an
+ * arrival for its build-ID (an index build) may hold the older
+ * debuginfo's names and must be done again.  Per bucket of build-IDs, the
+ * number of the latest arrival: a collision only costs a spare rebuild,
+ * and no arrival is ever forgotten (a scan adding thousands at once). */
+#define SYMZ_ARRIVAL_BUCKETS 1024
+
 struct symz_cache {
 	pthread_mutex_t lock;
 	uint64_t tick;
+	struct symz_failure failures[SYMZ_FAILURES_MAX];
+	uint64_t arrived[SYMZ_ARRIVAL_BUCKETS]; /* latest arrival per bucket */
+	uint64_t arrival_gen;                    /* the number of the latest arrival */
+	unsigned test_build_delay_ms; /* DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS */
 	unsigned cap;
 	struct symz_slot slots[];
 };
@@ -53,6 +77,11 @@ struct symz_cache *symz_cache_new(unsigned capacity)
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	c->cap = capacity;
+	/* Test-only: widen the window between reading the debuginfo and
+	 * storing the index, so tests can make debuginfo arrive inside it. */
+	const char *delay = getenv("DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS");
+	if (delay)
+		c->test_build_delay_ms = (unsigned)strtoul(delay, NULL, 10);
 	return c;
 }
 
@@ -162,6 +191,84 @@ void symz_cache_drop(struct symz_cache *c, const char *build_id)
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* The failure remembered for build_id, or 0. */
+static int failure_get(struct symz_cache *c, const char *build_id, uint64_t now)
+{
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < SYMZ_FAILURES_MAX && !rc; i++) {
+		struct symz_failure *f = &c->failures[i];
+		if (f->expires_ns > now && strcmp(f->build_id, build_id) == 0)
+			rc = f->rc;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* Remember a failure; when full, the entry closest to expiry makes room. */
+static void failure_put(struct symz_cache *c, const char *build_id, int rc, uint64_t expires_ns)
+{
+	pthread_mutex_lock(&c->lock);
+	unsigned victim = 0;
+	for (unsigned i = 0; i < SYMZ_FAILURES_MAX; i++) {
+		struct symz_failure *f = &c->failures[i];
+		if (f->expires_ns && strcmp(f->build_id, build_id) == 0) {
+			victim = i;
+			break;
+		}
+		if (f->expires_ns < c->failures[victim].expires_ns)
+			victim = i;
+	}
+	struct symz_failure *f = &c->failures[victim];
+	snprintf(f->build_id, sizeof(f->build_id), "%s", build_id);
+	f->rc = rc;
+	f->expires_ns = expires_ns;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* A build-ID is a hash already: its first hex digits pick the bucket. */
+static unsigned arrival_bucket(const char *build_id)
+{
+	char head[9];
+	snprintf(head, sizeof(head), "%s", build_id);
+	return (unsigned)(strtoul(head, NULL, 16) % SYMZ_ARRIVAL_BUCKETS);
+}
+
+void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id)
+{
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < SYMZ_FAILURES_MAX; i++) {
+		struct symz_failure *f = &c->failures[i];
+		if (f->expires_ns && strcmp(f->build_id, build_id) == 0)
+			f->expires_ns = 0;
+	}
+	c->arrived[arrival_bucket(build_id)] = ++c->arrival_gen;
+	pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t symz_arrival_mark(struct symz_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t mark = c->arrival_gen;
+	pthread_mutex_unlock(&c->lock);
+	return mark;
+}
+
+bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark)
+{
+	pthread_mutex_lock(&c->lock);
+	bool arrived = c->arrived[arrival_bucket(build_id)] > mark;
+	pthread_mutex_unlock(&c->lock);
+	return arrived;
+}
+
+/* Failures that say something about the debuginfo itself, not about this
+ * moment (upstreams, the memory budget, a full disk: transient_error). */
+static bool failure_is_lasting(int rc)
+{
+	return rc < 0 && !transient_error(rc);
 }
 
 void symz_release(struct server *s, struct symz_handle *h)
@@ -355,6 +462,11 @@ static int build_index(struct request *r, const char *build_id)
 					  &opt, &idx, &e);
 	if (rc < 0 && alt_id[0] && !have_alt)
 		log_warn("msg=\"index %s: dwz supplementary file %s not found\"", build_id, alt_id);
+	if (rc == 0 && s->symz_cache->test_build_delay_ms) {
+		log_info("msg=\"test: index %s built, storing in %u ms\"", build_id,
+			 s->symz_cache->test_build_delay_ms);
+		usleep(s->symz_cache->test_build_delay_ms * 1000u);
+	}
 	if (rc == 0) {
 		size_t size;
 		const void *data = symz_index_data(idx, &size);
@@ -389,6 +501,35 @@ static int build_index(struct request *r, const char *build_id)
 	return rc;
 }
 
+/* build_index, again when debuginfo for build_id arrived meanwhile (it may
+ * be newer than what the build read: that index would be stored, and name
+ * frames, from the older one, or the failure or "nothing to build from"
+ * would be about debuginfo no longer the best); a lasting failure is
+ * remembered. */
+static int build_fresh(struct request *r, const char *build_id)
+{
+	struct server *s = r->srv;
+	int result = 0;
+	bool raced = false;
+	for (int attempt = 1; attempt <= SYMZ_BUILD_ATTEMPTS; attempt++) {
+		uint64_t mark = symz_arrival_mark(s->symz_cache);
+		result = build_index(r, build_id);
+		raced = symz_arrived_since(s->symz_cache, build_id, mark);
+		if (!raced || result == -EAGAIN || result == -EBUSY || attempt == SYMZ_BUILD_ATTEMPTS)
+			break;
+		log_info("msg=\"index %s: debuginfo arrived during the build, building again\"",
+			 build_id);
+		struct err ignored = { { 0 } };
+		if (result == 1)
+			store_forget_kind(s->store, build_id, ART_SYMZ, &ignored);
+	}
+	/* A failure on debuginfo that was replaced meanwhile says nothing. */
+	if (failure_is_lasting(result) && !raced && s->cfg.negative_ttl_s > 0)
+		failure_put(s->symz_cache, build_id, result,
+			    now_ns() + (uint64_t)s->cfg.negative_ttl_s * 1000000000ull);
+	return result;
+}
+
 /* Hold the open index of build_id: 1, or 0 / -EAGAIN / -errno as above. */
 int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 {
@@ -396,6 +537,11 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 	if (cache_get(s->symz_cache, build_id, h)) {
 		s->symz_cache_hits++;
 		return 1;
+	}
+	int failed = failure_get(s->symz_cache, build_id, now_ns());
+	if (failed) {
+		s->symz_failures_cached++;
+		return failed;
 	}
 	char key[sizeof(((struct flight *)0)->key)];
 	snprintf(key, sizeof(key), "symz/%s", build_id);
@@ -405,11 +551,9 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 		struct symz_index *idx = NULL;
 		result = open_stored(s, build_id, &idx);
 		if (result == 0) {
-			result = build_index(r, build_id);
+			result = build_fresh(r, build_id);
 			if (result == 1)
 				result = open_stored(s, build_id, &idx);
-			if (result == 0)
-				result = 0;
 		}
 		if (result == 1)
 			cache_put(s->symz_cache, build_id, idx, h);

@@ -103,6 +103,45 @@ static bool body_valid(struct request *r, enum artifact_kind kind, struct fetch 
 	return true;
 }
 
+/* One GET to an upstream with what every upstream request carries: the
+ * forwarding headers (loop protection: the hops so far plus the caller)
+ * and the timeouts.  The body goes to on_data(arg), headers to on_head
+ * (NULL: ignored); c is cleaned up; *code gets the HTTP status. */
+static CURLcode perform(struct request *r, CURL *c, const char *url, curl_write_callback on_data,
+			curl_write_callback on_head, void *arg, long *code)
+{
+	struct server *s = r->srv;
+	char xff[sizeof(r->forwarded_for) + 96], ua[sizeof(r->user_agent) + 16];
+	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s%s%s", r->forwarded_for,
+		 r->forwarded_for[0] ? ", " : "", r->peer);
+	snprintf(ua, sizeof(ua), "User-Agent: %s", r->user_agent);
+	struct curl_slist *hdrs = curl_slist_append(NULL, xff);
+	hdrs = curl_slist_append(hdrs, ua);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 6L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)s->cfg.upstream_timeout_s);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->cfg.upstream_timeout_s);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)s->cfg.upstream_max_time_s);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, arg);
+	if (on_head) {
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, arg);
+	}
+	CURLcode cc = curl_easy_perform(c);
+	*code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return cc;
+}
+
 /* One upstream: 1 stored, 0 definite 404, -EAGAIN transient. */
 static int fetch_one(struct request *r, const char *base, enum artifact_kind kind,
 		     const char *name, struct err *e)
@@ -127,32 +166,8 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 		return -EAGAIN;
 	}
 	struct fetch f = { .tmp = &tmp, .max = s->cfg.max_upload, .e = e };
-	char xff[sizeof(r->forwarded_for) + 96], ua[sizeof(r->user_agent) + 16];
-	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s%s%s", r->forwarded_for,
-		 r->forwarded_for[0] ? ", " : "", r->peer);
-	snprintf(ua, sizeof(ua), "User-Agent: %s", r->user_agent);
-	struct curl_slist *hdrs = curl_slist_append(NULL, xff);
-	hdrs = curl_slist_append(hdrs, ua);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 6L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)s->cfg.upstream_timeout_s);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->cfg.upstream_timeout_s);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)s->cfg.upstream_max_time_s);
-	CURLcode cc = curl_easy_perform(c);
-	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	long code;
+	CURLcode cc = perform(r, c, url, on_body, on_header, &f, &code);
 
 	int rc;
 	int quality = 0;
@@ -190,10 +205,9 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 /* How often a fetch over a cap looks for a token again. */
 #define UPSTREAM_WAIT_STEP_US 50000
 
-int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e)
+int upstream_take_token(struct request *r, struct err *e)
 {
 	struct server *s = r->srv;
-	bool transient = false;
 	/* Amplification caps.  A fetch over a cap waits for a token up to
 	 * --upstream-wait, so an honest burst (gdb asking for fifty libraries)
 	 * is slowed down rather than refused; one that still has none is
@@ -223,12 +237,22 @@ int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name,
 	}
 	if (delayed)
 		s->upstream_delayed++;
+	return 0;
+}
+
+int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e)
+{
+	struct server *s = r->srv;
+	bool transient = false;
+	int rc = upstream_take_token(r, e);
+	if (rc < 0)
+		return rc;
 	s->upstream_fetches++;
 	for (int i = 0; i < s->cfg.n_upstreams; i++) {
-		int rc = fetch_one(r, s->cfg.upstreams[i], kind, name, e);
-		if (rc == 1)
+		int got = fetch_one(r, s->cfg.upstreams[i], kind, name, e);
+		if (got == 1)
 			return 1;
-		if (rc < 0)
+		if (got < 0)
 			transient = true;
 	}
 	if (transient)
@@ -237,4 +261,67 @@ int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name,
 	store_miss_put(s->store, r->build_id, kind, name, (int64_t)time(NULL) + s->cfg.negative_ttl_s,
 		       e);
 	return 0;
+}
+
+/* --- /metadata --- */
+
+struct text_body {
+	struct vec bytes;
+	bool too_big;
+};
+
+static size_t on_text(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct text_body *b = arg;
+	size_t n = size * nmemb;
+	if (b->bytes.len + n > UPSTREAM_METADATA_MAX) {
+		b->too_big = true;
+		return 0;
+	}
+	if (vec_reserve(&b->bytes, b->bytes.len + n + 1) < 0)
+		return 0;
+	memcpy((char *)b->bytes.data + b->bytes.len, data, n);
+	b->bytes.len += n;
+	return n;
+}
+
+int upstream_metadata(struct request *r, const char *base, const char *key, const char *value,
+		      char **body, size_t *len, struct err *e)
+{
+	*body = NULL;
+	CURL *c = curl_easy_init();
+	if (!c)
+		return err_set(e, ENOMEM, "out of memory");
+	char *k = curl_easy_escape(c, key, 0), *v = curl_easy_escape(c, value, 0);
+	size_t blen = strlen(base);
+	while (blen && base[blen - 1] == '/')
+		blen--;
+	char *url = NULL;
+	if (k && v && asprintf(&url, "%.*s/metadata?key=%s&value=%s", (int)blen, base, k, v) < 0)
+		url = NULL;
+	curl_free(k);
+	curl_free(v);
+	if (!url) {
+		curl_easy_cleanup(c);
+		return err_set(e, ENOMEM, "out of memory");
+	}
+	struct text_body b = { .too_big = false };
+	vec_init(&b.bytes, 1);
+	long code;
+	CURLcode cc = perform(r, c, url, on_text, NULL, &b, &code);
+	int rc = 0;
+	if (cc != CURLE_OK || code != 200) {
+		r->srv->upstream_errors++;
+		log_warn("msg=\"upstream metadata trouble\" url=\"%s\" curl=\"%s\" status=%ld%s", url,
+			 curl_easy_strerror(cc), code, b.too_big ? " too_big=1" : "");
+		rc = err_set(e, EAGAIN, "%s: %s (status %ld)", url, curl_easy_strerror(cc), code);
+		vec_free(&b.bytes);
+	} else {
+		*len = b.bytes.len;
+		*body = b.bytes.data ? b.bytes.data : strdup("");
+		if (!*body)
+			rc = err_set(e, ENOMEM, "out of memory");
+	}
+	free(url);
+	return rc;
 }

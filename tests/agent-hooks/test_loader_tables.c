@@ -1,7 +1,8 @@
 /* The loader's table life cycle as the agent uses it, on the in-memory map
  * image (no BPF needed): tables from a source (the server) validated and
  * used, bad ones replaced by a local compile, reference counts per mapping,
- * unloading of unused tables with their slices reused, eviction of the
+ * a local table swapped for the source's copy in place, unloading of unused
+ * tables with their slices reused, eviction of the
  * least recently used table when the maps are full, and refusal (frame
  * pointers, counted) when even eviction leaves no room.
  * Oracle for the bytes: unwind_compile + unwind_table_open on the same file,
@@ -190,6 +191,30 @@ int main(void)
 	CHECK(rc == 0 && o && o->has_table && o->origin == TABLE_COMPILED && ld.bad_fetches >= 2,
 	      "bad_fetch_compiled_locally", "rc %d origin %d bad %llu", rc, o ? o->origin : -1,
 	      (unsigned long long)ld.bad_fetches);
+	/* The server's copy arrives later: swapped in place, while mapped.
+	 * Bad bytes are refused and the local table stays. */
+	if (o) {
+		uint32_t id = o->id, used = ld.rules_used, bad_before = (uint32_t)ld.bad_fetches;
+		uint8_t junk[64] = { 0 };
+		rc = loader_replace_table(&ld, id, junk, sizeof(junk), TABLE_FETCHED, &e);
+		o = loader_object(&ld, id);
+		CHECK(rc < 0 && o->has_table && o->origin == TABLE_COMPILED &&
+			      ld.bad_fetches == bad_before + 1u && ld.rules_used == used,
+		      "replace_refuses_bad_table", "rc %d origin %d", rc, o->origin);
+		struct source good = { 0 };
+		uint8_t *data = NULL;
+		size_t size = 0;
+		rc = fake_fetch(&good, o->build_id, spin, &data, &size, &e);
+		if (rc == 0)
+			rc = loader_replace_table(&ld, id, data, size, TABLE_FETCHED, &e);
+		free(data);
+		o = loader_object(&ld, id);
+		CHECK(rc == 0 && o->has_table && o->origin == TABLE_FETCHED && o->refs >= 1 &&
+			      ld.rules_used == used,
+		      "replace_swaps_table", "rc %d (%s) origin %d rules %u (was %u)", rc, e.msg,
+		      o->origin, ld.rules_used, used);
+		CHECK(image_matches(&img, o, spin), "replaced_table_in_maps", "bytes differ");
+	}
 	uint32_t libc_rules = 0;
 	const struct loaded_object *libc = by_path(&ld, "libc.so.6");
 	if (libc)
