@@ -28,7 +28,7 @@ $(AGENT_LIB): $(AGENT_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BIN)/profiler-agent: $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(BPF_LIB) $(SYMZ_LIB) \
+$(BIN)/profiler-agent: $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(BPF_LIB) $(SYMZ_LIB) $(PPROF_LIB) \
 		$(UNWIND_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LDLIBS) $(BPF_LDLIBS) $(SYMZ_LDLIBS) $(UNWIND_LDLIBS)

@@ -29,7 +29,7 @@ enum MHD_Result handle_perf_map_get(struct request *r);
 /* ---- between profiles.c and profiles_http.c ---- */
 #include <sqlite3.h>
 
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 
 #define PROFILE_AREA "profiles"  /* DIR/profiles/ab/cdef… */
 #define PROFILE_MAX_LABELS 32

@@ -1,7 +1,7 @@
 /* `symbolize pprof IN -o OUT`: (re-)symbolize a profile on disk.  The work is
  * in the library (profile.h); this file finds indexes by build-ID. */
 #include "symbolizer/cli.h"
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,8 +1,8 @@
 /* Symbolizing a pprof profile in place from symbolization indexes
  * (keep Location.address and the Mapping, write Function and
  * Line, set the has_* flags, recompute is_folded). */
-#include "symbolizer/profile.h"
-#include "symbolizer/profile_internal.h"
+#include "pprof/pprof.h"
+#include "pprof/pprof_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

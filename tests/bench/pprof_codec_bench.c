@@ -35,7 +35,7 @@
 #include <zlib.h>
 
 #include "profile.pb-c.h" /* generated into $(BUILD)/bench/gen */
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 
 typedef Perftools__Profiles__Profile PbProfile;
 typedef Perftools__Profiles__Sample PbSample;

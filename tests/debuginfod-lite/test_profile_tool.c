@@ -5,7 +5,7 @@
  * One sample per stdin line: addresses leaf first, each "hex" (first
  * mapping) or "N:hex" (mapping N, 1-based), then "= value".  Without
  * arguments it checks that what it writes reads back. */
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 #include "tests/lib/check.h"
 
 #include <errno.h>

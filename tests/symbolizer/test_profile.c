@@ -3,7 +3,7 @@
  * `test_profile make OUT BUILD_ID FILE < stacks` writes an unsymbolized
  * profile for tests/symbolizer/test_pprof.sh (one sample per line: hex
  * addresses leaf first, then "= value"). */
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 #include "tests/lib/check.h"
 
 #include <errno.h>

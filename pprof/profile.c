@@ -2,8 +2,8 @@
  * building and merging.  Field numbers are those of the public
  * profile.proto (package perftools.profiles); docs/symbolizer.md lists the
  * fields we read and write. */
-#include "symbolizer/profile.h"
-#include "symbolizer/profile_internal.h"
+#include "pprof/pprof.h"
+#include "pprof/pprof_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
 #ifndef SYMZ_PROFILE_INTERNAL_H
 #define SYMZ_PROFILE_INTERNAL_H
 
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 
 /* Byte-keyed hash map to uint64 values (interning by content). */
 struct kmap {

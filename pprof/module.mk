@@ -1,0 +1,10 @@
+# pprof/: the profile model, codec, validation and merge (libpprof.a).
+PPROF_LIB_SRCS := pprof/profile.c
+PPROF_LIB_OBJS := $(PPROF_LIB_SRCS:%.c=$(OBJ)/%.o)
+PPROF_LIB      := $(LIB)/libpprof.a
+DEPFILES       += $(PPROF_LIB_OBJS:.o=.d)
+TEST_LIBS_PRE  += $(PPROF_LIB)
+
+$(PPROF_LIB): $(PPROF_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
