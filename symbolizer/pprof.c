@@ -112,7 +112,7 @@ int symz_pprof_main(int argc, char **argv)
 		{0, 0, 0, 0},
 	};
 	struct resolver_ctx ctx = {0};
-	struct pprof_symbolize_options so = {0};
+	struct symz_pprof_options so = {.resolve_index = resolve, .ctx = &ctx};
 	const char *outp = NULL;
 	bool no_cache = false;
 	char cache_buf[PATH_MAX], token[256];
@@ -136,9 +136,9 @@ int symz_pprof_main(int argc, char **argv)
 		case 'n': no_cache = true; break;
 		case 'k':
 			if (!strcmp(optarg, "position"))
-				so.kind = PPROF_KIND_POSITION;
+				so.kind = SYMZ_PPROF_KIND_POSITION;
 			else if (!strcmp(optarg, "as-is"))
-				so.kind = PPROF_KIND_AS_IS;
+				so.kind = SYMZ_PPROF_KIND_AS_IS;
 			else {
 				fprintf(stderr, "symbolize pprof: --kind must be position or as-is\n");
 				return 2;
@@ -170,9 +170,9 @@ int symz_pprof_main(int argc, char **argv)
 		fprintf(stderr, "symbolize pprof: %s: %s\n", in, e.msg);
 		return 1;
 	}
-	struct pprof_symbolize_report rep;
+	struct symz_pprof_report rep;
 	int rc = 0;
-	if (pprof_symbolize(p, resolve, &ctx, &so, &rep, &e)) {
+	if (symz_pprof_symbolize(p, &so, &rep, &e)) {
 		fprintf(stderr, "symbolize pprof: %s: %s\n", in, e.msg);
 		rc = 1;
 	} else if (pprof_write_file(p, outp, true, &e)) {
@@ -190,7 +190,7 @@ int symz_pprof_main(int argc, char **argv)
 				rep.missing_ids[i].filename[0] ? rep.missing_ids[i].filename : "no file name",
 				rep.missing_ids[i].locations, rep.missing_ids[i].reason);
 	}
-	pprof_report_free(&rep);
+	symz_pprof_report_free(&rep);
 	pprof_free(p);
 	for (size_t i = 0; i < ctx.nopened; i++)
 		symz_index_free(ctx.opened[i]);

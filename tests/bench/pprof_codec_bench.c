@@ -1,4 +1,4 @@
-/* pprof codec benchmark: our hand-written codec (symbolizer/profile.h)
+/* pprof codec benchmark: our hand-written codec (pprof/pprof.h)
  * beside protobuf-c code generated from tests/bench/profile.proto, on the
  * same bytes.
  *

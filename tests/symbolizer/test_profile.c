@@ -1,9 +1,10 @@
-/* The pprof library (symbolizer/profile.h): build, serialize, parse, merge,
+/* The pprof library (pprof/pprof.h): build, serialize, parse, merge,
  * symbolize, and hostile input.  Run without arguments it checks itself;
  * `test_profile make OUT BUILD_ID FILE < stacks` writes an unsymbolized
  * profile for tests/symbolizer/test_pprof.sh (one sample per line: hex
  * addresses leaf first, then "= value"). */
 #include "pprof/pprof.h"
+#include "symbolizer/symbolizer.h"
 #include "tests/lib/check.h"
 
 #include <errno.h>
@@ -228,13 +229,13 @@ static void symbolize_fixture(void)
 		pprof_add_sample(p, st, 3, &one, NULL, 0, &e);
 	}
 	struct one ctx = {hex, idx};
-	struct pprof_symbolize_report rep;
-	struct pprof_symbolize_options so = {0};
-	int r = pprof_symbolize(p, resolve_one, &ctx, &so, &rep, &e);
+	struct symz_pprof_report rep;
+	struct symz_pprof_options so = {.resolve_index = resolve_one, .ctx = &ctx};
+	int r = symz_pprof_symbolize(p, &so, &rep, &e);
 	CHECK(!r && rep.symbolized > 100 && rep.n_missing_ids == 1 && rep.missing > 0 &&
 		      !strcmp(rep.missing_ids[0].build_id, "abcdef"),
 	      "symbolize_report", "r=%d symbolized=%zu missing=%zu", r, rep.symbolized, rep.missing);
-	pprof_report_free(&rep);
+	symz_pprof_report_free(&rep);
 	uint8_t *kinds;
 	pprof_location_kinds(p, &kinds, &e);
 	size_t bad = 0, checked = 0, with_lines = 0;
@@ -262,14 +263,14 @@ static void symbolize_fixture(void)
 	CHECK(checked > 100 && bad == 0 && mp->has_functions && mp->has_line_numbers && mp->has_inline_frames,
 	      "symbolize_matches_lookup", "%zu of %zu locations differ", bad, checked);
 	/* Already symbolized: kept without --force. */
-	r = pprof_symbolize(p, resolve_one, &ctx, &so, &rep, &e);
+	r = symz_pprof_symbolize(p, &so, &rep, &e);
 	CHECK(!r && rep.symbolized == 0 && rep.kept == with_lines, "symbolize_keeps_symbolized",
 	      "symbolized %zu kept %zu", rep.symbolized, rep.kept);
-	pprof_report_free(&rep);
+	symz_pprof_report_free(&rep);
 	so.force = true;
-	r = pprof_symbolize(p, resolve_one, &ctx, &so, &rep, &e);
+	r = symz_pprof_symbolize(p, &so, &rep, &e);
 	CHECK(!r && rep.symbolized == with_lines, "symbolize_force", "symbolized %zu", rep.symbolized);
-	pprof_report_free(&rep);
+	symz_pprof_report_free(&rep);
 	pprof_free(p);
 	symz_index_free(idx);
 }
