@@ -166,7 +166,7 @@ static int symbolize_location(struct work *w, size_t li, enum symz_frame_kind ki
 	const char *fname = m ? pprof_str(p, m->filename) : "";
 	char sha[SHA256_HEX_LEN + 1], ref[sizeof(SYMZ_PERF_MAP_PREFIX) + SHA256_HEX_LEN];
 	bool jit = m && !bid[0] && perf_map_sha(fname, sha);
-	if (!m || (!bid[0] && !jit)) {
+	if (!m || (!bid[0] && !jit) || (jit && !w->opt->resolve_perf_map)) {
 		rep->no_build_id++;
 		return 0;
 	}
@@ -174,7 +174,7 @@ static int symbolize_location(struct work *w, size_t li, enum symz_frame_kind ki
 		rep->kept++;
 		return 0;
 	}
-	if (jit ? !w->opt->resolve_perf_map : !w->opt->resolve_index) {
+	if (!jit && !w->opt->resolve_index) {
 		rep->missing++; /* nobody to ask */
 		return 0;
 	}

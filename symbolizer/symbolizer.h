@@ -180,7 +180,8 @@ struct symz_pprof_options {
 	bool force; /* re-symbolize locations that already have lines */
 	enum symz_pprof_kind_policy kind;
 	symz_index_resolver resolve_index;       /* NULL: build-ID mappings left alone */
-	symz_perf_map_resolver resolve_perf_map; /* NULL: JIT mappings left alone */
+	symz_perf_map_resolver resolve_perf_map; /* NULL: JIT mappings left alone (counted
+						    as no_build_id) */
 	void *ctx;                               /* passed to both */
 };
 
