@@ -23,7 +23,7 @@ struct wb {
 
 static void wb_bytes(struct wb *w, const void *s, size_t n)
 {
-	if (w->oom)
+	if (w->oom || n == 0) /* s may be NULL then (a sample without labels) */
 		return;
 	if (w->len + n > w->cap) {
 		size_t ncap = w->cap ? w->cap : 256;
