@@ -14,31 +14,29 @@ int pprof_oom(struct err *e)
 	return err_set(e, ENOMEM, "out of memory reading the profile");
 }
 
-/* A content key under construction (the maps' keys are bytes). */
-struct wb {
-	uint8_t *d;
-	size_t len, cap;
+/* A content key under construction (the maps' keys are bytes); a failed
+ * append marks it, so a key is built without a check per field. */
+struct key {
+	struct vec bytes; /* uint8_t */
 	bool oom;
 };
 
-static void wb_bytes(struct wb *w, const void *s, size_t n)
+static void key_init(struct key *k)
 {
-	if (w->oom || n == 0) /* s may be NULL then (a sample without labels) */
+	vec_init(&k->bytes, 1);
+	k->oom = false;
+}
+
+static void key_add(struct key *k, const void *s, size_t n)
+{
+	if (k->oom || n == 0) /* s may be NULL then (a sample without labels) */
 		return;
-	if (w->len + n > w->cap) {
-		size_t ncap = w->cap ? w->cap : 256;
-		while (ncap < w->len + n)
-			ncap *= 2;
-		uint8_t *nd = realloc(w->d, ncap);
-		if (!nd) {
-			w->oom = true;
-			return;
-		}
-		w->d = nd;
-		w->cap = ncap;
+	if (vec_reserve(&k->bytes, k->bytes.len + n)) {
+		k->oom = true;
+		return;
 	}
-	memcpy(w->d + w->len, s, n);
-	w->len += n;
+	memcpy((uint8_t *)k->bytes.data + k->bytes.len, s, n);
+	k->bytes.len += n;
 }
 
 /* ---- the profile ---- */
@@ -302,25 +300,25 @@ fail:
 
 /* Keys of the content maps.  Mapping: (build_id, filename, start, limit,
  * offset) as strings' text, so that maps from different profiles compare. */
-static int mapping_key(const struct pprof_profile *p, const struct pprof_mapping *m, struct wb *k)
+static int mapping_key(const struct pprof_profile *p, const struct pprof_mapping *m, struct key *k)
 {
-	k->len = 0;
+	k->bytes.len = 0;
 	const char *s = pprof_str(p, m->build_id);
-	wb_bytes(k, s, strlen(s) + 1);
+	key_add(k, s, strlen(s) + 1);
 	s = pprof_str(p, m->filename);
-	wb_bytes(k, s, strlen(s) + 1);
+	key_add(k, s, strlen(s) + 1);
 	uint64_t nums[3] = {m->memory_start, m->memory_limit, m->file_offset};
-	wb_bytes(k, nums, sizeof(nums));
+	key_add(k, nums, sizeof(nums));
 	return k->oom ? -ENOMEM : 0;
 }
 
-static int index_mappings(struct pprof_profile *p, struct wb *k)
+static int index_mappings(struct pprof_profile *p, struct key *k)
 {
 	struct pprof_private *pv = p->priv;
 	for (; pv->maps_indexed < p->mappings.len; pv->maps_indexed++) {
 		const struct pprof_mapping *m = &VEC_AT(&p->mappings, struct pprof_mapping, pv->maps_indexed);
 		uint64_t id = m->id;
-		if (mapping_key(p, m, k) || hashmap_find(&pv->maps, k->d, k->len, &id, true) < 0)
+		if (mapping_key(p, m, k) || hashmap_find(&pv->maps, k->bytes.data, k->bytes.len, &id, true) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -330,7 +328,8 @@ static int index_mappings(struct pprof_profile *p, struct wb *k)
 static uint64_t intern_mapping(struct pprof_profile *p, const struct pprof_mapping *tmpl,
 			       const char *build_id, const char *filename)
 {
-	struct wb k = {0};
+	struct key k;
+	key_init(&k);
 	uint64_t id = 0;
 	struct pprof_mapping m = *tmpl;
 	m.build_id = pprof_intern(p, build_id);
@@ -340,7 +339,7 @@ static uint64_t intern_mapping(struct pprof_profile *p, const struct pprof_mappi
 	id = p->mappings.len + 1;
 	while (pprof_find_id(p, PPROF_MAPPINGS, id) != SIZE_MAX) /* parsed profiles may use any ids */
 		id++;
-	int r = hashmap_find(&p->priv->maps, k.d, k.len, &id, true);
+	int r = hashmap_find(&p->priv->maps, k.bytes.data, k.bytes.len, &id, true);
 	if (r < 0) {
 		id = 0;
 	} else if (r == 0) {
@@ -354,7 +353,7 @@ static uint64_t intern_mapping(struct pprof_profile *p, const struct pprof_mappi
 		p->priv->maps_indexed = p->mappings.len;
 	}
 out:
-	free(k.d);
+	vec_free(&k.bytes);
 	return id;
 }
 
@@ -423,19 +422,19 @@ int pprof_set_lines(struct pprof_profile *p, size_t li, const struct pprof_line 
 /* Location key: (mapping, address, kind, is_folded, lines).  The kind keeps
  * a leaf and a return address at one address apart (profile.h). */
 static int location_key(const struct pprof_profile *p, const struct pprof_location *l, uint8_t kind,
-			struct wb *k)
+			struct key *k)
 {
-	k->len = 0;
+	k->bytes.len = 0;
 	uint64_t head[4] = {l->mapping_id, l->address, kind | (uint64_t)l->is_folded << 8,
 			    l->line_count};
-	wb_bytes(k, head, sizeof(head));
+	key_add(k, head, sizeof(head));
 	if (l->line_count)
-		wb_bytes(k, &VEC_AT(&p->lines, struct pprof_line, l->line_off),
+		key_add(k, &VEC_AT(&p->lines, struct pprof_line, l->line_off),
 			 l->line_count * sizeof(struct pprof_line));
 	return k->oom ? -ENOMEM : 0;
 }
 
-static int index_locations(struct pprof_profile *p, struct wb *k)
+static int index_locations(struct pprof_profile *p, struct key *k)
 {
 	struct pprof_private *pv = p->priv;
 	if (pv->locs_indexed == p->locations.len)
@@ -449,7 +448,7 @@ static int index_locations(struct pprof_profile *p, struct wb *k)
 							 pv->locs_indexed);
 		uint64_t id = l->id;
 		if (location_key(p, l, kinds[pv->locs_indexed], k) ||
-		    hashmap_find(&pv->locs, k->d, k->len, &id, true) < 0) {
+		    hashmap_find(&pv->locs, k->bytes.data, k->bytes.len, &id, true) < 0) {
 			free(kinds);
 			return -ENOMEM;
 		}
@@ -468,7 +467,7 @@ void pprof_locations_changed(struct pprof_profile *p)
 
 /* Location with this content (lines copied from `lines`); returns id or 0. */
 static uint64_t intern_location(struct pprof_profile *p, const struct pprof_location *tmpl,
-				const struct pprof_line *lines, uint8_t kind, struct wb *k)
+				const struct pprof_line *lines, uint8_t kind, struct key *k)
 {
 	if (index_locations(p, k))
 		return 0;
@@ -488,7 +487,7 @@ static uint64_t intern_location(struct pprof_profile *p, const struct pprof_loca
 	uint64_t id = p->locations.len + 1;
 	while (pprof_find_id(p, PPROF_LOCATIONS, id) != SIZE_MAX)
 		id++;
-	int r = hashmap_find(&p->priv->locs, k->d, k->len, &id, true);
+	int r = hashmap_find(&p->priv->locs, k->bytes.data, k->bytes.len, &id, true);
 	if (r != 0)
 		p->lines.len = line_off;
 	if (r < 0)
@@ -508,18 +507,18 @@ static uint64_t intern_location(struct pprof_profile *p, const struct pprof_loca
  * indexes (what pprof_intern returns for their text), so equal labels give
  * equal keys without hashing their text for every sample. */
 static int sample_key(const uint64_t *locs, size_t nlocs, const struct pprof_label *labels,
-		      size_t nlabels, struct wb *k)
+		      size_t nlabels, struct key *k)
 {
-	k->len = 0;
-	wb_bytes(k, &nlocs, sizeof(nlocs));
-	wb_bytes(k, locs, nlocs * sizeof(*locs));
-	wb_bytes(k, labels, nlabels * sizeof(*labels));
+	k->bytes.len = 0;
+	key_add(k, &nlocs, sizeof(nlocs));
+	key_add(k, locs, nlocs * sizeof(*locs));
+	key_add(k, labels, nlabels * sizeof(*labels));
 	return k->oom ? -ENOMEM : 0;
 }
 
 /* Enter the samples not yet in the content map.  A parsed profile's labels
  * may name duplicate strings: they are keyed by canonical index. */
-static int index_samples(struct pprof_profile *p, struct wb *k)
+static int index_samples(struct pprof_profile *p, struct key *k)
 {
 	struct pprof_private *pv = p->priv;
 	if (pv->samples_indexed == p->samples.len)
@@ -550,7 +549,7 @@ static int index_samples(struct pprof_profile *p, struct wb *k)
 		uint64_t v = pv->samples_indexed;
 		if (sample_key(&VEC_AT(&p->sample_loc_ids, uint64_t, s->loc_off), s->loc_count,
 			       labels.data, labels.len, k) ||
-		    hashmap_find(&pv->samples, k->d, k->len, &v, true) < 0)
+		    hashmap_find(&pv->samples, k->bytes.data, k->bytes.len, &v, true) < 0)
 			err = -ENOMEM;
 	}
 	free(canon);
@@ -562,12 +561,12 @@ static int index_samples(struct pprof_profile *p, struct wb *k)
  * strings canonical in p). */
 static int add_sample_ids(struct pprof_profile *p, const uint64_t *locs, size_t nlocs,
 			  const int64_t *values, const struct pprof_label *labels, size_t nlabels,
-			  struct wb *k)
+			  struct key *k)
 {
 	if (index_samples(p, k) || sample_key(locs, nlocs, labels, nlabels, k))
 		return -ENOMEM;
 	uint64_t si = p->samples.len;
-	int r = hashmap_find(&p->priv->samples, k->d, k->len, &si, true);
+	int r = hashmap_find(&p->priv->samples, k->bytes.data, k->bytes.len, &si, true);
 	if (r < 0)
 		return -ENOMEM;
 	size_t nv = p->sample_types.len;
@@ -610,7 +609,8 @@ int pprof_add_sample(struct pprof_profile *p, const struct pprof_frame *frames, 
 		     const int64_t *values, const char *const (*labels)[2], size_t nlabels,
 		     struct err *e)
 {
-	struct wb k = {0};
+	struct key k;
+	key_init(&k);
 	uint64_t *ids = malloc((nframes ? nframes : 1) * sizeof(*ids));
 	struct pprof_label *ls = calloc(nlabels ? nlabels : 1, sizeof(*ls));
 	int err = 0;
@@ -643,7 +643,7 @@ int pprof_add_sample(struct pprof_profile *p, const struct pprof_frame *frames, 
 	if (add_sample_ids(p, ids, nframes, values, ls, nlabels, &k))
 		err = pprof_oom(e);
 out:
-	free(k.d);
+	vec_free(&k.bytes);
 	free(ids);
 	free(ls);
 	return err;
@@ -682,7 +682,8 @@ int pprof_merge(struct pprof_profile *dst, const struct pprof_profile *src, stru
 	vec_init(&lines, sizeof(struct pprof_line));
 	vec_init(&ids, sizeof(uint64_t));
 	vec_init(&labels, sizeof(struct pprof_label));
-	struct wb k = {0};
+	struct key k;
+	key_init(&k);
 	int err = 0;
 	if (!str || !map_ids || !fn_ids || !loc_ids || pprof_location_kinds(src, &kinds, e))
 		goto nomem;
@@ -758,7 +759,7 @@ out:
 	vec_free(&lines);
 	vec_free(&ids);
 	vec_free(&labels);
-	free(k.d);
+	vec_free(&k.bytes);
 	return err;
 }
 
