@@ -5,7 +5,7 @@
 . "$TOP/tests/lib/check.sh"
 scratch
 S=$BIN/symbolize
-MK=$TOP/$BUILD/tests/symbolizer/test_profile
+MK=$TOP/$BUILD/tests/pprof/test_pprof
 FX=$FIXTURES/symbolizer
 export XDG_CACHE_HOME=$SCRATCH/cache
 
