@@ -1,7 +1,7 @@
 /* The pprof wire format: decoding with every read bounds-checked,
  * validation (after it every index and reference is in range), encoding and
- * gzip.  Field numbers are those of the public profile.proto (package
- * perftools.profiles); docs/pprof.md lists the fields we read and write. */
+ * gzip.  Field numbers are those of the public schema (package
+ * perftools.profiles), which tests/bench/profile.proto reproduces. */
 #include "pprof/pprof.h"
 #include "pprof/pprof_internal.h"
 

@@ -35,12 +35,12 @@ static int make_profile(const char *out, const char *build_id, const char *file)
 				fr[n++] = (struct pprof_frame){m, strtoull(tok, NULL, 16)};
 		}
 		if (n && pprof_add_sample(p, fr, n, v, NULL, 0, &e)) {
-			fprintf(stderr, "test_profile: %s\n", e.msg);
+			fprintf(stderr, "test_pprof: %s\n", e.msg);
 			return 1;
 		}
 	}
 	if (pprof_write_file(p, out, true, &e)) {
-		fprintf(stderr, "test_profile: %s\n", e.msg);
+		fprintf(stderr, "test_pprof: %s\n", e.msg);
 		return 1;
 	}
 	pprof_free(p);
