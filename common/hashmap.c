@@ -62,17 +62,21 @@ static int grow(struct hashmap *m)
 	return 0;
 }
 
-int hashmap_find(struct hashmap *m, const void *key, size_t len, uint64_t *value, bool add)
+/* The entry for key, inserted (value 0) when absent and `add`.  *entry is
+ * NULL when absent and not added.  1 found, 0 not found, -ENOMEM. */
+static int probe(struct hashmap *m, const void *key, size_t len, bool add,
+		 struct hashmap_entry **entry)
 {
 	uint32_t h = slot_hash(key, len);
 	size_t j = 0;
+	*entry = NULL;
 	if (m->nslots) {
 		for (j = h & (m->nslots - 1); m->slots[j]; j = (j + 1) & (m->nslots - 1)) {
-			const struct hashmap_entry *en =
+			struct hashmap_entry *en =
 				&VEC_AT(&m->entries, struct hashmap_entry, m->slots[j] - 1);
 			if (en->hash == h && en->key_len == len &&
 			    !memcmp((const uint8_t *)m->arena.data + en->key_off, key, len)) {
-				*value = en->value;
+				*entry = en;
 				return 1;
 			}
 		}
@@ -92,12 +96,33 @@ int hashmap_find(struct hashmap *m, const void *key, size_t len, uint64_t *value
 	struct hashmap_entry *en = vec_push(&m->entries);
 	if (!en)
 		return -ENOMEM;
-	*en = (struct hashmap_entry){*value, m->arena.len, (uint32_t)len, h};
+	*en = (struct hashmap_entry){0, m->arena.len, (uint32_t)len, h};
 	uint8_t *dst = (uint8_t *)m->arena.data + m->arena.len;
 	if (len)
 		memcpy(dst, key, len);
 	dst[len] = 0;
 	m->arena.len += len + 1;
 	m->slots[j] = (uint32_t)m->entries.len;
+	*entry = en;
 	return 0;
+}
+
+int hashmap_find(struct hashmap *m, const void *key, size_t len, uint64_t *value, bool add)
+{
+	struct hashmap_entry *en;
+	int r = probe(m, key, len, add, &en);
+	if (r == 1)
+		*value = en->value;
+	else if (r == 0 && en)
+		en->value = *value;
+	return r;
+}
+
+int hashmap_slot(struct hashmap *m, const void *key, size_t len, uint64_t **value)
+{
+	struct hashmap_entry *en;
+	int r = probe(m, key, len, true, &en);
+	if (r >= 0)
+		*value = &en->value;
+	return r;
 }

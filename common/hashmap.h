@@ -39,6 +39,11 @@ void hashmap_free(struct hashmap *m); /* leaves m empty and usable */
  * (also when the map would pass UINT32_MAX entries or keys that long). */
 int hashmap_find(struct hashmap *m, const void *key, size_t len, uint64_t *value, bool add);
 
+/* Look key up, inserting it (value 0) when absent: *value then points at
+ * its value, valid until the next insertion, for the caller to read or set.
+ * One probe where find-then-insert takes two.  1 found, 0 inserted, -ENOMEM. */
+int hashmap_slot(struct hashmap *m, const void *key, size_t len, uint64_t **value);
+
 /* Where the next inserted key will start in the arena. */
 static inline size_t hashmap_next_offset(const struct hashmap *m)
 {

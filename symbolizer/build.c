@@ -17,20 +17,12 @@
 #include <string.h>
 
 /* ---- maps (common/hashmap.h) ----
- * Integer keys (libdw pointers, string offsets) are hashed as their bytes. */
-static int map_get(struct hashmap *m, uint64_t key, uint32_t *val)
+ * Integer keys (libdw pointers, string offsets) are hashed as their bytes.
+ * A key absent until now is inserted with value 0 for the caller to set
+ * (an error in between sets b->oom, and the build is abandoned). */
+static int map_slot(struct hashmap *m, uint64_t key, uint64_t **value)
 {
-	uint64_t v;
-	int r = hashmap_find(m, &key, sizeof(key), &v, false);
-	if (r == 1)
-		*val = (uint32_t)v;
-	return r;
-}
-
-static int map_put(struct hashmap *m, uint64_t key, uint32_t val)
-{
-	uint64_t v = val;
-	return hashmap_find(m, &key, sizeof(key), &v, true) < 0 ? -ENOMEM : 0;
+	return hashmap_slot(m, &key, sizeof(key), value);
 }
 
 /* Interned strings: the index's string section is the key arena of one map
@@ -41,12 +33,10 @@ static uint32_t str_add(struct hashmap *strs, const char *s)
 	if (!s || !*s)
 		return 0;
 	size_t n = strlen(s);
-	uint64_t off;
-	int r = hashmap_find(strs, s, n, &off, false);
-	if (r == 1)
-		return (uint32_t)off;
-	off = hashmap_next_offset(strs);
-	if (r < 0 || off + n + 1 > UINT32_MAX - 1 || hashmap_find(strs, s, n, &off, true) < 0)
+	/* One lookup: a new string lands at the arena's end (offsets stay
+	 * below UINT32_MAX, the format's limit). */
+	uint64_t off = hashmap_next_offset(strs);
+	if (off + n + 1 > UINT32_MAX - 1 || hashmap_find(strs, s, n, &off, true) < 0)
 		return UINT32_MAX;
 	return (uint32_t)off;
 }
@@ -127,22 +117,18 @@ static uint32_t file_index(struct builder *b, const char *path, const char *comp
 		b->oom = true;
 		return SYMZ_NONE;
 	}
-	uint32_t idx;
-	int r = map_get(&b->file_by_str, s, &idx);
+	uint64_t *idx;
+	int r = map_slot(&b->file_by_str, s, &idx);
 	if (r == 1)
-		return idx;
+		return (uint32_t)*idx;
 	uint32_t *f = r < 0 ? NULL : vec_push(&b->files);
 	if (!f) {
 		b->oom = true;
 		return SYMZ_NONE;
 	}
 	*f = s;
-	idx = (uint32_t)(b->files.len - 1);
-	if (map_put(&b->file_by_str, s, idx)) {
-		b->oom = true;
-		return SYMZ_NONE;
-	}
-	return idx;
+	*idx = b->files.len - 1;
+	return (uint32_t)*idx;
 }
 
 /* File index for a libdw path pointer (the same string is returned for every
@@ -151,19 +137,18 @@ static uint32_t file_by_ptr(struct builder *b, const char *path, const char *com
 {
 	if (!path)
 		return SYMZ_NONE;
-	uint32_t idx;
-	int r = map_get(&b->file_by_ptr, (uintptr_t)path, &idx);
+	uint64_t *idx;
+	int r = map_slot(&b->file_by_ptr, (uintptr_t)path, &idx);
 	if (r == 1)
-		return idx;
-	if (r < 0 || (idx = file_index(b, path, comp_dir)) == SYMZ_NONE)
-		goto fail;
-	if (map_put(&b->file_by_ptr, (uintptr_t)path, idx))
-		goto fail;
-	return idx;
-fail:
-	if (r < 0 || idx != SYMZ_NONE)
+		return (uint32_t)*idx;
+	if (r < 0) {
 		b->oom = true;
-	return SYMZ_NONE;
+		return SYMZ_NONE;
+	}
+	/* file_index grows other maps, never this one: idx stays valid. */
+	uint32_t file = file_index(b, path, comp_dir);
+	*idx = file;
+	return file;
 }
 
 /* {name, linkage} string offsets for a raw (possibly mangled) name. */
@@ -173,15 +158,15 @@ static void intern_name(struct builder *b, const char *raw, bool strip_clone, ui
 	*name = *linkage = 0;
 	if (!raw || !*raw)
 		return;
+	uint64_t *pair = NULL;
 	if (!strip_clone) {
-		uint32_t pair;
-		int r = map_get(&b->name_by_ptr, (uintptr_t)raw, &pair);
+		int r = map_slot(&b->name_by_ptr, (uintptr_t)raw, &pair);
 		if (r < 0) {
 			b->oom = true;
 			return;
 		}
 		if (r == 1) {
-			uint32_t *p = &VEC_AT(&b->name_pairs, uint32_t, 2 * pair);
+			uint32_t *p = &VEC_AT(&b->name_pairs, uint32_t, 2 * *pair);
 			*name = p[0];
 			*linkage = p[1];
 			return;
@@ -208,8 +193,8 @@ static void intern_name(struct builder *b, const char *raw, bool strip_clone, ui
 	}
 	*p0 = *name;
 	*p1 = *linkage;
-	if (map_put(&b->name_by_ptr, (uintptr_t)raw, (uint32_t)(b->name_pairs.len / 2 - 1)))
-		b->oom = true;
+	/* str_add never touches name_by_ptr, so pair is still ours. */
+	*pair = b->name_pairs.len / 2 - 1;
 }
 
 static uint32_t add_node(struct builder *b, const struct symz_node *n)

@@ -236,6 +236,7 @@ static void test_hashmap(void)
 
 	struct hashmap m;
 	hashmap_init(&m);
+	int r0;
 	enum { N = 20000 };
 	char key[32];
 	size_t bad = 0;
@@ -256,6 +257,15 @@ static void test_hashmap(void)
 	v = 1;
 	CHECK(hashmap_find(&m, "key-5", 5, &v, true) == 1 && v == 35, "hashmap_add_existing",
 	      "got value %llu", (unsigned long long)v);
+	uint64_t *slot = NULL;
+	r0 = hashmap_slot(&m, "new", 3, &slot);
+	int r0_ok = r0 == 0 && slot && *slot == 0;
+	if (slot)
+		*slot = 42;
+	v = 0;
+	CHECK(r0_ok && hashmap_slot(&m, "new", 3, &slot) == 1 && *slot == 42 &&
+		      hashmap_find(&m, "new", 3, &v, false) == 1 && v == 42,
+	      "hashmap_slot", "r0=%d v=%llu", r0, (unsigned long long)v);
 	hashmap_free(&m);
 
 	/* Keys are bytes: NULs inside count, the empty key is a key, and the
