@@ -420,7 +420,7 @@ int pprof_set_lines(struct pprof_profile *p, size_t li, const struct pprof_line 
 }
 
 /* Location key: (mapping, address, kind, is_folded, lines).  The kind keeps
- * a leaf and a return address at one address apart (profile.h). */
+ * a leaf and a return address at one address apart (pprof.h). */
 static int location_key(const struct pprof_profile *p, const struct pprof_location *l, uint8_t kind,
 			struct key *k)
 {
