@@ -171,7 +171,8 @@ uint64_t pprof_intern_function(struct pprof_profile *p, const char *name, const 
 			       const char *filename, int64_t start_line);
 
 /* Replace location li's (an index into p->locations) lines with n lines
- * (line[0] innermost).  Call pprof_locations_changed once done. */
+ * (line[0] innermost).  0, -EINVAL (no such location) or -ENOMEM.  Call
+ * pprof_locations_changed once done. */
 int pprof_set_lines(struct pprof_profile *p, size_t li, const struct pprof_line *lines, size_t n);
 
 /* Locations' lines were rewritten: forget the content maps that key on them

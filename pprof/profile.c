@@ -408,7 +408,9 @@ int pprof_set_lines(struct pprof_profile *p, size_t li, const struct pprof_line 
 {
 	/* Appended: other locations' ranges into p->lines stay valid. */
 	size_t off = p->lines.len;
-	if (li >= p->locations.len || vec_reserve(&p->lines, off + n))
+	if (li >= p->locations.len)
+		return -EINVAL;
+	if (vec_reserve(&p->lines, off + n))
 		return -ENOMEM;
 	if (n)
 		memcpy(&VEC_AT(&p->lines, struct pprof_line, off), lines, n * sizeof(*lines));
