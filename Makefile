@@ -70,11 +70,12 @@ $(OBJ)/%.o: %.c
 # Components, lowest first (the libraries others link); every other <component>/module.mk is picked up
 # on its own, and tests/ comes last (it links what the others define).
 include common/module.mk
+include pprof/module.mk
 include unwind-compiler/module.mk
 include symbolizer/module.mk
 include bpf/module.mk
-include $(sort $(filter-out common/module.mk unwind-compiler/module.mk symbolizer/module.mk \
-                            bpf/module.mk tests/module.mk,$(wildcard */module.mk)))
+include $(sort $(filter-out common/module.mk pprof/module.mk unwind-compiler/module.mk \
+                            symbolizer/module.mk bpf/module.mk tests/module.mk,$(wildcard */module.mk)))
 include tests/module.mk
 
 all: $(BINS) $(TEST_BINS)

@@ -23,7 +23,7 @@
 
 #include "common/common.h"
 #include "bpf/loader.h"
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 
 /* ---- unwind tables from the server ---- */
 struct table_fetcher;

@@ -28,10 +28,23 @@ $(AGENT_LIB): $(AGENT_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BIN)/profiler-agent: $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(BPF_LIB) $(SYMZ_LIB) \
+# The agent writes profiles through pprof/ and never links the symbolizer
+# (symbolizing happens on the server or offline).
+$(BIN)/profiler-agent: $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(BPF_LIB) $(PPROF_LIB) \
 		$(UNWIND_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LDLIBS) $(BPF_LDLIBS) $(SYMZ_LDLIBS) $(UNWIND_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LDLIBS) $(BPF_LDLIBS) $(UNWIND_LDLIBS) $(COMMON_LDLIBS)
+
+# The build check for that: no agent object and nothing in the program may
+# name a symbolizer symbol (symz_*).  Part of `make all`.
+AGENT_NO_SYMZ := $(BUILD)/agent-hooks/no-symbolizer.ok
+all: $(AGENT_NO_SYMZ)
+$(AGENT_NO_SYMZ): $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(BIN)/profiler-agent
+	@mkdir -p $(@D)
+	@if nm -A $^ 2>/dev/null | grep -E ' [A-Za-z] symz_'; then \
+	    echo "agent-hooks: the agent references the symbolizer (symz_* above);" \
+	         "it must use pprof/ only" >&2; exit 1; fi
+	@touch $@
 
 # Fixture: a CPU-bound program without frame pointers, stripped, with its
 # unstripped twin (the oracle's debuginfo), plus a short-lived helper.

@@ -4,40 +4,21 @@
  * shrink the body is not used. */
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/parse.h"
+#include "common/gzip.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 #include <zstd.h>
 
 static int gzip_mem(const void *in, size_t in_size, void **out, size_t *out_size)
 {
-	z_stream z;
-	memset(&z, 0, sizeof(z));
-	/* windowBits 15 + 16: a gzip wrapper rather than zlib's. */
-	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -ENOMEM;
-	size_t cap = deflateBound(&z, (uLong)in_size);
-	uint8_t *buf = malloc(cap);
-	if (!buf) {
-		deflateEnd(&z);
-		return -ENOMEM;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)in_size;
-	z.next_out = buf;
-	z.avail_out = (uInt)cap;
-	int rc = deflate(&z, Z_FINISH);
-	size_t n = z.total_out;
-	deflateEnd(&z);
-	if (rc != Z_STREAM_END) {
-		free(buf);
-		return -EIO;
-	}
-	*out = buf;
-	*out_size = n;
-	return 0;
+	struct err ignored = { { 0 } }; /* a body that fails to compress is sent as is */
+	uint8_t *buf;
+	int rc = gzip_compress(in, in_size, &buf, out_size, &ignored);
+	if (rc == 0)
+		*out = buf;
+	return rc;
 }
 
 static int zstd_mem(const void *in, size_t in_size, void **out, size_t *out_size)

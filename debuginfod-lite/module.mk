@@ -22,7 +22,8 @@ $(DIL_LIB): $(DIL_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(SYMZ_LIB) $(UNWIND_LIB) $(COMMON_LIB)
+$(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(SYMZ_LIB) $(PPROF_LIB) $(UNWIND_LIB) \
+		$(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DIL_LDLIBS)
 

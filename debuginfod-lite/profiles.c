@@ -484,27 +484,33 @@ static int resolve_id(void *ctx, const char *build_id, const char *filename,
 	return 0;
 }
 
-static struct symz_jit_map *resolve_map(struct profile_resolver *res, const char *sha)
+/* The stored perf map with this SHA-256, parsed once per resolver. */
+static int resolve_perf_map(void *ctx, const char *sha, const struct symz_jit_map **out,
+			    struct err *e)
 {
+	struct profile_resolver *res = ctx;
 	for (size_t i = 0; i < res->maps.len; i++) {
 		struct resolved_map *rm = &VEC_AT(&res->maps, struct resolved_map, i);
-		if (strcmp(rm->sha, sha) == 0)
-			return rm->map;
+		if (strcmp(rm->sha, sha) == 0) {
+			*out = rm->map;
+			return rm->map ? 0 : err_set(e, ENOENT, "perf map not stored");
+		}
 	}
 	struct resolved_map *rm = vec_push(&res->maps);
 	if (!rm)
-		return NULL;
+		return err_set(e, ENOMEM, "out of memory");
 	snprintf(rm->sha, sizeof(rm->sha), "%s", sha);
 	uint8_t *text;
 	size_t size;
 	size_t bad;
-	struct err e = { { 0 } };
-	if (profile_blob_read(res->r->srv, sha, &text, &size, &e) == 0) {
-		if (symz_perf_map_parse((const char *)text, size, &rm->map, &bad, &e) < 0)
-			log_warn("msg=\"perf map %s: %s\"", sha, e.msg);
+	struct err why = { { 0 } };
+	if (profile_blob_read(res->r->srv, sha, &text, &size, &why) == 0) {
+		if (symz_perf_map_parse((const char *)text, size, &rm->map, &bad, &why) < 0)
+			log_warn("msg=\"perf map %s: %s\"", sha, why.msg);
 		free(text);
 	}
-	return rm->map;
+	*out = rm->map;
+	return rm->map ? 0 : err_set(e, ENOENT, "perf map not stored");
 }
 
 static int add_missing(struct vec *missing, const char *ref)
@@ -521,99 +527,28 @@ static int add_missing(struct vec *missing, const char *ref)
 	return 0;
 }
 
-/* Name JIT frames: locations of mappings named "perf-map:<sha256>" hold
- * runtime addresses looked up in that stored perf map.  Functions are added
- * by name, one per distinct name. */
-static int symbolize_jit(struct profile_resolver *res, struct pprof_profile *p,
-			 struct vec *missing, struct err *e)
-{
-	uint8_t *kinds = NULL;
-	int rc = pprof_location_kinds(p, &kinds, e);
-	if (rc < 0)
-		return rc;
-	uint64_t *fn_by_name = NULL; /* function id by string index */
-	size_t fn_cap = 0;
-	for (size_t li = 0; li < p->locations.len && rc == 0; li++) {
-		struct pprof_location *l = &VEC_AT(&p->locations, struct pprof_location, li);
-		struct pprof_mapping *m = l->mapping_id ? pprof_mapping_by_id(p, l->mapping_id) : NULL;
-		const char *fname = m ? pprof_str(p, m->filename) : "";
-		if (!m || l->line_count || strncmp(fname, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)))
-			continue;
-		char sha[SHA256_HEX_LEN + 1];
-		if (!profile_lower_hex(fname + strlen(PERF_MAP_PREFIX), sha, sizeof(sha), SHA256_HEX_LEN,
-			       SHA256_HEX_LEN))
-			continue;
-		struct symz_jit_map *map = resolve_map(res, sha);
-		if (!map) {
-			rc = add_missing(missing, fname);
-			continue;
-		}
-		const struct symz_jit_entry *je =
-			symz_jit_lookup(map, l->address, (enum symz_frame_kind)kinds[li]);
-		if (!je)
-			continue;
-		int64_t name = pprof_intern(p, je->name);
-		if (name < 0) {
-			rc = -ENOMEM;
-			break;
-		}
-		if ((size_t)name >= fn_cap) {
-			size_t cap = ((size_t)name + 1) * 2;
-			uint64_t *n = realloc(fn_by_name, cap * sizeof(*n));
-			if (!n) {
-				rc = -ENOMEM;
-				break;
-			}
-			memset(n + fn_cap, 0, (cap - fn_cap) * sizeof(*n));
-			fn_by_name = n;
-			fn_cap = cap;
-		}
-		if (!fn_by_name[name]) {
-			uint64_t id = p->functions.len + 1;
-			while (pprof_function_by_id(p, id))
-				id++;
-			struct pprof_function *f = vec_push(&p->functions);
-			if (!f) {
-				rc = -ENOMEM;
-				break;
-			}
-			*f = (struct pprof_function){ .id = id, .name = name, .system_name = name };
-			fn_by_name[name] = id;
-		}
-		struct pprof_line *ln = vec_push(&p->lines);
-		if (!ln) {
-			rc = -ENOMEM;
-			break;
-		}
-		ln->function_id = fn_by_name[name];
-		/* vec_push may have moved nothing else: l points into locations. */
-		l->line_off = p->lines.len - 1;
-		l->line_count = 1;
-		m->has_functions = true;
-	}
-	free(fn_by_name);
-	free(kinds);
-	if (rc == -ENOMEM)
-		err_set(e, ENOMEM, "out of memory naming JIT frames");
-	return rc;
-}
-
+/* Names frames through the symbolizer: build-IDs through the server's
+ * index cache, JIT frames ("perf-map:<sha256>" mappings) through the stored
+ * perf maps. */
 int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, struct vec *missing,
 		      struct err *e)
 {
-	int rc = symbolize_jit(res, p, missing, e);
-	if (rc < 0)
-		return rc;
-	struct pprof_symbolize_report rep;
-	rc = pprof_symbolize(p, resolve_id, res, NULL, &rep, e);
+	struct symz_pprof_options opt = { .resolve_index = resolve_id,
+					  .resolve_perf_map = resolve_perf_map,
+					  .ctx = res };
+	struct symz_pprof_report rep;
+	int rc = symz_pprof_symbolize(p, &opt, &rep, e);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < rep.n_missing_ids && rc == 0; i++) {
+		const struct symz_pprof_missing *mi = &rep.missing_ids[i];
 		char id[BUILD_ID_HEX_MAX];
-		if (profile_lower_hex(rep.missing_ids[i].build_id, id, sizeof(id), 2, 2 * BUILD_ID_MAX))
+		if (mi->perf_map)
+			rc = add_missing(missing, mi->build_id);
+		else if (profile_lower_hex(mi->build_id, id, sizeof(id), 2, 2 * BUILD_ID_MAX))
 			rc = add_missing(missing, id);
 	}
-	pprof_report_free(&rep);
+	symz_pprof_report_free(&rep);
 	if (rc < 0)
 		err_set(e, ENOMEM, "out of memory");
 	return rc;

@@ -3,6 +3,7 @@
 #include "debuginfod-lite/profiles.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/parse.h"
+#include "common/gzip.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -297,7 +298,7 @@ static int post_work(struct request *r)
 	/* Deflate expands at most 1032:1; a trailer claiming more is a lie
 	 * (or a truncated stream), and the bound holds regardless. */
 	uint64_t bound = (uint64_t)r->body.len * 1032 + 65536;
-	uint64_t claimed = pprof_gzip_claimed_size(r->body.data, r->body.len);
+	uint64_t claimed = gzip_claimed_size(r->body.data, r->body.len);
 	uint64_t plain = !gz ? r->body.len : claimed && claimed <= bound ? claimed : bound;
 	if (plain > max_plain)
 		plain = max_plain;

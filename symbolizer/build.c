@@ -7,6 +7,7 @@
  * built to avoid. */
 #include "symbolizer/index.h"
 #include "symbolizer/internal.h"
+#include "common/hashmap.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -15,118 +16,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- small open-addressing map u64 -> u32 ---- */
-struct map {
-	uint64_t *keys;
-	uint32_t *vals;
-	size_t cap, len;
-};
-
-static uint64_t mix(uint64_t k)
+/* ---- maps (common/hashmap.h) ----
+ * Integer keys (libdw pointers, string offsets) are hashed as their bytes.
+ * A key absent until now is inserted with value 0 for the caller to set
+ * (an error in between sets b->oom, and the build is abandoned). */
+static int map_slot(struct hashmap *m, uint64_t key, uint64_t **value)
 {
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	return k;
+	return hashmap_slot(m, &key, sizeof(key), value);
 }
 
-static int map_grow(struct map *m)
-{
-	size_t ncap = m->cap ? m->cap * 2 : 1024;
-	uint64_t *nk = malloc(ncap * sizeof(*nk));
-	uint32_t *nv = malloc(ncap * sizeof(*nv));
-	if (!nk || !nv) {
-		free(nk);
-		free(nv);
-		return -ENOMEM;
-	}
-	memset(nv, 0xff, ncap * sizeof(*nv));
-	for (size_t i = 0; i < m->cap; i++) {
-		if (m->vals[i] == UINT32_MAX)
-			continue;
-		size_t j = mix(m->keys[i]) & (ncap - 1);
-		while (nv[j] != UINT32_MAX)
-			j = (j + 1) & (ncap - 1);
-		nk[j] = m->keys[i];
-		nv[j] = m->vals[i];
-	}
-	free(m->keys);
-	free(m->vals);
-	m->keys = nk;
-	m->vals = nv;
-	m->cap = ncap;
-	return 0;
-}
-
-/* Slot for key: *found tells whether it holds the key already. */
-static int map_slot(struct map *m, uint64_t key, size_t *slot, bool *found)
-{
-	if ((m->len + 1) * 2 > m->cap && map_grow(m))
-		return -ENOMEM;
-	size_t j = mix(key) & (m->cap - 1);
-	while (m->vals[j] != UINT32_MAX && m->keys[j] != key)
-		j = (j + 1) & (m->cap - 1);
-	*slot = j;
-	*found = m->vals[j] != UINT32_MAX;
-	return 0;
-}
-
-static void map_free(struct map *m)
-{
-	free(m->keys);
-	free(m->vals);
-}
-
-/* ---- interned strings ---- */
-struct strtab {
-	char *buf;
-	size_t len, cap;
-	struct map index; /* hash(string) -> offset; collisions by probing on full compare */
-};
-
-static uint64_t str_hash(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-	return h;
-}
-
-/* Returns the offset of s (interned), or UINT32_MAX on ENOMEM / overflow. */
-static uint32_t str_add(struct strtab *t, const char *s)
+/* Interned strings: the index's string section is the key arena of one map
+ * (each string NUL-terminated, "" at offset 0), the value a string's offset.
+ * Returns the offset of s, or UINT32_MAX on ENOMEM / overflow. */
+static uint32_t str_add(struct hashmap *strs, const char *s)
 {
 	if (!s || !*s)
 		return 0;
 	size_t n = strlen(s);
-	uint64_t h = str_hash(s, n);
-	if ((t->index.len + 1) * 2 > t->index.cap && map_grow(&t->index))
+	/* One lookup: a new string lands at the arena's end (offsets stay
+	 * below UINT32_MAX, the format's limit). */
+	uint64_t off = hashmap_next_offset(strs);
+	if (off + n + 1 > UINT32_MAX - 1 || hashmap_find(strs, s, n, &off, true) < 0)
 		return UINT32_MAX;
-	size_t j = mix(h) & (t->index.cap - 1);
-	while (t->index.vals[j] != UINT32_MAX) {
-		uint32_t off = t->index.vals[j];
-		if (t->index.keys[j] == h && strcmp(t->buf + off, s) == 0)
-			return off;
-		j = (j + 1) & (t->index.cap - 1);
-	}
-	if (t->len + n + 1 > UINT32_MAX - 1)
-		return UINT32_MAX;
-	if (t->len + n + 1 > t->cap) {
-		size_t ncap = (t->cap ? t->cap * 2 : 65536);
-		while (ncap < t->len + n + 1)
-			ncap *= 2;
-		char *nb = realloc(t->buf, ncap);
-		if (!nb)
-			return UINT32_MAX;
-		t->buf = nb;
-		t->cap = ncap;
-	}
-	uint32_t off = (uint32_t)t->len;
-	memcpy(t->buf + off, s, n + 1);
-	t->len += n + 1;
-	t->index.keys[j] = h;
-	t->index.vals[j] = off;
-	t->index.len++;
-	return off;
+	return (uint32_t)off;
 }
 
 /* ---- the builder ---- */
@@ -154,11 +66,11 @@ struct sym {
 };
 
 struct builder {
-	struct strtab strs;
+	struct hashmap strs;   /* the string section (str_add) */
 	struct vec files;      /* uint32_t string offsets */
-	struct map file_by_str; /* string offset -> file index */
-	struct map file_by_ptr; /* libdw path pointer -> file index */
-	struct map name_by_ptr; /* libdw linkage/name pointer -> node name pair index */
+	struct hashmap file_by_str; /* string offset -> file index */
+	struct hashmap file_by_ptr; /* libdw path pointer -> file index */
+	struct hashmap name_by_ptr; /* libdw linkage/name pointer -> node name pair index */
 	struct vec name_pairs; /* uint32_t[2] {name, linkage} */
 	struct vec nodes;      /* struct symz_node */
 	struct vec ranges;     /* struct range */
@@ -205,49 +117,38 @@ static uint32_t file_index(struct builder *b, const char *path, const char *comp
 		b->oom = true;
 		return SYMZ_NONE;
 	}
-	size_t slot;
-	bool found;
-	if (map_slot(&b->file_by_str, s, &slot, &found)) {
-		b->oom = true;
-		return SYMZ_NONE;
-	}
-	if (found)
-		return b->file_by_str.vals[slot];
-	uint32_t *f = vec_push(&b->files);
+	uint64_t *idx;
+	int r = map_slot(&b->file_by_str, s, &idx);
+	if (r == 1)
+		return (uint32_t)*idx;
+	uint32_t *f = r < 0 ? NULL : vec_push(&b->files);
 	if (!f) {
 		b->oom = true;
 		return SYMZ_NONE;
 	}
 	*f = s;
-	uint32_t idx = (uint32_t)(b->files.len - 1);
-	b->file_by_str.keys[slot] = s;
-	b->file_by_str.vals[slot] = idx;
-	b->file_by_str.len++;
-	return idx;
+	*idx = b->files.len - 1;
+	return (uint32_t)*idx;
 }
 
 /* File index for a libdw path pointer (the same string is returned for every
  * row of one file, so the pointer is a cheap cache key). */
 static uint32_t file_by_ptr(struct builder *b, const char *path, const char *comp_dir)
 {
-	size_t slot;
-	bool found;
 	if (!path)
 		return SYMZ_NONE;
-	if (map_slot(&b->file_by_ptr, (uintptr_t)path, &slot, &found)) {
+	uint64_t *idx;
+	int r = map_slot(&b->file_by_ptr, (uintptr_t)path, &idx);
+	if (r == 1)
+		return (uint32_t)*idx;
+	if (r < 0) {
 		b->oom = true;
 		return SYMZ_NONE;
 	}
-	if (found)
-		return b->file_by_ptr.vals[slot];
-	uint32_t idx = file_index(b, path, comp_dir);
-	if (idx == SYMZ_NONE)
-		return SYMZ_NONE;
-	/* file_index may have grown other maps, never this one: slot is valid. */
-	b->file_by_ptr.keys[slot] = (uintptr_t)path;
-	b->file_by_ptr.vals[slot] = idx;
-	b->file_by_ptr.len++;
-	return idx;
+	/* file_index grows other maps, never this one: idx stays valid. */
+	uint32_t file = file_index(b, path, comp_dir);
+	*idx = file;
+	return file;
 }
 
 /* {name, linkage} string offsets for a raw (possibly mangled) name. */
@@ -257,15 +158,15 @@ static void intern_name(struct builder *b, const char *raw, bool strip_clone, ui
 	*name = *linkage = 0;
 	if (!raw || !*raw)
 		return;
-	size_t slot;
-	bool found;
+	uint64_t *pair = NULL;
 	if (!strip_clone) {
-		if (map_slot(&b->name_by_ptr, (uintptr_t)raw, &slot, &found)) {
+		int r = map_slot(&b->name_by_ptr, (uintptr_t)raw, &pair);
+		if (r < 0) {
 			b->oom = true;
 			return;
 		}
-		if (found) {
-			uint32_t *p = &VEC_AT(&b->name_pairs, uint32_t, 2 * b->name_by_ptr.vals[slot]);
+		if (r == 1) {
+			uint32_t *p = &VEC_AT(&b->name_pairs, uint32_t, 2 * *pair);
 			*name = p[0];
 			*linkage = p[1];
 			return;
@@ -292,10 +193,8 @@ static void intern_name(struct builder *b, const char *raw, bool strip_clone, ui
 	}
 	*p0 = *name;
 	*p1 = *linkage;
-	/* str_add never touches name_by_ptr, so slot is still ours. */
-	b->name_by_ptr.keys[slot] = (uintptr_t)raw;
-	b->name_by_ptr.vals[slot] = (uint32_t)(b->name_pairs.len / 2 - 1);
-	b->name_by_ptr.len++;
+	/* str_add never touches name_by_ptr, so pair is still ours. */
+	*pair = b->name_pairs.len / 2 - 1;
 }
 
 static uint32_t add_node(struct builder *b, const struct symz_node *n)
@@ -901,12 +800,14 @@ static int serialize(struct builder *b, const struct elf_object *obj, uint32_t f
 		r = encode_lines(b, &lo, e);
 	if (r)
 		goto done;
+	size_t strs_len;
+	const char *strs = hashmap_arena(&b->strs, &strs_len);
 	const void *src[SYMZ_SEC_COUNT] = {
-		b->strs.buf, b->files.data, b->nodes.data, f.seg_addr, f.seg_node,
+		strs, b->files.data, b->nodes.data, f.seg_addr, f.seg_node,
 		lo.blk_addr, lo.blk_off, lo.data,
 	};
 	size_t len[SYMZ_SEC_COUNT] = {
-		b->strs.len, b->files.len * 4, b->nodes.len * sizeof(struct symz_node),
+		strs_len, b->files.len * 4, b->nodes.len * sizeof(struct symz_node),
 		f.nseg * 8, f.nseg * 4, lo.nblocks * 8, lo.nblocks * 4, lo.size,
 	};
 	size_t total = align8(sizeof(struct symz_header));
@@ -955,12 +856,11 @@ done:
 
 static void builder_free(struct builder *b)
 {
-	free(b->strs.buf);
-	map_free(&b->strs.index);
+	hashmap_free(&b->strs);
 	vec_free(&b->files);
-	map_free(&b->file_by_str);
-	map_free(&b->file_by_ptr);
-	map_free(&b->name_by_ptr);
+	hashmap_free(&b->file_by_str);
+	hashmap_free(&b->file_by_ptr);
+	hashmap_free(&b->name_by_ptr);
 	vec_free(&b->name_pairs);
 	vec_free(&b->nodes);
 	vec_free(&b->ranges);
@@ -1006,12 +906,13 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 	vec_init(&b.ranges, sizeof(struct range));
 	vec_init(&b.rows, sizeof(struct row));
 	b.stats = stats;
-	b.strs.cap = 65536;
-	b.strs.buf = malloc(b.strs.cap);
-	if (!b.strs.buf)
+	hashmap_init(&b.strs);
+	hashmap_init(&b.file_by_str);
+	hashmap_init(&b.file_by_ptr);
+	hashmap_init(&b.name_by_ptr);
+	uint64_t empty = 0; /* "" at offset 0: str_add's answer for no string */
+	if (hashmap_find(&b.strs, "", 0, &empty, true) < 0)
 		return err_set(e, ENOMEM, "out of memory");
-	b.strs.buf[0] = 0;
-	b.strs.len = 1;
 	uint64_t t0 = now_ns();
 	int r = 0;
 	uint32_t flags = 0;

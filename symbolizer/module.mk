@@ -1,6 +1,6 @@
 # symbolizer/: library + symbolize.
 SYMZ_LIB_SRCS := symbolizer/index.c symbolizer/build.c symbolizer/debugfile.c \
-                 symbolizer/profile.c symbolizer/profile_symbolize.c \
+                 symbolizer/profile_symbolize.c \
                  symbolizer/demangle.c symbolizer/jit.c symbolizer/json.c
 SYMZ_LIB_OBJS := $(SYMZ_LIB_SRCS:%.c=$(OBJ)/%.o)
 SYMZ_LIB      := $(LIB)/libsymbolizer.a
@@ -16,7 +16,7 @@ $(SYMZ_LIB): $(SYMZ_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BIN)/symbolize: $(SYMZ_CLI_OBJS) $(SYMZ_LIB) $(COMMON_LIB)
+$(BIN)/symbolize: $(SYMZ_CLI_OBJS) $(SYMZ_LIB) $(PPROF_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(SYMZ_LDLIBS) -ldebuginfod
 

@@ -1,7 +1,9 @@
 /* `symbolize pprof IN -o OUT`: (re-)symbolize a profile on disk.  The work is
- * in the library (profile.h); this file finds indexes by build-ID. */
+ * in the library (symz_pprof_symbolize); this file finds indexes by build-ID
+ * and perf-map snapshots by SHA-256. */
 #include "symbolizer/cli.h"
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
+#include "common/sha256.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,9 +15,16 @@
 struct resolver_ctx {
 	const char *debug_dir, *server, *cache_dir;
 	const char *token; /* --token-file's, for a --private server */
+	const char *perf_map_dir;
 	struct symz_index **opened;
 	size_t nopened;
+	struct symz_jit_map **maps;
+	size_t nmaps;
 };
+
+/* Perf-map snapshots are read whole; the agent caps what it captures far
+ * below this. */
+#define PERF_MAP_MAX_SIZE (256u << 20)
 
 static int keep(struct resolver_ctx *c, struct symz_index *idx, const struct symz_index **out)
 {
@@ -83,13 +92,58 @@ static int resolve(void *vctx, const char *build_id, const char *filename,
 	return r ? r : keep(c, idx, out);
 }
 
+/* The snapshot named by its SHA-256 under --perf-map-dir: DIR/<sha256>, or
+ * DIR/ab/cdef… as the server stores them (DATA/profiles/).  The content must
+ * hash to its name: a stale or edited file would name frames wrongly. */
+static int resolve_perf_map(void *vctx, const char *sha, const struct symz_jit_map **out,
+			    struct err *e)
+{
+	struct resolver_ctx *c = vctx;
+	if (!c->perf_map_dir)
+		return err_set(e, ENOENT, "no --perf-map-dir given");
+	char flat[PATH_MAX], split[PATH_MAX], got[SHA256_HEX_LEN + 1];
+	snprintf(flat, sizeof(flat), "%s/%s", c->perf_map_dir, sha);
+	snprintf(split, sizeof(split), "%s/%.2s/%s", c->perf_map_dir, sha, sha + 2);
+	const char *path = access(flat, R_OK) == 0 ? flat : split;
+	if (access(path, R_OK) != 0)
+		return err_set(e, ENOENT, "neither %s nor %s exists", flat, split);
+	uint8_t *text;
+	size_t size, bad;
+	int r = read_file(path, PERF_MAP_MAX_SIZE, &text, &size, e);
+	if (r)
+		return r;
+	struct symz_jit_map *map = NULL;
+	if ((r = sha256_hex_of(text, size, got)) < 0)
+		err_set(e, -r, "%s: cannot hash", path);
+	else if (strcmp(got, sha) != 0)
+		r = err_set(e, EINVAL, "%s: content hashes to %s, not to its name", path, got);
+	else
+		r = symz_perf_map_parse((const char *)text, size, &map, &bad, e);
+	free(text);
+	if (r)
+		return r;
+	struct symz_jit_map **n = realloc(c->maps, (c->nmaps + 1) * sizeof(*n));
+	if (!n) {
+		symz_jit_free(map);
+		return err_set(e, ENOMEM, "out of memory");
+	}
+	c->maps = n;
+	c->maps[c->nmaps++] = map;
+	*out = map;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: symbolize pprof IN -o OUT [--server URL [--token-file F]] [--debug-dir DIR]\n"
-	      "                        [--force]\n"
+	      "                        [--perf-map-dir DIR] [--force]\n"
 	      "                        [--kind position|as-is] [--cache-dir DIR | --no-cache]\n"
 	      "Reads a gzipped (or plain) profile.proto whose mappings carry build-IDs and whose\n"
 	      "locations hold file addresses; writes it gzipped with Function/Line filled in.\n"
+	      "  --perf-map-dir DIR\n"
+	      "                 name JIT frames (mappings \"perf-map:<sha256>\") from perf-map\n"
+	      "                 snapshots named by their SHA-256: DIR/<sha256> (flat), or\n"
+	      "                 DIR/ab/cdef... as the server stores them (give DATA/profiles)\n"
 	      "  --force        re-symbolize locations that already have lines\n"
 	      "  --kind K       position (default): location_id[0] of a sample is a leaf PC, the\n"
 	      "                 others return addresses (looked up at address-1);\n"
@@ -104,6 +158,7 @@ int symz_pprof_main(int argc, char **argv)
 		{"server", required_argument, 0, 's'},
 		{"token-file", required_argument, 0, 't'},
 		{"debug-dir", required_argument, 0, 'd'},
+		{"perf-map-dir", required_argument, 0, 'p'},
 		{"force", no_argument, 0, 'f'},
 		{"kind", required_argument, 0, 'k'},
 		{"cache-dir", required_argument, 0, 'c'},
@@ -112,7 +167,9 @@ int symz_pprof_main(int argc, char **argv)
 		{0, 0, 0, 0},
 	};
 	struct resolver_ctx ctx = {0};
-	struct pprof_symbolize_options so = {0};
+	struct symz_pprof_options so = {.resolve_index = resolve,
+					.resolve_perf_map = resolve_perf_map,
+					.ctx = &ctx};
 	const char *outp = NULL;
 	bool no_cache = false;
 	char cache_buf[PATH_MAX], token[256];
@@ -131,14 +188,15 @@ int symz_pprof_main(int argc, char **argv)
 			ctx.token = token;
 			break;
 		case 'd': ctx.debug_dir = optarg; break;
+		case 'p': ctx.perf_map_dir = optarg; break;
 		case 'f': so.force = true; break;
 		case 'c': ctx.cache_dir = optarg; break;
 		case 'n': no_cache = true; break;
 		case 'k':
 			if (!strcmp(optarg, "position"))
-				so.kind = PPROF_KIND_POSITION;
+				so.kind = SYMZ_PPROF_KIND_POSITION;
 			else if (!strcmp(optarg, "as-is"))
-				so.kind = PPROF_KIND_AS_IS;
+				so.kind = SYMZ_PPROF_KIND_AS_IS;
 			else {
 				fprintf(stderr, "symbolize pprof: --kind must be position or as-is\n");
 				return 2;
@@ -170,9 +228,9 @@ int symz_pprof_main(int argc, char **argv)
 		fprintf(stderr, "symbolize pprof: %s: %s\n", in, e.msg);
 		return 1;
 	}
-	struct pprof_symbolize_report rep;
+	struct symz_pprof_report rep;
 	int rc = 0;
-	if (pprof_symbolize(p, resolve, &ctx, &so, &rep, &e)) {
+	if (symz_pprof_symbolize(p, &so, &rep, &e)) {
 		fprintf(stderr, "symbolize pprof: %s: %s\n", in, e.msg);
 		rc = 1;
 	} else if (pprof_write_file(p, outp, true, &e)) {
@@ -181,19 +239,28 @@ int symz_pprof_main(int argc, char **argv)
 	} else {
 		fprintf(stderr,
 			"symbolize pprof: %zu locations: %zu symbolized, %zu already symbolized (kept), "
-			"%zu not covered by debuginfo, %zu with missing debuginfo, %zu without build-ID\n",
+			"%zu not covered by debuginfo, %zu with missing debuginfo, %zu without build-ID; "
+			"%zu JIT frames named from perf maps\n",
 			rep.locations, rep.symbolized, rep.kept, rep.unknown, rep.missing,
-			rep.no_build_id);
-		for (size_t i = 0; i < rep.n_missing_ids; i++)
-			fprintf(stderr, "  missing debuginfo: %s (%s, %zu locations): %s\n",
-				rep.missing_ids[i].build_id,
-				rep.missing_ids[i].filename[0] ? rep.missing_ids[i].filename : "no file name",
-				rep.missing_ids[i].locations, rep.missing_ids[i].reason);
+			rep.no_build_id, rep.jit);
+		for (size_t i = 0; i < rep.n_missing_ids; i++) {
+			const struct symz_pprof_missing *mi = &rep.missing_ids[i];
+			if (mi->perf_map)
+				fprintf(stderr, "  missing perf map: %s (%zu locations): %s\n",
+					mi->build_id + strlen(SYMZ_PERF_MAP_PREFIX), mi->locations, mi->reason);
+			else
+				fprintf(stderr, "  missing debuginfo: %s (%s, %zu locations): %s\n",
+					mi->build_id, mi->filename[0] ? mi->filename : "no file name",
+					mi->locations, mi->reason);
+		}
 	}
-	pprof_report_free(&rep);
+	symz_pprof_report_free(&rep);
 	pprof_free(p);
 	for (size_t i = 0; i < ctx.nopened; i++)
 		symz_index_free(ctx.opened[i]);
 	free(ctx.opened);
+	for (size_t i = 0; i < ctx.nmaps; i++)
+		symz_jit_free(ctx.maps[i]);
+	free(ctx.maps);
 	return rc;
 }

@@ -1,157 +1,227 @@
-/* Symbolizing a pprof profile in place from symbolization indexes
- * (keep Location.address and the Mapping, write Function and
- * Line, set the has_* flags, recompute is_folded). */
-#include "symbolizer/profile.h"
-#include "symbolizer/profile_internal.h"
+/* Symbolizing a pprof profile in place (symbolizer.h, "symbolizing a pprof
+ * profile"): DWARF and symbol-table names from symbolization indexes for
+ * mappings with a build-ID, JIT names from perf-map snapshots for mappings
+ * named "perf-map:<sha256>".  Built on pprof/'s public API only. */
+#include "symbolizer/symbolizer.h"
+#include "pprof/pprof.h"
+#include "common/hashmap.h"
+#include "common/sha256.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* pprof_location_kinds' values are handed to the lookups as they are. */
+_Static_assert((int)PPROF_LEAF_PC == (int)SYMZ_LEAF_PC, "frame kinds differ");
+_Static_assert((int)PPROF_RETURN_ADDRESS == (int)SYMZ_RETURN_ADDRESS, "frame kinds differ");
+
 #define MAX_FRAMES 256
 
-/* One build-ID's resolution, shared by every mapping that names it. */
+/* One resolution (a build-ID's index or a perf map), shared by every
+ * mapping that names it. */
 struct resolved {
-	const struct symz_index *idx; /* NULL: missing */
-	size_t missing_slot;          /* index in rep->missing_ids */
+	const struct symz_index *idx;    /* build-ID: NULL = missing */
+	const struct symz_jit_map *map;  /* perf map: NULL = missing */
+	size_t missing_slot;             /* index in rep->missing_ids */
 };
 
-void pprof_report_free(struct pprof_symbolize_report *rep)
+struct work {
+	struct pprof_profile *p;
+	const struct symz_pprof_options *opt;
+	struct symz_pprof_report *rep;
+	struct hashmap by_ref; /* build-ID hex or "perf-map:<sha>" -> index in res */
+	struct vec res;        /* struct resolved */
+	struct symz_frame *frames;
+	struct pprof_line *lines;
+};
+
+void symz_pprof_report_free(struct symz_pprof_report *rep)
 {
 	free(rep->missing_ids);
 	rep->missing_ids = NULL;
 	rep->n_missing_ids = 0;
 }
 
-static int add_missing(struct pprof_symbolize_report *rep, const char *build_id, const char *filename,
-		       const char *reason)
+static int add_missing(struct symz_pprof_report *rep, const char *ref, const char *filename,
+		       bool perf_map, const char *reason)
 {
-	struct pprof_missing *n = realloc(rep->missing_ids, (rep->n_missing_ids + 1) * sizeof(*n));
+	struct symz_pprof_missing *n = realloc(rep->missing_ids, (rep->n_missing_ids + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	rep->missing_ids = n;
 	n += rep->n_missing_ids++;
 	memset(n, 0, sizeof(*n));
-	snprintf(n->build_id, sizeof(n->build_id), "%s", build_id);
+	snprintf(n->build_id, sizeof(n->build_id), "%s", ref);
 	snprintf(n->filename, sizeof(n->filename), "%s", filename);
 	snprintf(n->reason, sizeof(n->reason), "%s", reason);
+	n->perf_map = perf_map;
 	return 0;
 }
 
-/* Replace location li's lines with the frames (innermost first). */
-static int write_lines(struct pprof_profile *p, size_t li, const struct symz_frame *fr, size_t n,
-		       struct pprof_mapping *m)
+/* The SHA-256 (lowercased) in a "perf-map:<sha256>" mapping name. */
+static bool perf_map_sha(const char *name, char sha[SHA256_HEX_LEN + 1])
 {
-	size_t off = p->lines.len;
-	if (vec_reserve(&p->lines, off + n))
+	size_t plen = strlen(SYMZ_PERF_MAP_PREFIX);
+	if (strncmp(name, SYMZ_PERF_MAP_PREFIX, plen) || strlen(name + plen) != SHA256_HEX_LEN)
+		return false;
+	for (size_t i = 0; i < SHA256_HEX_LEN; i++) {
+		int c = name[plen + i];
+		if (hex_value(c) < 0)
+			return false;
+		sha[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+	}
+	sha[SHA256_HEX_LEN] = 0;
+	return true;
+}
+
+/* The resolution for ref (a build-ID or "perf-map:<sha>"), asked of the
+ * resolver the first time.  NULL on ENOMEM. */
+static struct resolved *resolve(struct work *w, const char *ref, const char *sha,
+				const char *filename)
+{
+	uint64_t slot = w->res.len;
+	int r = hashmap_find(&w->by_ref, ref, strlen(ref), &slot, true);
+	if (r < 0)
+		return NULL;
+	if (r == 1)
+		return &VEC_AT(&w->res, struct resolved, slot);
+	struct resolved *rs = vec_push(&w->res);
+	if (!rs)
+		return NULL;
+	struct err why = {{0}};
+	const struct symz_pprof_options *o = w->opt;
+	int rc = sha ? o->resolve_perf_map(o->ctx, sha, &rs->map, &why)
+		     : o->resolve_index(o->ctx, ref, filename, &rs->idx, &why);
+	if (rc != 0 || (!rs->idx && !rs->map)) {
+		rs->idx = NULL;
+		rs->map = NULL;
+		rs->missing_slot = w->rep->n_missing_ids;
+		if (add_missing(w->rep, ref, filename, sha != NULL, why.msg[0] ? why.msg : "not found"))
+			return NULL;
+	}
+	return rs;
+}
+
+/* Lines for a JIT frame: one function per name (its system name too). */
+static int name_jit(struct work *w, size_t li, const struct resolved *rs, enum symz_frame_kind kind,
+		    struct pprof_mapping *m)
+{
+	const struct pprof_location *l = &VEC_AT(&w->p->locations, struct pprof_location, li);
+	const struct symz_jit_entry *je = symz_jit_lookup(rs->map, l->address, kind);
+	if (!je) {
+		w->rep->unknown++;
+		return 0;
+	}
+	struct pprof_line ln = {pprof_intern_function(w->p, je->name, je->name, "", 0), 0, 0};
+	if (!ln.function_id || pprof_set_lines(w->p, li, &ln, 1))
 		return -ENOMEM;
+	m->has_functions = true;
+	w->rep->symbolized++;
+	w->rep->jit++;
+	return 0;
+}
+
+/* Lines from an index: inline frames as extra lines, innermost first. */
+static int name_native(struct work *w, size_t li, const struct resolved *rs,
+		       enum symz_frame_kind kind, struct pprof_mapping *m)
+{
+	const struct pprof_location *l = &VEC_AT(&w->p->locations, struct pprof_location, li);
+	size_t n = symz_lookup(rs->idx, l->address, kind, w->frames, MAX_FRAMES);
+	if (n == 0) {
+		w->rep->unknown++;
+		return 0;
+	}
+	if (n > MAX_FRAMES)
+		n = MAX_FRAMES;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t fid = pprof_intern_function(p, fr[i].function ? fr[i].function : "",
-						     fr[i].linkage_name ? fr[i].linkage_name
-									: fr[i].function ? fr[i].function : "",
-						     fr[i].file ? fr[i].file : "", fr[i].decl_line);
+		const struct symz_frame *fr = &w->frames[i];
+		uint64_t fid = pprof_intern_function(w->p, fr->function,
+						     fr->linkage_name ? fr->linkage_name : fr->function,
+						     fr->file, fr->decl_line);
 		if (!fid)
 			return -ENOMEM;
-		struct pprof_line *ln = &VEC_AT(&p->lines, struct pprof_line, p->lines.len++);
-		ln->function_id = fid;
-		ln->line = fr[i].line;
-		ln->column = fr[i].column;
-		m->has_functions |= fr[i].function != NULL;
-		m->has_filenames |= fr[i].file != NULL;
-		m->has_line_numbers |= fr[i].line != 0;
+		w->lines[i] = (struct pprof_line){fid, fr->line, fr->column};
+		m->has_functions |= fr->function != NULL;
+		m->has_filenames |= fr->file != NULL;
+		m->has_line_numbers |= fr->line != 0;
 	}
+	if (pprof_set_lines(w->p, li, w->lines, n))
+		return -ENOMEM;
 	m->has_inline_frames = true;
-	struct pprof_location *l = &VEC_AT(&p->locations, struct pprof_location, li);
-	l->line_off = off;
-	l->line_count = n;
-	l->is_folded = false; /* one symbol per address from us */
+	/* one symbol per address from us */
+	VEC_AT(&w->p->locations, struct pprof_location, li).is_folded = false;
+	w->rep->symbolized++;
 	return 0;
 }
 
-int pprof_symbolize(struct pprof_profile *p, pprof_index_resolver resolve, void *ctx,
-		    const struct pprof_symbolize_options *opt, struct pprof_symbolize_report *rep,
-		    struct err *e)
+/* Name location li, or count why not. */
+static int symbolize_location(struct work *w, size_t li, enum symz_frame_kind kind)
 {
-	static const struct pprof_symbolize_options defaults = {0};
-	if (!opt)
-		opt = &defaults;
+	struct pprof_profile *p = w->p;
+	const struct pprof_location *l = &VEC_AT(&p->locations, struct pprof_location, li);
+	struct symz_pprof_report *rep = w->rep;
+	struct pprof_mapping *m = l->mapping_id ? pprof_mapping_by_id(p, l->mapping_id) : NULL;
+	const char *bid = m ? pprof_str(p, m->build_id) : "";
+	const char *fname = m ? pprof_str(p, m->filename) : "";
+	char sha[SHA256_HEX_LEN + 1], ref[sizeof(SYMZ_PERF_MAP_PREFIX) + SHA256_HEX_LEN];
+	bool jit = m && !bid[0] && perf_map_sha(fname, sha);
+	if (!m || (!bid[0] && !jit) || (jit && !w->opt->resolve_perf_map)) {
+		rep->no_build_id++;
+		return 0;
+	}
+	if (l->line_count && !w->opt->force) {
+		rep->kept++;
+		return 0;
+	}
+	if (!jit && !w->opt->resolve_index) {
+		rep->missing++; /* nobody to ask */
+		return 0;
+	}
+	if (jit)
+		snprintf(ref, sizeof(ref), "%s%s", SYMZ_PERF_MAP_PREFIX, sha);
+	const struct resolved *rs = resolve(w, jit ? ref : bid, jit ? sha : NULL, fname);
+	if (!rs)
+		return -ENOMEM;
+	if (!rs->idx && !rs->map) {
+		rep->missing++;
+		rep->missing_ids[rs->missing_slot].locations++;
+		return 0;
+	}
+	return jit ? name_jit(w, li, rs, kind, m) : name_native(w, li, rs, kind, m);
+}
+
+int symz_pprof_symbolize(struct pprof_profile *p, const struct symz_pprof_options *opt,
+			 struct symz_pprof_report *rep, struct err *e)
+{
+	static const struct symz_pprof_options defaults = {0};
+	struct work w = {.p = p, .opt = opt ? opt : &defaults, .rep = rep};
 	memset(rep, 0, sizeof(*rep));
+	hashmap_init(&w.by_ref);
+	vec_init(&w.res, sizeof(struct resolved));
 	uint8_t *kinds = NULL;
-	struct symz_frame *frames = malloc(MAX_FRAMES * sizeof(*frames));
-	struct vec res;
-	vec_init(&res, sizeof(struct resolved));
-	struct kmap by_id;
-	kmap_init(&by_id);
+	w.frames = malloc(MAX_FRAMES * sizeof(*w.frames));
+	w.lines = malloc(MAX_FRAMES * sizeof(*w.lines));
 	int err = 0;
-	if (!frames) {
+	if (!w.frames || !w.lines) {
 		err = -ENOMEM;
 		goto out;
 	}
-	if (opt->kind == PPROF_KIND_POSITION && (err = pprof_location_kinds(p, &kinds, e)))
+	if (w.opt->kind == SYMZ_PPROF_KIND_POSITION && (err = pprof_location_kinds(p, &kinds, e)))
 		goto out;
-	bool changed = false;
-	for (size_t li = 0; li < p->locations.len; li++) {
-		const struct pprof_location *l = &VEC_AT(&p->locations, struct pprof_location, li);
+	for (size_t li = 0; li < p->locations.len && !err; li++) {
 		rep->locations++;
-		struct pprof_mapping *m = l->mapping_id ? pprof_mapping_by_id(p, l->mapping_id) : NULL;
-		const char *bid = m ? pprof_str(p, m->build_id) : "";
-		if (!bid[0]) {
-			rep->no_build_id++;
-			continue;
-		}
-		if (l->line_count && !opt->force) {
-			rep->kept++;
-			continue;
-		}
-		uint64_t slot = res.len;
-		int r = kmap_find(&by_id, bid, strlen(bid), &slot, true);
-		if (r < 0) {
-			err = -ENOMEM;
-			goto out;
-		}
-		if (r == 0) {
-			struct resolved *rs = vec_push(&res);
-			if (!rs) {
-				err = -ENOMEM;
-				goto out;
-			}
-			struct err why = {{0}};
-			const char *fname = pprof_str(p, m->filename);
-			if (resolve(ctx, bid, fname, &rs->idx, &why) != 0 || !rs->idx) {
-				rs->idx = NULL;
-				rs->missing_slot = rep->n_missing_ids;
-				if (add_missing(rep, bid, fname, why.msg[0] ? why.msg : "not found")) {
-					err = -ENOMEM;
-					goto out;
-				}
-			}
-		}
-		const struct resolved *rs = &VEC_AT(&res, struct resolved, slot);
-		if (!rs->idx) {
-			rep->missing++;
-			rep->missing_ids[rs->missing_slot].locations++;
-			continue;
-		}
-		enum symz_frame_kind kind = kinds ? (enum symz_frame_kind)kinds[li] : SYMZ_LEAF_PC;
-		size_t n = symz_lookup(rs->idx, l->address, kind, frames, MAX_FRAMES);
-		if (n == 0) {
-			rep->unknown++;
-			continue;
-		}
-		if ((err = write_lines(p, li, frames, n < MAX_FRAMES ? n : MAX_FRAMES, m)))
-			goto out;
-		rep->symbolized++;
-		changed = true;
+		err = symbolize_location(&w, li, kinds ? (enum symz_frame_kind)kinds[li] : SYMZ_LEAF_PC);
 	}
-	if (changed)
-		pprof_forget_locations(p);
+	if (rep->symbolized)
+		pprof_locations_changed(p);
 out:
 	if (err == -ENOMEM)
 		err_set(e, ENOMEM, "out of memory symbolizing the profile");
 	free(kinds);
-	free(frames);
-	vec_free(&res);
-	kmap_free(&by_id);
+	free(w.frames);
+	free(w.lines);
+	vec_free(&w.res);
+	hashmap_free(&w.by_ref);
 	return err;
 }

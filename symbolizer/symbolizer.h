@@ -148,4 +148,66 @@ const struct symz_jit_entry *symz_jit_lookup(const struct symz_jit_map *m, uint6
 size_t symz_jit_count(const struct symz_jit_map *m);
 void symz_jit_free(struct symz_jit_map *m);
 
+/* ---- symbolizing a pprof profile (pprof/pprof.h) ----
+ * In place: Location.address and the Mapping are kept; Function and Line
+ * (inline frames as extra lines, innermost first) are written and the
+ * mappings' has_* flags set.  Two kinds of mappings are named:
+ *   - a mapping with a build-ID: file addresses, looked up in the
+ *     symbolization index the index resolver returns;
+ *   - a mapping named "perf-map:<sha256>" (JIT code, docs/profiler-agent.md):
+ *     runtime addresses, looked up in the perf-map snapshot with that
+ *     SHA-256 that the perf-map resolver returns. */
+struct pprof_profile;
+
+#define SYMZ_PERF_MAP_PREFIX "perf-map:"
+
+/* Finds the index for a build-ID (hex).  Return 0 and *idx, -ENOENT when the
+ * debuginfo is missing (other errors are reported as missing too, with e).
+ * *idx stays owned by the resolver and valid until symbolizing returns. */
+typedef int (*symz_index_resolver)(void *ctx, const char *build_id, const char *filename,
+				   const struct symz_index **idx, struct err *e);
+/* Finds the perf-map snapshot whose content has this SHA-256 (lowercase
+ * hex).  Same contract as the index resolver. */
+typedef int (*symz_perf_map_resolver)(void *ctx, const char *sha256,
+				      const struct symz_jit_map **map, struct err *e);
+
+enum symz_pprof_kind_policy {
+	SYMZ_PPROF_KIND_POSITION = 0, /* pprof_location_kinds() */
+	SYMZ_PPROF_KIND_AS_IS = 1,    /* every address looked up as is (what pprof does) */
+};
+
+struct symz_pprof_options {
+	bool force; /* re-symbolize locations that already have lines */
+	enum symz_pprof_kind_policy kind;
+	symz_index_resolver resolve_index;       /* NULL: build-ID mappings left alone */
+	symz_perf_map_resolver resolve_perf_map; /* NULL: JIT mappings left alone (counted
+						    as no_build_id) */
+	void *ctx;                               /* passed to both */
+};
+
+/* Something a profile needed and did not get. */
+struct symz_pprof_missing {
+	char build_id[BUILD_ID_HEX_MAX]; /* or "perf-map:<sha256>" when perf_map */
+	char filename[256];
+	bool perf_map;
+	size_t locations;
+	char reason[512];
+};
+
+struct symz_pprof_report {
+	size_t locations;    /* in the profile */
+	size_t symbolized;   /* lines written by us (JIT frames included) */
+	size_t jit;          /* of which JIT frames named from perf maps */
+	size_t kept;         /* already symbolized, left alone (no force) */
+	size_t unknown;      /* debuginfo or perf map present, address not covered */
+	size_t missing;      /* debuginfo or perf map missing: left as they were */
+	size_t no_build_id;  /* no mapping, or a mapping with neither build-ID nor perf map */
+	struct symz_pprof_missing *missing_ids; /* malloc'ed; free with symz_pprof_report_free */
+	size_t n_missing_ids;
+};
+
+int symz_pprof_symbolize(struct pprof_profile *p, const struct symz_pprof_options *opt,
+			 struct symz_pprof_report *rep, struct err *e);
+void symz_pprof_report_free(struct symz_pprof_report *rep);
+
 #endif

@@ -11,5 +11,11 @@ TEST_LDLIBS += $(UNWIND_LDLIBS)
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(TEST_LIBS) -Wl,--end-group $(TEST_LDLIBS)
+# pprof/'s own test links pprof/ and common/ alone: proof that pprof/ needs
+# nothing above it (docs/architecture.md).
+$(BUILD)/tests/pprof/test_pprof: $(OBJ)/tests/pprof/test_pprof.o $(PPROF_LIB) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LDLIBS)
+
 include tests/fuzz/module.mk
 include tests/bench/module.mk

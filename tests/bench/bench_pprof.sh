@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pprof codec: ours (symbolizer/profile.c) beside protobuf-c code generated
+# pprof codec: ours (pprof/) beside protobuf-c code generated
 # from tests/bench/profile.proto, on the same bytes: decode, merge of 4
 # profiles, encode (tests/bench/pprof_codec_bench.c says how the profiles
 # are built and what each phase does).  Medians of RUNS runs; SAMPLES

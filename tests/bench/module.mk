@@ -16,8 +16,8 @@ $(OBJ)/bench/profile.pb-c.o: $(PB_GEN)/profile.pb-c.c
 $(OBJ)/tests/bench/pprof_codec_bench.o: CFLAGS += -I$(PB_GEN)
 $(OBJ)/tests/bench/pprof_codec_bench.o: $(PB_GEN)/profile.pb-c.h
 
-$(PPROF_BENCH): $(OBJ)/tests/bench/pprof_codec_bench.o $(OBJ)/bench/profile.pb-c.o $(SYMZ_LIB) $(COMMON_LIB)
+$(PPROF_BENCH): $(OBJ)/tests/bench/pprof_codec_bench.o $(OBJ)/bench/profile.pb-c.o $(PPROF_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ -lprotobuf-c $(SYMZ_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -lprotobuf-c $(COMMON_LDLIBS)
 
 bench: $(PPROF_BENCH)

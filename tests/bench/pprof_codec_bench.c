@@ -1,4 +1,4 @@
-/* pprof codec benchmark: our hand-written codec (symbolizer/profile.h)
+/* pprof codec benchmark: our hand-written codec (pprof/pprof.h)
  * beside protobuf-c code generated from tests/bench/profile.proto, on the
  * same bytes.
  *
@@ -35,7 +35,7 @@
 #include <zlib.h>
 
 #include "profile.pb-c.h" /* generated into $(BUILD)/bench/gen */
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 
 typedef Perftools__Profiles__Profile PbProfile;
 typedef Perftools__Profiles__Sample PbSample;

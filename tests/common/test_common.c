@@ -1,7 +1,10 @@
-/* common/: known answers for SHA-256 (FIPS 180-4 examples), build-ID hex,
+/* common/: known answers for SHA-256 (FIPS 180-4 examples), FNV-1a (its
+ * authors' test vectors), the hash map, gzip, build-ID hex,
  * vectors, the /proc parsers, and write_file_atomic under concurrent
  * writers of one path. */
 #include "common/common.h"
+#include "common/gzip.h"
+#include "common/hashmap.h"
 #include "common/proc.h"
 #include "common/sha256.h"
 #include "tests/lib/check.h"
@@ -224,6 +227,107 @@ static void test_proc(void)
 	      !memcmp(name, "_text", 5), "proc_kallsyms_line", "rc %d", rc);
 }
 
+static void test_hashmap(void)
+{
+	/* FNV-1a 64 test vectors published with the algorithm. */
+	CHECK(hash_fnv1a64("", 0) == 0xcbf29ce484222325ull && hash_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cull &&
+		      hash_fnv1a64("foobar", 6) == 0x85944171f73967e8ull,
+	      "fnv1a64_vectors", "got %llx", (unsigned long long)hash_fnv1a64("foobar", 6));
+
+	struct hashmap m;
+	hashmap_init(&m);
+	int r0;
+	enum { N = 20000 };
+	char key[32];
+	size_t bad = 0;
+	for (uint64_t i = 0; i < N; i++) {
+		int len = snprintf(key, sizeof(key), "key-%llu", (unsigned long long)i);
+		uint64_t v = i * 7;
+		bad += hashmap_find(&m, key, (size_t)len, &v, true) != 0;
+	}
+	for (uint64_t i = 0; i < N; i++) {
+		int len = snprintf(key, sizeof(key), "key-%llu", (unsigned long long)i);
+		uint64_t v = 0;
+		bad += hashmap_find(&m, key, (size_t)len, &v, false) != 1 || v != i * 7;
+	}
+	uint64_t v = 99;
+	CHECK(!bad && hashmap_count(&m) == N, "hashmap_find_all", "%zu wrong of %d", bad, N);
+	CHECK(hashmap_find(&m, "key-", 4, &v, false) == 0 && v == 99 && hashmap_count(&m) == N,
+	      "hashmap_absent", "absent key found or added");
+	v = 1;
+	CHECK(hashmap_find(&m, "key-5", 5, &v, true) == 1 && v == 35, "hashmap_add_existing",
+	      "got value %llu", (unsigned long long)v);
+	uint64_t *slot = NULL;
+	r0 = hashmap_slot(&m, "new", 3, &slot);
+	int r0_ok = r0 == 0 && slot && *slot == 0;
+	if (slot)
+		*slot = 42;
+	v = 0;
+	CHECK(r0_ok && hashmap_slot(&m, "new", 3, &slot) == 1 && *slot == 42 &&
+		      hashmap_find(&m, "new", 3, &v, false) == 1 && v == 42,
+	      "hashmap_slot", "r0=%d v=%llu", r0, (unsigned long long)v);
+	hashmap_free(&m);
+
+	/* Keys are bytes: NULs inside count, the empty key is a key, and the
+	 * arena is a string table in insertion order. */
+	v = hashmap_next_offset(&m);
+	CHECK(hashmap_find(&m, "", 0, &v, true) == 0 && v == 0, "hashmap_empty_key", "v=%llu",
+	      (unsigned long long)v);
+	uint64_t off_b = hashmap_next_offset(&m), off_c;
+	v = off_b;
+	hashmap_find(&m, "a\0b", 3, &v, true);
+	off_c = v = hashmap_next_offset(&m);
+	int r = hashmap_find(&m, "a\0c", 3, &v, true);
+	size_t size;
+	const char *arena = hashmap_arena(&m, &size);
+	CHECK(r == 0 && off_b == 1 && off_c == 5 && size == 9 && !memcmp(arena, "\0a\0b\0a\0c", 9),
+	      "hashmap_arena", "r=%d off_b=%llu off_c=%llu size=%zu", r, (unsigned long long)off_b,
+	      (unsigned long long)off_c, size);
+	hashmap_free(&m);
+}
+
+static void test_gzip(void)
+{
+	/* `printf hello | gzip -n -6` */
+	static const uint8_t hello_gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+					   0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x86,
+					   0xa6, 0x10, 0x36, 0x05, 0x00, 0x00, 0x00};
+	struct err e = {{0}};
+	uint8_t *out = NULL;
+	size_t n = 0;
+	int r = gzip_decompress(hello_gz, sizeof(hello_gz), 1024, &out, &n, &e);
+	CHECK(r == 0 && n == 5 && !memcmp(out, "hello", 5), "gzip_known_answer", "r=%d %s", r, e.msg);
+	free(out);
+	CHECK(gzip_is(hello_gz, sizeof(hello_gz)) && gzip_claimed_size(hello_gz, sizeof(hello_gz)) == 5 &&
+		      !gzip_is("hello", 5) && gzip_claimed_size("hello", 5) == 0,
+	      "gzip_header", "magic or ISIZE misread");
+
+	/* Our output is what gzip reads: round trip through the cap. */
+	enum { BIG = 1 << 20 };
+	uint8_t *zeros = calloc(1, BIG), *gz = NULL;
+	r = gzip_compress(zeros, BIG, &gz, &n, &e);
+	CHECK(r == 0 && gzip_is(gz, n) && gzip_claimed_size(gz, n) == BIG && n < BIG / 100,
+	      "gzip_compress", "r=%d size=%zu %s", r, n, e.msg);
+	size_t plain = 0;
+	r = gzip_decompress(gz, n, BIG, &out, &plain, &e);
+	CHECK(r == 0 && plain == BIG && !memcmp(out, zeros, BIG), "gzip_round_trip", "r=%d %s", r, e.msg);
+	free(out);
+	struct err capped = {{0}};
+	r = gzip_decompress(gz, n, BIG - 1, &out, &plain, &capped);
+	CHECK(r == -EFBIG, "gzip_size_cap", "r=%d %s", r, capped.msg);
+	struct err cut = {{0}};
+	r = gzip_decompress(gz, n / 2, BIG, &out, &plain, &cut);
+	CHECK(r == -EINVAL, "gzip_truncated", "r=%d %s", r, cut.msg);
+	uint8_t bad[sizeof(hello_gz)];
+	memcpy(bad, hello_gz, sizeof(bad));
+	bad[12] ^= 0xff;
+	struct err corrupt = {{0}};
+	r = gzip_decompress(bad, sizeof(bad), 1024, &out, &plain, &corrupt);
+	CHECK(r == -EINVAL, "gzip_corrupt", "r=%d %s", r, corrupt.msg);
+	free(gz);
+	free(zeros);
+}
+
 int main(void)
 {
 	test_proc();
@@ -231,5 +335,7 @@ int main(void)
 	test_build_id_hex();
 	test_vec_and_sort();
 	test_write_file_atomic();
+	test_hashmap();
+	test_gzip();
 	CHECK_EXIT();
 }

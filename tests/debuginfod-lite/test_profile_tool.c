@@ -1,11 +1,11 @@
 /* Writes the profiles tests/debuginfod-lite/test_profiles.sh posts, with
- * symbolizer/profile.h (what the agent uses):
+ * pprof/pprof.h (what the agent uses):
  *   test_profile_tool make OUT [--time NS] [--duration NS] [--label k=v]…
  *                     [--mapping BUILD_ID FILE]… < stacks
  * One sample per stdin line: addresses leaf first, each "hex" (first
  * mapping) or "N:hex" (mapping N, 1-based), then "= value".  Without
  * arguments it checks that what it writes reads back. */
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 #include "tests/lib/check.h"
 
 #include <errno.h>

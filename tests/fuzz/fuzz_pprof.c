@@ -1,7 +1,7 @@
 /* libFuzzer target for the pprof reader: any bytes as a (gzipped) profile.
  * An accepted profile must serialize, parse back to the same bytes, merge
  * into itself and report location kinds. */
-#include "symbolizer/profile.h"
+#include "pprof/pprof.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 . "$TOP/tests/lib/check.sh"
 scratch
 S=$BIN/symbolize
-MK=$TOP/$BUILD/tests/symbolizer/test_profile
+MK=$TOP/$BUILD/tests/pprof/test_pprof
 FX=$FIXTURES/symbolizer
 export XDG_CACHE_HOME=$SCRATCH/cache
 
@@ -131,4 +131,46 @@ for f in trunc.pb.gz bad.pb badstr.pb; do
 	[[ $rc -eq 1 && $(echo "$out" | wc -l) -eq 1 && $out == "symbolize pprof: "* && ! -e $SCRATCH/o.pb.gz ]] &&
 		ok "pprof_bad_input_$f" || fail "pprof_bad_input_$f" "rc=$rc $out"
 done
+# JIT frames: a mapping named "perf-map:<sha256>" holds runtime addresses,
+# named from the snapshot with that SHA-256 under --perf-map-dir, flat
+# (DIR/<sha256>) or as the server stores it (DIR/ab/cdef...).  The caller
+# frame is a return address: 0x7f0000002004 is looked up at -1.
+printf '7f0000001000 100 jit_alpha\n7f0000002000 80 LazyCompile:~beta app.js:3\n' > "$SCRATCH/perf.map"
+sha=$(sha256sum "$SCRATCH/perf.map" | cut -d' ' -f1)
+mkdir -p "$SCRATCH/maps-flat" "$SCRATCH/maps-srv/${sha:0:2}" "$SCRATCH/maps-bad"
+cp "$SCRATCH/perf.map" "$SCRATCH/maps-flat/$sha"
+cp "$SCRATCH/perf.map" "$SCRATCH/maps-srv/${sha:0:2}/${sha:2}"
+printf '7f0000001000 100 not_this_one\n' > "$SCRATCH/maps-bad/$sha"
+printf '7f0000001010 7f0000002004 = 2\n7f0000002010 = 3\n' |
+	"$MK" make "$SCRATCH/jit.pb.gz" "" "perf-map:$sha"
+for layout in flat srv; do
+	out=$("$S" pprof "$SCRATCH/jit.pb.gz" -o "$SCRATCH/jit.$layout.pb.gz" \
+		--perf-map-dir "$SCRATCH/maps-$layout" 2>&1); rc=$?
+	names=$(zcat "$SCRATCH/jit.$layout.pb.gz" | grep -a -o 'jit_alpha\|LazyCompile:~beta app.js:3' | sort -u | tr '\n' '|')
+	[[ $rc -eq 0 && $out == *"3 symbolized, "*"; 3 JIT frames named from perf maps"* &&
+	   $names == "LazyCompile:~beta app.js:3|jit_alpha|" ]] &&
+		ok "pprof_jit_perf_map_dir_$layout" || fail "pprof_jit_perf_map_dir_$layout" "rc=$rc names=$names $out"
+done
+if [[ -x ${PPROF:-} ]]; then
+	"$PPROF" -traces "$SCRATCH/jit.flat.pb.gz" > "$SCRATCH/jit.traces" 2>&1
+	# leaf first: jit_alpha called from beta (2 samples), beta alone (3)
+	python3 - "$SCRATCH/jit.traces" <<'PY' && ok pprof_jit_traces || fail pprof_jit_traces "$(head -c 600 "$SCRATCH/jit.traces")"
+import re, sys
+blocks = [b.split('\n') for b in open(sys.argv[1]).read().split('-----------+-------------------------------------------------------')]
+stacks = set()
+for b in blocks:
+    names = [re.sub(r'^\s*([0-9][0-9.]*[a-z]*\s+)?', '', l).strip() for l in b if l.strip() and not l.startswith(('File:', 'Type:', 'Time:', 'Duration:'))]
+    if names:
+        stacks.add(tuple(names))
+want = {('jit_alpha', 'LazyCompile:~beta app.js:3'), ('LazyCompile:~beta app.js:3',)}
+sys.exit(0 if want <= stacks else 1)
+PY
+fi
+out=$("$S" pprof "$SCRATCH/jit.pb.gz" -o "$SCRATCH/jit.none.pb.gz" 2>&1); rc=$?
+[[ $rc -eq 0 && $out == *" 0 symbolized, "*"; 0 JIT frames named"* && $out == *"missing perf map: $sha (3 locations): no --perf-map-dir given"* ]] &&
+	ok pprof_jit_without_dir || fail pprof_jit_without_dir "rc=$rc $out"
+out=$("$S" pprof "$SCRATCH/jit.pb.gz" -o "$SCRATCH/jit.bad.pb.gz" --perf-map-dir "$SCRATCH/maps-bad" 2>&1); rc=$?
+[[ $rc -eq 0 && $out == *"; 0 JIT frames named"* && $out == *"missing perf map: $sha"*"not to its name"* ]] &&
+	! zcat "$SCRATCH/jit.bad.pb.gz" | grep -a -q not_this_one &&
+	ok pprof_jit_snapshot_checked || fail pprof_jit_snapshot_checked "rc=$rc $out"
 finish

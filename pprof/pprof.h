@@ -1,5 +1,8 @@
-/* pprof profiles (profile.proto, package perftools.profiles):
- * parse, build, merge, serialize (gzipped) and symbolize.
+/* pprof profiles (profile.proto, package perftools.profiles): the model,
+ * the wire codec (parse, serialize, gzip), validation and merge.  Naming
+ * frames is the symbolizer's (symz_pprof_symbolize in symbolizer.h); this
+ * component knows nothing of debuginfo, so the agent can write profiles
+ * without linking the symbolizer.
  *
  * The codec is ours (no generated code): the wire format is small, and
  * owning it lets every read be bounds-checked and every count be limited by
@@ -22,15 +25,21 @@
  * records are ids (as on the wire) or offsets into the profile's flat
  * arrays, so adding records never invalidates them.  Not thread-safe:
  * one profile, one thread at a time. */
-#ifndef SYMZ_PROFILE_H
-#define SYMZ_PROFILE_H
+#ifndef PPROF_PPROF_H
+#define PPROF_PPROF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/common.h"
-#include "symbolizer/symbolizer.h"
+
+/* How an address is looked up (docs/architecture.md, "Addresses"); the
+ * values are the symbolizer's enum symz_frame_kind. */
+enum pprof_frame_kind {
+	PPROF_LEAF_PC = 0,        /* as is */
+	PPROF_RETURN_ADDRESS = 1, /* at address - 1 */
+};
 
 /* Decompressed profiles larger than this are refused (gzip bombs);
  * pprof_parse_limited takes a smaller cap. */
@@ -102,9 +111,6 @@ int pprof_parse_limited(const void *data, size_t size, size_t max_plain,
 /* Bytes of heap p holds (its arrays, strings and lookup tables), to
  * check a merge against a memory budget. */
 size_t pprof_memory(const struct pprof_profile *p);
-/* A gzip stream's own claim of its decompressed size (the ISIZE trailer,
- * modulo 2^32); 0 when data is not gzip.  A hint for estimates only. */
-uint64_t pprof_gzip_claimed_size(const void *data, size_t size);
 int pprof_read_file(const char *path, struct pprof_profile **out, struct err *e);
 void pprof_free(struct pprof_profile *p);
 
@@ -150,53 +156,27 @@ int pprof_serialize(const struct pprof_profile *p, bool gzip, uint8_t **out, siz
 /* Atomic write: temporary file, fsync, rename. */
 int pprof_write_file(const struct pprof_profile *p, const char *path, bool gzip, struct err *e);
 
-/* ---- symbolizing ---- */
+/* ---- rewriting locations ---- */
 /* Frame kind of each location (indexed like p->locations), by the position
  * rule above: used only as location_id[0] -> leaf PC; used anywhere else ->
  * return address.  A third-party Location used in both positions is looked
  * up as a leaf (an address at a function's start looked up at -1 would name
  * the wrong function; a return address looked up as is only risks the next
- * line).  *out is malloc'ed (uint8_t enum symz_frame_kind). */
+ * line).  *out is malloc'ed (uint8_t enum pprof_frame_kind). */
 int pprof_location_kinds(const struct pprof_profile *p, uint8_t **out, struct err *e);
 
-/* Finds the index for a build-ID (hex).  Return 0 and *idx, -ENOENT when the
- * debuginfo is missing (other errors are reported as missing too, with e). */
-typedef int (*pprof_index_resolver)(void *ctx, const char *build_id, const char *filename,
-				    const struct symz_index **idx, struct err *e);
+/* The function with this content, added when new; returns its id, 0 on
+ * ENOMEM.  NULL strings are "". */
+uint64_t pprof_intern_function(struct pprof_profile *p, const char *name, const char *system_name,
+			       const char *filename, int64_t start_line);
 
-enum pprof_kind_policy {
-	PPROF_KIND_POSITION = 0, /* pprof_location_kinds() */
-	PPROF_KIND_AS_IS = 1,    /* every address looked up as is (what pprof does) */
-};
+/* Replace location li's (an index into p->locations) lines with n lines
+ * (line[0] innermost).  0, -EINVAL (no such location) or -ENOMEM.  Call
+ * pprof_locations_changed once done. */
+int pprof_set_lines(struct pprof_profile *p, size_t li, const struct pprof_line *lines, size_t n);
 
-struct pprof_symbolize_options {
-	bool force; /* re-symbolize locations that already have lines */
-	enum pprof_kind_policy kind;
-};
-
-struct pprof_missing {
-	char build_id[BUILD_ID_HEX_MAX];
-	char filename[256];
-	size_t locations;
-	char reason[512];
-};
-
-struct pprof_symbolize_report {
-	size_t locations;    /* in the profile */
-	size_t symbolized;   /* lines written by us */
-	size_t kept;         /* already symbolized, left alone (no --force) */
-	size_t unknown;      /* debuginfo present, address not covered */
-	size_t missing;      /* debuginfo missing: left as they were */
-	size_t no_build_id;  /* no mapping or mapping without build-ID */
-	struct pprof_missing *missing_ids; /* malloc'ed; free with pprof_report_free */
-	size_t n_missing_ids;
-};
-
-/* Fill Function/Line (inline frames as extra lines, innermost first) and the
- * mappings' has_* flags for every location whose mapping has a build-ID. */
-int pprof_symbolize(struct pprof_profile *p, pprof_index_resolver resolve, void *ctx,
-		    const struct pprof_symbolize_options *opt, struct pprof_symbolize_report *rep,
-		    struct err *e);
-void pprof_report_free(struct pprof_symbolize_report *rep);
+/* Locations' lines were rewritten: forget the content maps that key on them
+ * (they are rebuilt on the next addition or merge). */
+void pprof_locations_changed(struct pprof_profile *p);
 
 #endif
