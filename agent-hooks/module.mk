@@ -26,7 +26,7 @@ $(OBJ)/agent-hooks/lifecycle.o: $(AGENT_GEN)/lifecycle.skel.h
 
 $(AGENT_LIB): $(AGENT_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 # The agent writes profiles through pprof/ and never links the symbolizer
 # (symbolizing happens on the server or offline).

@@ -30,7 +30,7 @@ $(OBJ)/bpf/sampler_bpf.o: $(BPF_GEN)/sampler.skel.h
 
 $(BPF_LIB): $(BPF_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 # --symbolize names frames through the symbolizer library (the sampler
 # library itself does not depend on it).

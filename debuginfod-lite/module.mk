@@ -20,7 +20,7 @@ TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl -ljansson
 
 $(DIL_LIB): $(DIL_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BIN)/debuginfod-lite: $(OBJ)/debuginfod-lite/main.o $(DIL_LIB) $(SYMZ_LIB) $(PPROF_LIB) $(UNWIND_LIB) \
 		$(COMMON_LIB)

@@ -9,4 +9,4 @@ TEST_LIBS_PRE  += $(PPROF_LIB)
 
 $(PPROF_LIB): $(PPROF_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^

@@ -14,7 +14,7 @@ TEST_LDLIBS   += -liberty
 
 $(SYMZ_LIB): $(SYMZ_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BIN)/symbolize: $(SYMZ_CLI_OBJS) $(SYMZ_LIB) $(PPROF_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)

@@ -9,7 +9,7 @@ BINS            += $(BIN)/unwind-compile
 
 $(UNWIND_LIB): $(UNWIND_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BIN)/unwind-compile: $(OBJ)/unwind-compiler/main.o $(UNWIND_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
