@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <gelf.h>
 
@@ -118,6 +119,9 @@ void elf_object_plain_sizes(struct elf_object *o, const char *name, struct elf_p
 int elf_object_segments(struct elf_object *o, struct elf_segment *segs, size_t max,
 			struct err *e);
 
+/* Open a regular file for reading: the fd, st filled; -errno (not a
+ * regular file: -EINVAL). */
+int open_regular_file(const char *path, struct stat *st, struct err *e);
 /* Read a whole file into memory, refusing files larger than max_size. */
 int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size,
 	      struct err *e);

@@ -7,6 +7,7 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -118,14 +119,10 @@ int elf_object_open(struct elf_object *o, const char *path, struct err *e)
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	snprintf(o->name, sizeof(o->name), "%s", path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, errno, "cannot open: %s", strerror(errno));
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return err_set(e, EINVAL, "not a regular file");
-	}
+	int fd = open_regular_file(path, &st, e);
+	if (fd < 0)
+		return fd;
 	if (st.st_size == 0) {
 		close(fd);
 		return err_set(e, EINVAL, "empty file");
@@ -176,25 +173,21 @@ void elf_object_close(struct elf_object *o)
 
 static int decompress(struct elf_object *o, const char *name, struct section *s, struct err *e)
 {
+	/* Elf32_Chdr and Elf64_Chdr both start with ch_type; ch_size is 32 or
+	 * 64 bits wide at a class-dependent offset. */
+	bool is64 = o->ehdr.e_ident[EI_CLASS] == ELFCLASS64;
+	size_t hdr = is64 ? sizeof(Elf64_Chdr) : sizeof(Elf32_Chdr);
+	if (s->size < hdr)
+		return err_set(e, EINVAL, "section %s: compression header truncated", name);
 	uint32_t ch_type;
 	uint64_t ch_size;
-	size_t hdr;
-	if (o->ehdr.e_ident[EI_CLASS] == ELFCLASS64) {
-		Elf64_Chdr ch;
-		if (s->size < sizeof(ch))
-			return err_set(e, EINVAL, "section %s: compression header truncated", name);
-		memcpy(&ch, s->data, sizeof(ch));
-		ch_type = ch.ch_type;
-		ch_size = ch.ch_size;
-		hdr = sizeof(ch);
+	memcpy(&ch_type, s->data, sizeof(ch_type));
+	if (is64) {
+		memcpy(&ch_size, s->data + offsetof(Elf64_Chdr, ch_size), sizeof(ch_size));
 	} else {
-		Elf32_Chdr ch;
-		if (s->size < sizeof(ch))
-			return err_set(e, EINVAL, "section %s: compression header truncated", name);
-		memcpy(&ch, s->data, sizeof(ch));
-		ch_type = ch.ch_type;
-		ch_size = ch.ch_size;
-		hdr = sizeof(ch);
+		Elf32_Word size32;
+		memcpy(&size32, s->data + offsetof(Elf32_Chdr, ch_size), sizeof(size32));
+		ch_size = size32;
 	}
 	uint64_t max = o->max_decompressed ? o->max_decompressed : ELF_MAX_DECOMPRESSED;
 	if (ch_size > max)

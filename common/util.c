@@ -119,17 +119,25 @@ int build_id_from_hex(const char *hex, uint8_t *id, size_t *len)
 	return 0;
 }
 
-int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size,
-	      struct err *e)
+int open_regular_file(const char *path, struct stat *st, struct err *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, errno, "cannot open: %s", strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return err_set(e, EINVAL, "not a regular file");
 	}
+	return fd;
+}
+
+int read_file(const char *path, size_t max_size, uint8_t **out, size_t *out_size,
+	      struct err *e)
+{
+	struct stat st;
+	int fd = open_regular_file(path, &st, e);
+	if (fd < 0)
+		return fd;
 	if ((uint64_t)st.st_size > max_size) {
 		close(fd);
 		return err_set(e, EFBIG, "file is %lld bytes, over the %zu-byte limit",

@@ -126,21 +126,15 @@ static bool serve_from_store(struct request *r, enum MHD_Result *ret)
 
 /* The best local candidate of another kind (e.g. debuginfo for a section)
  * that still opens; its path in *a. */
+static int take_first(void *ctx, const struct artifact *a)
+{
+	*(struct artifact *)ctx = *a;
+	return 1;
+}
+
 static bool best_local(struct request *r, enum artifact_kind kind, struct artifact *a)
 {
-	struct artifact cands[MAX_CANDIDATES];
-	struct err e = { { 0 } };
-	int n = store_lookup(r->srv->store, r->build_id, kind, "", cands, MAX_CANDIDATES, &e);
-	for (int i = 0; i < n; i++) {
-		int fd;
-		struct stat st;
-		if (store_open_artifact(r->srv->store, &cands[i], &fd, &st, &e) < 0)
-			continue;
-		close(fd);
-		*a = cands[i];
-		return true;
-	}
-	return false;
+	return store_each_openable(r->srv->store, r->build_id, kind, "", take_first, a) == 1;
 }
 
 bool may_federate(struct request *r, enum artifact_kind kind, const char *name)
@@ -196,12 +190,8 @@ static int derive_section(struct request *r, struct err *e)
 		if (rc == 0)
 			rc = elf_object_section(&o, r->name, &sec, e);
 		if (rc == 0 && sec.found && sec.type != SHT_NOBITS) {
-			struct artifact a = { 0 };
-			snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
-			a.kind = ART_SECTION;
-			snprintf(a.name, sizeof(a.name), "%s", r->name);
-			a.origin = ORIGIN_DERIVED;
-			a.quality = 1;
+			struct artifact a;
+			artifact_init(&a, r->build_id, ART_SECTION, r->name, ORIGIN_DERIVED, 1);
 			snprintf(a.file, sizeof(a.file), "%s", src.file);
 			rc = store_put_mem(r->srv->store, sec.data, sec.size, &a, e);
 			section_free(&sec);
@@ -248,12 +238,8 @@ static int derive_source(struct request *r, struct err *e)
 			break; /* named, but not served from this machine: maybe upstream */
 		}
 		close(fd);
-		struct artifact a = { 0 };
-		snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
-		a.kind = ART_SOURCE;
-		snprintf(a.name, sizeof(a.name), "%s", r->name);
-		a.origin = ORIGIN_SCAN;
-		a.quality = 1;
+		struct artifact a;
+		artifact_init(&a, r->build_id, ART_SOURCE, r->name, ORIGIN_SCAN, 1);
 		snprintf(a.path, sizeof(a.path), "%s", r->name);
 		snprintf(a.file, sizeof(a.file), "%s", r->name);
 		a.size = (uint64_t)st.st_size;
@@ -317,12 +303,8 @@ static int derive_unwind(struct request *r, struct err *e)
 		return transient_error(rc) ? rc : 0;
 	}
 	r->srv->unwind_compiles++;
-	struct artifact a = { 0 };
-	snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
-	a.kind = ART_UNWIND;
-	snprintf(a.name, sizeof(a.name), "%s", r->name);
-	a.origin = ORIGIN_DERIVED;
-	a.quality = 1;
+	struct artifact a;
+	artifact_init(&a, r->build_id, ART_UNWIND, r->name, ORIGIN_DERIVED, 1);
 	snprintf(a.file, sizeof(a.file), "%.*s.unwind", (int)sizeof(a.file) - 16, src.file);
 	rc = store_put_mem(r->srv->store, t.data, t.size, &a, e);
 	unwind_table_free(&t);

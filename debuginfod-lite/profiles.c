@@ -97,19 +97,23 @@ static void area_path(struct server *s, const char *hash, char *out, size_t size
 	store_area_path(s->store, PROFILE_AREA, hash, out, size);
 }
 
-int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t *size,
-		      struct err *e)
+/* Open a stored blob: its fd and stat, or -errno with the path in e. */
+static int open_blob(struct server *s, const char *hash, struct stat *st, struct err *e)
 {
 	char path[PATH_MAX];
 	area_path(s, hash, path, sizeof(path));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct err oe = { { 0 } };
+	int fd = open_regular_file(path, st, &oe);
+	return fd < 0 ? err_set(e, -fd, "%s: %s", path, oe.msg) : fd;
+}
+
+int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t *size,
+		      struct err *e)
+{
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		int errnum = errno;
-		if (fd >= 0)
-			close(fd);
-		return err_set(e, errnum, "%s: %s", path, strerror(errnum));
-	}
+	int fd = open_blob(s, hash, &st, e);
+	if (fd < 0)
+		return fd;
 	uint8_t *buf = malloc(st.st_size ? (size_t)st.st_size : 1);
 	size_t got = 0;
 	while (buf && got < (size_t)st.st_size) {
@@ -121,7 +125,7 @@ int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t
 	close(fd);
 	if (!buf || got != (size_t)st.st_size) {
 		free(buf);
-		return err_set(e, EIO, "%s: short read", path);
+		return err_set(e, EIO, "profile blob %s: short read", hash);
 	}
 	*data = buf;
 	*size = got;
@@ -131,16 +135,10 @@ int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t
 int profile_blob_sizes(struct server *s, const char *hash, uint64_t *size, uint64_t *plain,
 		       struct err *e)
 {
-	char path[PATH_MAX];
-	area_path(s, hash, path, sizeof(path));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		int errnum = errno;
-		if (fd >= 0)
-			close(fd);
-		return err_set(e, errnum, "%s: %s", path, strerror(errnum));
-	}
+	int fd = open_blob(s, hash, &st, e);
+	if (fd < 0)
+		return fd;
 	uint8_t head[2] = { 0 }, tail[4] = { 0 };
 	*size = *plain = (uint64_t)st.st_size;
 	if (st.st_size >= 18 && pread(fd, head, 2, 0) == 2 && head[0] == 0x1f && head[1] == 0x8b &&

@@ -24,8 +24,6 @@ enum MHD_Result handle_profiles_list(struct request *r);
 enum MHD_Result handle_perf_map_post(struct request *r);
 enum MHD_Result handle_perf_map_get(struct request *r);
 
-#endif
-
 /* ---- between profiles.c and profiles_http.c ---- */
 #include <sqlite3.h>
 
@@ -109,3 +107,5 @@ struct request *res_request(struct profile_resolver *res);
  * be resolved (char[BUILD_ID_HEX_MAX + 16]). */
 int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, struct vec *missing,
 		      struct err *e);
+
+#endif

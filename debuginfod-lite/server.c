@@ -873,6 +873,25 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("msg=\"mhd: %s\"", msg);
 }
 
+/* Everything server_start set up once no thread runs: its failure path
+ * and server_stop end here. */
+static void server_free(struct server *s)
+{
+	profiles_stop(s);
+	edge_stop(s);
+	symz_cache_free(s->symz_cache);
+	store_close(s->store);
+	source_policy_free(&s->sources);
+	dwarf_names_cache_free(s->source_names);
+	upstream_limiter_free(&s->upstream_limit);
+	free(s->route_metrics);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->conn_lock);
+	pthread_cond_destroy(&s->cond);
+	budget_destroy(&s->budget);
+	free(s);
+}
+
 int server_start(struct server **out, const struct server_config *c, struct err *e)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -955,16 +974,7 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	*out = s;
 	return 0;
 fail:
-	profiles_stop(s);
-	edge_stop(s);
-	symz_cache_free(s->symz_cache);
-	store_close(s->store);
-	source_policy_free(&s->sources);
-	dwarf_names_cache_free(s->source_names);
-	upstream_limiter_free(&s->upstream_limit);
-	free(s->route_metrics);
-	budget_destroy(&s->budget);
-	free(s);
+	server_free(s);
 	return rc;
 }
 
@@ -1004,17 +1014,5 @@ void server_stop(struct server *s)
 		pthread_join(s->watcher, NULL);
 	if (s->reaper_running)
 		pthread_join(s->reaper, NULL);
-	profiles_stop(s);
-	edge_stop(s);
-	symz_cache_free(s->symz_cache);
-	store_close(s->store);
-	source_policy_free(&s->sources);
-	dwarf_names_cache_free(s->source_names);
-	upstream_limiter_free(&s->upstream_limit);
-	free(s->route_metrics);
-	pthread_mutex_destroy(&s->lock);
-	pthread_mutex_destroy(&s->conn_lock);
-	pthread_cond_destroy(&s->cond);
-	budget_destroy(&s->budget);
-	free(s);
+	server_free(s);
 }

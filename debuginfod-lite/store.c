@@ -22,6 +22,7 @@ enum stmt_id {
 	ST_FORGET_ONE,
 	ST_SCANNED_GET,
 	ST_SCANNED_SET,
+	ST_FORGET_KIND,
 	ST_MISS_GET,
 	ST_MISS_PUT,
 	ST_COUNT,
@@ -38,6 +39,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  " AND loc=?4",
 	[ST_SCANNED_GET] = "SELECT size, mtime FROM scanned WHERE path=?1",
 	[ST_SCANNED_SET] = "INSERT OR REPLACE INTO scanned(path, size, mtime) VALUES(?1,?2,?3)",
+	[ST_FORGET_KIND] = "DELETE FROM candidates WHERE build_id=?1 AND kind=?2",
 	[ST_MISS_GET] = "SELECT 1 FROM misses WHERE build_id=?1 AND kind=?2 AND name=?3"
 			" AND expires>?4",
 	[ST_MISS_PUT] = "INSERT OR REPLACE INTO misses(build_id, kind, name, expires)"
@@ -89,6 +91,17 @@ struct store {
 	store_candidate_fn candidate_hook;
 	void *candidate_ctx;
 };
+
+void artifact_init(struct artifact *a, const char *build_id, enum artifact_kind kind,
+		   const char *name, enum artifact_origin origin, int quality)
+{
+	memset(a, 0, sizeof(*a));
+	snprintf(a->build_id, sizeof(a->build_id), "%s", build_id);
+	a->kind = kind;
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->origin = origin;
+	a->quality = quality;
+}
 
 const char *artifact_kind_name(enum artifact_kind k)
 {
@@ -328,6 +341,22 @@ int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 
 /* Run one cached write statement under the write lock.  `types` gives
  * the parameters in order: 't' text, 'i' int, 'I' int64. */
+/* Bind the arguments a type string describes: 't' text, 'i' int, 'I'
+ * int64, one letter per parameter in order. */
+static void bind_args(sqlite3_stmt *q, const char *types, va_list ap)
+{
+	for (int i = 0; types[i]; i++) {
+		if (types[i] == 't')
+			sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+		else if (types[i] == 'i')
+			sqlite3_bind_int(q, i + 1, va_arg(ap, int));
+		else if (types[i] == 'I')
+			sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t));
+		else
+			abort(); /* a caller's type string is wrong: a bug */
+	}
+}
+
 static int write_stmt(struct store *s, enum stmt_id id, struct err *e, const char *types, ...)
 {
 	struct conn *c = conn_get(s, e);
@@ -339,16 +368,7 @@ static int write_stmt(struct store *s, enum stmt_id id, struct err *e, const cha
 	if (q) {
 		va_list ap;
 		va_start(ap, types);
-		for (int i = 0; types[i]; i++) {
-			if (types[i] == 't')
-				sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
-			else if (types[i] == 'i')
-				sqlite3_bind_int(q, i + 1, va_arg(ap, int));
-			else if (types[i] == 'I')
-				sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t));
-			else
-				abort(); /* a caller's type string is wrong: a bug */
-		}
+		bind_args(q, types, ap);
 		va_end(ap);
 		rc = sqlite3_step(q) == SQLITE_DONE ? 0 : err_set(e, EIO, "sqlite: %s",
 								  sqlite3_errmsg(c->db));
@@ -357,6 +377,31 @@ static int write_stmt(struct store *s, enum stmt_id id, struct err *e, const cha
 	pthread_mutex_unlock(&s->write_lock);
 	conn_put(s, c);
 	return rc;
+}
+
+/* Does query id return a row?  Its first ncols columns (int64) go to cols.
+ * A database that cannot be read answers false. */
+static bool read_row(struct store *s, enum stmt_id id, int64_t *cols, int ncols,
+		     const char *types, ...)
+{
+	struct err e = { { 0 } };
+	struct conn *c = conn_get(s, &e);
+	if (!c)
+		return false;
+	bool row = false;
+	sqlite3_stmt *q = stmt(c, id, &e);
+	if (q) {
+		va_list ap;
+		va_start(ap, types);
+		bind_args(q, types, ap);
+		va_end(ap);
+		row = sqlite3_step(q) == SQLITE_ROW;
+		for (int i = 0; row && i < ncols; i++)
+			cols[i] = sqlite3_column_int64(q, i);
+		sqlite3_reset(q);
+	}
+	conn_put(s, c);
+	return row;
 }
 
 static int exec_forget(struct store *s, enum stmt_id id, const struct artifact *a,
@@ -408,6 +453,26 @@ int store_open_artifact(struct store *s, const struct artifact *a, int *fd, stru
 	return 0;
 }
 
+int store_each_openable(struct store *s, const char *build_id, enum artifact_kind kind,
+			const char *name, store_candidate_cb fn, void *ctx)
+{
+	enum { MAX_CANDIDATES = 8 };
+	struct artifact cands[MAX_CANDIDATES];
+	struct err e = { { 0 } };
+	int n = store_lookup(s, build_id, kind, name, cands, MAX_CANDIDATES, &e);
+	for (int i = 0; i < n; i++) {
+		int fd;
+		struct stat st;
+		if (store_open_artifact(s, &cands[i], &fd, &st, &e) < 0)
+			continue;
+		close(fd);
+		int rc = fn(ctx, &cands[i]);
+		if (rc)
+			return rc;
+	}
+	return n < 0 ? n : 0;
+}
+
 static int insert_candidate(struct store *s, const struct artifact *a, const char *loc,
 			    struct err *e)
 {
@@ -428,24 +493,7 @@ void store_set_candidate_hook(struct store *s, store_candidate_fn fn, void *ctx)
 int store_forget_kind(struct store *s, const char *build_id, enum artifact_kind kind,
 		      struct err *e)
 {
-	struct conn *c = conn_get(s, e);
-	if (!c)
-		return -EIO;
-	sqlite3_stmt *q;
-	int rc = -EIO;
-	pthread_mutex_lock(&s->write_lock);
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM candidates WHERE build_id=?1 AND kind=?2", -1,
-			       &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, build_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 2, kind);
-		rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_finalize(q);
-	}
-	if (rc < 0)
-		err_set(e, EIO, "sqlite: %s", sqlite3_errmsg(c->db));
-	pthread_mutex_unlock(&s->write_lock);
-	conn_put(s, c);
-	return rc;
+	return write_stmt(s, ST_FORGET_KIND, e, "ti", build_id, (int)kind);
 }
 
 int store_add_external(struct store *s, const struct artifact *a, struct err *e)
@@ -462,21 +510,9 @@ int store_add_blob_candidate(struct store *s, const struct artifact *a, struct e
 
 bool store_scanned_same(struct store *s, const char *path, uint64_t size, int64_t mtime)
 {
-	struct err e = { { 0 } };
-	struct conn *c = conn_get(s, &e);
-	if (!c)
-		return false;
-	bool same = false;
-	sqlite3_stmt *q = stmt(c, ST_SCANNED_GET, &e);
-	if (q) {
-		sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
-		if (sqlite3_step(q) == SQLITE_ROW)
-			same = (uint64_t)sqlite3_column_int64(q, 0) == size &&
-			       sqlite3_column_int64(q, 1) == mtime;
-		sqlite3_reset(q);
-	}
-	conn_put(s, c);
-	return same;
+	int64_t cols[2];
+	return read_row(s, ST_SCANNED_GET, cols, 2, "t", path) && (uint64_t)cols[0] == size &&
+	       cols[1] == mtime;
 }
 
 int store_scanned_set(struct store *s, const char *path, uint64_t size, int64_t mtime,
@@ -606,18 +642,26 @@ void store_area_path(const struct store *s, const char *area, const char *hash, 
 	snprintf(out, size, "%s/%s/%.2s/%s", s->dir, area, hash, hash + 2);
 }
 
+/* A temporary blob holding data, ready to commit (aborted on failure). */
+static int tmp_from_mem(struct store *s, struct store_tmp *t, const void *data, size_t size,
+			struct err *e)
+{
+	int rc = store_tmp_begin(s, t, e);
+	if (rc < 0)
+		return rc;
+	rc = store_tmp_write(t, data, size, e);
+	if (rc < 0)
+		store_tmp_abort(t);
+	return rc;
+}
+
 int store_put_area(struct store *s, const char *area, const void *data, size_t size, char *hash,
 		   struct err *e)
 {
 	struct store_tmp t;
-	int rc = store_tmp_begin(s, &t, e);
+	int rc = tmp_from_mem(s, &t, data, size, e);
 	if (rc < 0)
 		return rc;
-	rc = store_tmp_write(&t, data, size, e);
-	if (rc < 0) {
-		store_tmp_abort(&t);
-		return rc;
-	}
 	char path[PATH_MAX];
 	return commit_blob(s, &t, area, hash, path, sizeof(path), e);
 }
@@ -626,36 +670,15 @@ int store_put_mem(struct store *s, const void *data, size_t size, struct artifac
 		  struct err *e)
 {
 	struct store_tmp t;
-	int rc = store_tmp_begin(s, &t, e);
-	if (rc < 0)
-		return rc;
-	rc = store_tmp_write(&t, data, size, e);
-	if (rc < 0) {
-		store_tmp_abort(&t);
-		return rc;
-	}
-	return store_tmp_commit(s, &t, a, e);
+	int rc = tmp_from_mem(s, &t, data, size, e);
+	return rc < 0 ? rc : store_tmp_commit(s, &t, a, e);
 }
 
 bool store_miss_cached(struct store *s, const char *build_id, enum artifact_kind kind,
 		       const char *name)
 {
-	struct err e = { { 0 } };
-	struct conn *c = conn_get(s, &e);
-	if (!c)
-		return false;
-	bool hit = false;
-	sqlite3_stmt *q = stmt(c, ST_MISS_GET, &e);
-	if (q) {
-		sqlite3_bind_text(q, 1, build_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 2, kind);
-		sqlite3_bind_text(q, 3, name ? name : "", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 4, now_s());
-		hit = sqlite3_step(q) == SQLITE_ROW;
-		sqlite3_reset(q);
-	}
-	conn_put(s, c);
-	return hit;
+	return read_row(s, ST_MISS_GET, NULL, 0, "titI", build_id, (int)kind, name ? name : "",
+			now_s());
 }
 
 int store_miss_put(struct store *s, const char *build_id, enum artifact_kind kind,

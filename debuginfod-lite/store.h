@@ -76,6 +76,10 @@ struct artifact {
 	int64_t expires;               /* 0 = never; else unix seconds */
 };
 
+/* A candidate's identity: everything else zero, for the caller to fill. */
+void artifact_init(struct artifact *a, const char *build_id, enum artifact_kind kind,
+		   const char *name, enum artifact_origin origin, int quality);
+
 struct store;
 
 int store_open(struct store **out, const char *dir, struct err *e);
@@ -91,6 +95,14 @@ int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
  * the index and -ENOENT returned.  On success *fd is open and *st filled. */
 int store_open_artifact(struct store *s, const struct artifact *a, int *fd, struct stat *st,
 			struct err *e);
+
+/* The candidates of (build_id, kind, name) that still open (as
+ * store_open_artifact checks them), best first: fn is called on each until
+ * it returns non-zero, which is returned; 0 when none took, -errno when the
+ * lookup failed. */
+typedef int (*store_candidate_cb)(void *ctx, const struct artifact *a);
+int store_each_openable(struct store *s, const char *build_id, enum artifact_kind kind,
+			const char *name, store_candidate_cb fn, void *ctx);
 
 /* Record an external file (from --scan) as a candidate. */
 int store_add_external(struct store *s, const struct artifact *a, struct err *e);

@@ -286,46 +286,51 @@ static const char *symz_version(void)
 	return "v" STR(SYMZ_VERSION);
 }
 
+struct open_stored_ctx {
+	struct server *srv;
+	struct symz_index **out;
+};
+
+static int try_stored(void *ctx, const struct artifact *a)
+{
+	struct open_stored_ctx *c = ctx;
+	struct err e = { { 0 } };
+	if (symz_index_open(a->path, c->out, &e) == 0) {
+		c->srv->symz_loads++;
+		return 1;
+	}
+	log_warn("msg=\"stored index %s unreadable: %s\"", a->build_id, e.msg);
+	return 0;
+}
+
 /* The stored index, mapped.  Returns 1, 0 when none is stored, -errno. */
 static int open_stored(struct server *s, const char *build_id, struct symz_index **out)
 {
-	struct artifact cands[MAX_CANDIDATES];
+	struct open_stored_ctx c = { s, out };
+	return store_each_openable(s->store, build_id, ART_SYMZ, symz_version(), try_stored, &c);
+}
+
+struct open_local_ctx {
+	struct artifact *a;
+	struct elf_object *o;
+};
+
+static int try_local(void *ctx, const struct artifact *a)
+{
+	struct open_local_ctx *c = ctx;
 	struct err e = { { 0 } };
-	int n = store_lookup(s->store, build_id, ART_SYMZ, symz_version(), cands, MAX_CANDIDATES, &e);
-	for (int i = 0; i < n; i++) {
-		int fd;
-		struct stat st;
-		if (store_open_artifact(s->store, &cands[i], &fd, &st, &e) < 0)
-			continue;
-		close(fd);
-		if (symz_index_open(cands[i].path, out, &e) == 0) {
-			s->symz_loads++;
-			return 1;
-		}
-		log_warn("msg=\"stored index %s unreadable: %s\"", build_id, e.msg);
-	}
-	return n < 0 ? n : 0;
+	if (elf_object_open(c->o, a->path, &e) < 0)
+		return 0;
+	*c->a = *a;
+	return 1;
 }
 
 /* The best local candidate of `kind` for build_id, opened as an ELF. */
 static bool open_local(struct server *s, const char *build_id, enum artifact_kind kind,
 		       struct artifact *a, struct elf_object *o)
 {
-	struct artifact cands[MAX_CANDIDATES];
-	struct err e = { { 0 } };
-	int n = store_lookup(s->store, build_id, kind, "", cands, MAX_CANDIDATES, &e);
-	for (int i = 0; i < n; i++) {
-		int fd;
-		struct stat st;
-		if (store_open_artifact(s->store, &cands[i], &fd, &st, &e) < 0)
-			continue;
-		close(fd);
-		if (elf_object_open(o, cands[i].path, &e) < 0)
-			continue;
-		*a = cands[i];
-		return true;
-	}
-	return false;
+	struct open_local_ctx c = { a, o };
+	return store_each_openable(s->store, build_id, kind, "", try_local, &c) == 1;
 }
 
 /* Local, else from an upstream (r->build_id is switched for the fetch). */
@@ -470,14 +475,11 @@ static int build_index(struct request *r, const char *build_id)
 	if (rc == 0) {
 		size_t size;
 		const void *data = symz_index_data(idx, &size);
-		struct artifact a = { 0 };
-		snprintf(a.build_id, sizeof(a.build_id), "%s", build_id);
-		a.kind = ART_SYMZ;
-		snprintf(a.name, sizeof(a.name), "%s", symz_version());
-		a.origin = ORIGIN_DERIVED;
 		/* The quality of what it was built from: better debuginfo
 		 * arriving later makes it stale (profiles.c). */
-		a.quality = have_dbg ? dbg_a.quality : QUALITY_SYMTAB;
+		struct artifact a;
+		artifact_init(&a, build_id, ART_SYMZ, symz_version(), ORIGIN_DERIVED,
+			      have_dbg ? dbg_a.quality : QUALITY_SYMTAB);
 		snprintf(a.file, sizeof(a.file), "%.*s.symz", (int)sizeof(a.file) - 8,
 			 have_dbg ? dbg_a.file : exe_a.file);
 		rc = store_put_mem(s->store, data, size, &a, &e);

@@ -202,13 +202,9 @@ static enum MHD_Result reject(struct request *r, unsigned status, const char *fm
  * content is the uploader's word, as the debuginfo is. */
 static enum MHD_Result finish_source(struct request *r)
 {
-	struct artifact a = { 0 };
+	struct artifact a;
 	struct err e = { { 0 } };
-	snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
-	a.kind = ART_SOURCE;
-	snprintf(a.name, sizeof(a.name), "%s", r->name);
-	a.origin = ORIGIN_UPLOAD;
-	a.quality = 1;
+	artifact_init(&a, r->build_id, ART_SOURCE, r->name, ORIGIN_UPLOAD, 1);
 	snprintf(a.file, sizeof(a.file), "%s", r->name);
 	r->tmp_open = false;
 	if (store_tmp_commit(r->srv->store, &r->tmp, &a, &e) < 0) {
@@ -254,11 +250,9 @@ enum MHD_Result upload_finish(struct request *r)
 	if (r->kind == ART_EXECUTABLE && !info.executable)
 		return reject(r, 422, "no loadable code: a separate debug file is not an executable");
 
-	struct artifact a = { 0 };
-	snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
-	a.kind = r->kind;
-	a.origin = ORIGIN_UPLOAD;
-	a.quality = r->kind == ART_DEBUGINFO ? info.debuginfo_quality : QUALITY_SYMTAB;
+	struct artifact a;
+	artifact_init(&a, r->build_id, r->kind, "", ORIGIN_UPLOAD,
+		      r->kind == ART_DEBUGINFO ? info.debuginfo_quality : QUALITY_SYMTAB);
 	const char *fname = request_header(r, "X-Debuginfod-Lite-Filename");
 	if (fname && *fname && !strchr(fname, '/') && strlen(fname) < 200)
 		snprintf(a.file, sizeof(a.file), "%s", fname);

@@ -172,12 +172,8 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 	int rc;
 	int quality = 0;
 	if (cc == CURLE_OK && code == 200 && body_valid(r, kind, &f, &quality, e)) {
-		struct artifact a = { 0 };
-		snprintf(a.build_id, sizeof(a.build_id), "%s", r->build_id);
-		a.kind = kind;
-		snprintf(a.name, sizeof(a.name), "%s", name);
-		a.origin = ORIGIN_UPSTREAM;
-		a.quality = quality;
+		struct artifact a;
+		artifact_init(&a, r->build_id, kind, name, ORIGIN_UPSTREAM, quality);
 		snprintf(a.file, sizeof(a.file), "%s", f.file[0] ? f.file : url);
 		a.expires = s->cfg.positive_ttl_s ? (int64_t)time(NULL) + s->cfg.positive_ttl_s : 0;
 		rc = store_tmp_commit(s->store, &tmp, &a, e) < 0 ? -EAGAIN : 1;

@@ -245,7 +245,7 @@ int symz_open_for_elf(const char *path, const struct symz_build_options *opt, co
 	return r;
 }
 
-static const char *default_cache_dir(char *buf, size_t size)
+const char *symz_default_cache_dir(char *buf, size_t size)
 {
 	const char *x = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
@@ -416,7 +416,7 @@ int symz_cli_main(int argc, char **argv)
 		return 2;
 	}
 	if (!cache_dir && !no_cache)
-		cache_dir = default_cache_dir(cache_buf, sizeof(cache_buf));
+		cache_dir = symz_default_cache_dir(cache_buf, sizeof(cache_buf));
 	if (no_cache)
 		cache_dir = NULL;
 

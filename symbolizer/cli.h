@@ -26,5 +26,8 @@ int symz_fetch_debuginfo(const char *server, const char *token, const uint8_t *i
 /* The first token of a token file (one a line, '#' comments), as
  * debuginfod-lite --token-file / --read-token-file read them. */
 int symz_read_token_file(const char *path, char *token, size_t size, struct err *e);
+/* $XDG_CACHE_HOME/symbolize, else ~/.cache/symbolize, in buf; NULL when
+ * neither variable is set. */
+const char *symz_default_cache_dir(char *buf, size_t size);
 
 #endif

@@ -211,14 +211,8 @@ int symz_pprof_main(int argc, char **argv)
 		return 2;
 	}
 	const char *in = argv[optind];
-	if (!ctx.cache_dir && !no_cache) {
-		const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-		if (x && *x)
-			snprintf(cache_buf, sizeof(cache_buf), "%s/symbolize", x);
-		else if (home && *home)
-			snprintf(cache_buf, sizeof(cache_buf), "%s/.cache/symbolize", home);
-		ctx.cache_dir = (x && *x) || (home && *home) ? cache_buf : NULL;
-	}
+	if (!ctx.cache_dir && !no_cache)
+		ctx.cache_dir = symz_default_cache_dir(cache_buf, sizeof(cache_buf));
 	if (no_cache)
 		ctx.cache_dir = NULL;
 
