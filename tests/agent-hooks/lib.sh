@@ -5,7 +5,6 @@
 AFIX=$FIXTURES/agent-hooks
 AGENT=$BIN/profiler-agent
 CHECK="python3 $TOP/tests/agent-hooks/pprof_check.py"
-LIBC=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
 LDSO=$(readlink -f /lib64/ld-linux-x86-64.so.2)
 BG=()
 agent_setup() {

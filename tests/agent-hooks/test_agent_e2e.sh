@@ -10,8 +10,8 @@ agent_setup
 need_bpf agent_runs profiles_delivered unwinds_to_main labels tables_once_per_build_id \
 	etag_revalidation server_down_fallback
 SPIN_ID=$(build_id_of "$AFIX/spin")
-start_server S --data "$SCRATCH/data" --scan "$AFIX/spin" --scan "$LIBC" --scan "$LDSO" \
-	--rescan 0 --verbose || { fail server_start; finish; }
+dil_start S --data "$SCRATCH/data" --scan "$AFIX/spin" --scan "$LIBC" --scan "$LDSO" \
+	--rescan 0 --verbose
 wait_for "$S_URL/buildid/$SPIN_ID/executable" || fail server_scan
 start_sink K
 

@@ -10,7 +10,7 @@ CHECKS=(jit_snapshot_written jit_snapshot_in_profile jit_names_resolved jit_name
 need_bpf "${CHECKS[@]}"
 command -v node >/dev/null || { for n in "${CHECKS[@]}"; do skip $n "node is not installed"; done; exit 0; }
 # The profile store names JIT frames from the snapshot the profile carries.
-start_server S --data "$SCRATCH/data" --rescan 0 --no-watch || { fail jit_server "did not start"; finish; }
+dil_start S --data "$SCRATCH/data" --rescan 0 --no-watch
 # node leaves isolate-*-v8.log in its working directory: run it in the scratch dir.
 (cd "$SCRATCH" && exec node --perf-basic-prof "$TOP/tests/fixtures/agent-hooks/hot.js" 20 >/dev/null) & N=$!; BG+=("$N")
 # Let V8 optimize hotFunction first.

@@ -8,9 +8,8 @@
 agent_setup
 need_bpf execs_seen fetch_once_per_build_id exec_latency_measured no_scan_errors
 SPIN_ID=$(build_id_of "$AFIX/spin")
-start_server S --data "$SCRATCH/data" --scan "$AFIX/spin" --scan "$AFIX/blip" --scan "$LIBC" \
-	--scan "$LDSO" --scan /usr/bin/true --scan /usr/bin/env --rescan 0 --verbose \
-	|| { fail server_start; finish; }
+dil_start S --data "$SCRATCH/data" --scan "$AFIX/spin" --scan "$AFIX/blip" --scan "$LIBC" \
+	--scan "$LDSO" --scan /usr/bin/true --scan /usr/bin/env --rescan 0 --verbose
 wait_for "$S_URL/buildid/$SPIN_ID/executable" || fail server_scan
 # The launcher waits for the agent, then starts 50 processes, 5 at a time.
 cat >"$SCRATCH/launch.sh" <<SH

@@ -9,7 +9,7 @@
 agent_setup
 need_bpf buffered_while_down all_profiles_delivered no_samples_lost buffer_emptied \
 	kill9_releases_bpf
-start_server S --data "$SCRATCH/data" --scan "$AFIX/spin" --rescan 0 || { fail server_start; finish; }
+dil_start S --data "$SCRATCH/data" --scan "$AFIX/spin" --rescan 0
 start_sink K
 "$AFIX/spin" 60 >/dev/null & SPIN=$!; BG+=("$SPIN")
 timeout 60 "$AGENT" --pid "$SPIN" --server "$S_URL" --profile-url "http://127.0.0.1:$K_PORT/profiles" \

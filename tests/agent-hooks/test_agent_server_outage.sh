@@ -9,8 +9,7 @@
 agent_setup
 need_bpf outage_profiles_buffered outage_all_profiles_stored outage_no_samples_lost
 DOWN=${OUTAGE_SECONDS:-30}
-start_server S --data "$SCRATCH/data" --scan "$AFIX/spin" --rescan 0 --no-watch ||
-	{ fail outage_server "did not start"; finish; }
+dil_start S --data "$SCRATCH/data" --scan "$AFIX/spin" --rescan 0 --no-watch
 "$AFIX/spin" $((DOWN + 30)) >/dev/null & SPIN=$!; BG+=("$SPIN")
 timeout $((DOWN + 60)) "$AGENT" --pid "$SPIN" --server "$S_URL" --output "$SCRATCH/out" \
 	--cache-dir "$SCRATCH/cache" --buffer-dir "$SCRATCH/buf" --frequency 49 --interval 1 \
@@ -19,8 +18,7 @@ A=$!; BG+=("$A")
 sleep 3
 kill -9 $(pgrep -P "$S_PID") "$S_PID"; wait "$S_PID" 2>/dev/null  # the server and its timeout wrapper
 sleep "$DOWN"
-start_server S --data "$SCRATCH/data" --listen "127.0.0.1:$S_PORT" --rescan 0 --no-watch ||
-	{ fail outage_server "did not come back"; finish; }
+dil_start S --data "$SCRATCH/data" --listen "127.0.0.1:$S_PORT" --rescan 0 --no-watch
 wait "$A"
 (( $(json "$SCRATCH/st.json" profiles_buffered) >= DOWN / 2 )) && ok outage_profiles_buffered ||
 	fail outage_profiles_buffered "$(cat "$SCRATCH/st.json")"

@@ -11,8 +11,8 @@ agent_setup
 need_bpf swap_compiled_first swap_replaced swap_stats swap_unwinds_to_main
 SPIN_ID=$(build_id_of "$AFIX/spin")
 echo "swap-token" >"$SCRATCH/tokens"
-start_server S --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --scan "$LIBC" --scan "$LDSO" \
-	--rescan 0 --no-watch --verbose || { fail server_start; finish; }
+dil_start S --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --scan "$LIBC" --scan "$LDSO" \
+	--rescan 0 --no-watch --verbose
 wait_for "$S_URL/buildid/$(build_id_of "$LIBC")/executable" || fail server_scan
 # The first retry after 1 s (then 2, 4, …): this run sees several.
 RETRY=()

@@ -17,8 +17,8 @@ pp() { env PPROF_BINARY_PATH=/nonexistent PPROF_TMPDIR="$SCRATCH" HOME="$SCRATCH
 echo "e2e-token" >"$SCRATCH/tokens"
 mkdir -p "$SCRATCH/scan" && cp "$AFIX/spin" "$SCRATCH/scan/"
 SPIN_ID=$(build_id_of "$AFIX/spin")
-start_server S --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --scan "$SCRATCH/scan" \
-	--scan "$LIBC" --scan "$LDSO" --rescan 0 --no-watch || { fail e2e_server "did not start"; finish; }
+dil_start S --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --scan "$SCRATCH/scan" \
+	--scan "$LIBC" --scan "$LDSO" --rescan 0 --no-watch
 wait_for "$S_URL/buildid/$SPIN_ID/executable" || fail e2e_server "fixture not scanned"
 
 "$AFIX/spin" 60 >/dev/null & SPIN=$!; BG+=("$SPIN")

@@ -16,7 +16,6 @@ for m in $MODES; do names+=("${m}_rejected" "${m}_not_cached" "${m}_unwinds_to_m
 need_bpf "${names[@]}" corrupt_cache_purged strays_removed lru_under_limit lru_oldest_evicted \
 	lru_used_entry_kept
 SPIN_ID=$(build_id_of "$AFIX/spin")
-LIBC_ID=$(build_id_of "$LIBC")
 LDSO_ID=$(build_id_of "$LDSO")
 T=$SCRATCH/tables
 mkdir -p "$T/tables"

@@ -7,7 +7,6 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-FIX_ID=$(build_id_of "$FIX/crash")
 UP=up-secret-0123 RD=rd-secret-4567
 echo "$UP" >"$SCRATCH/up.tok"
 echo "$RD" >"$SCRATCH/rd.tok"
@@ -26,8 +25,8 @@ M_ADDR=$(nm "$FIX/crash" | awk '$3 == "main" { print $1 }')
 
 # A: only flags the server has always had (so the edge checks also run
 # against older builds).
-start_server A --data "$SCRATCH/a" --token-file "$SCRATCH/up.tok" --scan "$SCRATCH/scan" \
-	--scan "$FIX/crash.debug" --rescan 0 || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --token-file "$SCRATCH/up.tok" --scan "$SCRATCH/scan" \
+	--scan "$FIX/crash.debug" --rescan 0
 wait_for "$A_URL/buildid/$BAD_ID/debuginfo" && wait_for "$A_URL/buildid/$FIX_ID/executable" \
 	|| fail scan_fixtures "$(tail -3 "$SCRATCH/A.log")"
 

@@ -44,7 +44,7 @@ echo secret >"$SCRATCH/tokens"
 AUTH=(-H 'Authorization: Bearer secret')
 ARGS=(--data "$SCRATCH/data" --scan "$SCRATCH/scan" --rescan 0 --no-watch --token-file "$SCRATCH/tokens"
 	--memory-budget $BUDGET --max-decompressed $CAP --max-decompressed-body $BODY_CAP --max-heavy 6)
-start_server S "${ARGS[@]}" || { fail memory_server "did not start"; finish; }
+dil_start S "${ARGS[@]}"
 wait_for "$S_URL/buildid/$OVER/debuginfo" || fail memory_scan "bombs not indexed"
 SPID=$(pgrep -P "$S_PID" debuginfod-lite || echo "$S_PID")
 [[ $(http_code "$S_URL/buildid/$LINK/debuginfo") == 200 ]] && ok memory_debuglink_bomb_indexed \
@@ -266,8 +266,7 @@ if ! mount -t tmpfs -o size=6m tmpfs "$SCRATCH/full" 2>/dev/null; then
 fi
 cp "$FIX/crash" "$SCRATCH/scan2/"
 CRASH=$(build_id_of "$FIX/crash")
-start_server F --data "$SCRATCH/full/data" --scan "$SCRATCH/scan2" --rescan 0 --no-watch \
-	|| { fail memory_enospc_server "did not start"; finish; }
+dil_start F --data "$SCRATCH/full/data" --scan "$SCRATCH/scan2" --rescan 0 --no-watch
 wait_for "$F_URL/buildid/$CRASH/debuginfo" || fail memory_enospc_scan
 dd if=/dev/zero of="$SCRATCH/full/filler" bs=64k 2>/dev/null
 df -k "$SCRATCH/full" | awk 'NR == 2 { print "tmpfs data dir: " $4 " KiB free" }'

@@ -57,8 +57,8 @@ printf '#line 1 "shadow"\nint main(void) { return 6; }\n' >"$S/w/dir.c"
 LINES_ID=$(build_id_of "$S/w/lines") ETC_ID=$(build_id_of "$S/w/etc") DIR_ID=$(build_id_of "$S/w/dir")
 
 # --- through an upload: a server whose source root is all of / ---
-start_server U --data "$S/udata" --token-file "$S/utokens" --source-root / \
-	--max-source-upload 100000 || { fail server_start; finish; }
+dil_start U --data "$S/udata" --token-file "$S/utokens" --source-root / \
+	--max-source-upload 100000
 AUTH=(-H "Authorization: Bearer $UTOKEN")
 for o in lines etc dir; do
 	c=$(curl -s -o /dev/null -w '%{http_code}' -T "$S/w/$o" "${AUTH[@]}" \

@@ -12,7 +12,7 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-start_server UP --data "$SCRATCH/up" --rescan 0 || { fail upstream_start; finish; }
+dil_start UP --data "$SCRATCH/up" --rescan 0
 upstream_asked() { metric "$UP_URL" 'http_responses_total{route="buildid",code="404"}'; }
 python3 -c 'import os; [print(os.urandom(20).hex()) for _ in range(400)]' >"$SCRATCH/ids"
 now() { date +%s.%N; }
@@ -29,8 +29,8 @@ burst() {
 
 # Per client: 3 a minute, global cap out of the way; over the cap at once
 # (--upstream-wait 0: the waiting is checked at the end).
-start_server A --data "$SCRATCH/a" --upstream "$UP_URL" --upstream-timeout 2 \
-	--upstream-client-rate 3/m --upstream-rate 1000/s --upstream-wait 0 || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --upstream "$UP_URL" --upstream-timeout 2 \
+	--upstream-client-rate 3/m --upstream-rate 1000/s --upstream-wait 0
 u0=$(upstream_asked)
 t0=$(now)
 burst "$A_URL" 1 300 >"$SCRATCH/codes1"
@@ -75,8 +75,8 @@ neg=$(find "$SCRATCH/dcache" -name debuginfo 2>/dev/null)
 [[ -z $neg ]] && ok capped_client_caches_nothing || fail capped_client_caches_nothing "$neg"
 
 # Global: 5 a minute for the whole server, no per-client cap; two clients.
-start_server G --data "$SCRATCH/g" --upstream "$UP_URL" --upstream-timeout 2 \
-	--upstream-rate 5/m --upstream-client-rate 0 --upstream-wait 0 || { fail server_start_global; finish; }
+dil_start G --data "$SCRATCH/g" --upstream "$UP_URL" --upstream-timeout 2 \
+	--upstream-rate 5/m --upstream-client-rate 0 --upstream-wait 0
 u4=$(upstream_asked)
 t0=$(now)
 burst "$G_URL" 310 40 >"$SCRATCH/codes2"
@@ -93,8 +93,8 @@ refused=$(metric "$G_URL" 'upstream_refused_total{cap="global"}')
 
 # An honest burst (gdb asking for many libraries in a row) under the
 # default --upstream-wait: slowed down to the cap's pace, never refused.
-start_server W --data "$SCRATCH/w" --upstream "$UP_URL" --upstream-timeout 2 \
-	--upstream-client-rate 2/s || { fail server_start_wait; finish; }
+dil_start W --data "$SCRATCH/w" --upstream "$UP_URL" --upstream-timeout 2 \
+	--upstream-client-rate 2/s
 u5=$(upstream_asked)
 burst "$W_URL" 391 8 >"$SCRATCH/codes3"
 n404=$(grep -c '^404$' "$SCRATCH/codes3")

@@ -36,6 +36,15 @@ start_server() {
 	printf -v "${name}_PID" '%s' "$pid"
 	printf -v "${name}_URL" 'http://127.0.0.1:%s' "$(cat "$SCRATCH/$name.port")"
 }
+# dil_start NAME ARGS...: start_server, and end the test with one FAIL that
+# names the server and its last log lines when it does not start.  Every
+# test script starts its servers this way.
+dil_start() {
+	local name=$1
+	start_server "$@" && return 0
+	fail "server_start_$name" "$(tail -2 "$SCRATCH/$name.log" 2>/dev/null | tr '\n' ' ')"
+	finish
+}
 # wait_for URL: until it answers 200 (the initial scan runs in background).
 wait_for() {
 	local i
@@ -51,3 +60,7 @@ build_id_of() { readelf -n "$1" | awk '/Build ID/ { print $3; exit }'; }
 metric() {
 	curl -s "$1/metrics" | awk -v k="$2" '$1 == k { print $2; f=1 } END { if (!f) print 0 }'
 }
+# What most scripts serve: this machine's libc and the crash fixture.
+LIBC=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
+LIBC_ID=$(build_id_of "$LIBC")
+FIX_ID=$(build_id_of "$FIXTURES/debuginfod-lite/crash" 2>/dev/null)

@@ -6,14 +6,11 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-LIBC=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
-LIBC_ID=$(build_id_of "$LIBC")
-FIX_ID=$(build_id_of "$FIX/crash")
 SRC=$TOP/tests/fixtures/debuginfod-lite/crash.c
 DBG=/usr/lib/debug/.build-id/${LIBC_ID:0:2}/${LIBC_ID:2}.debug
 dbg_scan=(); [[ -r $DBG ]] && dbg_scan=(--scan "$DBG")
-start_server A --data "$SCRATCH/a" --scan "$LIBC" "${dbg_scan[@]}" --scan "$FIX" \
-	--source-root "$TOP/tests/fixtures" --rescan 0 || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --scan "$LIBC" "${dbg_scan[@]}" --scan "$FIX" \
+	--source-root "$TOP/tests/fixtures" --rescan 0
 wait_for "$A_URL/buildid/$LIBC_ID/executable" && wait_for "$A_URL/buildid/$FIX_ID/debuginfo" || fail scan
 U=$A_URL/buildid/$LIBC_ID/unwind
 "$BIN/unwind-compile" "$LIBC" -o "$SCRATCH/want.unwind"

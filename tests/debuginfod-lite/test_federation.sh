@@ -6,12 +6,11 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-FIX_ID=$(build_id_of "$FIX/crash")
 UNKNOWN=0123456789abcdef0123456789abcdef01234567
 
-start_server UP --data "$SCRATCH/up" --scan "$FIX/crash" --rescan 0 || { fail upstream_start; finish; }
+dil_start UP --data "$SCRATCH/up" --scan "$FIX/crash" --rescan 0
 wait_for "$UP_URL/buildid/$FIX_ID/debuginfo" || fail upstream_scan
-start_server A --data "$SCRATCH/a" --upstream "$UP_URL" --upstream-timeout 2 || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --upstream "$UP_URL" --upstream-timeout 2
 
 got=$(DEBUGINFOD_URLS=$A_URL debuginfod-find debuginfo "$FIX_ID" 2>&1)
 check federation_hit cmp "$got" "$FIX/crash"

@@ -5,10 +5,7 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-LIBC=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
-LIBC_ID=$(build_id_of "$LIBC")
-FIX_ID=$(build_id_of "$FIX/crash")
-start_server A --data "$SCRATCH/a" --scan "$LIBC" --scan "$FIX" --rescan 0 || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --scan "$LIBC" --scan "$FIX" --rescan 0
 wait_for "$A_URL/buildid/$FIX_ID/debuginfo" && wait_for "$A_URL/buildid/$LIBC_ID/executable" || fail scan
 curl -s -D "$SCRATCH/h" -o "$SCRATCH/file.json" --get --data-urlencode key=file \
 	--data-urlencode "value=$LIBC" "$A_URL/metadata"
@@ -45,10 +42,9 @@ while IFS= read -r l; do echo "$l"; [[ $l == FAIL* ]] && _check_failed=1; done <
 # a dead upstream makes the answer incomplete; past the X-Forwarded-For hop
 # limit D answers from its own index only.
 DEAD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-start_server D --data "$SCRATCH/d" --scan "$LIBC" --rescan 0 --upstream "$A_URL" --upstream-timeout 2 \
-	|| { fail server_start_d; finish; }
-start_server X --data "$SCRATCH/x" --scan "$LIBC" --rescan 0 --upstream "$A_URL" \
-	--upstream "http://127.0.0.1:$DEAD_PORT" --upstream-timeout 2 || { fail server_start_x; finish; }
+dil_start D --data "$SCRATCH/d" --scan "$LIBC" --rescan 0 --upstream "$A_URL" --upstream-timeout 2
+dil_start X --data "$SCRATCH/x" --scan "$LIBC" --rescan 0 --upstream "$A_URL" \
+	--upstream "http://127.0.0.1:$DEAD_PORT" --upstream-timeout 2
 wait_for "$D_URL/buildid/$LIBC_ID/executable" && wait_for "$X_URL/buildid/$LIBC_ID/executable" || fail scan_dx
 meta() { curl -s --get --data-urlencode key=glob --data-urlencode "value=$2" "${@:3}" "$1/metadata"; }
 meta "$D_URL" "$FIX/crash*" >"$SCRATCH/fed.json"

@@ -16,8 +16,8 @@ TOOL=$TOP/$BUILD/tests/debuginfod-lite/test_profile_tool
 ID=$(build_id_of "$FIX/crash")
 UNKNOWN=00112233445566778899aabbccddeeff00112233
 echo secret >"$SCRATCH/tokens"
-start_server S --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --scan "$FIX/crash.debug" \
-	--rescan 0 --no-watch || { fail pprof_view_server "did not start"; finish; }
+dil_start S --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --scan "$FIX/crash.debug" \
+	--rescan 0 --no-watch
 wait_for "$S_URL/buildid/$ID/debuginfo" || fail pprof_view_scan "crash.debug not indexed"
 
 # Two mappings: the fixture (debuginfo scanned) and an object nobody has.

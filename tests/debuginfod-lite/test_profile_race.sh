@@ -12,8 +12,8 @@ ID=$(build_id_of "$FIX/crash.stripped")
 LEAF=$(nm "$FIX/crash" | awk '/ [tT] inner_frame$/ { print $1 }')
 echo secret >"$SCRATCH/tokens"
 AUTH=(-H 'Authorization: Bearer secret')
-DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS=2000 start_server S --data "$SCRATCH/data" \
-	--token-file "$SCRATCH/tokens" --no-watch || { fail server_start; finish; }
+DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS=2000 dil_start S --data "$SCRATCH/data" \
+	--token-file "$SCRATCH/tokens" --no-watch
 state_of() { curl -s "$S_URL/profiles/list?id=$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["profiles"][0]["state"])'; }
 
 objcopy --strip-debug "$FIX/crash" "$SCRATCH/crash.symtab" # symbols, no DWARF

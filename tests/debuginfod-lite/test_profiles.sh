@@ -13,7 +13,7 @@ ID=$(build_id_of "$FIX/crash.stripped")
 echo secret > "$SCRATCH/tokens"
 AUTH=(-H 'Authorization: Bearer secret')
 ARGS=(--data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --profile-max-size 100000 --no-watch)
-start_server S "${ARGS[@]}" || { fail profiles_server "did not start"; finish; }
+dil_start S "${ARGS[@]}"
 
 . "$TOP/tests/lib/pprof.sh"
 ensure_pprof
@@ -221,14 +221,14 @@ m=$(metric "$S_URL" profiles_rejected_total); s=$(metric "$S_URL" profiles_store
 
 # 6. Restart: profiles and their symbolized copies survive.
 stop_servers
-start_server S "${ARGS[@]}" || { fail profiles_restart "did not start"; finish; }
+dil_start S "${ARGS[@]}"
 t=$(total "?label=host=h1")
 [[ $(count) == "$n0" && $t == 190 && $(state_of "$P1") == symbolized ]] && ok profiles_restart ||
 	fail profiles_restart "count $(count) (want $n0), total $t"
 
 # 7. Without --token-file, loopback clients may post; a quota evicts the oldest.
 stop_servers
-start_server Q --data "$SCRATCH/q" --profile-quota 1500 --no-watch || { fail profiles_quota "no server"; finish; }
+dil_start Q --data "$SCRATCH/q" --profile-quota 1500 --no-watch
 for f in p1 p2 p3 jit; do
 	code=$(http_code --data-binary @"$SCRATCH/$f.pb.gz" "$Q_URL/profiles")
 	[[ $code == 201 ]] || fail profiles_loopback_without_tokens "HTTP $code"
@@ -256,7 +256,7 @@ print(new.hex())
 PY
 )
 strip --strip-debug -o "$SCRATCH/crash2.symtab" "$SCRATCH/crash2.debug"
-start_server T --data "$SCRATCH/t" --token-file "$SCRATCH/tokens" --no-watch || { fail profiles_symtab_server "no server"; finish; }
+dil_start T --data "$SCRATCH/t" --token-file "$SCRATCH/tokens" --no-watch
 code=$(http_code -H 'Authorization: Bearer secret' -T "$SCRATCH/crash2.symtab" "$T_URL/buildid/$ID2/debuginfo")
 [[ $code == 201 ]] || fail profiles_symtab_upload "HTTP $code"
 printf '%s %s %s = 90\n' "$LEAF" "$RA_MIDDLE" "$RA_MAIN" |

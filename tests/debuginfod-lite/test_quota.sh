@@ -14,9 +14,9 @@ blob_of() { local h; h=$(sha256sum "$1" | cut -c1-64); echo "$SCRATCH/q/blobs/${
 FIRST_BLOB=$(blob_of "$SCRATCH/up-files/first")
 SECOND_BLOB=$(blob_of "$SCRATCH/up-files/second")
 
-start_server UP --data "$SCRATCH/up" --scan "$SCRATCH/up-files" --rescan 0 || { fail upstream_start; finish; }
+dil_start UP --data "$SCRATCH/up" --scan "$SCRATCH/up-files" --rescan 0
 wait_for "$UP_URL/buildid/$SECOND_ID/debuginfo" || fail upstream_scan
-start_server Q --data "$SCRATCH/q" --upstream "$UP_URL" --rescan 0 || { fail server_start; finish; }
+dil_start Q --data "$SCRATCH/q" --upstream "$UP_URL" --rescan 0
 # Written in this order, a second apart (rows keep whole seconds).
 [[ $(http_code "$Q_URL/buildid/$FIRST_ID/debuginfo") == 200 ]] || fail fetch_first
 sleep 1.1
@@ -28,7 +28,7 @@ touch -d '2 hours ago' "$FIRST_BLOB" "$SECOND_BLOB"
 stop_servers
 # Room for one of them only: grooming at start evicts one.
 quota=$(( $(stat -c %s "$FIRST_BLOB") + $(stat -c %s "$SECOND_BLOB") - 1 ))
-start_server Q --data "$SCRATCH/q" --quota "$quota" --rescan 0 || { fail server_restart; finish; }
+dil_start Q --data "$SCRATCH/q" --quota "$quota" --rescan 0
 for i in $(seq 100); do
 	[[ -f $FIRST_BLOB && -f $SECOND_BLOB ]] || break
 	sleep 0.1

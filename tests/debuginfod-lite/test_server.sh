@@ -6,15 +6,12 @@
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
 
-LIBC=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
-LIBC_ID=$(build_id_of "$LIBC")
 LIBC_DEBUG=/usr/lib/debug/.build-id/${LIBC_ID:0:2}/${LIBC_ID:2}.debug
 if [[ ! -f $LIBC_DEBUG ]]; then skip server "libc6-dbg is not installed"; finish; fi
-FIX_ID=$(build_id_of "$FIX/crash")
 
 # The fixture's sources are served from the source tree (a --source-root).
-start_server A --data "$SCRATCH/data" --scan /usr/lib/debug --scan "$LIBC" --scan "$FIX" \
-	--source-root "$TOP/tests/fixtures" --rescan 0 --conn-timeout 2 || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/data" --scan /usr/lib/debug --scan "$LIBC" --scan "$FIX" \
+	--source-root "$TOP/tests/fixtures" --rescan 0 --conn-timeout 2
 export DEBUGINFOD_URLS=$A_URL
 wait_for "$A_URL/buildid/$LIBC_ID/debuginfo" && wait_for "$A_URL/buildid/$FIX_ID/executable" \
 	|| fail scan "scan did not index libc"

@@ -7,12 +7,9 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-LIBC=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
-LIBC_ID=$(build_id_of "$LIBC")
 DBG=/usr/lib/debug/.build-id/${LIBC_ID:0:2}/${LIBC_ID:2}.debug
 SX=$FIXTURES/symbolizer
 DWZ_ID=$(build_id_of "$SX/dwz/dwz1")
-FIX_ID=$(build_id_of "$FIX/crash")
 UNKNOWN=0123456789abcdef0123456789abcdef01234567
 # report < <(cmd): pass through ok/FAIL lines of a helper, remembering failures.
 report() { local l; while IFS= read -r l; do echo "$l"; [[ $l == FAIL* ]] && _check_failed=1; done; return 0; }
@@ -25,8 +22,8 @@ if [[ ! -r $DBG ]]; then
 fi
 # The dwz pair is scanned as a directory: dwz1 (DWARF with .gnu_debugaltlink)
 # and common.debug (the supplementary file, served by its own build-ID).
-start_server A --data "$SCRATCH/a" --scan "$LIBC" --scan "$DBG" --scan "$FIX/crash.stripped" \
-	--scan "$FIX/crash.debug" --scan "$SX/dwz" --rescan 0 || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --scan "$LIBC" --scan "$DBG" --scan "$FIX/crash.stripped" \
+	--scan "$FIX/crash.debug" --scan "$SX/dwz" --rescan 0
 wait_for "$A_URL/buildid/$LIBC_ID/debuginfo" && wait_for "$A_URL/buildid/$DWZ_ID/debuginfo" \
 	&& wait_for "$A_URL/buildid/$FIX_ID/debuginfo" || fail scan
 

@@ -7,7 +7,6 @@
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
 echo "s3cret-token" >"$SCRATCH/tokens"
-FIX_ID=$(build_id_of "$FIX/crash")
 MAIN=$(nm "$FIX/crash" | awk '/ T main$/ { print $1 }')
 # The first unit's DWARF version set to 99.
 python3 - "$FIX/crash.debug" "$SCRATCH/corrupt.debug" <<'PY'
@@ -23,7 +22,7 @@ for i in range(shnum):
         struct.pack_into("<H", data, off + 4, 99)
 open(sys.argv[2], "wb").write(data)
 PY
-start_server A --data "$SCRATCH/a" --token-file "$SCRATCH/tokens" || { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --token-file "$SCRATCH/tokens"
 put() { curl -s -o "$SCRATCH/body" -w '%{http_code}' -T "$1" -H "Authorization: Bearer s3cret-token" \
 	"$A_URL/buildid/$FIX_ID/debuginfo"; }
 sym() {

@@ -4,11 +4,7 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-LIBC=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
-LIBC_ID=$(build_id_of "$LIBC")
-FIX_ID=$(build_id_of "$FIX/crash")
-start_server A --data "$SCRATCH/data" --scan "$LIBC" --scan "$FIX/crash" --rescan 0 \
-	|| { fail server_start; finish; }
+dil_start A --data "$SCRATCH/data" --scan "$LIBC" --scan "$FIX/crash" --rescan 0
 wait_for "$A_URL/buildid/$LIBC_ID/executable" && wait_for "$A_URL/buildid/$FIX_ID/executable" || fail scan
 for id_file in "$LIBC_ID:$LIBC" "$FIX_ID:$FIX/crash"; do
 	id=${id_file%%:*} file=${id_file#*:}

@@ -5,9 +5,7 @@
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
 echo "s3cret-token" >"$SCRATCH/tokens"
-FIX_ID=$(build_id_of "$FIX/crash")
-start_server A --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --max-upload 8000000 \
-	|| { fail server_start; finish; }
+dil_start A --data "$SCRATCH/data" --token-file "$SCRATCH/tokens" --max-upload 8000000
 put() { curl -s -o "$SCRATCH/body" -w '%{http_code}' -T "$1" "${@:3}" "$A_URL/buildid/$2"; }
 AUTH=(-H "Authorization: Bearer s3cret-token")
 

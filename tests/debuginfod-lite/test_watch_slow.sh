@@ -7,10 +7,8 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
 dil_setup
-FIX_ID=$(build_id_of "$FIX/crash")
 mkdir -p "$SCRATCH/w" "$SCRATCH/nw"
-start_server A --data "$SCRATCH/a" --scan "$SCRATCH/w" --rescan 0 --request-deadline 3 \
-	|| { fail server_start; finish; }
+dil_start A --data "$SCRATCH/a" --scan "$SCRATCH/w" --rescan 0 --request-deadline 3
 start_server B --data "$SCRATCH/b" --scan "$SCRATCH/nw" --rescan 0 --no-watch || fail server_b
 served() { # URL: HEAD 200 within ~5 s
 	local i

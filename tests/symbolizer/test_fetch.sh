@@ -12,8 +12,7 @@ export XDG_CACHE_HOME=$SCRATCH/xdg
 # The unstripped fixture lives only in the server's scan, never in /usr/lib/debug.
 mkdir -p "$SCRATCH/served"
 cp "$FX/c-O2-dw4" "$SCRATCH/served/"
-start_server A --data "$SCRATCH/data" --scan "$SCRATCH/served" --rescan 0 \
-	|| { fail fetch_server_start; finish; }
+dil_start A --data "$SCRATCH/data" --scan "$SCRATCH/served" --rescan 0
 ID=$(build_id_of "$FX/c-O2-dw4")
 wait_for "$A_URL/buildid/$ID/debuginfo" || fail fetch_scan "not indexed"
 nm --defined-only "$FX/c-O2-dw4" | awk '$2 ~ /[tT]/ { print "0x" $1 }' | head -40 >"$SCRATCH/addrs"
