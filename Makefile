@@ -37,30 +37,42 @@ DEPFILES    :=
 # Keep intermediate objects: no "rm …" after the suite's closing line.
 .SECONDARY:
 
-.PHONY: all deps test test-fast bench run demo clean install fixtures fuzz
+.PHONY: all deps deps-test test test-fast bench run demo clean install fixtures fuzz
 all:
 
-# --- Debian packages the project needs (build, tests, oracles, benchmarks) ---
-DEB_PACKAGES := build-essential pkg-config clang llvm libclang-rt-14-dev \
-    libelf-dev libdw-dev elfutils libdebuginfod-dev debuginfod \
-    libmicrohttpd-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev curl \
-    libbpf-dev bpftool linux-perf zlib1g-dev libzstd-dev zstd libjansson-dev \
-    libiberty-dev binutils dwz golang-go golang-github-google-pprof-dev \
+# --- Debian packages ---
+# Building and running the programs (make deps; all that make run needs).
+DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod-dev \
+    libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libbpf-dev bpftool \
+    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev
+# Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
+# (make deps-test, which make test, make bench and make demo run first).
+DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
+    binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
-    python3 gdb libc6-dbg libssl-dev libstdc++6 lua5.4 python3.11 wrk
+    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
-DEB_PACKAGES += libprotobuf-c-dev protobuf-c-compiler
+DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
 
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+# $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
+# say which are missing.
+define install_debs
+	@missing=$$(for p in $(2); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -z "$$missing" ]; then echo "deps: all packages present"; exit 0; fi; \
+	if [ -z "$$missing" ]; then echo "$(1): all packages present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-	    echo "deps: missing packages; run as root: apt-get install -y $$missing" >&2; exit 1; fi; \
-	echo "deps: installing $$missing"; \
+	    echo "$(1): missing packages; run as root: apt-get install -y $$missing" >&2; exit 1; fi; \
+	echo "$(1): installing $$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing
+endef
+
+deps:
+	$(call install_debs,deps,$(DEB_BUILD))
+
+deps-test: deps
+	$(call install_debs,deps-test,$(DEB_TEST))
 
 # --- shared compile rule ---
 $(OBJ)/%.o: %.c
@@ -83,10 +95,13 @@ all: $(BINS) $(TEST_BINS)
 fixtures: $(FIXTURES)
 
 # The suite: every test program and script under tests/, one summary line.
-test: all $(FIXTURES)
+# The test packages come first: the fixtures are built with some of them.
+test: deps-test
+	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) tests/run
 
-bench: all $(FIXTURES)
+bench: deps-test
+	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) tests/bench/run
 
 run: all
@@ -96,7 +111,8 @@ run: all
 
 # The whole loop end to end: server, upload, agent with BPF, symbolized
 # top functions and flame graphs in demo-out/ (needs root and BTF).
-demo: all $(FIXTURES)
+demo: deps-test
+	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) contrib/demo.sh
 
 install: all

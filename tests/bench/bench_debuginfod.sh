@@ -8,7 +8,7 @@ set -u
 BIN=$TOP/$BUILD/bin
 RUNS=${RUNS:-3} DURATION=${DURATION:-5} CONNS=${CONNS:-16}
 for t in wrk debuginfod; do
-	command -v $t >/dev/null || { echo "bench_debuginfod: $t not installed (make deps)"; exit 1; }
+	command -v $t >/dev/null || { echo "bench_debuginfod: $t not installed (make deps-test)"; exit 1; }
 done
 S=$(mktemp -d)
 pids=()

@@ -7,7 +7,7 @@
 # merge + encode on plain bytes (the gzip rows add the same zlib to both).
 set -u
 : "${TOP:=$(cd "$(dirname "$0")/../.." && pwd)}" "${BUILD:=build}"
-command -v protoc-c >/dev/null || { echo "bench_pprof: protoc-c not installed (make deps)"; exit 1; }
+command -v protoc-c >/dev/null || { echo "bench_pprof: protoc-c not installed (make deps-test)"; exit 1; }
 make -s -C "$TOP" BUILD="$BUILD" "$BUILD/bench/pprof_codec_bench" || exit 1
 out=$("$TOP/$BUILD/bench/pprof_codec_bench" "${SAMPLES:-200000}" "${RUNS:-5}")
 status=$?

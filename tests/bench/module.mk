@@ -20,4 +20,4 @@ $(PPROF_BENCH): $(OBJ)/tests/bench/pprof_codec_bench.o $(OBJ)/bench/profile.pb-c
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ -lprotobuf-c $(COMMON_LDLIBS)
 
-bench: $(PPROF_BENCH)
+# bench_pprof.sh builds it (after make bench installed protoc-c).
