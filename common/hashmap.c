@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t hash_fnv1a64(const void *data, size_t len)
+uint64_t hash_fnv1a64_seeded(uint64_t seed, const void *data, size_t len)
 {
 	const uint8_t *b = data;
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ b[i]) * 0x100000001b3ull;
 	return h;

@@ -28,8 +28,14 @@ struct hashmap {
 	struct vec arena;   /* key bytes, each key followed by a NUL */
 };
 
-/* FNV-1a, 64 bits (the published offset basis and prime). */
-uint64_t hash_fnv1a64(const void *data, size_t len);
+/* FNV-1a, 64 bits (the published offset basis and prime).  The seeded form
+ * starts from the basis XOR seed, for tables whose slots a client must not
+ * choose (a secret, random seed). */
+uint64_t hash_fnv1a64_seeded(uint64_t seed, const void *data, size_t len);
+static inline uint64_t hash_fnv1a64(const void *data, size_t len)
+{
+	return hash_fnv1a64_seeded(0, data, len);
+}
 
 void hashmap_init(struct hashmap *m);
 void hashmap_free(struct hashmap *m); /* leaves m empty and usable */

@@ -15,6 +15,7 @@
  * read them the other way, and the bytes one side takes for a body the
  * other takes for a second request.  Such requests are refused before any
  * body is read, and the connection is closed (refuse_before_body). */
+#include "common/hashmap.h"
 #include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/parse.h"
 
@@ -88,10 +89,8 @@ static bool client_key(const struct sockaddr *sa, uint8_t key[16])
 
 static unsigned bucket_of(const uint8_t key[16])
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h % CLIENT_BUCKETS;
+	uint64_t h = hash_fnv1a64(key, 16);
+	return (unsigned)((h ^ (h >> 32)) % CLIENT_BUCKETS);
 }
 
 /* Caller holds the lock. */

@@ -5,6 +5,7 @@
  * seen for the first time is full.  A fetch passes only when the client's
  * bucket and the global one both hold a whole token, and then takes one
  * from each, so a refused client never drains the global bucket. */
+#include "common/hashmap.h"
 #include "debuginfod-lite/ratelimit.h"
 
 #include <arpa/inet.h>
@@ -90,9 +91,7 @@ static bool client_key(const char *peer, uint8_t key[16])
 
 static uint64_t key_hash(uint64_t seed, const uint8_t key[16])
 {
-	uint64_t h = seed ^ 0xcbf29ce484222325ull; /* FNV-1a, seeded */
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 0x100000001b3ull;
+	uint64_t h = hash_fnv1a64_seeded(seed, key, 16);
 	return h ^ (h >> 29);
 }
 
