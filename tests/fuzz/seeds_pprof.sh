@@ -9,7 +9,7 @@ build=$(dirname "$FIXTURES")
 obj=$FIXTURES/symbolizer/c-O2-dw4
 id=$(readelf -n "$obj" | awk '/Build ID/ {print $3}')
 printf '1290 129f = 4\n14b5 129f 1298 151b = 1\n13e5 1294 1281 1280 = 4\n1300\n' |
-	"$build/tests/pprof/test_pprof" make "$out/raw.pb.gz" "$id" "$obj"
+	"$build/tests/debuginfod-lite/test_profile_tool" make "$out/raw.pb.gz" --mapping "$id" "$obj"
 XDG_CACHE_HOME=$out/.cache "$build/bin/symbolize" pprof "$out/raw.pb.gz" -o "$out/sym.pb.gz" 2>/dev/null
 rm -rf "$out/.cache"
 zcat "$out/raw.pb.gz" > "$out/raw.pb"

@@ -1,51 +1,13 @@
 /* The pprof library (pprof/pprof.h): build, serialize, parse, merge, and
  * hostile input.  Linked with libpprof and libcommon only (tests/module.mk):
  * that pprof/ needs nothing of the symbolizer is checked by this link.
- * Run without arguments it checks itself; `test_pprof make OUT BUILD_ID FILE
- * < stacks` writes an unsymbolized profile for tests/symbolizer/test_pprof.sh
- * and the fuzz seeds (one sample per line: hex addresses leaf first, then
- * "= value"). */
+ * Profiles for other tests are written by
+ * tests/debuginfod-lite/test_profile_tool. */
 #include "pprof/pprof.h"
 #include "tests/lib/check.h"
 
 #include <errno.h>
 #include <string.h>
-
-static int make_profile(const char *out, const char *build_id, const char *file)
-{
-	const char *types[] = {"samples", "cpu"}, *units[] = {"count", "nanoseconds"};
-	struct pprof_profile *p = pprof_new(types, units, 2);
-	uint64_t m = p ? pprof_add_mapping(p, build_id, file) : 0;
-	if (!m)
-		return 1;
-	char line[4096];
-	struct err e = {{0}};
-	while (fgets(line, sizeof(line), stdin)) {
-		struct pprof_frame fr[64];
-		size_t n = 0;
-		int64_t v[2] = {1, 10000000};
-		for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
-			if (!strcmp(tok, "=")) {
-				tok = strtok(NULL, " \t\n");
-				v[0] = tok ? strtoll(tok, NULL, 10) : 1;
-				v[1] = v[0] * 10000000;
-				break;
-			}
-			if (n < 64)
-				fr[n++] = (struct pprof_frame){m, strtoull(tok, NULL, 16)};
-		}
-		if (n && pprof_add_sample(p, fr, n, v, NULL, 0, &e)) {
-			fprintf(stderr, "test_pprof: %s\n", e.msg);
-			return 1;
-		}
-	}
-	if (pprof_write_file(p, out, true, &e)) {
-		fprintf(stderr, "test_pprof: %s\n", e.msg);
-		return 1;
-	}
-	pprof_free(p);
-	return 0;
-}
 
 static int parse_bytes(const uint8_t *b, size_t n, struct err *e)
 {
@@ -185,10 +147,8 @@ static void new_id_in_sparse_profile(void)
 	pprof_free(q);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-	if (argc == 5 && !strcmp(argv[1], "make"))
-		return make_profile(argv[2], argv[3], argv[4]);
 	hostile();
 	roundtrip_and_merge();
 	new_id_in_sparse_profile();

@@ -5,7 +5,7 @@
 . "$TOP/tests/lib/check.sh"
 scratch
 S=$BIN/symbolize
-MK=$TOP/$BUILD/tests/pprof/test_pprof
+MK=$TOP/$BUILD/tests/debuginfod-lite/test_profile_tool
 FX=$FIXTURES/symbolizer
 export XDG_CACHE_HOME=$SCRATCH/cache
 
@@ -46,8 +46,8 @@ run_case() { # NAME OBJ NAMES(1: compare names) [PPROF_BINARY_PATH]
 	id=$(readelf -n "$obj" 2>/dev/null | awk '/Build ID/ {print $3}')
 	stacks "$obj" 7 > "$SCRATCH/$name.stacks"
 	minus_one < "$SCRATCH/$name.stacks" > "$SCRATCH/$name.stacks-1"
-	"$MK" make "$SCRATCH/$name.pb.gz" "$id" "$obj" < "$SCRATCH/$name.stacks" &&
-	"$MK" make "$SCRATCH/$name-1.pb.gz" "$id" "$obj" < "$SCRATCH/$name.stacks-1" || {
+	"$MK" make "$SCRATCH/$name.pb.gz" --mapping "$id" "$obj" < "$SCRATCH/$name.stacks" &&
+	"$MK" make "$SCRATCH/$name-1.pb.gz" --mapping "$id" "$obj" < "$SCRATCH/$name.stacks-1" || {
 		fail "pprof_$name" "cannot write the input profile"; return; }
 	# ours, addresses as is, vs pprof -symbolize=local on the same profile
 	if ! "$S" pprof "$SCRATCH/$name.pb.gz" -o "$SCRATCH/$name.asis.pb.gz" --kind as-is \
@@ -115,7 +115,7 @@ out=$("$S" pprof "$P.asis.pb.gz" -o "$SCRATCH/again.pb.gz" 2>&1)
 [[ $out == *" 0 symbolized, "*" already symbolized (kept)"* ]] && ok pprof_keeps_symbolized || fail pprof_keeps_symbolized "$out"
 out=$("$S" pprof "$P.asis.pb.gz" -o "$SCRATCH/again.pb.gz" --force 2>&1)
 [[ $out == *" 0 already symbolized"* ]] && ok pprof_force || fail pprof_force "$out"
-printf '1000 2000\n' | "$MK" make "$SCRATCH/missing.pb.gz" 0123456789abcdef0123 /nowhere/libgone.so
+printf '1000 2000\n' | "$MK" make "$SCRATCH/missing.pb.gz" --mapping 0123456789abcdef0123 /nowhere/libgone.so
 out=$("$S" pprof "$SCRATCH/missing.pb.gz" -o "$SCRATCH/missing.out.pb.gz" --debug-dir "$SCRATCH" 2>&1); rc=$?
 [[ $rc -eq 0 && $out == *"2 with missing debuginfo"* && $out == *"missing debuginfo: 0123456789abcdef0123 (/nowhere/libgone.so, 2 locations)"* ]] &&
 	cmp -s <(zcat "$SCRATCH/missing.pb.gz") <(zcat "$SCRATCH/missing.out.pb.gz") &&
@@ -142,7 +142,7 @@ cp "$SCRATCH/perf.map" "$SCRATCH/maps-flat/$sha"
 cp "$SCRATCH/perf.map" "$SCRATCH/maps-srv/${sha:0:2}/${sha:2}"
 printf '7f0000001000 100 not_this_one\n' > "$SCRATCH/maps-bad/$sha"
 printf '7f0000001010 7f0000002004 = 2\n7f0000002010 = 3\n' |
-	"$MK" make "$SCRATCH/jit.pb.gz" "" "perf-map:$sha"
+	"$MK" make "$SCRATCH/jit.pb.gz" --mapping "" "perf-map:$sha"
 for layout in flat srv; do
 	out=$("$S" pprof "$SCRATCH/jit.pb.gz" -o "$SCRATCH/jit.$layout.pb.gz" \
 		--perf-map-dir "$SCRATCH/maps-$layout" 2>&1); rc=$?
