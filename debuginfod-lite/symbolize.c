@@ -80,8 +80,10 @@ struct symz_cache *symz_cache_new(unsigned capacity)
 	/* Test-only: widen the window between reading the debuginfo and
 	 * storing the index, so tests can make debuginfo arrive inside it. */
 	const char *delay = getenv("DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS");
-	if (delay)
-		c->test_build_delay_ms = (unsigned)strtoul(delay, NULL, 10);
+	if (delay) {
+		unsigned long ms = strtoul(delay, NULL, 10);
+		c->test_build_delay_ms = ms > 10000 ? 10000 : (unsigned)ms; /* usleep's range */
+	}
 	return c;
 }
 
