@@ -1,5 +1,6 @@
 /* Source names through libdw, and the local-file rule (sources.h). */
 #include "debuginfod-lite/sources.h"
+#include "common/hashmap.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -129,10 +130,8 @@ struct names_entry {
 	ino_t ino;
 	off_t size;
 	struct timespec mtime;
-	char **names; /* sorted; strings in `pool` */
-	size_t n;
-	char *pool;
-	uint64_t used; /* LRU clock */
+	struct hashmap names; /* the names as keys */
+	uint64_t used;        /* LRU clock */
 };
 
 struct dwarf_names_cache {
@@ -152,8 +151,7 @@ struct dwarf_names_cache *dwarf_names_cache_new(void)
 static void names_entry_clear(struct names_entry *en)
 {
 	free(en->path);
-	free(en->names);
-	free(en->pool);
+	hashmap_free(&en->names);
 	memset(en, 0, sizeof(*en));
 }
 
@@ -174,40 +172,21 @@ static bool same_file(const struct names_entry *en, const char *path, const stru
 	       en->mtime.tv_sec == st->st_mtim.tv_sec && en->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-static int compare_strings(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names as one pool of NUL-terminated strings, bounded. */
-struct name_pool {
-	char *data;
-	size_t len, cap, n;
+/* The names of one file, bounded. */
+struct name_set {
+	struct hashmap *map;
 	bool too_big;
 };
 
-static int pool_add(void *ctx, const char *path)
+static int set_add(void *ctx, const char *path)
 {
-	struct name_pool *p = ctx;
-	size_t need = strlen(path) + 1;
-	if (p->len + need > NAMES_CACHE_MAX_BYTES) {
-		p->too_big = true;
+	struct name_set *set = ctx;
+	if (hashmap_memory(set->map) > NAMES_CACHE_MAX_BYTES) {
+		set->too_big = true;
 		return 1; /* stop: answered without the cache */
 	}
-	if (p->len + need > p->cap) {
-		size_t cap = p->cap ? 2 * p->cap : 4096;
-		while (cap < p->len + need)
-			cap *= 2;
-		char *d = realloc(p->data, cap);
-		if (!d)
-			return -ENOMEM;
-		p->data = d;
-		p->cap = cap;
-	}
-	memcpy(p->data + p->len, path, need);
-	p->len += need;
-	p->n++;
-	return 0;
+	uint64_t unused = 0;
+	return hashmap_find(set->map, path, strlen(path), &unused, true) < 0 ? -ENOMEM : 0;
 }
 
 /* Read the names of `path` into a new entry; -errno, or 1 when there are
@@ -215,29 +194,15 @@ static int pool_add(void *ctx, const char *path)
 static int names_entry_fill(struct names_entry *en, const char *path, const struct stat *st,
 			    struct err *e)
 {
-	struct name_pool pool = { 0 };
-	int rc = dwarf_sources_each(path, pool_add, &pool, e);
-	if (rc < 0 || pool.too_big) {
-		free(pool.data);
+	hashmap_init(&en->names);
+	struct name_set set = { &en->names, false };
+	int rc = dwarf_sources_each(path, set_add, &set, e);
+	if (rc == 0 && !set.too_big && !(en->path = strdup(path)))
+		rc = err_set(e, ENOMEM, "out of memory");
+	if (rc < 0 || set.too_big) {
+		hashmap_free(&en->names);
 		return rc < 0 ? rc : 1;
 	}
-	char **names = calloc(pool.n ? pool.n : 1, sizeof(*names));
-	en->path = strdup(path);
-	if (!names || !en->path) {
-		free(names);
-		free(pool.data);
-		free(en->path);
-		en->path = NULL;
-		return err_set(e, ENOMEM, "out of memory");
-	}
-	for (size_t i = 0, off = 0; i < pool.n; i++) {
-		names[i] = pool.data + off;
-		off += strlen(names[i]) + 1;
-	}
-	qsort(names, pool.n, sizeof(*names), compare_strings);
-	en->names = names;
-	en->n = pool.n;
-	en->pool = pool.data;
 	en->dev = st->st_dev;
 	en->ino = st->st_ino;
 	en->size = st->st_size;
@@ -245,9 +210,10 @@ static int names_entry_fill(struct names_entry *en, const char *path, const stru
 	return 0;
 }
 
-static bool entry_names(const struct names_entry *en, const char *want)
+static bool entry_names(struct names_entry *en, const char *want)
 {
-	return bsearch(&want, en->names, en->n, sizeof(*en->names), compare_strings) != NULL;
+	uint64_t unused;
+	return hashmap_find(&en->names, want, strlen(want), &unused, false) == 1;
 }
 
 int dwarf_names_source_cached(struct dwarf_names_cache *c, const char *debug_path,
