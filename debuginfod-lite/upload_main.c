@@ -13,6 +13,7 @@
  * -fdebug-prefix-map), and read only under --source-root (the build tree),
  * so a build that names /etc/shadow does not make CI upload it. */
 #include "common/common.h"
+#include "common/hashmap.h"
 #include "common/sha256.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/sources.h"
@@ -46,8 +47,7 @@ struct options {
 	int n_maps;
 	/* Build-IDs whose sources were sent already (an unstripped binary and
 	 * its debug file name the same ones). */
-	char (*sources_done)[BUILD_ID_HEX_MAX];
-	size_t n_sources_done;
+	struct hashmap sources_done;
 };
 
 static void usage(FILE *out)
@@ -272,31 +272,11 @@ static int upload_kind(const struct options *o, const char *path, const struct e
 
 /* --- sources --- */
 
-struct source_names {
-	char **v;
-	size_t n, cap;
-};
-
+/* A name set: the hash map drops repeats, its arena keeps one of each. */
 static int collect_name(void *ctx, const char *path)
 {
-	struct source_names *names = ctx;
-	if (names->n == names->cap) {
-		size_t cap = names->cap ? 2 * names->cap : 64;
-		char **v = realloc(names->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		names->v = v;
-		names->cap = cap;
-	}
-	if (!(names->v[names->n] = strdup(path)))
-		return -ENOMEM;
-	names->n++;
-	return 0;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	uint64_t unused = 0;
+	return hashmap_find(ctx, path, strlen(path), &unused, true) < 0 ? -ENOMEM : 0;
 }
 
 /* Where the DWARF's `name` is on disk: the longest --prefix-map NEW that
@@ -408,41 +388,33 @@ static int upload_source(const struct options *o, const char *build_id, const ch
 /* Every source the DWARF of `path` names, once per build-ID. */
 static int upload_sources(struct options *o, const char *path, const char *build_id)
 {
-	for (size_t i = 0; i < o->n_sources_done; i++)
-		if (strcmp(o->sources_done[i], build_id) == 0)
-			return 0;
-	struct source_names names = { 0 };
+	uint64_t unused = 0;
+	if (hashmap_find(&o->sources_done, build_id, strlen(build_id), &unused, false) == 1)
+		return 0;
+	struct hashmap names;
+	hashmap_init(&names);
 	struct err e = { { 0 } };
 	int rc = dwarf_sources_each(path, collect_name, &names, &e);
 	if (rc < 0) {
 		fprintf(stderr, "debuginfod-upload: %s: cannot list its sources: %s\n", path,
 			e.msg[0] ? e.msg : strerror(-rc));
-		rc = -1;
-		goto out;
+		hashmap_free(&names);
+		return -1;
 	}
-	if (names.n)
-		qsort(names.v, names.n, sizeof(*names.v), compare_names);
 	struct source_counts counts = { 0 };
-	for (size_t i = 0; i < names.n; i++) {
-		if (i > 0 && strcmp(names.v[i], names.v[i - 1]) == 0)
-			continue;
-		if (upload_source(o, build_id, names.v[i], &counts) < 0)
+	size_t size;
+	const char *arena = hashmap_arena(&names, &size);
+	for (size_t off = 0; off < size; off += strlen(arena + off) + 1)
+		if (upload_source(o, build_id, arena + off, &counts) < 0)
 			rc = -1;
-	}
 	if (!o->quiet)
 		printf("%s: sources %s: %u uploaded, %u already on the server, %u not on disk, "
 		       "%u outside the source roots (not read)\n",
 		       path, build_id, counts.uploaded, counts.present, counts.missing,
 		       counts.outside);
-	void *done = realloc(o->sources_done, (o->n_sources_done + 1) * sizeof(*o->sources_done));
-	if (done) {
-		o->sources_done = done;
-		snprintf(o->sources_done[o->n_sources_done++], BUILD_ID_HEX_MAX, "%s", build_id);
-	}
-out:
-	for (size_t i = 0; i < names.n; i++)
-		free(names.v[i]);
-	free(names.v);
+	hashmap_free(&names);
+	if (hashmap_find(&o->sources_done, build_id, strlen(build_id), &unused, true) < 0)
+		return -1;
 	return rc;
 }
 
@@ -513,6 +485,7 @@ static int add_prefix_map(struct options *o, const char *arg)
 int main(int argc, char **argv)
 {
 	static struct options o; /* the prefix maps are large for a stack */
+	hashmap_init(&o.sources_done);
 	o.retries = 3;
 	o.progress = isatty(2);
 	static const struct option opts[] = {
@@ -607,7 +580,7 @@ int main(int argc, char **argv)
 			failed++;
 	curl_global_cleanup();
 	source_policy_free(&o.source_roots);
-	free(o.sources_done);
+	hashmap_free(&o.sources_done);
 	if (failed)
 		fprintf(stderr, "debuginfod-upload: %d of %d file(s) failed\n", failed, argc - optind);
 	return failed ? 1 : 0;
