@@ -79,6 +79,8 @@ enum MHD_Result refuse_before_body(struct request *r, unsigned status, const cha
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"debuginfod-lite\"");
+	if (status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
 	/* The body (if any) will not be read: close the connection after. */
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	r->status = (int)status;
@@ -112,6 +114,10 @@ static unsigned source_named(struct request *r, char *msg, size_t size)
 	struct err e = { { 0 } };
 	int n = store_lookup(r->srv->store, r->build_id, ART_DEBUGINFO, "", cands,
 			     (int)ARRAY_SIZE(cands), &e);
+	if (n == -EAGAIN) {
+		snprintf(msg, size, "storage unavailable, try again later\n");
+		return 503;
+	}
 	if (n <= 0) {
 		snprintf(msg, size, "no debuginfo stored for %s: upload it before its sources\n",
 			 r->build_id);
@@ -214,8 +220,11 @@ static enum MHD_Result finish_source(struct request *r)
 	artifact_init(&a, r->build_id, ART_SOURCE, r->name, ORIGIN_UPLOAD, 1);
 	snprintf(a.file, sizeof(a.file), "%s", r->name);
 	r->tmp_open = false;
-	if (store_tmp_commit(r->srv->store, &r->tmp, &a, &e) < 0) {
+	int rc = store_tmp_commit(r->srv->store, &r->tmp, &a, &e);
+	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
+		if (rc == -EAGAIN) /* storage away: the client sends it again */
+			return respond_refusal(r, -EBUSY, "storage unavailable, try again later");
 		return respond_text(r, 507, "cannot store the upload\n");
 	}
 	r->srv->uploads_ok++;
@@ -266,8 +275,11 @@ enum MHD_Result upload_finish(struct request *r)
 	else
 		snprintf(a.file, sizeof(a.file), "%s.%s", r->build_id, artifact_kind_name(r->kind));
 	r->tmp_open = false;
-	if (store_tmp_commit(s->store, &r->tmp, &a, &e) < 0) {
+	int rc = store_tmp_commit(s->store, &r->tmp, &a, &e);
+	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
+		if (rc == -EAGAIN) /* storage away: the client sends it again */
+			return respond_refusal(r, -EBUSY, "storage unavailable, try again later");
 		return respond_text(r, 507, "cannot store the upload\n");
 	}
 	/* The same file may serve as the other kind too (unstripped binary). */
