@@ -130,4 +130,7 @@ struct blob_backend {
 
 extern const struct blob_backend blob_backend_file;
 
+/* mkdir -p for backends that keep files: 0 or -errno. */
+int blob_mkdir_p(const char *path);
+
 #endif
