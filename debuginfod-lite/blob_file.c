@@ -18,8 +18,8 @@ struct file_backend {
 
 static int fb_open(void **impl, const struct blob_options *opt, struct err *e)
 {
-	const char *dir = opt->url && strncmp(opt->url, "file:", 5) == 0 ? opt->url + 5
-										 : opt->data_dir;
+	const char *dir = opt->url && strncmp(opt->url, "file:", 5) == 0 && opt->url[5]
+				  ? opt->url + 5 : opt->data_dir;
 	struct file_backend *f = calloc(1, sizeof(*f));
 	if (!f)
 		return err_set(e, ENOMEM, "out of memory");

@@ -293,7 +293,7 @@ int migrate_main(int argc, char **argv)
 	/* The target store's own working area (tmp/, cache/), not the
 	 * source's: a server may still run on DIR. */
 	snprintf(work, sizeof(work), "%s/migrate-work", data);
-	struct blob_options from = { .url = NULL, .data_dir = data };
+	struct blob_options from = { .url = NULL, .data_dir = work };
 	to.data_dir = work;
 	char from_url[PATH_MAX + 8];
 	snprintf(from_url, sizeof(from_url), "file:%s", data);

@@ -860,7 +860,7 @@ static int next_batch(struct server *s, struct profile_row **rows, size_t *n)
 	if (rc == 0)
 		rc = select_rows(q, rows, n, &e);
 	db_put(ps->db, c);
-	if (rc == 0)
+	if (rc == 0 && *n > 1)
 		qsort(*rows, *n, sizeof(**rows), by_id);
 	return rc;
 }

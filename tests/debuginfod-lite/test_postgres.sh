@@ -120,6 +120,17 @@ missing=0
 for h in $rows; do [[ -f $SCRATCH/blobs/profiles/${h:0:2}/${h:2} ]] || missing=$((missing + 1)); done
 [[ $n == 0 && $missing == 0 && $(wc -w <<<"$rows") == 2 ]] && ok pg_nothing_half_written ||
 	fail pg_nothing_half_written "orphan refs $n, rows without blob $missing, rows $(wc -w <<<"$rows")"
+# 5b. Every connection of the replicas killed by the database (as a
+# failover or an idle timeout does): the next requests reconnect and succeed.
+pg_psql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	WHERE application_name='debuginfod-lite'" >/dev/null
+echo "$LEAF = 40" | "$TOOL" make "$SCRATCH/p4.pb.gz" --time 1700000300000000000 \
+	--duration 10000000000 --mapping "$ID" /opt/app/crash
+code=$(http_code "${AUTH[@]}" --data-binary @"$SCRATCH/p4.pb.gz" "$B_URL/profiles")
+get=$(http_code "$C_URL/buildid/$ID/executable")
+[[ $code == 201 && $get == 200 ]] && ok pg_connections_killed_reconnect ||
+	fail pg_connections_killed_reconnect "POST $code GET $get"
+
 # 6. A single-node data directory (as make run creates it) migrated into
 # the cluster: twice (the second run copies nothing), then served by a
 # replica; a scanned file is imported into the blob store.
@@ -143,7 +154,7 @@ ok1=$(cmp -s "$(cat "$SCRATCH/p")" /bin/true && echo y)
 rm -rf "$SCRATCH/scandir"
 curl -s -o "$SCRATCH/imported" "$C_URL/buildid/$LS_ID/executable"
 n=$(curl -s "$A_URL/profiles/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["profiles"]))')
-[[ $ok1 == y && $n == 3 ]] && cmp -s "$SCRATCH/imported" /bin/ls && ok pg_migrated_served ||
+[[ $ok1 == y && $n == 4 ]] && cmp -s "$SCRATCH/imported" /bin/ls && ok pg_migrated_served ||
 	fail pg_migrated_served "uploaded file served: ${ok1:-no}, profiles $n, scanned file: $(cmp "$SCRATCH/imported" /bin/ls 2>&1)"
 
 m=$(curl -s "$A_URL/metrics" | grep -c '^backend_unavailable_total{backend="db"')
