@@ -94,6 +94,13 @@ int go_pclntab_open(struct go_pclntab *t, const uint8_t *data, size_t size, uint
 	if (nfunc == 0 || nfunc > t->pcln_size / 8 - 1 || t->pcln_size < 16)
 		return err_set(e, EINVAL, ".gopclntab: %llu functions do not fit a %zu-byte function"
 			       " table", (unsigned long long)nfunc, t->pcln_size);
+	/* Entries strictly increasing: functions are disjoint, so walking every
+	 * function's tables costs at most the size of the code. */
+	const uint8_t *ftab = data + t->pcln;
+	for (uint64_t i = 0; i < nfunc; i++)
+		if (rd32(ftab + 8 * i) >= rd32(ftab + 8 * (i + 1)))
+			return err_set(e, EINVAL, ".gopclntab: function table not sorted at entry %llu",
+				       (unsigned long long)i);
 	t->nfunc = (uint32_t)nfunc;
 	t->data = data;
 	t->size = size;
@@ -241,8 +248,14 @@ int go_pcvalue_next(struct go_pcvalue_iter *it, uint64_t *start, uint64_t *end, 
 		uint64_t next = it->pc + (uint64_t)pcdelta * it->quantum;
 		if (next > it->func_end)
 			return -EINVAL;
-		if (next == it->pc)
-			continue; /* an empty run changes nothing */
+		if (next == it->pc) {
+			/* An empty run changes nothing; a table of nothing
+			 * but empty runs would make every walk cost the whole
+			 * pctab, so only a few are allowed. */
+			if (++it->empty_runs > GO_PCVALUE_MAX_EMPTY_RUNS)
+				return -EINVAL;
+			continue;
+		}
 		*start = it->pc;
 		*end = next;
 		*value = it->value;

@@ -112,7 +112,9 @@ struct go_pcvalue_iter {
 	int32_t value;
 	bool first;
 	uint8_t quantum;
+	uint32_t empty_runs;
 };
+#define GO_PCVALUE_MAX_EMPTY_RUNS 16
 void go_pcvalue_begin(const struct go_pclntab *t, const struct go_func *f, uint32_t off,
 		      struct go_pcvalue_iter *it);
 int go_pcvalue_next(struct go_pcvalue_iter *it, uint64_t *start, uint64_t *end, int32_t *value);

@@ -626,6 +626,10 @@ static int add_symtab(struct builder *b, struct err *e)
 /* Deepest inline nesting followed; Go's inliner goes far less deep, and a
  * hostile tree whose parent_pc points back into its own run would loop. */
 #define GO_INLINE_MAX_DEPTH 32
+/* Inlined calls indexed per function: each costs a walk of the function's
+ * tables, so a hostile tree is cut here (real functions stay far below;
+ * beyond it the function's own frame still answers). */
+#define GO_INLINE_MAX_PER_FUNC 4096
 
 struct go_inl {
 	int32_t ix;
@@ -647,7 +651,8 @@ static uint32_t go_inline_node(struct builder *b, const struct go_pclntab *t,
 		}
 	}
 	struct go_inlined_call c;
-	if (level >= GO_INLINE_MAX_DEPTH || go_pclntab_inlined(t, f, ix, &c) < 0)
+	if (level >= GO_INLINE_MAX_DEPTH || seen->len >= GO_INLINE_MAX_PER_FUNC ||
+	    go_pclntab_inlined(t, f, ix, &c) < 0)
 		return SYMZ_NONE;
 	int32_t parent_ix, fileno, line;
 	if (go_pcvalue_at(t, f, f->inl_index, c.parent_pc, &parent_ix) < 0 ||
