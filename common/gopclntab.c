@@ -244,7 +244,8 @@ int go_pcvalue_next(struct go_pcvalue_iter *it, uint64_t *start, uint64_t *end, 
 		    !read_uvarint(&it->p, it->limit, &pcdelta))
 			return -EINVAL;
 		it->first = false;
-		it->value += (int32_t)(-(uvdelta & 1) ^ (uvdelta >> 1));
+		/* Zig-zag decoding; the sum wraps as Go's int32 does. */
+		it->value = (int32_t)((uint32_t)it->value + (-(uvdelta & 1) ^ (uvdelta >> 1)));
 		uint64_t next = it->pc + (uint64_t)pcdelta * it->quantum;
 		if (next > it->func_end)
 			return -EINVAL;

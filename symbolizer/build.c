@@ -696,15 +696,20 @@ static int go_lines(struct builder *b, const struct go_pclntab *t, const struct 
 	fr = go_pcvalue_next(&fi, &fs, &fe, &fv);
 	lr = go_pcvalue_next(&li, &ls, &le, &lv);
 	uint64_t pc = f->entry;
+	int32_t last_fv = -1;
+	uint32_t fidx = SYMZ_NONE; /* of last_fv: a function's rows rarely change file */
 	while (fr > 0 && lr > 0 && !b->oom) {
-		const char *file = go_pclntab_file(t, f, fv);
 		struct row *r = vec_push(&b->rows);
 		if (!r) {
 			b->oom = true;
 			break;
 		}
 		*r = (struct row){.addr = pc, .order = b->order++};
-		uint32_t fidx = file ? file_index(b, file, NULL) : SYMZ_NONE;
+		if (fv != last_fv) {
+			const char *file = go_pclntab_file(t, f, fv);
+			fidx = file ? file_index(b, file, NULL) : SYMZ_NONE;
+			last_fv = fv;
+		}
 		if (fidx != SYMZ_NONE && lv > 0) {
 			r->file = fidx + 1;
 			r->line = (uint32_t)lv;

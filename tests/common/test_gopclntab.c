@@ -258,8 +258,30 @@ static void test_hostile(void)
 	      "rc %d: %s", rc, e.msg);
 }
 
+/* Value deltas wrap like Go's int32 (found by fuzz_gopclntab: -1 + INT32_MIN
+ * was signed overflow, which the SAN=1 build turns into an abort). */
+static void test_value_wraps(void)
+{
+	static const uint8_t table[] = {0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x10, 0};
+	struct go_pclntab t;
+	memset(&t, 0, sizeof(t));
+	t.data = table;
+	t.size = sizeof(table);
+	t.pctab_size = sizeof(table);
+	t.min_lc = 1;
+	struct go_func f = {.entry = 0x1000, .end = 0x2000};
+	struct go_pcvalue_iter it;
+	uint64_t s, e;
+	int32_t v = 0;
+	go_pcvalue_begin(&t, &f, 1, &it);
+	int rc = go_pcvalue_next(&it, &s, &e, &v);
+	CHECK(rc == 1 && s == 0x1000 && e == 0x1010 && v == INT32_MAX, "gopclntab_value_delta_wraps",
+	      "rc %d [%llx,%llx) value %d", rc, (unsigned long long)s, (unsigned long long)e, v);
+}
+
 int main(void)
 {
+	test_value_wraps();
 	test_layout(118);
 	test_layout(119);
 	test_layout(120);
