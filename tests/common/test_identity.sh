@@ -48,4 +48,10 @@ wait_for "$S_URL/buildid/$go_id/executable" && wait_for "$S_URL/buildid/$c_id/ex
 	fail identity_scan_serves_by_identity "$go_id / $c_id not served after --scan"
 [[ $(http_code "$S_URL/buildid/$go_id/unwind") == 200 ]] && ok identity_unwind_table_by_go_identity ||
 	fail identity_unwind_table_by_go_identity "GET /buildid/$go_id/unwind: $(http_code "$S_URL/buildid/$go_id/unwind")"
+# POST /symbolize by the Go identity: names from .gopclntab.
+addr=$(go tool nm "$FIXTURES/go/spin" | awk '$3=="main.middle" {print $1}')
+out=$(curl -s -X POST -H 'Content-Type: application/json' "$S_URL/symbolize" \
+	-d "{\"requests\":[{\"build_id\":\"$go_id\",\"addresses\":[\"0x$addr\"],\"kind\":\"leaf\"}]}")
+grep -q '"main.middle"' <<<"$out" && ok identity_post_symbolize_go ||
+	fail identity_post_symbolize_go "$out"
 finish
