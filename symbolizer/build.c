@@ -1048,8 +1048,10 @@ static int collect_code(struct builder *b, Elf *elf)
 	return 0;
 }
 
-int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
-		    struct symz_stats *stats, struct symz_index **out, struct err *e)
+/* go_only: leave DWARF out (it is still the source of the symbols). */
+static int build_index(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
+		       bool go_only, struct symz_stats *stats, struct symz_index **out,
+		       struct err *e)
 {
 	struct builder b;
 	memset(&b, 0, sizeof(b));
@@ -1080,7 +1082,7 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 		r = err_set(e, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (dbg) {
+	if (dbg && !go_only) {
 		dw = dwarf_begin_elf(dbg->elf, DWARF_C_READ, NULL);
 		if (!dw) {
 			r = err_set(e, EINVAL, "%s: cannot read DWARF: %s", dbg->name,
@@ -1133,4 +1135,35 @@ out:
 		dwarf_end(altdw);
 	builder_free(&b);
 	return r;
+}
+
+int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
+		    struct symz_stats *stats, struct symz_index **out, struct err *e)
+{
+	int r = build_index(obj, dbg, alt, false, stats, out, e);
+	if (r || !dbg || !((*out)->hdr->flags & SYMZ_F_HAS_DWARF) ||
+	    !elf_object_has_data(obj, ".gopclntab", 16))
+		return r;
+	/* A Go binary with DWARF: .gopclntab too, and the more complete of the
+	 * two is kept (more functions, then more inline frames).  Go's DWARF
+	 * and .gopclntab usually describe the same functions, and .gopclntab
+	 * the same inline trees and names as the Go tools show them
+	 * (docs/go.md). */
+	struct symz_stats gs = *stats;
+	gs.functions = gs.inline_nodes = gs.symbols = gs.scope_segments = gs.line_rows = 0;
+	gs.index_bytes = 0;
+	struct symz_index *gi = NULL;
+	struct err ge = {{0}};
+	if (build_index(obj, dbg, alt, true, &gs, &gi, &ge) < 0)
+		return 0; /* the DWARF index stands */
+	if (gs.functions > stats->functions ||
+	    (gs.functions == stats->functions && gs.inline_nodes > stats->inline_nodes)) {
+		gi->stats.build_ms += (*out)->stats.build_ms; /* both builds */
+		*stats = gs;
+		symz_index_free(*out);
+		*out = gi;
+	} else {
+		symz_index_free(gi);
+	}
+	return 0;
 }

@@ -29,7 +29,7 @@ def text_range(binary):
 
 
 def ours(symbolize, binary, pcs):
-    out = subprocess.run([symbolize, "-e", binary, "--inlines", "--json"],
+    out = subprocess.run([symbolize, "--no-cache", "-e", binary, "--inlines", "--json"],
                          input="".join("0x%x\n" % a for a in pcs), capture_output=True,
                          text=True, check=True).stdout
     res = []

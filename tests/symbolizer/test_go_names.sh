@@ -26,6 +26,13 @@ at_least ${agree:-0} ${total:-0} 999 && ok go_names_fixture_vs_go_addr2line ||
 at_least ${iagree:-0} ${itotal:-0} 999 && ok go_inline_chains_vs_llvm_symbolizer ||
 	fail go_inline_chains_vs_llvm_symbolizer "$iagree of $itotal: $(head -2 "$SCRATCH/fx.err" | tr '\n' ' ')"
 
+# The unstripped build has DWARF too: the more complete of the two is used
+# (docs/go.md), and it must agree with go tool addr2line as well.
+read total agree _ _ < <(python3 "$CHECK" "$BIN/symbolize" "$FX/spin" 10000 3 2>"$SCRATCH/un.err")
+echo "# unstripped fixture: $agree of $total names agree with go tool addr2line"
+at_least ${agree:-0} ${total:-0} 999 && ok go_names_unstripped_vs_go_addr2line ||
+	fail go_names_unstripped_vs_go_addr2line "$agree of $total: $(head -2 "$SCRATCH/un.err" | tr '\n' ' ')"
+
 DEBGO=/usr/lib/go-1.19/bin/go
 if [[ -x $DEBGO ]]; then
 	read total agree _ _ < <(python3 "$CHECK" "$BIN/symbolize" "$DEBGO" 10000 2 2>"$SCRATCH/go.err")
