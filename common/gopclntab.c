@@ -384,29 +384,36 @@ static void find_gofunc(struct go_pclntab *t, struct elf_object *o)
 	if (t->layout == GO_PCLN_118 || t->ptr_size != 8)
 		return;
 	size_t gofunc_at = t->layout == GO_PCLN_119 ? 304 : 320;
-	struct section s = {0};
-	struct err ignored = {{0}};
-	if (elf_object_section(o, ".noptrdata", &s, &ignored) < 0 || !s.found)
-		return;
+	/* .noptrdata in executables; PIE builds keep it in .data.rel.ro. */
+	static const char *const where[] = {".noptrdata", ".data.rel.ro"};
 	uint64_t want[2] = {t->addr, t->addr + t->funcnames};
-	for (size_t off = 0; off + gofunc_at + 8 <= s.size; off += 8) {
-		if (memcmp(s.data + off, want, 16) != 0)
+	for (size_t w = 0; w < ARRAY_SIZE(where) && !t->gofunc; w++) {
+		struct section s = {0};
+		struct err ignored = {{0}};
+		if (elf_object_section(o, where[w], &s, &ignored) < 0 || !s.found)
 			continue;
-		uint64_t text = rdptr(s.data + off + 176, 8);
-		uint64_t gofunc = rdptr(s.data + off + gofunc_at, 8);
-		if (text == t->text_start && at_addr(t, gofunc, 1)) {
-			t->gofunc = gofunc;
-			break;
+		for (size_t off = 0; off + gofunc_at + 8 <= s.size; off += 8) {
+			if (memcmp(s.data + off, want, 16) != 0)
+				continue;
+			uint64_t text = rdptr(s.data + off + 176, 8);
+			uint64_t gofunc = rdptr(s.data + off + gofunc_at, 8);
+			if (text == t->text_start && at_addr(t, gofunc, 1)) {
+				t->gofunc = gofunc;
+				break;
+			}
 		}
+		section_free(&s);
 	}
-	section_free(&s);
 }
 
 int go_pclntab_open_elf(struct go_pclntab *t, struct elf_object *o, struct err *e)
 {
 	memset(t, 0, sizeof(*t));
 	GElf_Shdr pcln_sh, text_sh;
-	if (!elf_object_shdr(o, ".gopclntab", &pcln_sh) || pcln_sh.sh_type == SHT_NOBITS)
+	/* PIE builds put it among the relocated read-only data. */
+	if ((!elf_object_shdr(o, ".gopclntab", &pcln_sh) &&
+	     !elf_object_shdr(o, ".data.rel.ro.gopclntab", &pcln_sh)) ||
+	    pcln_sh.sh_type == SHT_NOBITS)
 		return -ENODATA;
 	if (pcln_sh.sh_offset > o->image_size || pcln_sh.sh_size > o->image_size - pcln_sh.sh_offset)
 		return err_set(e, EINVAL, ".gopclntab lies outside the file");

@@ -33,6 +33,13 @@ echo "# unstripped fixture: $agree of $total names agree with go tool addr2line"
 at_least ${agree:-0} ${total:-0} 999 && ok go_names_unstripped_vs_go_addr2line ||
 	fail go_names_unstripped_vs_go_addr2line "$agree of $total: $(head -2 "$SCRATCH/un.err" | tr '\n' ' ')"
 
+# A PIE (go tool addr2line 1.19 cannot read one: inline chains only).
+read _ _ itotal iagree < <(python3 "$CHECK" "$BIN/symbolize" "$FX/spin-pie-stripped" 5000 4 \
+	"$FX/spin-pie" 2>"$SCRATCH/pie.err")
+echo "# stripped PIE: $iagree of $itotal inline chains agree with llvm-symbolizer on the unstripped PIE"
+at_least ${iagree:-0} ${itotal:-0} 999 && ok go_pie_inline_chains_vs_llvm_symbolizer ||
+	fail go_pie_inline_chains_vs_llvm_symbolizer "$iagree of $itotal: $(grep inline "$SCRATCH/pie.err" | head -2 | tr '\n' ' ')"
+
 DEBGO=/usr/lib/go-1.19/bin/go
 if [[ -x $DEBGO ]]; then
 	read total agree _ _ < <(python3 "$CHECK" "$BIN/symbolize" "$DEBGO" 10000 2 2>"$SCRATCH/go.err")
