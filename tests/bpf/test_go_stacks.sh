@@ -24,7 +24,7 @@ if [[ $rc != 0 ]]; then
 	fail live_go_stacks "unwind-sample failed: $(tail -2 "$SCRATCH/ours.err")"
 	finish
 fi
-read total complete edges both noprog handler unseen < <(GOCACHE=$SCRATCH/gocache \
+read total complete edges both noprog handler unseen < <(GOCACHE=$SCRATCH/gocache HOME=$SCRATCH PPROF_TMPDIR=$SCRATCH \
 	python3 "$TOP/tests/bpf/go_stacks_check.py" "$GO" "$SCRATCH/ours.txt" "$SCRATCH/go.prof")
 echo "# go stacks: $total samples, $complete complete, $edges with edges seen by Go," \
 	"$both both, $noprog no-progress; $handler more in Go's own SIGPROF handler; unseen: $unseen"
