@@ -7,6 +7,7 @@
  * built to avoid. */
 #include "symbolizer/index.h"
 #include "symbolizer/internal.h"
+#include "common/gopclntab.h"
 #include "common/hashmap.h"
 
 #include <dwarf.h>
@@ -620,6 +621,158 @@ static int add_symtab(struct builder *b, struct err *e)
 	return 0;
 }
 
+/* ---- Go's .gopclntab (where there is no DWARF) ---- */
+
+/* Deepest inline nesting followed; Go's inliner goes far less deep, and a
+ * hostile tree whose parent_pc points back into its own run would loop. */
+#define GO_INLINE_MAX_DEPTH 32
+/* Inlined calls indexed per function: each costs a walk of the function's
+ * tables, so a hostile tree is cut here (real functions stay far below;
+ * beyond it the function's own frame still answers). */
+#define GO_INLINE_MAX_PER_FUNC 4096
+
+struct go_inl {
+	int32_t ix;
+	uint32_t node, depth;
+};
+
+/* The node of inline-tree entry ix of f, creating it and its enclosing
+ * entries; *depth is its scope depth (function = 1).  SYMZ_NONE on a
+ * malformed tree (the range is then left to the function). */
+static uint32_t go_inline_node(struct builder *b, const struct go_pclntab *t,
+			       const struct go_func *f, uint32_t fn_node, int32_t ix,
+			       struct vec *seen, unsigned level, uint32_t *depth)
+{
+	for (size_t i = 0; i < seen->len; i++) {
+		struct go_inl *g = &VEC_AT(seen, struct go_inl, i);
+		if (g->ix == ix) {
+			*depth = g->depth;
+			return g->node;
+		}
+	}
+	struct go_inlined_call c;
+	if (level >= GO_INLINE_MAX_DEPTH || seen->len >= GO_INLINE_MAX_PER_FUNC ||
+	    go_pclntab_inlined(t, f, ix, &c) < 0)
+		return SYMZ_NONE;
+	int32_t parent_ix, fileno, line;
+	if (go_pcvalue_at(t, f, f->inl_index, c.parent_pc, &parent_ix) < 0 ||
+	    go_pcvalue_at(t, f, f->pcfile, c.parent_pc, &fileno) < 0 ||
+	    go_pcvalue_at(t, f, f->pcln, c.parent_pc, &line) < 0)
+		return SYMZ_NONE;
+	uint32_t parent = fn_node, parent_depth = 1;
+	if (parent_ix >= 0) {
+		parent = go_inline_node(b, t, f, fn_node, parent_ix, seen, level + 1, &parent_depth);
+		if (parent == SYMZ_NONE)
+			return SYMZ_NONE;
+	}
+	const char *file = go_pclntab_file(t, f, fileno);
+	struct symz_node nd = {0};
+	nd.parent = parent;
+	nd.call_file = file ? file_index(b, file, NULL) : SYMZ_NONE;
+	nd.call_line = line > 0 ? (uint32_t)line : 0;
+	nd.flags = SYMZ_N_INLINED;
+	intern_name(b, c.name, false, &nd.name, &nd.linkage);
+	uint32_t node = add_node(b, &nd);
+	struct go_inl *g = node == SYMZ_NONE ? NULL : vec_push(seen);
+	if (!g) {
+		b->oom = true;
+		return SYMZ_NONE;
+	}
+	*g = (struct go_inl){ix, node, parent_depth + 1};
+	b->stats->inline_nodes++;
+	*depth = parent_depth + 1;
+	return node;
+}
+
+/* Line rows of f: the pcfile and pcln tables walked side by side. */
+static int go_lines(struct builder *b, const struct go_pclntab *t, const struct go_func *f)
+{
+	struct go_pcvalue_iter fi, li;
+	uint64_t fs = 0, fe = 0, ls = 0, le = 0;
+	int32_t fv = -1, lv = -1;
+	int fr, lr;
+	go_pcvalue_begin(t, f, f->pcfile, &fi);
+	go_pcvalue_begin(t, f, f->pcln, &li);
+	fr = go_pcvalue_next(&fi, &fs, &fe, &fv);
+	lr = go_pcvalue_next(&li, &ls, &le, &lv);
+	uint64_t pc = f->entry;
+	int32_t last_fv = -1;
+	uint32_t fidx = SYMZ_NONE; /* of last_fv: a function's rows rarely change file */
+	while (fr > 0 && lr > 0 && !b->oom) {
+		struct row *r = vec_push(&b->rows);
+		if (!r) {
+			b->oom = true;
+			break;
+		}
+		*r = (struct row){.addr = pc, .order = b->order++};
+		if (fv != last_fv) {
+			const char *file = go_pclntab_file(t, f, fv);
+			fidx = file ? file_index(b, file, NULL) : SYMZ_NONE;
+			last_fv = fv;
+		}
+		if (fidx != SYMZ_NONE && lv > 0) {
+			r->file = fidx + 1;
+			r->line = (uint32_t)lv;
+		}
+		pc = fe < le ? fe : le;
+		if (fe == pc)
+			fr = go_pcvalue_next(&fi, &fs, &fe, &fv);
+		if (le == pc)
+			lr = go_pcvalue_next(&li, &ls, &le, &lv);
+	}
+	struct row *r = vec_push(&b->rows); /* end of the function's sequence */
+	if (!r) {
+		b->oom = true;
+		return -ENOMEM;
+	}
+	*r = (struct row){.addr = pc, .order = b->order++};
+	return fr < 0 || lr < 0 ? -EINVAL : 0;
+}
+
+/* Functions, inline chains and lines from .gopclntab.  A malformed
+ * function is skipped (counted) rather than failing the whole object; a
+ * header that cannot be read fails it. */
+static int add_gopclntab(struct builder *b, const struct go_pclntab *t, struct err *e)
+{
+	struct vec seen;
+	vec_init(&seen, sizeof(struct go_inl));
+	for (uint32_t i = 0; i < t->nfunc && !b->oom; i++) {
+		struct go_func f;
+		struct err fe = {{0}};
+		if (go_pclntab_func(t, i, &f, &fe) < 0 || !in_code(b, f.entry, f.end))
+			continue;
+		struct symz_node nd = {0};
+		nd.parent = SYMZ_NONE;
+		nd.call_file = SYMZ_NONE;
+		nd.entry = f.entry;
+		nd.decl_line = f.start_line > 0 ? (uint32_t)f.start_line : 0;
+		intern_name(b, f.name, false, &nd.name, &nd.linkage);
+		uint32_t fn_node = add_node(b, &nd);
+		if (fn_node == SYMZ_NONE)
+			break;
+		add_range(b, f.entry, f.end, fn_node, 1);
+		b->stats->functions++;
+		seen.len = 0;
+		struct go_pcvalue_iter it;
+		uint64_t s, en;
+		int32_t ix;
+		go_pcvalue_begin(t, &f, f.inl_index, &it);
+		while (f.inl_tree && go_pcvalue_next(&it, &s, &en, &ix) > 0) {
+			if (ix < 0)
+				continue;
+			uint32_t depth = 0;
+			uint32_t node = go_inline_node(b, t, &f, fn_node, ix, &seen, 0, &depth);
+			if (node != SYMZ_NONE)
+				add_range(b, s, en, node, depth);
+		}
+		go_lines(b, t, &f);
+	}
+	vec_free(&seen);
+	if (b->oom)
+		return err_set(e, ENOMEM, "out of memory while indexing .gopclntab");
+	return 0;
+}
+
 /* ---- flattening and serialization ---- */
 static int cmp_range_depth(const void *a, const void *b)
 {
@@ -895,8 +1048,10 @@ static int collect_code(struct builder *b, Elf *elf)
 	return 0;
 }
 
-int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
-		    struct symz_stats *stats, struct symz_index **out, struct err *e)
+/* go_only: leave DWARF out (it is still the source of the symbols). */
+static int build_index(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
+		       bool go_only, struct symz_stats *stats, struct symz_index **out,
+		       struct err *e)
 {
 	struct builder b;
 	memset(&b, 0, sizeof(b));
@@ -927,7 +1082,7 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 		r = err_set(e, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (dbg) {
+	if (dbg && !go_only) {
 		dw = dwarf_begin_elf(dbg->elf, DWARF_C_READ, NULL);
 		if (!dw) {
 			r = err_set(e, EINVAL, "%s: cannot read DWARF: %s", dbg->name,
@@ -948,13 +1103,26 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 			goto out;
 		flags |= SYMZ_F_HAS_DWARF;
 	}
+	/* Go: .gopclntab when there is no DWARF (Go's DWARF, when kept,
+	 * describes the same functions and inline trees). */
+	struct go_pclntab go;
+	if (!(flags & SYMZ_F_HAS_DWARF)) {
+		r = go_pclntab_open_elf(&go, obj, e);
+		if (r == 0)
+			r = add_gopclntab(&b, &go, e);
+		if (r && r != -ENODATA)
+			goto out;
+		if (r == 0)
+			flags |= SYMZ_F_HAS_GOPCLNTAB;
+		r = 0;
+	}
 	r = add_symtab(&b, e);
 	if (r)
 		goto out;
 	if (stats->symbols)
 		flags |= SYMZ_F_HAS_SYMTAB;
-	if (!(flags & SYMZ_F_HAS_DWARF) && !stats->symbols) {
-		r = err_set(e, ENODATA, "%s: no DWARF and no symbol table", obj->name);
+	if (!(flags & (SYMZ_F_HAS_DWARF | SYMZ_F_HAS_GOPCLNTAB)) && !stats->symbols) {
+		r = err_set(e, ENODATA, "%s: no DWARF, no .gopclntab and no symbol table", obj->name);
 		goto out;
 	}
 	r = serialize(&b, obj, flags, out, e);
@@ -967,4 +1135,35 @@ out:
 		dwarf_end(altdw);
 	builder_free(&b);
 	return r;
+}
+
+int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
+		    struct symz_stats *stats, struct symz_index **out, struct err *e)
+{
+	int r = build_index(obj, dbg, alt, false, stats, out, e);
+	if (r || !dbg || !((*out)->hdr->flags & SYMZ_F_HAS_DWARF) ||
+	    !elf_object_has_data(obj, ".gopclntab", 16))
+		return r;
+	/* A Go binary with DWARF: .gopclntab too, and the more complete of the
+	 * two is kept (more functions, then more inline frames).  Go's DWARF
+	 * and .gopclntab usually describe the same functions, and .gopclntab
+	 * the same inline trees and names as the Go tools show them
+	 * (docs/go.md). */
+	struct symz_stats gs = *stats;
+	gs.functions = gs.inline_nodes = gs.symbols = gs.scope_segments = gs.line_rows = 0;
+	gs.index_bytes = 0;
+	struct symz_index *gi = NULL;
+	struct err ge = {{0}};
+	if (build_index(obj, dbg, alt, true, &gs, &gi, &ge) < 0)
+		return 0; /* the DWARF index stands */
+	if (gs.functions > stats->functions ||
+	    (gs.functions == stats->functions && gs.inline_nodes > stats->inline_nodes)) {
+		gi->stats.build_ms += (*out)->stats.build_ms; /* both builds */
+		*stats = gs;
+		symz_index_free(*out);
+		*out = gi;
+	} else {
+		symz_index_free(gi);
+	}
+	return 0;
 }
