@@ -10,7 +10,9 @@
  *                  addresses, frame kinds by position, labels);
  *   shipper        POST /profiles, --output DIR, an on-disk buffer while the
  *                  server is down;
- *   jit_store      perf-map / jitdump snapshots, deduplicated by SHA-256.
+ *   jit_store      perf-map / jitdump snapshots, deduplicated by SHA-256;
+ *   kernel_info    the kernel's build-ID, _text, modules and kallsyms
+ *                  snapshot, for normalized kernel frames.
  * struct agent ties them together (agent.c); profiler-agent's main() only
  * parses options.  The wire format is documented in docs/profiler-agent.md. */
 #ifndef AGENT_HOOKS_H
@@ -22,6 +24,7 @@
 #include <sys/types.h>
 
 #include "common/common.h"
+#include "common/sha256.h"
 #include "bpf/loader.h"
 #include "pprof/pprof.h"
 
@@ -115,6 +118,32 @@ void jit_store_free(struct jit_store *js);
  * (shared by identical content) or NULL with e set (-ENOENT: none). */
 struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct err *e);
 
+/* ---- the kernel (kernel.c) ---- */
+#define KERNEL_MODULE_NAME 64
+struct kernel_module {
+	char name[KERNEL_MODULE_NAME];
+	uint64_t base, size;               /* as /proc/modules shows them */
+	char build_id[BUILD_ID_HEX_MAX];   /* "" when it has none */
+};
+struct kernel_info {
+	char build_id[BUILD_ID_HEX_MAX];   /* from /sys/kernel/notes; "" = none */
+	uint64_t text;                     /* runtime address of _text */
+	struct vec modules;                /* struct kernel_module */
+	char *kallsyms;                    /* normalized snapshot (symbolizer.h format) */
+	size_t kallsyms_size;
+	char kallsyms_sha[SHA256_HEX_LEN + 1];
+	bool kallsyms_shipped;             /* its content went out once */
+};
+/* Read all of it (needs root: kallsyms addresses, /proc/modules). */
+int kernel_info_read(struct kernel_info *k, struct err *e);
+void kernel_info_free(struct kernel_info *k);
+/* A kernel runtime address as a frame: the module it is in (index into
+ * modules) or -1 for the kernel image, and the offset from that module's
+ * base or from _text. */
+int kernel_normalize(const struct kernel_info *k, uint64_t addr, uint64_t *offset);
+/* "profiler-agent.kernel build_id=<id> text=0x<_text> kallsyms=<sha256>" */
+void kernel_info_comment(const struct kernel_info *k, char *out, size_t size);
+
 /* ---- profile aggregation ---- */
 struct agent_profile {
 	struct pprof_profile *p;
@@ -123,6 +152,8 @@ struct agent_profile {
 	struct vec object_mapping; /* struct object_mapping, indexed by loader object id */
 	struct vec jit_mappings;   /* struct jit_mapping_ref: one per pid with JIT frames */
 	uint64_t kernel_mapping;
+	struct vec kmod_mappings;  /* uint64_t mapping id per kernel module, 0 = none yet */
+	const struct kernel_info *kernel; /* NULL: kernel frames left as runtime addresses */
 	uint64_t samples;          /* samples added */
 };
 struct agent_proc_labels {

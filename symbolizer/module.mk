@@ -1,7 +1,8 @@
 # symbolizer/: library + symbolize.
 SYMZ_LIB_SRCS := symbolizer/index.c symbolizer/build.c symbolizer/debugfile.c \
                  symbolizer/profile_symbolize.c \
-                 symbolizer/demangle.c symbolizer/jit.c symbolizer/json.c
+                 symbolizer/demangle.c symbolizer/jit.c symbolizer/json.c \
+                 symbolizer/kallsyms.c
 SYMZ_LIB_OBJS := $(SYMZ_LIB_SRCS:%.c=$(OBJ)/%.o)
 SYMZ_LIB      := $(LIB)/libsymbolizer.a
 SYMZ_LDLIBS   := -ldw -liberty $(COMMON_LDLIBS)
