@@ -48,6 +48,7 @@ struct symz_stats {
 	double build_ms;
 	char debug_file[512]; /* the file DWARF came from ("" = none) */
 	char alt_file[512];   /* the dwz supplementary file ("" = none) */
+	bool minidebuginfo;   /* symbols from .gnu_debugdata (MiniDebugInfo) too */
 };
 
 /* Build an index for the ELF at `path` (symbols + DWARF from it or from its
