@@ -50,7 +50,8 @@ DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod
 DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
     binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
-    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light
+    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light \
+    openjdk-17-jdk-headless rustc xz-utils
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler

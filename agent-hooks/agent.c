@@ -43,6 +43,8 @@ struct agent_proc {
 	uint64_t exited_ns;    /* 0: alive */
 	unsigned next_scan;    /* index into SCAN_DELAYS */
 	bool latency_done;
+	int8_t jvm;            /* maps libjvm.so: -1 not known yet, 0 no, 1 yes */
+	bool jvm_error_told;
 };
 
 struct agent {
@@ -66,6 +68,7 @@ struct agent {
 	uint64_t execs, forks, exits, nomap_rescans, scans, scan_errors;
 	uint64_t samples, samples_complete, samples_untracked, samples_lost_errors;
 	uint64_t profiles, jit_snapshots, jit_files_written;
+	uint64_t jvm_perf_maps, jvm_perf_map_errors;
 	uint64_t tables_replaced; /* compiled here, then swapped for the server's */
 	bool root_exited;
 	int stats_fd;
@@ -125,6 +128,7 @@ static struct agent_proc *add_proc(struct agent *a, pid_t pid)
 	if (!p)
 		return NULL;
 	p->pid = pid;
+	p->jvm = -1;
 	snprintf(p->pid_str, sizeof(p->pid_str), "%d", (int)pid);
 	return p;
 }
@@ -188,6 +192,7 @@ static void on_lifecycle(void *arg, const struct lifecycle_event *ev)
 		p->last_table_ns = 0;
 		p->next_scan = 0;
 		p->latency_done = false;
+		p->jvm = -1;
 		scan_proc(a, p);
 		if (ev->kind == LC_EXEC && p->last_table_ns)
 			push_ms(&a->lat_first, p->last_table_ns - ev->time_ns);
@@ -274,6 +279,29 @@ static void write_jit_file(struct agent *a, const struct jit_snapshot *s)
 		a->jit_files_written++;
 }
 
+/* A HotSpot JVM writes its perf map only when asked: ask before each
+ * snapshot, so the map names the code compiled since the last one. */
+static void refresh_jvm_perf_map(struct agent *a, pid_t pid)
+{
+	struct agent_proc *p = find_proc(a, pid);
+	if (!p || p->exited_ns)
+		return;
+	if (p->jvm < 0)
+		p->jvm = jvm_is_hotspot(pid);
+	if (!p->jvm)
+		return;
+	struct err e = { { 0 } };
+	if (jvm_write_perf_map(pid, 2000, &e) == 0) {
+		a->jvm_perf_maps++;
+		return;
+	}
+	a->jvm_perf_map_errors++;
+	if (!p->jvm_error_told)
+		fprintf(stderr, "profiler-agent: JVM %d: no perf map (%s); Java frames stay unnamed "
+				"unless it writes one (docs/profiler-agent.md)\n", (int)pid, e.msg);
+	p->jvm_error_told = true;
+}
+
 /* The kallsyms snapshot beside the JIT ones: DIR/jit/<sha256>.kallsyms. */
 static void write_kallsyms_file(struct agent *a)
 {
@@ -299,6 +327,7 @@ static int flush_profile(struct agent *a, struct err *e)
 	size_t nattached = 0;
 	for (size_t i = 0; i < njit; i++) {
 		struct err je = { { 0 } };
+		refresh_jvm_perf_map(a, pids[i]);
 		struct jit_snapshot *s = jit_snapshot_take(&a->jit, pids[i], &je);
 		if (!s || agent_profile_attach_jit(ap, pids[i], s, &je) < 0)
 			continue;
@@ -454,7 +483,8 @@ static void write_stats(struct agent *a)
 		",\"profiles_buffered\":%" PRIu64 ",\"profiles_dropped\":%" PRIu64
 		",\"profiles_rejected\":%" PRIu64 ",\"profiles_written\":%" PRIu64
 		",\"buffer_bytes\":%" PRIu64 ",\"jit_snapshots\":%" PRIu64
-		",\"jit_files_written\":%" PRIu64
+		",\"jit_files_written\":%" PRIu64 ",\"jvm_perf_maps\":%" PRIu64
+		",\"jvm_perf_map_errors\":%" PRIu64
 		",\"exec_to_first_tables_ms\":{\"n\":%zu,\"p50\":%.3f,\"p99\":%.3f}"
 		",\"exec_to_all_tables_ms\":{\"n\":%zu,\"p50\":%.3f,\"p99\":%.3f}}\n",
 		a->execs, a->forks, a->exits, a->scans, a->scan_errors, a->nomap_rescans, a->samples,
@@ -468,7 +498,7 @@ static void write_stats(struct agent *a)
 		ts.cache_purged, ts.cache_evictions, ts.cache_strays, ts.cache_skipped, ts.cache_bytes,
 		a->profiles, ss.sent,
 		ss.buffered, ss.dropped, ss.rejected, ss.written, ss.buffer_bytes, a->jit_snapshots,
-		a->jit_files_written, a->lat_first.len, pct(&a->lat_first, 0.5),
+		a->jit_files_written, a->jvm_perf_maps, a->jvm_perf_map_errors, a->lat_first.len, pct(&a->lat_first, 0.5),
 		pct(&a->lat_first, 0.99), a->lat_all.len, pct(&a->lat_all, 0.5),
 		pct(&a->lat_all, 0.99));
 	if (out != stderr)

@@ -11,6 +11,7 @@
  *   shipper        POST /profiles, --output DIR, an on-disk buffer while the
  *                  server is down;
  *   jit_store      perf-map / jitdump snapshots, deduplicated by SHA-256;
+ *   jvm            asks HotSpot JVMs for their perf maps;
  *   kernel_info    the kernel's build-ID, _text, modules and kallsyms
  *                  snapshot, for normalized kernel frames.
  * struct agent ties them together (agent.c); profiler-agent's main() only
@@ -117,6 +118,16 @@ void jit_store_free(struct jit_store *js);
  * the pid as the process sees it (containers).  Returns the snapshot
  * (shared by identical content) or NULL with e set (-ENOENT: none). */
 struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct err *e);
+/* The pid as the process itself sees it (containers); pid when unknown. */
+pid_t jit_ns_pid(pid_t pid);
+
+/* ---- HotSpot JVMs (jvm.c) ---- */
+/* Does pid map libjvm.so? */
+bool jvm_is_hotspot(pid_t pid);
+/* Have the JVM write /tmp/perf-<pid>.map now, as `jcmd <pid>
+ * Compiler.perfmap` does (its attach socket, started by SIGQUIT when
+ * needed); waits up to timeout_ms for the socket and for each I/O. */
+int jvm_write_perf_map(pid_t pid, int timeout_ms, struct err *e);
 
 /* ---- the kernel (kernel.c) ---- */
 #define KERNEL_MODULE_NAME 64

@@ -4,7 +4,7 @@
 AGENT_GEN      := $(BUILD)/agent-hooks
 AGENT_LIB_SRCS := agent-hooks/tables.c agent-hooks/lifecycle.c agent-hooks/jit.c \
                   agent-hooks/profile_agg.c agent-hooks/ship.c agent-hooks/agent.c \
-                  agent-hooks/kernel.c
+                  agent-hooks/kernel.c agent-hooks/jvm.c
 AGENT_LIB_OBJS := $(AGENT_LIB_SRCS:%.c=$(OBJ)/%.o)
 AGENT_LIB      := $(LIB)/libagenthooks.a
 AGENT_LDLIBS   := -lcurl
