@@ -72,8 +72,18 @@ endef
 deps:
 	$(call install_debs,deps,$(DEB_BUILD))
 
+# npm packages only the tests use, under build/tools/npm (never in the git
+# tree): rustc-demangle, built to WebAssembly, as the Rust demangling oracle
+# (tests/symbolizer/test_demangle.sh; skipped where npm is missing).
+NPM_TEST := gecko-profiler-demangle@0.4.0
+
 deps-test: deps
 	$(call install_debs,deps-test,$(DEB_TEST))
+	@if [ -d build/tools/npm/node_modules/gecko-profiler-demangle ]; then :; \
+	elif command -v npm >/dev/null; then mkdir -p build/tools/npm && \
+	    npm install --prefix build/tools/npm --no-audit --no-fund $(NPM_TEST) >/dev/null || \
+	    echo "deps-test: npm install $(NPM_TEST) failed; its tests will skip" >&2; \
+	else echo "deps-test: no npm; the tests that use $(NPM_TEST) will skip" >&2; fi
 
 # --- shared compile rule ---
 $(OBJ)/%.o: %.c
