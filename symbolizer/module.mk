@@ -29,7 +29,8 @@ SYMZ_FX_SRC := tests/fixtures/symbolizer
 SYMZ_FIXTURES := $(SYMZ_FX)/c-O2-dw4 $(SYMZ_FX)/c-O3-dw5 $(SYMZ_FX)/cc-O2-dw5 \
                  $(SYMZ_FX)/cc-O3-dw4 $(SYMZ_FX)/c-clang-O2-dw5 $(SYMZ_FX)/cc-clang-O3-dw4 \
                  $(SYMZ_FX)/c-split $(SYMZ_FX)/c-O3-dw5.zstd $(SYMZ_FX)/c-stripped \
-                 $(SYMZ_FX)/dwz1 $(SYMZ_FX)/jitwriter $(SYMZ_FX)/cc-O2-minidebuginfo
+                 $(SYMZ_FX)/dwz1 $(SYMZ_FX)/jitwriter $(SYMZ_FX)/cc-O2-minidebuginfo \
+                 $(SYMZ_FX)/fakevmlinux
 FIXTURES    += $(SYMZ_FIXTURES)
 
 $(SYMZ_FX)/c-O2-dw4: $(SYMZ_FX_SRC)/inl.c $(SYMZ_FX_SRC)/inl.h
@@ -70,6 +71,12 @@ $(SYMZ_FX)/dwz1: $(SYMZ_FX_SRC)/dwz1.c $(SYMZ_FX_SRC)/dwz2.c $(SYMZ_FX_SRC)/inl.
 # MiniDebugInfo (.gnu_debugdata), made as Fedora makes it.
 $(SYMZ_FX)/cc-O2-minidebuginfo: $(SYMZ_FX)/cc-O2-dw5 $(SYMZ_FX_SRC)/minidebuginfo.sh
 	$(SYMZ_FX_SRC)/minidebuginfo.sh $< $@
+# A stand-in for vmlinux: linked at the kernel's address, startup code first.
+$(SYMZ_FX)/fakevmlinux: $(SYMZ_FX_SRC)/fakevmlinux.c
+	@mkdir -p $(@D)
+	gcc -O2 -g -fno-toplevel-reorder -fno-reorder-functions -ffreestanding -fno-pie -no-pie \
+	    -mcmodel=kernel -nostdlib -static -Wl,--build-id -Wl,-Ttext=0xffffffff81000000 \
+	    -Wl,-e,startup_64 -o $@ $<
 # A small JIT writing a jitdump file (run by the tests).
 $(SYMZ_FX)/jitwriter: $(SYMZ_FX_SRC)/jitwriter.c
 	@mkdir -p $(@D)

@@ -25,6 +25,8 @@ struct resolved {
 	const struct symz_index *idx;    /* build-ID: NULL = missing */
 	const struct symz_jit_map *map;  /* perf map: NULL = missing */
 	const struct symz_kallsyms *ks;  /* kallsyms: NULL = missing */
+	int vmlinux;                     /* for a kernel's index: -1 not checked, 0 unusable, 1 ok */
+	uint64_t text;                   /* its _text (vmlinux) */
 	size_t missing_slot;             /* index in rep->missing_ids */
 };
 
@@ -130,6 +132,7 @@ static struct resolved *resolve(struct work *w, const char *ref, enum ref_kind k
 	struct resolved *rs = vec_push(&w->res);
 	if (!rs)
 		return NULL;
+	rs->vmlinux = -1;
 	struct err why = {{0}};
 	const struct symz_pprof_options *o = w->opt;
 	int rc = kind == REF_PERF_MAP ? o->resolve_perf_map(o->ctx, sha, &rs->map, &why)
@@ -184,12 +187,12 @@ static int name_kernel(struct work *w, size_t li, const struct resolved *rs, con
 	return 0;
 }
 
-/* Lines from an index: inline frames as extra lines, innermost first. */
-static int name_native(struct work *w, size_t li, const struct resolved *rs,
+/* Lines from an index for the file address addr: inline frames as extra
+ * lines, innermost first. */
+static int name_native(struct work *w, size_t li, const struct resolved *rs, uint64_t addr,
 		       enum symz_frame_kind kind, struct pprof_mapping *m)
 {
-	const struct pprof_location *l = &VEC_AT(&w->p->locations, struct pprof_location, li);
-	size_t n = symz_lookup(rs->idx, l->address, kind, w->frames, MAX_FRAMES);
+	size_t n = symz_lookup(rs->idx, addr, kind, w->frames, MAX_FRAMES);
 	if (n == 0) {
 		w->rep->unknown++;
 		return 0;
@@ -217,6 +220,33 @@ static int name_native(struct work *w, size_t li, const struct resolved *rs,
 	return 0;
 }
 
+/* Is this index the kernel's vmlinux, and where is its _text?  Kernel frames
+ * are offsets from _text, the first function of a vmlinux (startup code).
+ * When the kallsyms snapshot is there, the function the index has at that
+ * address must be the one kallsyms has at offset 0, or the index is not
+ * used: offsets into the wrong object would give confident wrong names. */
+static bool vmlinux_usable(struct work *w, struct resolved *vm, const struct resolved *ks)
+{
+	if (vm->vmlinux >= 0)
+		return vm->vmlinux;
+	vm->vmlinux = 0;
+	if (!symz_index_first_function(vm->idx, &vm->text))
+		return false;
+	if (ks && ks->ks) {
+		const char *want = symz_kallsyms_lookup(ks->ks, NULL, 0, SYMZ_LEAF_PC);
+		size_t n = symz_lookup(vm->idx, vm->text, SYMZ_LEAF_PC, w->frames, MAX_FRAMES);
+		if (n > MAX_FRAMES)
+			n = MAX_FRAMES;
+		const struct symz_frame *outer = n ? &w->frames[n - 1] : NULL;
+		const char *have = !outer ? NULL : outer->linkage_name ? outer->linkage_name
+									  : outer->function;
+		if (!want || !have || strcmp(want, have))
+			return false;
+	}
+	vm->vmlinux = 1;
+	return true;
+}
+
 /* Name location li, or count why not. */
 static int symbolize_location(struct work *w, size_t li, enum symz_frame_kind kind)
 {
@@ -241,9 +271,19 @@ static int symbolize_location(struct work *w, size_t li, enum symz_frame_kind ki
 			return 0;
 		}
 		snprintf(ref, sizeof(ref), "kallsyms:%s", w->kallsyms_sha);
-		const struct resolved *rs = resolve(w, ref, REF_KALLSYMS, w->kallsyms_sha, fname);
+		struct resolved *rs = resolve(w, ref, REF_KALLSYMS, w->kallsyms_sha, fname);
 		if (!rs)
 			return -ENOMEM;
+		/* The kernel's own debuginfo by build-ID first: file, line, inlines. */
+		if (!module[0] && bid[0] && w->opt->resolve_index) {
+			size_t ks_slot = (size_t)(rs - (struct resolved *)w->res.data);
+			struct resolved *vm = resolve(w, bid, REF_INDEX, NULL, fname);
+			if (!vm)
+				return -ENOMEM;
+			rs = &VEC_AT(&w->res, struct resolved, ks_slot); /* res may have moved */
+			if (vm->idx && vmlinux_usable(w, vm, rs))
+				return name_native(w, li, vm, l->address + vm->text, kind, m);
+		}
 		if (!rs->ks) {
 			rep->missing++;
 			rep->missing_ids[rs->missing_slot].locations++;
@@ -275,7 +315,7 @@ static int symbolize_location(struct work *w, size_t li, enum symz_frame_kind ki
 		rep->missing_ids[rs->missing_slot].locations++;
 		return 0;
 	}
-	return jit ? name_jit(w, li, rs, kind, m) : name_native(w, li, rs, kind, m);
+	return jit ? name_jit(w, li, rs, kind, m) : name_native(w, li, rs, l->address, kind, m);
 }
 
 int symz_pprof_symbolize(struct pprof_profile *p, const struct symz_pprof_options *opt,

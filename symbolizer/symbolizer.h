@@ -77,6 +77,10 @@ const struct symz_stats *symz_index_stats(const struct symz_index *idx); /* buil
 /* Build-ID of the object the index describes (len 0: none). */
 const uint8_t *symz_index_build_id(const struct symz_index *idx, size_t *len);
 
+/* The lowest address a function of the index covers (false: none).  In a
+ * vmlinux that is _text (the startup code), the base of kernel frames. */
+bool symz_index_first_function(const struct symz_index *idx, uint64_t *addr);
+
 /* What a frame's address is (docs/architecture.md, "Addresses"): a leaf PC
  * is looked up as is; a return address points after the call, so address-1
  * is looked up; ADJUSTED means the caller already subtracted.  Every lookup
@@ -176,8 +180,10 @@ void symz_kallsyms_free(struct symz_kallsyms *k);
  *     SHA-256 that the perf-map resolver returns;
  *   - kernel mappings "[kernel.kallsyms]" and "[kmod:NAME]" of a profile
  *     whose comment "profiler-agent.kernel ... kallsyms=<sha256>" names a
- *     kallsyms snapshot: offsets from _text (or the module's base), named
- *     from the snapshot the kallsyms resolver returns. */
+ *     kallsyms snapshot: offsets from _text (or the module's base).  The
+ *     kernel's are named from its vmlinux when the index resolver has one
+ *     for the kernel's build-ID (DWARF: file, line, inline frames), else,
+ *     and modules always, from the snapshot the kallsyms resolver returns. */
 struct pprof_profile;
 
 #define SYMZ_PERF_MAP_PREFIX "perf-map:"

@@ -68,6 +68,110 @@ static void profile_test(struct symz_kallsyms *k)
 	pprof_free(p);
 }
 
+/* The vmlinux path: a kernel mapping whose build-ID has an index is named
+ * from its DWARF at _text + offset; an index whose first function is not
+ * what kallsyms has at offset 0 is not trusted. */
+struct vm_ctx {
+	const struct symz_index *idx;
+	const struct symz_kallsyms *ks;
+	const char *id;
+};
+
+static int vm_resolve_index(void *ctx, const char *build_id, const char *filename,
+			    const struct symz_index **idx, struct err *e)
+{
+	struct vm_ctx *c = ctx;
+	(void)filename;
+	if (strcmp(build_id, c->id))
+		return err_set(e, ENOENT, "no such build-ID");
+	*idx = c->idx;
+	return 0;
+}
+
+static int vm_resolve_kallsyms(void *ctx, const char *sha, const struct symz_kallsyms **k,
+			       struct err *e)
+{
+	(void)sha;
+	(void)e;
+	*k = ((struct vm_ctx *)ctx)->ks;
+	return 0;
+}
+
+/* Names (innermost first, " | "-joined with file:line) of the one location. */
+static void vm_profile(struct vm_ctx *c, uint64_t offset, char *out, size_t size)
+{
+	static const char *const types[] = { "samples" }, *const units[] = { "count" };
+	struct pprof_profile *p = pprof_new(types, units, 1);
+	uint64_t km = pprof_add_mapping(p, c->id, SYMZ_KERNEL_MAPPING);
+	struct pprof_frame fr[] = { { km, offset } };
+	int64_t v = 1;
+	struct err e = {{0}};
+	pprof_add_sample(p, fr, 1, &v, NULL, 0, &e);
+	*(int64_t *)vec_push(&p->comments) = pprof_intern(p, "profiler-agent.kernel build_id=x "
+		"text=0xffffffff81000000 kallsyms=00000000000000000000000000000000000000000000000000000000000000aa");
+	struct symz_pprof_options o = { .resolve_index = vm_resolve_index,
+					.resolve_kallsyms = vm_resolve_kallsyms, .ctx = c };
+	struct symz_pprof_report rep;
+	out[0] = 0;
+	if (symz_pprof_symbolize(p, &o, &rep, &e) == 0) {
+		const struct pprof_location *l = &VEC_AT(&p->locations, struct pprof_location, 0);
+		size_t len = 0;
+		for (size_t i = 0; i < l->line_count && len < size; i++) {
+			const struct pprof_line *ln = &VEC_AT(&p->lines, struct pprof_line, l->line_off + i);
+			const struct pprof_function *f = pprof_function_by_id(p, ln->function_id);
+			const char *file = pprof_str(p, f->filename), *base = strrchr(file, '/');
+			len += (size_t)snprintf(out + len, size - len, "%s%s %s:%ld", i ? " | " : "",
+						pprof_str(p, f->name), base ? base + 1 : file,
+						(long)ln->line);
+		}
+		symz_pprof_report_free(&rep);
+	}
+	pprof_free(p);
+}
+
+static void vmlinux_test(void)
+{
+	const char *top = getenv("TOP"), *build = getenv("BUILD");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s/fixtures/symbolizer/fakevmlinux", top ? top : ".",
+		 build ? build : "build");
+	struct symz_index *idx;
+	struct err e = {{0}};
+	if (symz_index_build_path(path, NULL, &idx, &e)) {
+		CHECK(0, "kallsyms_vmlinux_dwarf", "%s: %s", path, e.msg);
+		return;
+	}
+	char hex[BUILD_ID_HEX_MAX];
+	size_t idlen;
+	const uint8_t *id = symz_index_build_id(idx, &idlen);
+	build_id_to_hex(id, idlen, hex);
+	/* The fixture's own symbols, normalized as the agent writes them. */
+	static const char good[] = "0 T startup_64\n20 T do_work\n";
+	static const char other[] = "0 T something_else\n20 T do_work\n";
+	struct symz_kallsyms *ks_good = NULL, *ks_other = NULL;
+	symz_kallsyms_parse(good, strlen(good), &ks_good, &e);
+	symz_kallsyms_parse(other, strlen(other), &ks_other, &e);
+	/* A PC inside do_work's loop: helper inlined there. */
+	uint64_t lo = 0, pc = 0;
+	symz_index_first_function(idx, &lo);
+	struct symz_frame fr[8];
+	for (uint64_t a = lo + 0x20; a < lo + 0x80 && !pc; a++)
+		if (symz_lookup(idx, a, SYMZ_LEAF_PC, fr, 8) == 2)
+			pc = a;
+	struct vm_ctx c = { idx, ks_good, hex };
+	char got[512], got2[512];
+	vm_profile(&c, pc - lo, got, sizeof(got));
+	CHECK(lo == 0xffffffff81000000ull && pc && strstr(got, "helper fakevmlinux.c:") &&
+	      strstr(got, " | do_work fakevmlinux.c:"), "kallsyms_vmlinux_dwarf",
+	      "_text 0x%llx, pc 0x%llx: '%s'", (unsigned long long)lo, (unsigned long long)pc, got);
+	c.ks = ks_other;
+	vm_profile(&c, pc - lo, got2, sizeof(got2));
+	CHECK(!strcmp(got2, "do_work :0"), "kallsyms_vmlinux_mismatch_not_trusted", "'%s'", got2);
+	symz_kallsyms_free(ks_good);
+	symz_kallsyms_free(ks_other);
+	symz_index_free(idx);
+}
+
 int main(void)
 {
 	struct symz_kallsyms *k = NULL;
@@ -88,6 +192,7 @@ int main(void)
 	const char *n = symz_kallsyms_lookup(k, "nomod", 0x50, SYMZ_LEAF_PC);
 	CHECK(m && !strcmp(m, "mod_fn") && !o && !n, "kallsyms_modules", "%s %s %s", m, o, n);
 	profile_test(k);
+	vmlinux_test();
 	symz_kallsyms_free(k);
 
 	static const struct {
