@@ -410,7 +410,7 @@ static void scan_all(struct agent *a)
 static void kernel_setup(struct agent *a)
 {
 	struct err e = { { 0 } };
-	if (kernel_info_read(&a->kernel, &e) < 0) {
+	if (kernel_info_read(&a->kernel, NULL, &e) < 0) {
 		fprintf(stderr, "profiler-agent: kernel frames stay unnamed: %s\n", e.msg);
 		kernel_info_free(&a->kernel);
 		return;

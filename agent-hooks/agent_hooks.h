@@ -145,8 +145,9 @@ struct kernel_info {
 	char kallsyms_sha[SHA256_HEX_LEN + 1];
 	bool kallsyms_shipped;             /* its content went out once */
 };
-/* Read all of it (needs root: kallsyms addresses, /proc/modules). */
-int kernel_info_read(struct kernel_info *k, struct err *e);
+/* Read all of it (needs root: kallsyms addresses, /proc/modules).  root:
+ * NULL for the host; a directory holding proc/ and sys/ for tests. */
+int kernel_info_read(struct kernel_info *k, const char *root, struct err *e);
 void kernel_info_free(struct kernel_info *k);
 /* A kernel runtime address as a frame: the module it is in (index into
  * modules) or -1 for the kernel image, and the offset from that module's

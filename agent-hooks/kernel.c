@@ -87,9 +87,11 @@ static int read_proc(const char *path, size_t max, char **out, size_t *size, str
 }
 
 /* /proc/modules: "name size refcount deps state 0xADDRESS [taint]". */
-static void read_modules(struct kernel_info *k)
+static void read_modules(struct kernel_info *k, const char *root)
 {
-	FILE *f = fopen("/proc/modules", "re");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/proc/modules", root);
+	FILE *f = fopen(path, "re");
 	char line[1024];
 	while (f && fgets(line, sizeof(line), f)) {
 		char name[KERNEL_MODULE_NAME];
@@ -102,8 +104,7 @@ static void read_modules(struct kernel_info *k)
 		snprintf(m->name, sizeof(m->name), "%s", name);
 		m->base = base;
 		m->size = size;
-		char path[128];
-		snprintf(path, sizeof(path), "/sys/module/%s/notes/.note.gnu.build-id", name);
+		snprintf(path, sizeof(path), "%s/sys/module/%s/notes/.note.gnu.build-id", root, name);
 		notes_build_id(path, m->build_id);
 	}
 	if (f)
@@ -171,14 +172,19 @@ static int snapshot(struct kernel_info *k, const char *text, size_t size, struct
 	return 0;
 }
 
-int kernel_info_read(struct kernel_info *k, struct err *e)
+int kernel_info_read(struct kernel_info *k, const char *root, struct err *e)
 {
+	char path[4096];
 	memset(k, 0, sizeof(*k));
 	vec_init(&k->modules, sizeof(struct kernel_module));
-	notes_build_id("/sys/kernel/notes", k->build_id);
+	if (!root)
+		root = "";
+	snprintf(path, sizeof(path), "%s/sys/kernel/notes", root);
+	notes_build_id(path, k->build_id);
 	char *text = NULL;
 	size_t size = 0;
-	int rc = read_proc("/proc/kallsyms", KALLSYMS_READ_MAX, &text, &size, e);
+	snprintf(path, sizeof(path), "%s/proc/kallsyms", root);
+	int rc = read_proc(path, KALLSYMS_READ_MAX, &text, &size, e);
 	if (rc < 0)
 		return rc;
 	const char *p = text, *end = p + size;
@@ -196,9 +202,9 @@ int kernel_info_read(struct kernel_info *k, struct err *e)
 	}
 	if (!k->text) {
 		free(text);
-		return err_set(e, EPERM, "/proc/kallsyms shows no _text address (kptr_restrict?)");
+		return err_set(e, EPERM, "%s shows no _text address (kptr_restrict?)", path);
 	}
-	read_modules(k);
+	read_modules(k, root);
 	rc = snapshot(k, text, size, e);
 	free(text);
 	return rc;

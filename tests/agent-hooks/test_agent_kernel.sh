@@ -85,8 +85,8 @@ r=$(python3 "$TOP/tests/agent-hooks/kernel_vs_perf.py" --text "$TEXT" --perf-scr
 echo "# offline: $r"
 agrees "$r" && ok kernel_named_as_perf_offline || fail kernel_named_as_perf_offline "$r"
 if [[ -r /proc/modules ]] && [[ -n $(head -c1 /proc/modules) ]]; then
-	skip module_frames "no module-heavy workload here yet (test_kallsyms checks module naming)"
+	skip module_frames "no module-heavy workload here yet (test_kernel_info and test_kallsyms check module frames)"
 else
-	skip module_frames "this kernel has no loadable modules (test_kallsyms checks module naming)"
+	skip module_frames "this kernel has no loadable modules (test_kernel_info and test_kallsyms check module frames)"
 fi
 finish
