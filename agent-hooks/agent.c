@@ -69,6 +69,7 @@ struct agent {
 	uint64_t samples, samples_complete, samples_untracked, samples_lost_errors;
 	uint64_t profiles, jit_snapshots, jit_files_written;
 	uint64_t jvm_perf_maps, jvm_perf_map_errors;
+	bool kallsyms_sent, kallsyms_already_stored;
 	uint64_t tables_replaced; /* compiled here, then swapped for the server's */
 	bool root_exited;
 	int stats_fd;
@@ -343,9 +344,16 @@ static int flush_profile(struct agent *a, struct err *e)
 			 "profiler-agent 1 host=%s frequency_hz=%u kernel_frames=%s", a->host,
 			 a->o->frequency_hz, a->o->kernel ? "yes" : "no");
 		/* The kallsyms snapshot travels once, in the first profile
-		 * with kernel frames, like a perf map. */
-		char *kallsyms = NULL;
+		 * with kernel frames, like a perf map, unless the server has
+		 * it already (another agent run of this kernel sent it). */
 		bool kernel_frames = ap->kernel_mapping || ap->kmod_mappings.len;
+		if (a->kernel_ready && kernel_frames && !a->kernel.kallsyms_shipped && a->sh &&
+		    shipper_snapshot_stored(a->sh, a->kernel.kallsyms_sha)) {
+			a->kernel.kallsyms_shipped = true;
+			a->kallsyms_already_stored = true;
+			write_kallsyms_file(a);
+		}
+		char *kallsyms = NULL;
 		if (a->kernel_ready && kernel_frames && !a->kernel.kallsyms_shipped &&
 		    asprintf(&kallsyms, "profiler-agent.kallsyms sha256=%s encoding=text\n%.*s",
 			     a->kernel.kallsyms_sha, (int)a->kernel.kallsyms_size,
@@ -358,6 +366,7 @@ static int flush_profile(struct agent *a, struct err *e)
 		rc = agent_profile_finish(ap, comments, ncomments, &data, &size, e);
 		if (rc == 0 && kallsyms) {
 			a->kernel.kallsyms_shipped = true;
+			a->kallsyms_sent = true;
 			write_kallsyms_file(a);
 		}
 		free(kallsyms);
@@ -484,7 +493,7 @@ static void write_stats(struct agent *a)
 		",\"profiles_rejected\":%" PRIu64 ",\"profiles_written\":%" PRIu64
 		",\"buffer_bytes\":%" PRIu64 ",\"jit_snapshots\":%" PRIu64
 		",\"jit_files_written\":%" PRIu64 ",\"jvm_perf_maps\":%" PRIu64
-		",\"jvm_perf_map_errors\":%" PRIu64
+		",\"jvm_perf_map_errors\":%" PRIu64 ",\"kallsyms_snapshot\":\"%s\""
 		",\"exec_to_first_tables_ms\":{\"n\":%zu,\"p50\":%.3f,\"p99\":%.3f}"
 		",\"exec_to_all_tables_ms\":{\"n\":%zu,\"p50\":%.3f,\"p99\":%.3f}}\n",
 		a->execs, a->forks, a->exits, a->scans, a->scan_errors, a->nomap_rescans, a->samples,
@@ -498,7 +507,8 @@ static void write_stats(struct agent *a)
 		ts.cache_purged, ts.cache_evictions, ts.cache_strays, ts.cache_skipped, ts.cache_bytes,
 		a->profiles, ss.sent,
 		ss.buffered, ss.dropped, ss.rejected, ss.written, ss.buffer_bytes, a->jit_snapshots,
-		a->jit_files_written, a->jvm_perf_maps, a->jvm_perf_map_errors, a->lat_first.len, pct(&a->lat_first, 0.5),
+		a->jit_files_written, a->jvm_perf_maps, a->jvm_perf_map_errors,
+		a->kallsyms_sent ? "sent" : a->kallsyms_already_stored ? "stored" : "none", a->lat_first.len, pct(&a->lat_first, 0.5),
 		pct(&a->lat_first, 0.99), a->lat_all.len, pct(&a->lat_all, 0.5),
 		pct(&a->lat_all, 0.99));
 	if (out != stderr)

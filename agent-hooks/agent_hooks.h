@@ -209,6 +209,10 @@ int shipper_submit(struct shipper *s, const uint8_t *data, size_t size, struct e
 /* Resend buffered profiles, oldest first, until one fails. */
 int shipper_drain(struct shipper *s, struct err *e);
 void shipper_stats(const struct shipper *s, struct shipper_stats *st);
+/* Does the server the profiles go to (<base>/profiles) already hold the
+ * snapshot with this SHA-256 (HEAD <base>/perf-maps/<sha>: 200)?  false on
+ * any doubt (another receiver, an error): the caller then sends it. */
+bool shipper_snapshot_stored(struct shipper *s, const char *sha);
 void shipper_free(struct shipper *s);
 
 /* ---- the daemon ---- */

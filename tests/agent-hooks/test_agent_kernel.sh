@@ -8,7 +8,7 @@
 . "$TOP/tests/agent-hooks/lib.sh"
 agent_setup
 CHECKS=(kernel_frames_normalized kallsyms_carried_once kernel_named_as_perf_server
-	kernel_named_as_perf_offline module_frames)
+	kernel_named_as_perf_offline kallsyms_not_resent module_frames)
 need_bpf "${CHECKS[@]}"
 command -v perf >/dev/null || { for n in "${CHECKS[@]}"; do skip $n "perf is not installed"; done; exit 0; }
 TEXT=$(awk '$3 == "_text" { print $1; exit }' /proc/kallsyms)
@@ -84,6 +84,25 @@ done
 r=$(python3 "$TOP/tests/agent-hooks/kernel_vs_perf.py" --text "$TEXT" --perf-script "$SCRATCH/perf.txt" "$SCRATCH"/out/*.sym)
 echo "# offline: $r"
 agrees "$r" && ok kernel_named_as_perf_offline || fail kernel_named_as_perf_offline "$r"
+# A second agent run on this kernel: the server has the snapshot, so it is not
+# sent again, and the new profiles are still named.
+"$AFIX/sysbusy" 3 & W2=$!; BG+=("$W2")
+timeout 60 "$AGENT" --pid "$W2" --server "$S_URL" --output "$SCRATCH/out2" --cache-dir "$SCRATCH/cache" \
+	--frequency 199 --interval 1 --duration 2 --stats-file "$SCRATCH/st2.json" 2>"$SCRATCH/err2"
+first=$(json "$SCRATCH/st.json" kallsyms_snapshot 2>/dev/null) second=$(json "$SCRATCH/st2.json" kallsyms_snapshot 2>/dev/null)
+carried=$(cat "$SCRATCH"/out2/*.pb.gz | gzip -dc | grep -ac 'profiler-agent.kallsyms sha256=' || true)
+for i in $(seq 40); do
+	curl -s "$S_URL/profiles?label=pid=$W2" -o "$SCRATCH/stored2.pb.gz"
+	r2=$(python3 "$TOP/tests/agent-hooks/kernel_vs_perf.py" --text "$TEXT" --perf-script /dev/null "$SCRATCH/stored2.pb.gz")
+	python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(not (r["frames"] and r["named"] == r["frames"]))' "$r2" && break
+	sleep 0.5
+done
+if [[ $first == sent && $second == stored && $carried == 0 ]] &&
+	python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(not (r["frames"] > 20 and r["named"] == r["frames"]))' "$r2"; then
+	ok kallsyms_not_resent
+else
+	fail kallsyms_not_resent "first run '$first', second '$second', carried $carried times; $r2"
+fi
 if [[ -r /proc/modules ]] && [[ -n $(head -c1 /proc/modules) ]]; then
 	skip module_frames "no module-heavy workload here yet (test_kernel_info and test_kallsyms check module frames)"
 else
