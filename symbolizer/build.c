@@ -80,6 +80,8 @@ struct builder {
 	size_t ncode;
 	struct sym *syms;        /* function symbols, by address then rank */
 	size_t nsyms;
+	Elf *mini_elf;           /* MiniDebugInfo's ELF (names in syms point into it) */
+	uint8_t *mini_image;
 	uint32_t order;
 	bool oom;
 	struct symz_stats *stats;
@@ -546,29 +548,35 @@ static int cmp_sym(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Function symbols of elf's .symtab (else .dynsym) into b->syms, sorted. */
-static int collect_syms(struct builder *b, Elf *elf)
+/* elf's .symtab, else (dynsym_ok) its .dynsym; NULL when neither. */
+static Elf_Scn *symtab_of(Elf *elf, bool dynsym_ok, GElf_Shdr *out)
 {
 	Elf_Scn *scn = NULL, *use = NULL;
-	GElf_Shdr sh, use_sh = {0};
+	GElf_Shdr sh;
 	while ((scn = elf_nextscn(elf, scn))) {
 		if (!gelf_getshdr(scn, &sh))
 			continue;
-		if (sh.sh_type == SHT_SYMTAB || (sh.sh_type == SHT_DYNSYM && !use)) {
+		if (sh.sh_type == SHT_SYMTAB || (dynsym_ok && sh.sh_type == SHT_DYNSYM && !use)) {
 			use = scn;
-			use_sh = sh;
+			*out = sh;
 		}
 	}
-	if (!use)
-		return 0;
+	return use;
+}
+
+/* Append the function symbols of elf's symbol section scn to b->syms
+ * (unsorted). */
+static int append_syms(struct builder *b, Elf *elf, Elf_Scn *use, const GElf_Shdr *use_sh)
+{
 	Elf_Data *d = elf_getdata(use, NULL);
-	if (!d || use_sh.sh_entsize == 0)
+	if (!d || use_sh->sh_entsize == 0)
 		return 0;
-	size_t n = d->d_size / use_sh.sh_entsize;
-	struct sym *syms = calloc(n ? n : 1, sizeof(*syms));
+	size_t n = d->d_size / use_sh->sh_entsize;
+	struct sym *syms = realloc(b->syms, (b->nsyms + n + 1) * sizeof(*syms));
 	if (!syms)
 		return -ENOMEM;
-	size_t k = 0;
+	b->syms = syms;
+	size_t k = b->nsyms;
 	for (size_t i = 0; i < n; i++) {
 		GElf_Sym s;
 		if (!gelf_getsym(d, (int)i, &s))
@@ -577,23 +585,56 @@ static int collect_syms(struct builder *b, Elf *elf)
 		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
 		    s.st_value == 0)
 			continue;
-		const char *name = elf_strptr(elf, use_sh.sh_link, s.st_name);
+		const char *name = elf_strptr(elf, use_sh->sh_link, s.st_name);
 		if (!name || !*name)
 			continue;
 		uint64_t hi = s.st_value + (s.st_size ? s.st_size : 1);
 		if (hi < s.st_value || !in_code(b, s.st_value, hi))
 			continue;
+		memset(&syms[k], 0, sizeof(syms[k]));
 		syms[k].addr = s.st_value;
 		syms[k].size = s.st_size;
 		syms[k].name = name;
 		syms[k].rank = sym_rank(&s, name);
 		k++;
 	}
-	if (k)
-		qsort(syms, k, sizeof(*syms), cmp_sym);
-	free(b->syms);
-	b->syms = syms;
 	b->nsyms = k;
+	return 0;
+}
+
+/* Function symbols of elf's .symtab (else .dynsym) into b->syms, sorted. */
+static int collect_syms(struct builder *b, Elf *elf)
+{
+	GElf_Shdr sh;
+	Elf_Scn *use = symtab_of(elf, true, &sh);
+	free(b->syms);
+	b->syms = NULL;
+	b->nsyms = 0;
+	if (!use)
+		return 0;
+	int r = append_syms(b, elf, use, &sh);
+	if (r == 0 && b->nsyms)
+		qsort(b->syms, b->nsyms, sizeof(*b->syms), cmp_sym);
+	return r;
+}
+
+/* MiniDebugInfo: the .symtab inside .gnu_debugdata joins what .dynsym has
+ * (it holds only the functions .dynsym lacks).  Used when there is no
+ * full .symtab; DWARF, when there is some, still names first. */
+static int add_minidebuginfo(struct builder *b, Elf *obj, struct err *e)
+{
+	int r = symz_minidebuginfo_open(obj, &b->mini_image, &b->mini_elf, e);
+	if (r <= 0)
+		return r;
+	GElf_Shdr sh;
+	Elf_Scn *scn = symtab_of(b->mini_elf, false, &sh);
+	if (!scn)
+		return err_set(e, EINVAL, ".gnu_debugdata: the ELF inside has no .symtab");
+	if (append_syms(b, b->mini_elf, scn, &sh) < 0)
+		return err_set(e, ENOMEM, "out of memory");
+	if (b->nsyms)
+		qsort(b->syms, b->nsyms, sizeof(*b->syms), cmp_sym);
+	b->stats->minidebuginfo = true;
 	return 0;
 }
 
@@ -1020,6 +1061,9 @@ static void builder_free(struct builder *b)
 	vec_free(&b->rows);
 	free(b->code);
 	free(b->syms);
+	if (b->mini_elf)
+		elf_end(b->mini_elf);
+	free(b->mini_image);
 }
 
 /* Executable sections of the object (section headers survive in debug files
@@ -1081,6 +1125,16 @@ static int build_index(struct elf_object *obj, struct elf_object *dbg, struct el
 	    (b.nsyms == 0 && collect_syms(&b, obj->elf))) {
 		r = err_set(e, ENOMEM, "out of memory");
 		goto out;
+	}
+	/* No full .symtab anywhere: MiniDebugInfo's, beside .dynsym. */
+	GElf_Shdr ignored_sh;
+	if (!symtab_of(obj->elf, false, &ignored_sh) &&
+	    !(dbg && dbg != obj && symtab_of(dbg->elf, false, &ignored_sh))) {
+		struct err me = {{0}};
+		if ((r = add_minidebuginfo(&b, obj->elf, &me)) < 0) {
+			r = err_set(e, -r, "%s: %s", obj->name, me.msg);
+			goto out;
+		}
 	}
 	if (dbg && !go_only) {
 		dw = dwarf_begin_elf(dbg->elf, DWARF_C_READ, NULL);
