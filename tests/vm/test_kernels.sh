@@ -51,7 +51,7 @@ run_kernel() {
 	fi
 }
 
-for suite in ${VM_SUITES:-bookworm}; do
+for suite in ${VM_SUITES:-bullseye bookworm bookworm-backports}; do
 	run_kernel "$suite"
 done
 finish
