@@ -36,7 +36,10 @@ vm_setup() {
 	VM_ARCH=${1:-${VM_ARCH:-amd64}}
 	case $VM_ARCH in
 	amd64)
-		VM_QEMU=qemu-system-x86_64 VM_MACHINE=q35 VM_CPU=max
+		# Without CMPXCHG16B: bookworm's qemu (7.2) emulates it wrongly
+		# often enough that 6.12's slab allocator double-faulted in half
+		# the boots; without it the kernel takes its fallback path.
+		VM_QEMU=qemu-system-x86_64 VM_MACHINE=q35 VM_CPU=max,-cx16
 		VM_CONSOLE=ttyS0 VM_FLAVOUR=cloud-amd64 ;;
 	arm64)
 		VM_QEMU=qemu-system-aarch64 VM_MACHINE=virt VM_CPU=max
@@ -122,6 +125,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
