@@ -146,6 +146,10 @@ poweroff -f
 INIT
 	chmod +x "$root/init"
 	local f l
+	# busybox-static needs nothing else; a dynamic busybox gets its libraries.
+	for l in $(vm_libs /bin/busybox); do
+		mkdir -p "$root$(dirname "$l")" && cp -L "$l" "$root$l"
+	done
 	for f in "$@"; do
 		[[ -e $f ]] || { echo "vm_initramfs: no $f" >&2; rm -rf "$root"; return 1; }
 		mkdir -p "$root$(dirname "$f")"

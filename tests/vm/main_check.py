@@ -6,9 +6,11 @@ usage: main_check.py BINARY LIB OUTPUT
 BINARY is the unstripped twin of the sampled program (same build-ID; strip
 keeps the note), LIB a shared library it calls.  Frames are named with nm's
 symbols (the oracle), a return address at address - 1.  Prints
-"with_main total through_lib through_handler": samples whose stack has main,
-all samples, samples with a frame in LIB, samples with a frame of the
-fixture's signal handler chain (handler_*)."""
+"with_main total through_lib through_handler in_kernel in_kernel_main":
+samples whose stack has main, all samples, samples with a frame in LIB,
+samples with a frame of the fixture's signal handler chain (handler_*),
+samples taken in the kernel (the user registers came from the task's
+saved pt_regs), and how many of those have main."""
 import bisect, subprocess, sys
 
 def build_id(path):
@@ -41,7 +43,7 @@ def main():
             return syms[i][2]
         return "?"
 
-    with_main = total = via_lib = via_handler = 0
+    with_main = total = via_lib = via_handler = in_kernel = in_kernel_main = 0
     for line in open(output):
         line = line.rstrip("\n")
         if not line:
@@ -49,7 +51,9 @@ def main():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         total += n
-        frames = [f for f in stack.split(";") if not f.startswith("[k]")]
+        all_frames = stack.split(";")
+        frames = [f for f in all_frames if not f.startswith("[k]")]
+        kernel = len(frames) != len(all_frames)
         names = set()
         for i, f in enumerate(frames):
             obj, _, addr = f.partition("+0x")
@@ -60,10 +64,14 @@ def main():
                 names.add(name(int(addr, 16) - (0 if leaf else 1)))
         if "main" in names:
             with_main += n
+            if kernel:
+                in_kernel_main += n
+        if kernel:
+            in_kernel += n
         if "[lib]" in names:
             via_lib += n
         if any(x.startswith("handler_") for x in names):
             via_handler += n
-    print(with_main, total, via_lib, via_handler)
+    print(with_main, total, via_lib, via_handler, in_kernel, in_kernel_main)
 
 main()

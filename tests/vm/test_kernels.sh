@@ -49,13 +49,20 @@ run_kernel() {
 		[[ $(printf '%s\n' "$k" 5.17 | sort -V | head -1) != 5.17 ]] && want="walk by tail calls"
 		grep -q "$want" "$out/mixed.err" && ok "vm_${k}_${want// /_}" ||
 			fail "vm_${k}_${want// /_}" "$(grep 'walk by' "$out/mixed.err")"
-		read main total lib handler < <(python3 "$TOP/tests/vm/main_check.py" "$D/deep" \
+		read main total lib handler kern kmain < <(python3 "$TOP/tests/vm/main_check.py" "$D/deep" \
 			"$D/libdeepfix.so" "$out/mixed.folded")
-		echo "# $k: $main of $total samples reach main, $lib through libdeepfix.so, $handler through the signal handler"
+		echo "# $k: $main of $total samples reach main, $lib through libdeepfix.so, $handler through the signal handler, $kmain of $kern taken in the kernel"
 		if enough "$main" "$total" && [[ $lib -gt 0 && $handler -gt 0 ]]; then
 			ok "vm_${k}_unwind_to_main"
 		else
 			fail "vm_${k}_unwind_to_main" "$main of $total samples reach main ($lib via the library, $handler via the handler)"
+		fi
+		# Samples taken in a syscall start from the registers saved on
+		# kernel entry (bpf_task_pt_regs, or the kernel stack on 5.10).
+		if [[ $kern -gt 0 && $(( kmain * 100 )) -ge $(( kern * 99 )) ]]; then
+			ok "vm_${k}_in_kernel_samples_to_main"
+		else
+			fail "vm_${k}_in_kernel_samples_to_main" "$kmain of $kern in-kernel samples reach main"
 		fi
 	fi
 	check_agent "$k" "$out"
