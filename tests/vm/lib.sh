@@ -68,14 +68,25 @@ vm_mirror() {
 
 # vm_apt SUITE ARGS...: apt-get/apt-cache against SUITE only.
 vm_apt_opts() {
-	local dir=$VM_CACHE/apt/$1
+	local dir=$VM_CACHE/apt/$VM_ARCH/$1
 	echo "-o Dir::Etc::sourcelist=$dir/sources.list -o Dir::Etc::sourceparts=-" \
 	     "-o Dir::State::Lists=$dir/lists -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=" \
 	     "-o APT::Architecture=$VM_ARCH -o APT::Architectures::=$VM_ARCH -o Debug::NoLocking=0"
 }
 
 vm_kernel() {
-	local suite=$1 dir=$VM_CACHE/apt/$1 kdir
+	mkdir -p "$VM_CACHE" || return 1
+	# One fetch at a time (the suite and its SAN twin, other checkouts).
+	local lock rc
+	exec {lock}>"$VM_CACHE/lock" && flock "$lock"
+	vm_kernel_locked "$1"
+	rc=$?
+	exec {lock}>&-
+	return $rc
+}
+
+vm_kernel_locked() {
+	local suite=$1 dir=$VM_CACHE/apt/$VM_ARCH/$1 kdir
 	mkdir -p "$dir/lists/partial" || return 1
 	if [[ ! -s $dir/sources.list ]]; then
 		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(vm_mirror) $suite main" \
@@ -96,8 +107,8 @@ vm_kernel() {
 		( cd "$tmp" && apt-get $(vm_apt_opts "$suite") -qq download "$pkg-unsigned" 2>/dev/null ||
 			apt-get $(vm_apt_opts "$suite") -qq download "$pkg" ) >&2 &&
 		dpkg-deb -x "$tmp"/*.deb "$tmp/x" &&
-		mkdir -p "$kdir" && cp "$tmp"/x/boot/vmlinuz-* "$kdir/vmlinuz" &&
-		cp "$tmp"/x/boot/config-* "$kdir/config" 2>/dev/null
+		mkdir -p "$kdir" && cp "$tmp"/x/boot/config-* "$kdir/config" &&
+		cp "$tmp"/x/boot/vmlinuz-* "$kdir/vmlinuz.tmp" && mv "$kdir/vmlinuz.tmp" "$kdir/vmlinuz"
 		local rc=$?
 		rm -rf "$tmp"
 		[[ $rc == 0 ]] || { echo "vm_kernel: cannot fetch $pkg" >&2; return 1; }
