@@ -40,10 +40,10 @@ vm_setup() {
 		# often enough that 6.12's slab allocator double-faulted in half
 		# the boots; without it the kernel takes its fallback path.
 		VM_QEMU=qemu-system-x86_64 VM_MACHINE=q35 VM_CPU=max,-cx16
-		VM_CONSOLE=ttyS0 VM_FLAVOUR=cloud-amd64 ;;
+		VM_CONSOLE=ttyS0 VM_FLAVOUR=cloud-amd64 VM_TRIPLET=x86_64-linux-gnu ;;
 	arm64)
 		VM_QEMU=qemu-system-aarch64 VM_MACHINE=virt VM_CPU=max
-		VM_CONSOLE=ttyAMA0 VM_FLAVOUR=cloud-arm64 ;;
+		VM_CONSOLE=ttyAMA0 VM_FLAVOUR=cloud-arm64 VM_TRIPLET=aarch64-linux-gnu ;;
 	*) echo "vm_setup: unknown architecture $VM_ARCH" >&2; return 1 ;;
 	esac
 }
@@ -116,9 +116,31 @@ vm_kernel_locked() {
 	VM_KERNEL=$kdir/vmlinuz
 }
 
-# The ELF interpreter and the shared libraries a program loads.
+# The ELF interpreter and the shared libraries a program loads, found the
+# way ld.so would (RUNPATH with $ORIGIN, then the multiarch directories of
+# VM_TRIPLET), from readelf alone: no need to run the program, so it works
+# for a foreign architecture's binaries too (multiarch libraries on the host).
 vm_libs() {
-	ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}'
+	local todo=("$1") seen=" " f n d found origin
+	readelf -lW "$1" 2>/dev/null | sed -n 's/.*program interpreter: \(.*\)]/\1/p'
+	while [[ ${#todo[@]} -gt 0 ]]; do
+		f=${todo[0]}; todo=("${todo[@]:1}")
+		origin=$(dirname "$f")
+		local dirs
+		dirs=$(readelf -dW "$f" 2>/dev/null | sed -n 's/.*(R\(UN\)\{0,1\}PATH).*\[\(.*\)\]/\2/p' |
+			tr ':' '\n' | sed "s|\$ORIGIN|$origin|; s|\${ORIGIN}|$origin|")
+		for n in $(readelf -dW "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+			[[ $seen == *" $n "* ]] && continue
+			seen+="$n "
+			found=
+			for d in $dirs /lib/$VM_TRIPLET /usr/lib/$VM_TRIPLET /lib /usr/lib; do
+				[[ -e $d/$n ]] && { found=$d/$n; break; }
+			done
+			[[ -z $found ]] && { echo "vm_libs: $f needs $n, not found" >&2; continue; }
+			echo "$found"
+			todo+=("$found")
+		done
+	done
 }
 
 vm_initramfs() {
