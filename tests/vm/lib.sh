@@ -17,10 +17,11 @@
 #                               one of them is newer than OUT
 #   vm_boot KERNEL INITRD SCRIPT OUTDIR [CMDLINE...]
 #                               boot, run SCRIPT as root inside (cwd /out,
-#                               env FIXTURES BIN), copy /out back to OUTDIR;
-#                               the script's stdout is OUTDIR/console.log's
-#                               tail.  Returns the script's exit status, or
-#                               125 when the VM did not report one.
+#                               env BIN FIXTURES TOP), copy /out back to
+#                               OUTDIR (with its stdout and stderr files;
+#                               the serial console in console.txt).  Returns
+#                               the script's exit status, or 125 when the VM
+#                               gave none (VM_BOOT_WHY says what it printed).
 #
 # Kernels come from the Debian mirror configured in /etc/apt (a private
 # sources list and lists directory: the system's apt state is untouched) and
