@@ -27,11 +27,18 @@ i=0
 while [ $i -lt 100 ] && ! wget -q -O /dev/null $URL/buildid/$SPIN_ID/unwind; do
 	sleep 0.1; i=$((i + 1))
 done
-# (The agent takes a second or two to start on an emulated CPU.)
-sh -c "sleep 3; $A/spin 4 >/dev/null; true" & parent=$!
+# The shell forks spin once the agent says it has started (seconds on an
+# emulated CPU, more under ASan).
+sh -c "while ! [ -e /tmp/go ]; do sleep 0.1; done; $A/spin 4 >/dev/null; true" & parent=$!
 $BIN/profiler-agent --server $URL --pid $parent --no-upload --output agent.out \
-	--cache-dir /tmp/agent-cache --frequency 199 --interval 1 --duration 6 \
-	--stats-file agent.json 2>agent.err
+	--cache-dir /tmp/agent-cache --frequency 199 --interval 1 --duration 30 \
+	--stats-file agent.json 2>agent.err & agent=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q 'started' agent.err && kill -0 $agent 2>/dev/null; do
+	sleep 0.1; i=$((i + 1))
+done
+touch /tmp/go
+wait $agent
 echo "profiler-agent status $?"
 wait $parent
 kill $dil
