@@ -55,6 +55,9 @@ DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf 
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
+# The VM harness (tests/vm/): Debian kernels booted under qemu from a busybox
+# initramfs.
+DEB_TEST += qemu-system-x86 busybox-static cpio
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
