@@ -44,16 +44,20 @@ all:
 # Building and running the programs (make deps; all that make run needs).
 DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod-dev \
     libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libbpf-dev bpftool \
-    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev
+    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev liblzma-dev
 # Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
 # (make deps-test, which make test, make bench and make demo run first).
 DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
     binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
-    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light postgresql-15
+    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light \
+    openjdk-17-jdk-headless rustc xz-utils postgresql-15
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
+# The VM harness (tests/vm/): Debian kernels booted under qemu from a busybox
+# initramfs.
+DEB_TEST += qemu-system-x86 busybox-static cpio
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
@@ -71,8 +75,18 @@ endef
 deps:
 	$(call install_debs,deps,$(DEB_BUILD))
 
+# npm packages only the tests use, under build/tools/npm (never in the git
+# tree): rustc-demangle, built to WebAssembly, as the Rust demangling oracle
+# (tests/symbolizer/test_demangle.sh; skipped where npm is missing).
+NPM_TEST := gecko-profiler-demangle@0.4.0
+
 deps-test: deps
 	$(call install_debs,deps-test,$(DEB_TEST))
+	@if [ -d build/tools/npm/node_modules/gecko-profiler-demangle ]; then :; \
+	elif command -v npm >/dev/null; then mkdir -p build/tools/npm && \
+	    npm install --prefix build/tools/npm --no-audit --no-fund $(NPM_TEST) >/dev/null || \
+	    echo "deps-test: npm install $(NPM_TEST) failed; its tests will skip" >&2; \
+	else echo "deps-test: no npm; the tests that use $(NPM_TEST) will skip" >&2; fi
 
 # --- shared compile rule ---
 $(OBJ)/%.o: %.c

@@ -38,6 +38,9 @@ struct fde {
 	const uint8_t *insns;
 	size_t insns_len;
 	uint8_t from_debug_frame;
+	/* Not CFI: 1 + the index of a Go function whose rows come from
+	 * .gopclntab (go_rows.h); 0 for a real FDE. */
+	uint32_t go_func;
 };
 
 /* Parse every CIE and FDE of a section, appending to the vectors

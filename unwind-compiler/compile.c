@@ -7,6 +7,7 @@
  * an END entry. */
 #include "unwind-compiler/unwind_compiler.h"
 #include "unwind-compiler/cfi.h"
+#include "unwind-compiler/go_rows.h"
 
 #include <dwarf.h>
 #include <errno.h>
@@ -47,6 +48,7 @@ struct builder {
 	uint64_t covered_end;          /* end of the last FDE emitted */
 	struct code_range code[64];
 	size_t ncode;
+	const struct go_pclntab *go; /* for pseudo-FDEs of Go functions */
 	struct err *e;
 };
 
@@ -270,6 +272,14 @@ static int on_row(void *arg, uint64_t pc, uint64_t end, const struct cfi_row_sta
 	return emit(b, pc, &r);
 }
 
+static int go_emit(void *arg, uint64_t pc, const struct unwind_rule *r)
+{
+	struct builder *b = arg;
+	if (r->cfa_type == UNWIND_CFA_UNSUPPORTED)
+		b->unsupported_rows++;
+	return emit(b, pc, r);
+}
+
 static const struct code_range *code_at(const struct builder *b, uint64_t addr)
 {
 	for (size_t i = 0; i < b->ncode; i++)
@@ -481,7 +491,8 @@ static int build(struct builder *b, struct fde *fdes, size_t n, struct err *e)
 				return rc;
 		}
 		b->fde = f;
-		int rc = cfi_run_fde(f, on_row, b, e);
+		int rc = f->go_func ? go_func_rows(b->go, f->go_func - 1, go_emit, b, &b->cfi_rows, e)
+				    : cfi_run_fde(f, on_row, b, e);
 		if (rc) {
 			char msg[sizeof(e->msg)];
 			snprintf(msg, sizeof(msg), "%s", e->msg);
@@ -586,6 +597,7 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 	vec_init(&cies, sizeof(struct cie));
 	vec_init(&fdes, sizeof(struct fde));
 	struct section eh = {0}, df = {0};
+	struct go_pclntab go;
 	uint32_t flags = 0;
 	if (opt->max_decompressed)
 		o->max_decompressed = opt->max_decompressed;
@@ -610,13 +622,27 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 		if (fdes.len > n_eh)
 			flags |= UNWIND_TABLE_F_DEBUG_FRAME;
 	}
+	for (size_t i = 0; i < fdes.len; i++)
+		VEC_AT(&fdes, struct fde, i).cie = &VEC_AT(&cies, struct cie,
+							    VEC_AT(&fdes, struct fde, i).cie_index);
+	/* Go code: rows from .gopclntab replace whatever CFI covers it. */
+	rc = go_pclntab_open_elf(&go, o, e);
+	if (rc == 0) {
+		size_t ngo = 0;
+		if ((rc = go_add_funcs(&go, &fdes, &ngo, e)))
+			goto out;
+		b->go = &go;
+		if (ngo)
+			flags |= UNWIND_TABLE_F_GOPCLNTAB;
+	} else if (rc != -ENODATA) {
+		goto out;
+	}
+	rc = 0;
 	if (fdes.len == 0) {
-		rc = err_set(e, ENODATA, "no call-frame information (no FDE in .eh_frame or .debug_frame)");
+		rc = err_set(e, ENODATA, "no call-frame information (no FDE in .eh_frame or .debug_frame, no .gopclntab)");
 		goto out;
 	}
 	struct fde *f = fdes.data;
-	for (size_t i = 0; i < fdes.len; i++)
-		f[i].cie = &VEC_AT(&cies, struct cie, f[i].cie_index);
 	qsort(f, fdes.len, sizeof(*f), cmp_fde);
 	size_t n = merge_sources(f, fdes.len);
 	if (n < fdes.len && n_eh == n)

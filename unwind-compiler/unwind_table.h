@@ -151,6 +151,7 @@ struct unwind_table_header {
 /* Flags. */
 #define UNWIND_TABLE_F_EH_FRAME    0x1 /* rows from .eh_frame */
 #define UNWIND_TABLE_F_DEBUG_FRAME 0x2 /* rows from .debug_frame */
+#define UNWIND_TABLE_F_GOPCLNTAB   0x4 /* rows from Go's .gopclntab SP deltas */
 
 /* Sizes are part of the format: BPF and user space must agree. */
 _Static_assert(sizeof(struct unwind_rule) == 12, "unwind_rule is 12 bytes");
