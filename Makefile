@@ -47,7 +47,7 @@ DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod
     zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev
 # Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
 # (make deps-test, which make test, make bench and make demo run first).
-DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
+DEB_TEST := llvm llvm-19 qemu-user gcc-aarch64-linux-gnu libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
     binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
     python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light

@@ -60,6 +60,11 @@ struct unwind_view {
 	const uint8_t *entries;
 };
 int unwind_table_open(struct unwind_view *v, const void *data, size_t size, struct err *e);
+/* unwind_table_open, and refuse (-ENOEXEC, saying both) a table whose header
+ * names another architecture than arch (UNWIND_ARCH_*): every consumer that
+ * walks with a table knows which architecture it walks. */
+int unwind_table_open_arch(struct unwind_view *v, const void *data, size_t size, uint16_t arch,
+			   struct err *e);
 
 /* The rule in force at file address pc, or NULL where the table has no row
  * (outside every page, or before the first entry).  *start and *end (either
@@ -69,8 +74,10 @@ const struct unwind_rule *unwind_table_lookup(const struct unwind_view *v, uint6
 
 /* Print one row per line in address order (docs/unwind-table-format.md). */
 void unwind_table_dump(const struct unwind_view *v, FILE *out);
-/* Format a rule in the dump notation ("CFA=RSP+16: RBP=[CFA-16]: RIP=[CFA-8]"). */
-void unwind_rule_format(const struct unwind_rule *r, char *buf, size_t size);
+/* Format a rule of a table of architecture arch (UNWIND_ARCH_*) in the dump
+ * notation: "CFA=RSP+16: RBP=[CFA-16]: RIP=[CFA-8]" on x86-64,
+ * "CFA=SP+48: X29=[CFA-48]: X30=[CFA-40]" on aarch64. */
+void unwind_rule_format(const struct unwind_rule *r, uint16_t arch, char *buf, size_t size);
 
 /* Compare every row of the table with libdw's dwarf_cfi_addrframe for the
  * same object.  Prints each difference (at most max_report) to `report`;
