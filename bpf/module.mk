@@ -17,7 +17,7 @@ $(BPF_GEN)/vmlinux.h:
 	@mkdir -p $(@D)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(BPF_GEN)/sampler.bpf.o: bpf/sampler.bpf.c bpf/walker.c bpf/sampler.h \
+$(BPF_GEN)/sampler.bpf.o: bpf/sampler.bpf.c bpf/walker.c bpf/walker_arm64.c bpf/sampler.h \
 		unwind-compiler/unwind_table.h $(BPF_GEN)/vmlinux.h
 	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BPF_GEN) -I. \
 	    -Wall -Wno-unused-function -c $< -o $@
