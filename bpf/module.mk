@@ -4,7 +4,7 @@
 # $(BUILD)/bpf: never committed.
 BPF_GEN        := $(BUILD)/bpf
 BPF_CLANG      ?= clang
-BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c
+BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/core.c
 BPF_LIB_OBJS   := $(BPF_LIB_SRCS:%.c=$(OBJ)/%.o)
 BPF_LIB        := $(LIB)/libsampler.a
 BPF_LDLIBS     := -lbpf -ldw

@@ -10,7 +10,7 @@ set -euo pipefail
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 DIR=${1:-${ARM64_ROOT:-$TOP/build/arm64}}
 PKGS=(libc6 libc6-dbg libstdc++6 libgcc-s1 lua5.4 liblua5.4-0 python3.11-minimal
-      libpython3.11-minimal zlib1g libexpat1 coreutils libssl3)
+      libpython3.11-minimal zlib1g libexpat1 coreutils libssl3 libreadline8 libtinfo6)
 if [[ -f $DIR/.complete ]]; then echo "$DIR/root"; exit 0; fi
 mkdir -p "$DIR/apt/lists/partial" "$DIR/apt/cache/archives/partial" "$DIR/debs" "$DIR/root"
 # The system's Debian sources only (other repositories carry no arm64 we use).

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Compare `unwind-sample --core` with `eu-stack --core` (libdwfl), thread by
+thread, frame for frame.
+
+  core_compare.py UNWIND-SAMPLE MANIFEST [--min PERCENT] [--verbose]
+
+MANIFEST lines: "CORE EXE SYSROOT" (SYSROOT "-" for none), as
+make_core_corpus.sh writes them.  Both tools list threads in the core's note
+order.  A frame is compared as (build-ID, file address): eu-stack -b prints
+each frame's module start and build-ID, -l the module's file, whose lowest
+PT_LOAD address gives the load bias.  Exit 0 when, on each architecture,
+at least --min percent of threads (default 99.5) are equal.
+"""
+import collections
+import re
+import struct
+import subprocess
+import sys
+
+
+def min_vaddr(path, cache={}):
+    if path not in cache:
+        v = 0
+        try:
+            with open(path, "rb") as f:
+                h = f.read(64)
+                phoff, = struct.unpack_from("<Q", h, 32)
+                phentsize, phnum = struct.unpack_from("<HH", h, 54)
+                f.seek(phoff)
+                ph = f.read(phentsize * phnum)
+            loads = [struct.unpack_from("<IIQQ", ph, i * phentsize) for i in range(phnum)]
+            vs = [p[3] for p in loads if p[0] == 1]
+            v = min(vs) & ~0xfff if vs else 0
+        except (OSError, struct.error):
+            pass
+        cache[path] = v
+    return cache[path]
+
+
+def eu_stack(core, exe):
+    args = ["eu-stack", "--core=" + core, "-n", "256"]
+    if exe != "-":
+        args += ["-e", exe]
+    mods = {}
+    out = subprocess.run(args + ["-l"], capture_output=True, text=True).stdout.splitlines()
+    for i, line in enumerate(out):
+        m = re.match(r"0x([0-9a-f]+)-0x[0-9a-f]+ ", line)
+        if m and i + 2 < len(out):
+            bid = re.search(r"\[([0-9a-f]+)\]", out[i + 1])
+            path = out[i + 2].strip() if out[i + 2].startswith("  /") else None
+            if bid and path:
+                mods[(bid.group(1), int(m.group(1), 16))] = path
+    threads = []
+    frame_pc = None
+    for line in subprocess.run(args + ["-b"], capture_output=True, text=True).stdout.splitlines():
+        if re.match(r"TID \d+:", line):
+            threads.append([])
+            continue
+        m = re.match(r"#\d+\s+0x([0-9a-f]+)", line)
+        if m and threads:
+            frame_pc = int(m.group(1), 16)
+            threads[-1].append(("", frame_pc))
+            continue
+        m = re.match(r"\s+\[([0-9a-f]+)\]@0x([0-9a-f]+)\+0x[0-9a-f]+", line)
+        if m and threads and frame_pc is not None:
+            bid, start = m.group(1), int(m.group(2), 16)
+            path = mods.get((bid, start))
+            bias = start - min_vaddr(path) if path else start
+            threads[-1][-1] = (bid, frame_pc - bias)
+    return threads
+
+
+def ours(tool, core, sysroot):
+    args = [tool, "--core", core] + (["--sysroot", sysroot] if sysroot != "-" else [])
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.strip()))
+    threads = []
+    for line in r.stdout.splitlines():
+        stack = line.rsplit(" ", 1)[0]
+        frames = []
+        for f in stack.split(";"):
+            if f.startswith("[truncated:") or f == "[empty]":
+                continue
+            m = re.fullmatch(r"([0-9a-f]+)\+0x([0-9a-f]+)", f)
+            frames.append((m.group(1), int(m.group(2), 16)) if m else ("", int(f, 16) if f.startswith("0x") else -1))
+        threads.append(list(reversed(frames)))
+    return threads
+
+
+def main():
+    tool, manifest = sys.argv[1], sys.argv[2]
+    minimum = float(sys.argv[sys.argv.index("--min") + 1]) if "--min" in sys.argv else 99.5
+    verbose = "--verbose" in sys.argv
+    total, equal = collections.Counter(), collections.Counter()
+    classes = collections.Counter()
+    for line in open(manifest):
+        core, exe, sysroot = line.split()
+        arch = "aarch64" if "/a64-" in core else "x86-64"
+        with open(core, "rb") as f:
+            machine = struct.unpack_from("<H", f.read(20), 18)[0]
+        if machine != (183 if arch == "aarch64" else 62):
+            print("%s: e_machine %d, not an %s core" % (core, machine, arch))
+            return 1
+        theirs = eu_stack(core, exe)
+        mine = ours(tool, core, sysroot)
+        if len(theirs) != len(mine):
+            print("%s: eu-stack lists %d threads, we %d" % (core, len(theirs), len(mine)))
+        for i, (a, b) in enumerate(zip(mine, theirs)):
+            total[arch] += 1
+            if a == b:
+                equal[arch] += 1
+                continue
+            k = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
+            if k == min(len(a), len(b)):
+                why = "we stop earlier" if len(a) < len(b) else "we go further"
+            else:
+                why = "frame %s differs" % ("0 (leaf)" if k == 0 else "1" if k == 1 else ">1")
+            classes[(arch, why)] += 1
+            if verbose:
+                print("%s thread %d: %s at frame %d of %d/%d" % (core, i, why, k, len(a), len(b)))
+                print("   ours:     %s" % " ".join("%s+%x" % (f[0][:8], f[1]) for f in a[max(0, k - 2):k + 3]))
+                print("   eu-stack: %s" % " ".join("%s+%x" % (f[0][:8], f[1]) for f in b[max(0, k - 2):k + 3]))
+    status = 0
+    for arch in sorted(total):
+        pct = 100.0 * equal[arch] / total[arch]
+        print("%s: %d of %d threads equal to eu-stack frame for frame (%.2f%%)" %
+              (arch, equal[arch], total[arch], pct))
+        if pct < minimum:
+            status = 1
+    for (arch, why), n in sorted(classes.items()):
+        print("  %s: %d threads: %s" % (arch, n, why))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
