@@ -76,12 +76,12 @@ def eu_stack(core, exe):
 
 
 def fallback_repeat(ours, theirs):
-    """From where the listings part, eu-stack lists a frame twice in a row
-    that we do not (see the module's comment)."""
-    k0 = next((j for j in range(min(len(ours), len(theirs))) if ours[j] != theirs[j]),
-              min(len(ours), len(theirs)))
-    return any(theirs[k] == theirs[k + 1] and (k + 1 >= len(ours) or ours[k + 1] != theirs[k + 1])
-               for k in range(max(k0 - 1, 0), len(theirs) - 1))
+    """Where the listings part (and both go on), eu-stack lists a frame twice
+    in a row (see the module's comment)."""
+    k = next((j for j in range(min(len(ours), len(theirs))) if ours[j] != theirs[j]), None)
+    if k is None:
+        return False
+    return (k > 0 and theirs[k] == theirs[k - 1]) or (k + 1 < len(theirs) and theirs[k + 1] == theirs[k])
 
 
 def ours(tool, core, sysroot):
