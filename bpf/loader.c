@@ -422,6 +422,9 @@ static int add_opened(struct sampler_loader *ld, struct elf_object *elf, const c
 		 * is walked by frame pointers, and the refusal is counted. */
 		ld->refusals++;
 		snprintf(ce.msg, sizeof(ce.msg), "%s", le.msg);
+	} else if (rc < 0 && le.msg[0]) {
+		/* A table the loader would not take (another architecture). */
+		snprintf(ce.msg, sizeof(ce.msg), "%s", le.msg);
 	}
 	if (!o->has_table) {
 		/* No CFI: frames in this object are walked by frame pointers. */

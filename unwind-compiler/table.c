@@ -135,19 +135,6 @@ int unwind_table_open(struct unwind_view *v, const void *data, size_t size, stru
 	return 0;
 }
 
-int unwind_table_open_arch(struct unwind_view *v, const void *data, size_t size, uint16_t arch,
-			   struct err *e)
-{
-	int rc = unwind_table_open(v, data, size, e);
-	if (rc == 0 && v->hdr->arch != arch) {
-		rc = err_set(e, ENOEXEC, "unwind table: made for architecture %u (%s), wanted %u (%s)",
-			     v->hdr->arch, v->hdr->arch == UNWIND_ARCH_AARCH64 ? "aarch64" : "x86-64",
-			     arch, arch == UNWIND_ARCH_AARCH64 ? "aarch64" : "x86-64");
-		memset(v, 0, sizeof(*v));
-	}
-	return rc;
-}
-
 static uint64_t entry_pc(const struct unwind_view *v, uint32_t page, uint32_t i)
 {
 	return v->hdr->base + ((uint64_t)page << UNWIND_PAGE_SHIFT) +

@@ -60,11 +60,6 @@ struct unwind_view {
 	const uint8_t *entries;
 };
 int unwind_table_open(struct unwind_view *v, const void *data, size_t size, struct err *e);
-/* unwind_table_open, and refuse (-ENOEXEC, saying both) a table whose header
- * names another architecture than arch (UNWIND_ARCH_*): every consumer that
- * walks with a table knows which architecture it walks. */
-int unwind_table_open_arch(struct unwind_view *v, const void *data, size_t size, uint16_t arch,
-			   struct err *e);
 
 /* The rule in force at file address pc, or NULL where the table has no row
  * (outside every page, or before the first entry).  *start and *end (either
