@@ -54,6 +54,9 @@ DEB_TEST := llvm llvm-19 qemu-user gcc-aarch64-linux-gnu libclang-rt-14-dev elfu
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
+# The VM harness (tests/vm/): Debian kernels booted under qemu from a busybox
+# initramfs.
+DEB_TEST += qemu-system-x86 busybox-static cpio
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.

@@ -24,6 +24,7 @@
 
 #include "agent-hooks/agent_hooks.h"
 #include "agent-hooks/lifecycle.h"
+#include "bpf/features.h"
 #include "common/proc.h"
 
 #define MS 1000000ull
@@ -587,6 +588,14 @@ static bool any_alive(struct agent *a)
 
 int agent_run(const struct agent_options *o, volatile int *stop, struct err *e)
 {
+	/* A kernel that cannot run the BPF programs: one line naming what it
+	 * lacks (main prints e), and nothing started. */
+	struct bpf_features feat;
+	int frc = bpf_features_sampler(&feat, e);
+	if (frc == 0)
+		frc = bpf_features_lifecycle(e);
+	if (frc < 0)
+		return frc;
 	struct agent a;
 	memset(&a, 0, sizeof(a));
 	a.o = o;

@@ -222,6 +222,8 @@ int sampler_bpf_counters(struct sampler_bpf *s, uint64_t out[SAMPLER_COUNTERS], 
 uint64_t sampler_bpf_map_memory(struct sampler_bpf *s, FILE *detail);
 /* The kernel's run-time statistics of the program (kernel.bpf_stats_enabled). */
 int sampler_bpf_run_stats(struct sampler_bpf *s, uint64_t *run_ns, uint64_t *run_cnt);
+/* How this kernel's sampler walks ("bpf_loop, …" or "tail calls, …"). */
+const char *sampler_bpf_walk(const struct sampler_bpf *s);
 void sampler_bpf_close(struct sampler_bpf *s);
 
 #endif

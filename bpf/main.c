@@ -324,6 +324,8 @@ static void print_stats(struct sampler_bpf *s, struct sampler_loader *ld, int st
 	fprintf(stderr, "; %" PRIu64 " frames, %" PRIu64 " by frame pointer, %" PRIu64
 			" signal frames, %" PRIu64 " ring-buffer drops\n",
 		cnt[CNT_FRAMES], cnt[CNT_FP_STEPS], cnt[CNT_SIGNAL_FRAMES], cnt[CNT_RB_DROPS]);
+	if (detail)
+		fprintf(stderr, "unwind-sample: walk by %s\n", sampler_bpf_walk(s));
 	uint64_t mem = sampler_bpf_map_memory(s, detail ? stderr : NULL);
 	fprintf(stderr,
 		"unwind-sample: map memory %" PRIu64 " bytes; %zu objects, %u rules, %u pages, "

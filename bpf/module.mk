@@ -4,7 +4,7 @@
 # $(BUILD)/bpf: never committed.
 BPF_GEN        := $(BUILD)/bpf
 BPF_CLANG      ?= clang
-BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/core.c
+BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/features.c bpf/core.c
 BPF_LIB_OBJS   := $(BPF_LIB_SRCS:%.c=$(OBJ)/%.o)
 BPF_LIB        := $(LIB)/libsampler.a
 BPF_LDLIBS     := -lbpf -ldw
@@ -42,7 +42,8 @@ $(BIN)/unwind-sample: $(OBJ)/bpf/main.o $(BPF_LIB) $(SYMZ_LIB) $(UNWIND_LIB) $(C
 # pointer twin) linked to a shared library, all -O2.
 BPF_FIX        := $(BUILD)/fixtures/bpf
 BPF_FIX_CFLAGS := -O2 -g -fomit-frame-pointer -Wno-unused-parameter
-FIXTURES       += $(BPF_FIX)/deep $(BPF_FIX)/deep-fp $(BPF_FIX)/libdeepfix.so
+FIXTURES       += $(BPF_FIX)/deep $(BPF_FIX)/deep-fp $(BPF_FIX)/libdeepfix.so \
+                  $(BPF_FIX)/deep-stripped
 
 $(BPF_FIX)/libdeepfix.so: tests/fixtures/bpf/deep_lib.c tests/fixtures/bpf/deep.h
 	@mkdir -p $(@D)
@@ -55,3 +56,8 @@ $(BPF_FIX)/deep-fp: tests/fixtures/bpf/deep.c tests/fixtures/bpf/deep.h $(BPF_FI
 	$(CC) -O2 -g -fno-omit-frame-pointer -Wl,--build-id -o $@ $< -L$(BPF_FIX) -ldeepfix \
 	    -Wl,-rpath,'$$ORIGIN'
 
+
+# The VM matrix (tests/vm/) samples the stripped copy: tables from .eh_frame
+# only; the symbols stay in deep (same build-ID) for the oracle.
+$(BPF_FIX)/deep-stripped: $(BPF_FIX)/deep
+	strip -o $@ $<

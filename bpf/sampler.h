@@ -31,6 +31,13 @@
  * aarch64 0..32 (X0..X30, SP = 31, PC = 32). */
 #define SAMPLER_REGS         UNWIND_A64_NREGS
 
+/* Without bpf_loop (kernels before 5.17) the walk is a chain of programs
+ * joined by tail calls, each unwinding this many frames in a bounded loop;
+ * a chain has at most 33 programs (the kernel's tail-call limit, 32 on 5.10,
+ * plus the first), so 33 * 8 >= SAMPLER_MAX_FRAMES. */
+#define SAMPLER_CHAIN_FRAMES 8
+#define SAMPLER_CHAIN_PROGS  33
+
 #define ENTRY_BLOCK_ENTRIES  1024
 #define ENTRY_BLOCK_BYTES    (ENTRY_BLOCK_ENTRIES * UNWIND_ENTRY_SIZE)
 
@@ -176,5 +183,7 @@ _Static_assert(sizeof(struct sample_record) == 32 + 8 * 128 + 16 * 256, "sample_
 _Static_assert(sizeof(struct walk_regs) == 8 * 33 + 16 + 32, "walk_regs layout");
 _Static_assert(sizeof(struct sampler_scratch) <= 32768, "per-CPU value limit is 32 KiB");
 _Static_assert((SAMPLER_MAX_FRAMES & (SAMPLER_MAX_FRAMES - 1)) == 0, "power of two");
+_Static_assert(SAMPLER_CHAIN_FRAMES * SAMPLER_CHAIN_PROGS >= SAMPLER_MAX_FRAMES,
+	       "a tail-call chain walks every frame a record holds");
 
 #endif
