@@ -37,7 +37,7 @@ DEPFILES    :=
 # Keep intermediate objects: no "rm …" after the suite's closing line.
 .SECONDARY:
 
-.PHONY: all deps deps-test test test-fast bench run demo clean install fixtures fuzz
+.PHONY: all deps deps-test test test-fast bench run demo clean install fixtures fuzz test-arm64-vm
 all:
 
 # --- Debian packages ---
@@ -57,6 +57,8 @@ DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
 # The VM harness (tests/vm/): Debian kernels booted under qemu from a busybox
 # initramfs.
 DEB_TEST += qemu-system-x86 busybox-static cpio
+# The live arm64 run (make test-arm64-vm).
+DEB_TEST += qemu-system-arm
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
@@ -106,6 +108,13 @@ test: deps-test
 bench: deps-test
 	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) tests/bench/run
+
+# The live arm64 run alone: Debian's arm64 kernel under qemu-system-aarch64
+# with a static arm64 unwind-sample (tests/vm/test_arm64_vm.sh; make test
+# runs it too).
+test-arm64-vm: deps-test
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/run test_arm64_vm
 
 run: all
 	@mkdir -p var

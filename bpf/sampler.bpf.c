@@ -186,6 +186,9 @@ static long walk_frame(__u32 i, void *ctx)
 /* user_pt_regs: regs[31], sp, pc (DWARF X0..X30, SP = 31, PC = 32). */
 static __always_inline void regs_from_pt(struct walk_regs *w, struct pt_regs *r)
 {
+	/* Unrolled: r may be the perf event's context, which the verifier
+	 * lets us read only at constant offsets. */
+#pragma unroll
 	for (int i = 0; i < 31; i++)
 		w->r[i] = r->regs[i];
 	w->r[UNWIND_A64_SP] = r->sp;

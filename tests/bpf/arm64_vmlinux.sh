@@ -2,25 +2,24 @@
 # vmlinux.h of Debian's arm64 kernel, for compiling the BPF programs with
 # __TARGET_ARCH_arm64 on this x86-64 machine: linux-image-arm64's kernel
 # (apt-get download through tests/lib/arm64_root.sh's private apt state) is
-# a gzip'ed Image whose .BTF blob we find by its header (magic 0xeb9f,
+# an Image whose .BTF blob we find by its header (magic 0xeb9f,
 # version 1, 24-byte header, types then strings) and give to bpftool.
 #   tests/bpf/arm64_vmlinux.sh OUT.h
 set -euo pipefail
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 out=$1
-DIR=${ARM64_ROOT:-$TOP/build/arm64}
-"$TOP/tests/lib/arm64_root.sh" >/dev/null
-APT=(-o APT::Architecture=arm64 -o APT::Architectures::=arm64
-     -o "Dir::Etc::SourceList=$DIR/apt/sources.list" -o "Dir::Etc::SourceParts=$DIR/apt/sources.list.d"
-     -o "Dir::State::Lists=$DIR/apt/lists" -o Dir::State::Status=/dev/null
-     -o "Dir::Cache=$DIR/apt/cache" -o Debug::NoLocking=1 -qq)
-K=$DIR/kernel
-mkdir -p "$K"
+K=${ARM64_ROOT:-$TOP/build/arm64}/kernel
 if [[ ! -f $K/vmlinux.btf ]]; then
-	pkg=$(apt-cache "${APT[@]}" depends linux-image-arm64 | awk '/Depends: linux-image-/ {print $2; exit}')
-	[[ -n $pkg ]] || { echo "arm64_vmlinux: no linux-image-arm64 in the arm64 index" >&2; exit 1; }
-	(cd "$K" && rm -f ./*.deb && apt-get "${APT[@]}" download "$pkg:arm64" >&2)
-	dpkg-deb --fsys-tarfile "$K"/*.deb | tar -x -O --wildcards './boot/vmlinuz-*' | zcat >"$K/Image"
+	rm -rf "$K/debs"
+	"$TOP/tests/lib/arm64_root.sh" --download "$K/debs" linux-image-arm64
+	pkg=$(dpkg-deb -f "$K"/debs/linux-image-arm64_*.deb Depends | grep -o 'linux-image-[0-9][^ ,]*' | head -1)
+	[[ -n $pkg ]] || { echo "arm64_vmlinux: linux-image-arm64 names no kernel" >&2; exit 1; }
+	"$TOP/tests/lib/arm64_root.sh" --download "$K/debs" "$pkg"
+	rm -rf "$K/x"
+	dpkg-deb -x "$K/debs/${pkg}_"*.deb "$K/x"
+	# Debian's arm64 vmlinuz is the Image itself; older ones were gzip'ed.
+	zcat "$K"/x/boot/vmlinuz-* >"$K/Image" 2>/dev/null || cp "$K"/x/boot/vmlinuz-* "$K/Image"
+	rm -rf "$K/x"
 	python3 - "$K/Image" "$K/vmlinux.btf" <<'PY'
 import struct, sys
 d = open(sys.argv[1], "rb").read()
