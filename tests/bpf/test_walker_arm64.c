@@ -4,7 +4,7 @@
  *     object is left to frame pointers, and says why).
  *   - 20,000 aarch64 walks with random registers and stack words (plausible
  *     code and stack pointers mixed in) over Debian's arm64 libc table
- *     (tests/lib/arm64_root.sh, found under $TOP/build/arm64): every walk
+ *     (tests/lib/arm64_root.sh fetches it): every walk
  *     ends within its frame limit with a known reason, and never reads
  *     outside the copied stack (ASan in SAN=1). */
 #include <stdio.h>
@@ -54,11 +54,20 @@ int main(void)
 	sampler_limits_default(&lim);
 	refuses_other_arch(&lim);
 
+	/* The root of Debian arm64 objects: fetched (once) by the script the
+	 * shell tests use; it prints the directory. */
 	const char *top = getenv("TOP");
-	char libc[4096];
-	snprintf(libc, sizeof(libc), "%s/build/arm64/root/lib/aarch64-linux-gnu/libc.so.6",
-		 top ? top : ".");
-	if (access(libc, R_OK) != 0) {
+	char cmd[4096], root[4096] = "", libc[4096 + 64];
+	snprintf(cmd, sizeof(cmd), "%s/tests/lib/arm64_root.sh 2>/dev/null", top ? top : ".");
+	FILE *p = popen(cmd, "r");
+	if (p) {
+		if (!fgets(root, sizeof(root), p))
+			root[0] = 0;
+		pclose(p);
+	}
+	root[strcspn(root, "\n")] = 0;
+	snprintf(libc, sizeof(libc), "%s/lib/aarch64-linux-gnu/libc.so.6", root);
+	if (!root[0] || access(libc, R_OK) != 0) {
 		SKIP("arm64_random_walks", "%s not fetched (tests/lib/arm64_root.sh)", libc);
 		CHECK_EXIT();
 	}
