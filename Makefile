@@ -37,7 +37,7 @@ DEPFILES    :=
 # Keep intermediate objects: no "rm …" after the suite's closing line.
 .SECONDARY:
 
-.PHONY: all deps deps-test test test-fast bench run demo clean install fixtures fuzz
+.PHONY: all deps deps-test test test-fast bench run demo clean install fixtures fuzz test-arm64-vm
 all:
 
 # --- Debian packages ---
@@ -47,7 +47,7 @@ DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod
     zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev liblzma-dev
 # Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
 # (make deps-test, which make test, make bench and make demo run first).
-DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
+DEB_TEST := llvm llvm-19 qemu-user gcc-aarch64-linux-gnu libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
     binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
     python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light \
@@ -58,6 +58,8 @@ DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
 # The VM harness (tests/vm/): Debian kernels booted under qemu from a busybox
 # initramfs.
 DEB_TEST += qemu-system-x86 busybox-static cpio
+# The live arm64 run (make test-arm64-vm).
+DEB_TEST += qemu-system-arm
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
@@ -117,6 +119,13 @@ test: deps-test
 bench: deps-test
 	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) tests/bench/run
+
+# The live arm64 run alone: Debian's arm64 kernel under qemu-system-aarch64
+# with a static arm64 unwind-sample (tests/vm/test_arm64_vm.sh; make test
+# runs it too).
+test-arm64-vm: deps-test
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/run test_arm64_vm
 
 run: all
 	@mkdir -p var

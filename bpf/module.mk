@@ -4,7 +4,10 @@
 # $(BUILD)/bpf: never committed.
 BPF_GEN        := $(BUILD)/bpf
 BPF_CLANG      ?= clang
-BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/features.c
+# The architecture the BPF object walks (x86 or arm64; arm64 needs an arm64
+# vmlinux.h in $(BPF_GEN), see tests/bpf/arm64_vmlinux.sh).
+BPF_TARGET_ARCH ?= x86
+BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/features.c bpf/core.c
 BPF_LIB_OBJS   := $(BPF_LIB_SRCS:%.c=$(OBJ)/%.o)
 BPF_LIB        := $(LIB)/libsampler.a
 BPF_LDLIBS     := -lbpf -ldw
@@ -17,9 +20,9 @@ $(BPF_GEN)/vmlinux.h:
 	@mkdir -p $(@D)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(BPF_GEN)/sampler.bpf.o: bpf/sampler.bpf.c bpf/walker.c bpf/sampler.h \
+$(BPF_GEN)/sampler.bpf.o: bpf/sampler.bpf.c bpf/walker.c bpf/walker_arm64.c bpf/sampler.h \
 		unwind-compiler/unwind_table.h $(BPF_GEN)/vmlinux.h
-	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BPF_GEN) -I. \
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_TARGET_ARCH) -I$(BPF_GEN) -I. \
 	    -Wall -Wno-unused-function -c $< -o $@
 
 $(BPF_GEN)/sampler.skel.h: $(BPF_GEN)/sampler.bpf.o

@@ -162,6 +162,14 @@ static __always_inline const struct unwind_rule *w_rule(struct walk_env *env, __
 	return bpf_map_lookup_elem(&rules, &idx);
 }
 
+/* One architecture per BPF object: the other half of the walker is dead
+ * code the compiler drops. */
+#if defined(__TARGET_ARCH_arm64)
+#define W_A64(st) 1
+#else
+#define W_A64(st) 0
+#endif
+
 #include "bpf/walker.c"
 
 static long walk_frame(__u32 i, void *ctx)
@@ -174,8 +182,23 @@ static long walk_frame(__u32 i, void *ctx)
 	return walk_step(env, &s->regs, &s->rec, max_frames, walk_mode);
 }
 
+#if defined(__TARGET_ARCH_arm64)
+/* user_pt_regs: regs[31], sp, pc (DWARF X0..X30, SP = 31, PC = 32). */
 static __always_inline void regs_from_pt(struct walk_regs *w, struct pt_regs *r)
 {
+	/* Unrolled: r may be the perf event's context, which the verifier
+	 * lets us read only at constant offsets. */
+#pragma unroll
+	for (int i = 0; i < 31; i++)
+		w->r[i] = r->regs[i];
+	w->r[UNWIND_A64_SP] = r->sp;
+	w->r[UNWIND_A64_PC] = r->pc;
+	w->arch = WALK_ARCH_AARCH64;
+}
+#else
+static __always_inline void regs_from_pt(struct walk_regs *w, struct pt_regs *r)
+{
+	w->arch = WALK_ARCH_X86_64;
 	w->r[UNWIND_X86_RAX] = r->ax;
 	w->r[UNWIND_X86_RDX] = r->dx;
 	w->r[UNWIND_X86_RCX] = r->cx;
@@ -194,6 +217,7 @@ static __always_inline void regs_from_pt(struct walk_regs *w, struct pt_regs *r)
 	w->r[15] = r->r15;
 	w->r[UNWIND_X86_RIP] = r->ip;
 }
+#endif
 
 /* The start of every sample: the record's header, the user registers and
  * the kernel stack.  Returns the scratch holding the record, or NULL when
@@ -262,7 +286,7 @@ static __always_inline struct sampler_scratch *sample_begin(struct bpf_perf_even
 	} else {
 		regs_from_pt(&s->regs, (struct pt_regs *)&ctx->regs);
 	}
-	s->regs.valid = (1u << SAMPLER_REGS) - 1;
+	s->regs.valid = WALK_ALL_REGS;
 	s->regs.is_return = 0;
 	s->regs.last.start = 0;
 	s->regs.last.end = 0;

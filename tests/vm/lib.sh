@@ -9,7 +9,8 @@
 #                               Debian suite (bullseye, bookworm,
 #                               bookworm-backports, trixie); sets VM_KERNEL
 #                               (the vmlinuz path) and VM_KVER (its release)
-#   vm_initramfs OUT FILE...    a cpio archive: busybox, /init, each FILE
+#   vm_initramfs OUT FILE...    a cpio archive: busybox (VM_BUSYBOX: one of the
+#                               guest architecture, default /bin/busybox), /init, each FILE
 #                               (absolute path, copied to the same path) and
 #                               the shared libraries of each ELF among them
 #   vm_payload OUT [FILE...]    vm_initramfs of the project: $BIN/*,
@@ -149,7 +150,7 @@ vm_initramfs() {
 	local root
 	root=$(mktemp -d) || return 1
 	mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,out,etc,run}
-	cp /bin/busybox "$root/bin/busybox"
+	cp "${VM_BUSYBOX:-/bin/busybox}" "$root/bin/busybox"
 	cat >"$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -181,7 +182,7 @@ INIT
 	chmod +x "$root/init"
 	local f l
 	# busybox-static needs nothing else; a dynamic busybox gets its libraries.
-	for l in $(vm_libs /bin/busybox); do
+	for l in $(vm_libs "${VM_BUSYBOX:-/bin/busybox}"); do
 		mkdir -p "$root$(dirname "$l")" && cp -L "$l" "$root$l"
 	done
 	for f in "$@"; do
