@@ -1,22 +1,27 @@
 # debuginfod-lite/: the server library + debuginfod-lite + debuginfod-upload.
-DIL_LIB_SRCS := debuginfod-lite/store.c debuginfod-lite/artifact.c \
+# libpq's header lives in its own directory.
+$(OBJ)/debuginfod-lite/db_postgres.o: CFLAGS += -I/usr/include/postgresql
+DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-lite/db_postgres.c \
+                debuginfod-lite/blobs.c debuginfod-lite/blob_file.c \
+                debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/scan.c debuginfod-lite/log.c debuginfod-lite/sources.c \
-                debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c \
+                debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c debuginfod-lite/core.c \
                 debuginfod-lite/upload_handler.c debuginfod-lite/upstream.c \
                 debuginfod-lite/metrics.c debuginfod-lite/parse.c \
-                debuginfod-lite/symbolize.c debuginfod-lite/metadata.c \
+                debuginfod-lite/symbolize.c debuginfod-lite/symbolize_http.c debuginfod-lite/metadata.c \
                 debuginfod-lite/encoding.c debuginfod-lite/watch.c \
                 debuginfod-lite/deadline.c debuginfod-lite/profiles.c \
-                debuginfod-lite/profiles_http.c debuginfod-lite/symbolz.c \
-                debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c
+                debuginfod-lite/profiles_http.c debuginfod-lite/profiles_ingest.c debuginfod-lite/profiles_merge.c debuginfod-lite/symbolz.c \
+                debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c \
+                debuginfod-lite/migrate.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
-DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl -ljansson -ldw -liberty -llzma $(UNWIND_LDLIBS)
+DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lpq -lcurl -ljansson -ldw -liberty -llzma $(UNWIND_LDLIBS)
 DEPFILES     += $(DIL_LIB_OBJS:.o=.d) $(OBJ)/debuginfod-lite/main.d \
                 $(OBJ)/debuginfod-lite/upload_main.d
 BINS         += $(BIN)/debuginfod-lite $(BIN)/debuginfod-upload
 TEST_LIBS_PRE += $(DIL_LIB)
-TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl -ljansson
+TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lpq -lcurl -ljansson
 
 $(DIL_LIB): $(DIL_LIB_OBJS)
 	@mkdir -p $(@D)

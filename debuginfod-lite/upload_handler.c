@@ -79,6 +79,8 @@ enum MHD_Result refuse_before_body(struct request *r, unsigned status, const cha
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"debuginfod-lite\"");
+	if (status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
 	/* The body (if any) will not be read: close the connection after. */
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	r->status = (int)status;
@@ -112,15 +114,26 @@ static unsigned source_named(struct request *r, char *msg, size_t size)
 	struct err e = { { 0 } };
 	int n = store_lookup(r->srv->store, r->build_id, ART_DEBUGINFO, "", cands,
 			     (int)ARRAY_SIZE(cands), &e);
+	if (n == -EAGAIN) {
+		snprintf(msg, size, "storage unavailable, try again later\n");
+		return 503;
+	}
 	if (n <= 0) {
 		snprintf(msg, size, "no debuginfo stored for %s: upload it before its sources\n",
 			 r->build_id);
 		return 422;
 	}
 	struct dwarf_names_cache *names = r->srv->source_names;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		int fd;
+		struct stat st;
+		/* Opening gives a blob its local file (path). */
+		if (store_open_artifact(r->srv->store, &cands[i], &fd, &st, &e) < 0)
+			continue;
+		close(fd);
 		if (dwarf_names_source_cached(names, cands[i].path, r->name, &e) == 1)
 			return 0;
+	}
 	snprintf(msg, size, "the DWARF of %s does not name %s\n", r->build_id, r->name);
 	return 422;
 }
@@ -175,7 +188,7 @@ int upload_chunk(struct request *r, const char *data, size_t len)
 		return 413;
 	}
 	struct err e = { { 0 } };
-	if (store_tmp_write(&r->tmp, data, len, &e) < 0) {
+	if (blob_tmp_write(&r->tmp, data, len, &e) < 0) {
 		log_error("msg=\"upload write: %s\"", e.msg);
 		snprintf(r->body_msg, sizeof(r->body_msg), "cannot store the upload");
 		return 507;
@@ -207,8 +220,11 @@ static enum MHD_Result finish_source(struct request *r)
 	artifact_init(&a, r->build_id, ART_SOURCE, r->name, ORIGIN_UPLOAD, 1);
 	snprintf(a.file, sizeof(a.file), "%s", r->name);
 	r->tmp_open = false;
-	if (store_tmp_commit(r->srv->store, &r->tmp, &a, &e) < 0) {
+	int rc = store_tmp_commit(r->srv->store, &r->tmp, &a, &e);
+	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
+		if (rc == -EAGAIN) /* storage away: the client sends it again */
+			return respond_refusal(r, -EBUSY, "storage unavailable, try again later");
 		return respond_text(r, 507, "cannot store the upload\n");
 	}
 	r->srv->uploads_ok++;
@@ -259,8 +275,11 @@ enum MHD_Result upload_finish(struct request *r)
 	else
 		snprintf(a.file, sizeof(a.file), "%s.%s", r->build_id, artifact_kind_name(r->kind));
 	r->tmp_open = false;
-	if (store_tmp_commit(s->store, &r->tmp, &a, &e) < 0) {
+	int rc = store_tmp_commit(s->store, &r->tmp, &a, &e);
+	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
+		if (rc == -EAGAIN) /* storage away: the client sends it again */
+			return respond_refusal(r, -EBUSY, "storage unavailable, try again later");
 		return respond_text(r, 507, "cannot store the upload\n");
 	}
 	/* The same file may serve as the other kind too (unstripped binary). */
