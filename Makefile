@@ -44,7 +44,7 @@ all:
 # Building and running the programs (make deps; all that make run needs).
 DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod-dev \
     libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libbpf-dev bpftool \
-    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev
+    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev libexpat1-dev
 # Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
 # (make deps-test, which make test, make bench and make demo run first).
 DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \

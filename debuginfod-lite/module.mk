@@ -8,15 +8,16 @@ DIL_LIB_SRCS := debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/encoding.c debuginfod-lite/watch.c \
                 debuginfod-lite/deadline.c debuginfod-lite/profiles.c \
                 debuginfod-lite/profiles_http.c debuginfod-lite/symbolz.c \
-                debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c
+                debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c \
+                debuginfod-lite/s3.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
-DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl -ljansson -ldw -liberty $(UNWIND_LDLIBS)
+DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl -lexpat -ljansson -ldw -liberty $(UNWIND_LDLIBS)
 DEPFILES     += $(DIL_LIB_OBJS:.o=.d) $(OBJ)/debuginfod-lite/main.d \
                 $(OBJ)/debuginfod-lite/upload_main.d
 BINS         += $(BIN)/debuginfod-lite $(BIN)/debuginfod-upload
 TEST_LIBS_PRE += $(DIL_LIB)
-TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl -ljansson
+TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl -lexpat -ljansson
 
 $(DIL_LIB): $(DIL_LIB_OBJS)
 	@mkdir -p $(@D)
