@@ -54,6 +54,10 @@ DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf 
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
+# The cluster tests, benchmarks and `make cluster` (tests/cluster/): Ceph's
+# RADOS Gateway (mon, memstore OSD, radosgw), PostgreSQL 15, and time(1) for
+# peak-RSS checks of streamed transfers.
+DEB_TEST += ceph-mon ceph-osd radosgw ceph-common postgresql-15 time
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
