@@ -186,14 +186,19 @@ _pg_as() {
 	if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# The database lives in a directory of its own under /tmp (named in
+# DIR/pgdir), because the postgres user must be able to reach it and a
+# test's scratch directory is private to root.
 pg_start() {
-	local d=$1 port
+	local d=$1 port pgd
 	mkdir -p "$d"
 	port=$(cluster_free_port 1) || return 1
-	[[ $(id -u) == 0 ]] && chown postgres: "$d"
-	_pg_as "$PG_BIN/initdb" -D "$d/data" -A trust -U postgres -E UTF8 --no-sync \
-		>"$d/initdb.log" 2>&1 || return 1
+	pgd=$(mktemp -d /tmp/dil-pg.XXXXXX) || return 1
+	echo "$pgd" >"$d/pgdir"
 	echo "$port" >"$d/port"
+	[[ $(id -u) == 0 ]] && chown postgres: "$pgd"
+	_pg_as "$PG_BIN/initdb" -D "$pgd/data" -A trust -U postgres -E UTF8 --no-sync \
+		>"$d/initdb.log" 2>&1 || return 1
 	pg_resume "$d" || return 1
 	_pg_as "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -qAt \
 		-c 'CREATE DATABASE dil' >/dev/null || return 1
@@ -204,16 +209,24 @@ ENV
 }
 
 pg_resume() {
-	local d=$1 port
-	port=$(cat "$d/port")
+	local d=$1 port pgd
+	port=$(cat "$d/port") pgd=$(cat "$d/pgdir")
 	# fsync off: a test database, thrown away at the end.
-	_pg_as "$PG_BIN/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $d -c fsync=off -c max_connections=200" \
+	_pg_as "$PG_BIN/pg_ctl" -D "$pgd/data" -l "$pgd/server.log" -w -t 60 \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $pgd -c fsync=off -c max_connections=200" \
 		start >/dev/null
 }
-pg_pause() { _pg_as "$PG_BIN/pg_ctl" -D "$1/data" -m immediate -w stop >/dev/null 2>&1; }
+# Immediate shutdown: what a crash of the database looks like to clients.
+pg_pause() {
+	[[ -s $1/pgdir ]] || return 0
+	_pg_as "$PG_BIN/pg_ctl" -D "$(cat "$1/pgdir")/data" -m immediate -w stop >/dev/null 2>&1
+	return 0
+}
 pg_stop() {
-	[[ -d $1/data ]] && pg_pause "$1"
+	local pgd
+	pgd=$(cat "$1/pgdir" 2>/dev/null)
+	pg_pause "$1"
+	[[ -n $pgd && $pgd == /tmp/dil-pg.* ]] && rm -rf "$pgd"
 	rm -rf "$1"
 }
 
