@@ -9,7 +9,7 @@ DIL_LIB_SRCS := debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/deadline.c debuginfod-lite/profiles.c \
                 debuginfod-lite/profiles_http.c debuginfod-lite/symbolz.c \
                 debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c \
-                debuginfod-lite/s3.c
+                debuginfod-lite/s3.c debuginfod-lite/blob_cache.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
 DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl -lexpat -ljansson -ldw -liberty $(UNWIND_LDLIBS)
