@@ -251,7 +251,8 @@ int blob_cache_open(const char *dir, uint64_t quota, struct blob_cache **out, st
 	closedir(d);
 	if (rc == 0) {
 		/* Oldest last: pushed to the head in reverse, newest ends first. */
-		qsort(seeds.data, seeds.len, sizeof(struct seed), by_atime_desc);
+		if (seeds.len)
+			qsort(seeds.data, seeds.len, sizeof(struct seed), by_atime_desc);
 		for (size_t i = seeds.len; rc == 0 && i-- > 0;) {
 			uint32_t idx;
 			rc = add_entry(c, VEC_AT(&seeds, struct seed, i).name,
