@@ -468,6 +468,7 @@ struct exchange {
 	struct sink *body;       /* 2xx body */
 	bool timeout_all;        /* whole-request timeout (bodiless operations) */
 	int (*prepare)(struct exchange *x); /* before each attempt, or NULL */
+	unsigned attempts;       /* 0: the client's max_attempts */
 	struct response resp;
 	struct sink errbody;     /* non-2xx body (bounded) */
 	CURLcode curl_rc;
@@ -813,7 +814,8 @@ static int exchange(struct exchange *x, enum s3_op op, verify_fn verify, void *v
 	struct s3_client *c = x->c;
 	int rc = 0;
 	char code[64] = "";
-	for (unsigned attempt = 0; attempt < c->max_attempts; attempt++) {
+	unsigned attempts = x->attempts ? x->attempts : c->max_attempts;
+	for (unsigned attempt = 0; attempt < attempts; attempt++) {
 		if (attempt) {
 			ADD(c->stats[op].retries, 1);
 			backoff(c, attempt);
@@ -1321,6 +1323,23 @@ int s3_ensure_bucket(struct s3_client *c, struct err *e)
 	return rc;
 }
 
+int s3_ping(struct s3_client *c, struct err *e)
+{
+	uint64_t t0 = now_us();
+	bool failed = false;
+	struct curl_slist *hl = base_headers(c, NULL, &failed);
+	if (failed) {
+		curl_slist_free_all(hl);
+		return -ENOMEM;
+	}
+	struct exchange x = {.c = c, .method = "HEAD", .key = NULL, .headers = hl,
+			     .timeout_all = true, .attempts = 1};
+	int rc = exchange(&x, S3_OP_BUCKET, NULL, NULL, e);
+	curl_slist_free_all(hl);
+	stats_record(c, S3_OP_BUCKET, t0, rc, 0);
+	return rc;
+}
+
 /* --- XML (expat) --- */
 
 /* Parsing with expat, not by hand: S3 answers are XML with entities
@@ -1340,6 +1359,7 @@ struct xml_walk {
 	void *arg;
 	char key[KEY_MAX + 1], etag[80];
 	uint64_t size;
+	int64_t mtime;
 	bool stopped;
 	bool *truncated;
 	char *token;
@@ -1350,6 +1370,24 @@ struct xml_walk {
 	size_t out_cap;
 	bool found;
 };
+
+/* "2026-01-01T12:00:00.000Z" (S3's LastModified): seconds, 0 if unreadable. */
+static int64_t iso8601_seconds(const char *s)
+{
+	struct tm tm = {0};
+	int n = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n < 19)
+		return 0;
+	if (tm.tm_year < 1970 || tm.tm_year > 9999 || tm.tm_mon < 1 || tm.tm_mon > 12 ||
+	    tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+	    tm.tm_sec > 60)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t t = timegm(&tm);
+	return t > 0 ? (int64_t)t : 0;
+}
 
 static void XMLCALL on_doctype(void *arg, const XML_Char *name, const XML_Char *sysid,
 			       const XML_Char *pubid, int has_internal)
@@ -1372,6 +1410,7 @@ static void XMLCALL on_start(void *arg, const XML_Char *name, const XML_Char **a
 	if (w->fn && w->depth == 2 && strcmp(name, "Contents") == 0) {
 		w->key[0] = w->etag[0] = '\0';
 		w->size = 0;
+		w->mtime = 0;
 	}
 }
 
@@ -1425,11 +1464,14 @@ static void XMLCALL on_end(void *arg, const XML_Char *name)
 			w->size = v;
 		} else if (strcmp(name, "ETag") == 0) {
 			copy_header_value(w->etag, sizeof(w->etag), w->text, w->text_len);
+		} else if (strcmp(name, "LastModified") == 0) {
+			w->mtime = iso8601_seconds(w->text);
 		}
 	} else if (d == 2 && strcmp(name, "Contents") == 0) {
 		if (!w->key[0])
 			return stop_with(w, -EPROTO);
-		struct s3_list_entry ent = {.key = w->key, .size = w->size, .etag = w->etag};
+		struct s3_list_entry ent = {.key = w->key, .size = w->size, .etag = w->etag,
+					    .mtime = w->mtime};
 		int rc = w->fn(w->arg, &ent);
 		if (rc != 0) {
 			w->stopped = rc > 0;

@@ -63,6 +63,8 @@ void s3_client_free(struct s3_client *c);
 
 /* Create the bucket when it is missing (one that we own already is fine). */
 int s3_ensure_bucket(struct s3_client *c, struct err *e);
+/* One HEAD of the bucket, without retries: is the store there now? */
+int s3_ping(struct s3_client *c, struct err *e);
 
 struct s3_object_info {
 	uint64_t size;
@@ -89,6 +91,7 @@ struct s3_list_entry {
 	const char *key;
 	uint64_t size;
 	const char *etag;
+	int64_t mtime; /* LastModified, seconds since the epoch; 0 when absent */
 };
 /* Called once per object; return 0 to go on, > 0 to stop (s3_list then
  * returns 0), < 0 to stop with that error. */

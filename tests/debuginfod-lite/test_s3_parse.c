@@ -15,6 +15,7 @@ struct seen {
 	char keys[4][64];
 	uint64_t sizes[4];
 	char etags[4][80];
+	int64_t mtimes[4];
 	int stop_after;
 };
 
@@ -25,6 +26,7 @@ static int on_entry(void *arg, const struct s3_list_entry *ent)
 		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", ent->key);
 		s->sizes[s->n] = ent->size;
 		snprintf(s->etags[s->n], sizeof(s->etags[0]), "%s", ent->etag);
+		s->mtimes[s->n] = ent->mtime;
 	}
 	s->n++;
 	return s->stop_after && s->n >= s->stop_after ? 1 : 0;
@@ -48,7 +50,7 @@ int main(void)
 		"<Name>b</Name><IsTruncated>true</IsTruncated>"
 		"<NextContinuationToken>tok/+=</NextContinuationToken>"
 		"<Contents><Key>blobs/a&amp;b</Key><ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag>"
-		"<Size>35000</Size></Contents>"
+		"<Size>35000</Size><LastModified>2026-11-30T12:00:01.000Z</LastModified></Contents>"
 		"<Contents><Key>blobs/c</Key><ETag>\"ffffffffffffffffffffffffffffffff-3\"</ETag>"
 		"<Size>18446744073709551615</Size><Owner><ID>x</ID></Owner></Contents>"
 		"</ListBucketResult>";
@@ -61,6 +63,8 @@ int main(void)
 	CHECK(s.sizes[1] == UINT64_MAX && strcmp(s.etags[1], "ffffffffffffffffffffffffffffffff-3") == 0,
 	      "s3_list_parse_multipart_etag_and_max_size", "size %llu etag '%s'",
 	      (unsigned long long)s.sizes[1], s.etags[1]);
+	CHECK(s.mtimes[0] == 1796040001 && s.mtimes[1] == 0, "s3_list_parse_last_modified",
+	      "%lld %lld", (long long)s.mtimes[0], (long long)s.mtimes[1]);
 	CHECK(truncated && strcmp(token, "tok/+=") == 0, "s3_list_parse_continuation",
 	      "truncated %d token '%s'", truncated, token);
 
