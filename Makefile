@@ -43,14 +43,14 @@ all:
 # --- Debian packages ---
 # Building and running the programs (make deps; all that make run needs).
 DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod-dev \
-    libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libbpf-dev bpftool \
+    libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libbpf-dev bpftool \
     zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev libexpat1-dev
 # Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
 # (make deps-test, which make test, make bench and make demo run first).
 DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
     binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
-    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light
+    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light postgresql-15
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler

@@ -85,7 +85,7 @@ int parse_buildid_path(struct request *r, const char *rest)
 /* A local source file is opened under the source rule every time, not
  * only when it was first derived: roots change between runs, and a link
  * may be swapped in after the check. */
-static int open_candidate(struct request *r, const struct artifact *a, int *fd, struct stat *st,
+static int open_candidate(struct request *r, struct artifact *a, int *fd, struct stat *st,
 			  struct err *e)
 {
 	if (a->kind != ART_SOURCE || a->origin != ORIGIN_SCAN)

@@ -1,5 +1,9 @@
 # debuginfod-lite/: the server library + debuginfod-lite + debuginfod-upload.
-DIL_LIB_SRCS := debuginfod-lite/store.c debuginfod-lite/artifact.c \
+# libpq's header lives in its own directory.
+$(OBJ)/debuginfod-lite/db_postgres.o: CFLAGS += -I/usr/include/postgresql
+DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-lite/db_postgres.c \
+                debuginfod-lite/blobs.c debuginfod-lite/blob_file.c \
+                debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/scan.c debuginfod-lite/log.c debuginfod-lite/sources.c \
                 debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c \
                 debuginfod-lite/upload_handler.c debuginfod-lite/upstream.c \
@@ -12,12 +16,12 @@ DIL_LIB_SRCS := debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/s3.c debuginfod-lite/blob_cache.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
-DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lcurl -lexpat -ljansson -ldw -liberty $(UNWIND_LDLIBS)
+DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lpq -lcurl -lexpat -ljansson -ldw -liberty $(UNWIND_LDLIBS)
 DEPFILES     += $(DIL_LIB_OBJS:.o=.d) $(OBJ)/debuginfod-lite/main.d \
                 $(OBJ)/debuginfod-lite/upload_main.d
 BINS         += $(BIN)/debuginfod-lite $(BIN)/debuginfod-upload
 TEST_LIBS_PRE += $(DIL_LIB)
-TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lcurl -lexpat -ljansson
+TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lpq -lcurl -lexpat -ljansson
 
 $(DIL_LIB): $(DIL_LIB_OBJS)
 	@mkdir -p $(@D)

@@ -29,8 +29,8 @@ struct pending_ref {
 
 struct profiles {
 	struct server *srv;
-	sqlite3 *db;
-	pthread_mutex_t db_lock;
+	struct db *db;
+	struct blob_store *blobs;
 	pthread_t worker;
 	bool worker_running;
 	pthread_mutex_t lock; /* guards what follows */
@@ -41,8 +41,8 @@ struct profiles {
 	bool pending_overflow; /* too many: re-check every partial profile */
 };
 
-static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
+/* Schema steps of the "profiles" component (metadb.h db_migrate). */
+static const char *const schema_sqlite[] = {
 	"CREATE TABLE IF NOT EXISTS profiles("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  raw TEXT NOT NULL UNIQUE, raw_size INTEGER NOT NULL,"
@@ -57,7 +57,26 @@ static const char schema[] =
 	"  missing INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(profile, ref)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS profile_refs_ref ON profile_refs(ref, missing);"
 	"CREATE TABLE IF NOT EXISTS perf_maps(sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL,"
-	"  received INTEGER NOT NULL) WITHOUT ROWID;";
+	"  received INTEGER NOT NULL) WITHOUT ROWID;",
+};
+
+static const char *const schema_postgres[] = {
+	"CREATE TABLE IF NOT EXISTS profiles("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  raw TEXT NOT NULL UNIQUE, raw_size BIGINT NOT NULL,"
+	"  sym TEXT NOT NULL DEFAULT '', sym_size BIGINT NOT NULL DEFAULT 0,"
+	"  received BIGINT NOT NULL, t_start BIGINT NOT NULL, t_end BIGINT NOT NULL,"
+	"  samples BIGINT NOT NULL, sample_types TEXT NOT NULL, state INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS profiles_state ON profiles(state);"
+	"CREATE TABLE IF NOT EXISTS profile_labels(profile BIGINT NOT NULL, key TEXT NOT NULL,"
+	"  value TEXT NOT NULL, PRIMARY KEY(profile, key));"
+	"CREATE INDEX IF NOT EXISTS profile_labels_kv ON profile_labels(key, value);"
+	"CREATE TABLE IF NOT EXISTS profile_refs(profile BIGINT NOT NULL, ref TEXT NOT NULL,"
+	"  missing INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(profile, ref));"
+	"CREATE INDEX IF NOT EXISTS profile_refs_ref ON profile_refs(ref, missing);"
+	"CREATE TABLE IF NOT EXISTS perf_maps(sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL,"
+	"  received BIGINT NOT NULL);",
+};
 
 static int64_t wall_ns(void)
 {
@@ -66,70 +85,34 @@ static int64_t wall_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int db_fail(struct server *s, struct err *e)
+/* One statement on its own pooled connection. */
+static int db_run(struct profiles *ps, int64_t *changes, struct err *e, const char *sql,
+		  const char *types, ...)
 {
-	return err_set(e, EIO, "profiles.sqlite: %s", sqlite3_errmsg(s->profiles->db));
-}
-
-/* Run one statement with text/integer parameters given as a format:
- * 't' text, 'i' int64.  Caller holds db_lock. */
-static int db_exec(struct server *s, const char *sql, const char *types, ...)
-{
-	sqlite3_stmt *q;
-	if (sqlite3_prepare_v2(s->profiles->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return -EIO;
+	struct db_conn *c;
+	int rc = db_get(ps->db, &c, e);
+	if (rc < 0)
+		return rc;
 	va_list ap;
 	va_start(ap, types);
-	for (int i = 0; types[i]; i++) {
-		if (types[i] == 't')
-			sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
-		else
-			sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t));
-	}
+	rc = db_vexec(c, changes, e, sql, types, ap);
 	va_end(ap);
-	int rc = sqlite3_step(q);
-	sqlite3_finalize(q);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO;
+	db_put(ps->db, c);
+	return rc;
 }
 
-static void area_path(struct server *s, const char *hash, char *out, size_t size)
-{
-	store_area_path(s->store, PROFILE_AREA, hash, out, size);
-}
-
-/* Open a stored blob: its fd and stat, or -errno with the path in e. */
+/* Open a stored blob: its fd and stat, or -errno. */
 static int open_blob(struct server *s, const char *hash, struct stat *st, struct err *e)
 {
-	char path[PATH_MAX];
-	area_path(s, hash, path, sizeof(path));
-	struct err oe = { { 0 } };
-	int fd = open_regular_file(path, st, &oe);
-	return fd < 0 ? err_set(e, -fd, "%s: %s", path, oe.msg) : fd;
+	int fd;
+	int rc = blob_open(s->profiles->blobs, BLOB_AREA_PROFILES, hash, &fd, st, NULL, 0, e);
+	return rc < 0 ? rc : fd;
 }
 
 int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t *size,
 		      struct err *e)
 {
-	struct stat st;
-	int fd = open_blob(s, hash, &st, e);
-	if (fd < 0)
-		return fd;
-	uint8_t *buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	size_t got = 0;
-	while (buf && got < (size_t)st.st_size) {
-		ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (!buf || got != (size_t)st.st_size) {
-		free(buf);
-		return err_set(e, EIO, "profile blob %s: short read", hash);
-	}
-	*data = buf;
-	*size = got;
-	return 0;
+	return blob_read(s->profiles->blobs, BLOB_AREA_PROFILES, hash, UINT64_MAX, data, size, e);
 }
 
 int profile_blob_sizes(struct server *s, const char *hash, uint64_t *size, uint64_t *plain,
@@ -149,27 +132,22 @@ int profile_blob_sizes(struct server *s, const char *hash, uint64_t *size, uint6
 	return 0;
 }
 
-/* Remove a blob of the area when no row names it any more.  Caller holds
- * db_lock. */
-static void unlink_if_unused(struct server *s, const char *hash)
+/* Remove a blob of the area when no row names it any more (c: the
+ * caller's connection). */
+static void unlink_if_unused(struct profiles *ps, struct db_conn *c, const char *hash)
 {
 	if (!hash[0])
 		return;
-	sqlite3_stmt *q;
-	bool used = true;
-	if (sqlite3_prepare_v2(s->profiles->db,
-			       "SELECT 1 FROM profiles WHERE raw=?1 OR sym=?1"
-			       " UNION ALL SELECT 1 FROM perf_maps WHERE sha256=?1 LIMIT 1",
-			       -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, hash, -1, SQLITE_STATIC);
-		used = sqlite3_step(q) == SQLITE_ROW;
-		sqlite3_finalize(q);
-	}
-	if (!used) {
-		char path[PATH_MAX];
-		area_path(s, hash, path, sizeof(path));
-		unlink(path);
-	}
+	struct err e = { { 0 } };
+	int64_t one;
+	bool used = true; /* on doubt, keep */
+	if (db_query_int(c, &one, &used, &e,
+			 "SELECT 1 FROM profiles WHERE raw=? OR sym=?"
+			 " UNION ALL SELECT 1 FROM perf_maps WHERE sha256=? LIMIT 1",
+			 "ttt", hash, hash, hash) < 0)
+		return;
+	if (!used)
+		blob_delete(ps->blobs, BLOB_AREA_PROFILES, hash, &e);
 }
 
 static void queue_ref(struct profiles *ps, const char *ref, int quality);
@@ -179,47 +157,60 @@ static void queue_ref(struct profiles *ps, const char *ref, int quality);
 int profiles_insert(struct server *s, const void *body, size_t size,
 		    const struct profile_meta *m, int64_t *id, struct err *e)
 {
+	struct profiles *ps = s->profiles;
 	char hash[SHA256_HEX_LEN + 1];
-	int rc = store_put_area(s->store, PROFILE_AREA, body, size, hash, e);
+	int rc = blob_put_mem(ps->blobs, BLOB_AREA_PROFILES, body, size, hash, e);
 	if (rc < 0)
 		return rc;
-	struct profiles *ps = s->profiles;
-	pthread_mutex_lock(&ps->db_lock);
-	sqlite3_stmt *q;
-	if (sqlite3_prepare_v2(ps->db, "SELECT id FROM profiles WHERE raw=?1", -1, &q, NULL) ==
-	    SQLITE_OK) {
-		sqlite3_bind_text(q, 1, hash, -1, SQLITE_STATIC);
-		bool dup = sqlite3_step(q) == SQLITE_ROW;
-		if (dup)
-			*id = sqlite3_column_int64(q, 0);
-		sqlite3_finalize(q);
-		if (dup) {
-			pthread_mutex_unlock(&ps->db_lock);
-			return 0;
-		}
+	struct db_conn *c;
+	rc = db_get(ps->db, &c, e);
+	if (rc < 0)
+		return rc;
+	int64_t old;
+	bool dup = false;
+	rc = db_query_int(c, &old, &dup, e, "SELECT id FROM profiles WHERE raw=?", "t", hash);
+	if (rc == 0 && dup) {
+		db_put(ps->db, c);
+		*id = old;
+		return 0;
 	}
-	rc = sqlite3_exec(ps->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+	/* The row, its labels and its refs stand together or not at all. */
+	int64_t new_id = 0;
+	bool found = false;
 	if (rc == 0)
-		rc = db_exec(s,
-			     "INSERT INTO profiles(raw, raw_size, received, t_start, t_end, samples,"
-			     " sample_types, state) VALUES(?1,?2,?3,?4,?5,?6,?7,0)",
-			     "tiiiiit", hash, (int64_t)size, m->received, m->t_start, m->t_end,
-			     (int64_t)m->samples, m->sample_types);
-	int64_t new_id = sqlite3_last_insert_rowid(ps->db);
+		rc = db_begin(c, e);
+	if (rc == 0)
+		rc = db_query_int(c, &new_id, &found, e,
+				  "INSERT INTO profiles(raw, raw_size, received, t_start, t_end, samples,"
+				  " sample_types, state) VALUES(?,?,?,?,?,?,?,0) RETURNING id",
+				  "tIIIIIt", hash, (int64_t)size, m->received, m->t_start, m->t_end,
+				  (int64_t)m->samples, m->sample_types);
+	if (rc == 0 && !found)
+		rc = err_set(e, EIO, "profile insert returned no id");
 	for (int i = 0; rc == 0 && i < m->n_labels; i++)
-		rc = db_exec(s, "INSERT OR REPLACE INTO profile_labels VALUES(?1,?2,?3)", "itt",
+		rc = db_exec(c, NULL, e,
+			     "INSERT INTO profile_labels(profile, key, value) VALUES(?,?,?)"
+			     " ON CONFLICT(profile, key) DO UPDATE SET value=excluded.value", "Itt",
 			     new_id, m->label_key[i], m->label_value[i]);
 	for (size_t i = 0; rc == 0 && i < m->refs.len; i++)
-		rc = db_exec(s, "INSERT OR IGNORE INTO profile_refs(profile, ref) VALUES(?1,?2)",
-			     "it", new_id, (const char *)m->refs.data + i * REF_MAX);
-	if (rc == 0 && sqlite3_exec(ps->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = -EIO;
+		rc = db_exec(c, NULL, e,
+			     "INSERT INTO profile_refs(profile, ref) VALUES(?,?) ON CONFLICT DO NOTHING",
+			     "It", new_id, (const char *)m->refs.data + i * REF_MAX);
+	if (rc == 0)
+		rc = db_commit(c, e);
 	if (rc < 0) {
-		db_fail(s, e);
-		sqlite3_exec(ps->db, "ROLLBACK", NULL, NULL, NULL);
-		unlink_if_unused(s, hash);
+		db_rollback(c);
+		/* Another replica stored the same bytes at the same moment. */
+		if (rc == -EEXIST && db_query_int(c, &old, &dup, e, "SELECT id FROM profiles"
+						  " WHERE raw=?", "t", hash) == 0 && dup) {
+			db_put(ps->db, c);
+			*id = old;
+			return 0;
+		}
+		if (rc != -EAGAIN)
+			unlink_if_unused(ps, c, hash);
 	}
-	pthread_mutex_unlock(&ps->db_lock);
+	db_put(ps->db, c);
 	if (rc < 0)
 		return rc;
 	*id = new_id;
@@ -230,18 +221,16 @@ int profiles_insert(struct server *s, const void *body, size_t size,
 int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, bool *was_new,
 		    struct err *e)
 {
-	int rc = store_put_area(s->store, PROFILE_AREA, text, size, sha, e);
+	struct profiles *ps = s->profiles;
+	int rc = blob_put_mem(ps->blobs, BLOB_AREA_PROFILES, text, size, sha, e);
 	if (rc < 0)
 		return rc;
-	struct profiles *ps = s->profiles;
-	pthread_mutex_lock(&ps->db_lock);
-	rc = db_exec(s, "INSERT OR IGNORE INTO perf_maps VALUES(?1,?2,?3)", "tii", sha,
-		     (int64_t)size, (int64_t)time(NULL));
-	*was_new = sqlite3_changes(ps->db) > 0;
-	if (rc < 0)
-		db_fail(s, e);
-	pthread_mutex_unlock(&ps->db_lock);
-	if (rc == 0 && *was_new) {
+	int64_t changes = 0;
+	rc = db_run(ps, &changes, e,
+		    "INSERT INTO perf_maps(sha256, size, received) VALUES(?,?,?)"
+		    " ON CONFLICT DO NOTHING", "tII", sha, (int64_t)size, (int64_t)time(NULL));
+	*was_new = rc == 0 && changes > 0;
+	if (*was_new) {
 		/* Profiles that arrived before their perf map. */
 		char ref[REF_MAX];
 		snprintf(ref, sizeof(ref), PERF_MAP_PREFIX "%s", sha);
@@ -253,54 +242,53 @@ int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, 
 bool perf_map_known(struct server *s, const char *sha)
 {
 	struct profiles *ps = s->profiles;
+	struct err e = { { 0 } };
+	struct db_conn *c;
+	if (db_get(ps->db, &c, &e) < 0)
+		return false;
+	int64_t one;
 	bool known = false;
-	sqlite3_stmt *q;
-	pthread_mutex_lock(&ps->db_lock);
-	if (sqlite3_prepare_v2(ps->db, "SELECT 1 FROM perf_maps WHERE sha256=?1", -1, &q, NULL) ==
-	    SQLITE_OK) {
-		sqlite3_bind_text(q, 1, sha, -1, SQLITE_STATIC);
-		known = sqlite3_step(q) == SQLITE_ROW;
-		sqlite3_finalize(q);
-	}
-	pthread_mutex_unlock(&ps->db_lock);
+	db_query_int(c, &one, &known, &e, "SELECT 1 FROM perf_maps WHERE sha256=?", "t", sha);
+	db_put(ps->db, c);
 	return known;
 }
 
 /* ---- querying ---- */
 
-static void row_read(sqlite3_stmt *q, struct profile_row *r)
+static void row_read(struct db_rows *q, struct profile_row *r)
 {
-	r->id = sqlite3_column_int64(q, 0);
-	snprintf(r->raw, sizeof(r->raw), "%s", (const char *)sqlite3_column_text(q, 1));
-	snprintf(r->sym, sizeof(r->sym), "%s", (const char *)sqlite3_column_text(q, 2));
-	r->raw_size = (uint64_t)sqlite3_column_int64(q, 3);
-	r->sym_size = (uint64_t)sqlite3_column_int64(q, 4);
-	r->received = sqlite3_column_int64(q, 5);
-	r->t_start = sqlite3_column_int64(q, 6);
-	r->t_end = sqlite3_column_int64(q, 7);
-	r->samples = (uint64_t)sqlite3_column_int64(q, 8);
-	r->state = sqlite3_column_int(q, 9);
+	r->id = db_int(q, 0);
+	snprintf(r->raw, sizeof(r->raw), "%s", db_text(q, 1));
+	snprintf(r->sym, sizeof(r->sym), "%s", db_text(q, 2));
+	r->raw_size = (uint64_t)db_int(q, 3);
+	r->sym_size = (uint64_t)db_int(q, 4);
+	r->received = db_int(q, 5);
+	r->t_start = db_int(q, 6);
+	r->t_end = db_int(q, 7);
+	r->samples = (uint64_t)db_int(q, 8);
+	r->state = (int)db_int(q, 9);
 }
 
 #define ROW_COLUMNS "id, raw, sym, raw_size, sym_size, received, t_start, t_end, samples, state"
 
-static int select_rows(struct server *s, sqlite3_stmt *q, struct profile_row **rows, size_t *n,
-		       struct err *e)
+/* Every row of q into *rows (malloc'ed); q is finished here. */
+static int select_rows(struct db_rows *q, struct profile_row **rows, size_t *n, struct err *e)
 {
 	struct vec v;
 	vec_init(&v, sizeof(struct profile_row));
 	int step;
-	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+	while ((step = db_next(q)) == 1) {
 		struct profile_row *r = vec_push(&v);
 		if (!r) {
-			vec_free(&v);
-			return err_set(e, ENOMEM, "out of memory");
+			step = -ENOMEM;
+			break;
 		}
 		row_read(q, r);
 	}
-	if (step != SQLITE_DONE) {
+	db_done(q);
+	if (step < 0) {
 		vec_free(&v);
-		return db_fail(s, e);
+		return err_set(e, -step, "reading profile rows failed");
 	}
 	*rows = v.data;
 	*n = v.len;
@@ -310,37 +298,41 @@ static int select_rows(struct server *s, sqlite3_stmt *q, struct profile_row **r
 int profiles_query(struct server *s, const struct profile_query *pq, struct profile_row **rows,
 		   size_t *n, struct err *e)
 {
+	/* Every condition is present, switched off by its own flag, so that
+	 * the parameters keep their places whatever the query asks. */
 	char sql[4096];
-	int len = snprintf(sql, sizeof(sql), "SELECT " ROW_COLUMNS " FROM profiles WHERE 1");
-	if (pq->id)
-		len += snprintf(sql + len, sizeof(sql) - (size_t)len, " AND id=?1");
-	if (pq->has_from)
-		len += snprintf(sql + len, sizeof(sql) - (size_t)len, " AND t_end>=?2");
-	if (pq->has_to)
-		len += snprintf(sql + len, sizeof(sql) - (size_t)len, " AND t_start<=?3");
-	for (int i = 0; i < pq->n_labels; i++)
+	int len = snprintf(sql, sizeof(sql),
+			   "SELECT " ROW_COLUMNS " FROM profiles WHERE (?=0 OR id=?)"
+			   " AND (?=0 OR t_end>=?) AND (?=0 OR t_start<=?)");
+	char types[8 + 2 * 16 + 1] = "IIIIII";
+	for (int i = 0; i < pq->n_labels && i < 16; i++) {
 		len += snprintf(sql + len, sizeof(sql) - (size_t)len,
-				" AND id IN (SELECT profile FROM profile_labels WHERE key=?%d"
-				" AND value=?%d)", 4 + 2 * i, 5 + 2 * i);
+				" AND id IN (SELECT profile FROM profile_labels WHERE key=?"
+				" AND value=?)");
+		strcat(types, "tt");
+	}
 	snprintf(sql + len, sizeof(sql) - (size_t)len, " ORDER BY id");
 	struct profiles *ps = s->profiles;
-	pthread_mutex_lock(&ps->db_lock);
-	sqlite3_stmt *q;
-	int rc;
-	if (sqlite3_prepare_v2(ps->db, sql, -1, &q, NULL) != SQLITE_OK) {
-		rc = db_fail(s, e);
-	} else {
-		sqlite3_bind_int64(q, 1, pq->id);
-		sqlite3_bind_int64(q, 2, pq->from_ns);
-		sqlite3_bind_int64(q, 3, pq->to_ns);
-		for (int i = 0; i < pq->n_labels; i++) {
-			sqlite3_bind_text(q, 4 + 2 * i, pq->label_key[i], -1, SQLITE_STATIC);
-			sqlite3_bind_text(q, 5 + 2 * i, pq->label_value[i], -1, SQLITE_STATIC);
-		}
-		rc = select_rows(s, q, rows, n, e);
-		sqlite3_finalize(q);
+	struct db_conn *c;
+	int rc = db_get(ps->db, &c, e);
+	if (rc < 0)
+		return rc;
+	/* Up to 16 label pairs: pass them all, the statement uses the first
+	 * n_labels (the type string says how many). */
+	const char *k[16] = { 0 }, *v[16] = { 0 };
+	for (int i = 0; i < 16; i++) {
+		k[i] = i < pq->n_labels ? pq->label_key[i] : "";
+		v[i] = i < pq->n_labels ? pq->label_value[i] : "";
 	}
-	pthread_mutex_unlock(&ps->db_lock);
+	struct db_rows *q = NULL;
+	rc = db_query(c, &q, e, sql, types, (int64_t)(pq->id != 0), pq->id,
+		      (int64_t)pq->has_from, pq->from_ns, (int64_t)pq->has_to, pq->to_ns,
+		      k[0], v[0], k[1], v[1], k[2], v[2], k[3], v[3], k[4], v[4], k[5], v[5],
+		      k[6], v[6], k[7], v[7], k[8], v[8], k[9], v[9], k[10], v[10], k[11], v[11],
+		      k[12], v[12], k[13], v[13], k[14], v[14], k[15], v[15]);
+	if (rc == 0)
+		rc = select_rows(q, rows, n, e);
+	db_put(ps->db, c);
 	return rc;
 }
 
@@ -349,35 +341,32 @@ int profiles_describe(struct server *s, int64_t id, void *json_obj, struct err *
 	json_t *obj = json_obj, *labels = json_object(), *ids = json_array(),
 	       *maps = json_array(), *missing = json_array();
 	struct profiles *ps = s->profiles;
-	int rc = 0;
-	pthread_mutex_lock(&ps->db_lock);
-	sqlite3_stmt *q;
-	if (sqlite3_prepare_v2(ps->db, "SELECT key, value FROM profile_labels WHERE profile=?1"
-				       " ORDER BY key", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, id);
-		while (sqlite3_step(q) == SQLITE_ROW)
-			json_object_set_new(labels, (const char *)sqlite3_column_text(q, 0),
-					    json_string((const char *)sqlite3_column_text(q, 1)));
-		sqlite3_finalize(q);
-	} else {
-		rc = db_fail(s, e);
+	struct db_conn *c = NULL;
+	int rc = db_get(ps->db, &c, e);
+	struct db_rows *q = NULL;
+	if (rc == 0)
+		rc = db_query(c, &q, e, "SELECT key, value FROM profile_labels WHERE profile=?"
+				       " ORDER BY key", "I", id);
+	if (rc == 0) {
+		while (db_next(q) == 1)
+			json_object_set_new(labels, db_text(q, 0), json_string(db_text(q, 1)));
+		db_done(q);
+		rc = db_query(c, &q, e, "SELECT ref, missing FROM profile_refs WHERE profile=?"
+				       " ORDER BY ref", "I", id);
 	}
-	if (sqlite3_prepare_v2(ps->db, "SELECT ref, missing FROM profile_refs WHERE profile=?1"
-				       " ORDER BY ref", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, id);
-		while (sqlite3_step(q) == SQLITE_ROW) {
-			const char *ref = (const char *)sqlite3_column_text(q, 0);
+	if (rc == 0) {
+		while (db_next(q) == 1) {
+			const char *ref = db_text(q, 0);
 			bool is_map = strncmp(ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) == 0;
 			json_array_append_new(is_map ? maps : ids,
 					      json_string(is_map ? ref + strlen(PERF_MAP_PREFIX) : ref));
-			if (sqlite3_column_int(q, 1))
+			if (db_int(q, 1))
 				json_array_append_new(missing, json_string(ref));
 		}
-		sqlite3_finalize(q);
-	} else {
-		rc = db_fail(s, e);
+		db_done(q);
 	}
-	pthread_mutex_unlock(&ps->db_lock);
+	if (c)
+		db_put(ps->db, c);
 	json_object_set_new(obj, "labels", labels);
 	json_object_set_new(obj, "build_ids", ids);
 	json_object_set_new(obj, "perf_maps", maps);
@@ -593,31 +582,49 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 	if (rc == 0)
 		rc = pprof_serialize(p, true, &out, &out_size, &e);
 	if (rc == 0)
-		rc = store_put_area(s->store, PROFILE_AREA, out, out_size, hash, &e);
-	pthread_mutex_lock(&ps->db_lock);
-	if (rc < 0) {
+		rc = blob_put_mem(ps->blobs, BLOB_AREA_PROFILES, out, out_size, hash, &e);
+	struct db_conn *c = NULL;
+	struct err dbe = { { 0 } };
+	int db_rc = rc == -EAGAIN ? rc : db_get(ps->db, &c, &dbe);
+	if (db_rc < 0) {
+		/* The database or the blob store is away: the row stays as it
+		 * was, for this replica or another to take up later. */
+		log_warn("msg=\"profile %lld: storage unavailable: %s\"", (long long)row->id,
+			 rc < 0 ? e.msg : dbe.msg);
+	} else if (rc < 0) {
 		/* Unreadable blob (the store is damaged) or out of memory:
 		 * park it as partial so the worker does not spin on it. */
 		log_warn("msg=\"profile %lld: cannot symbolize: %s\"", (long long)row->id, e.msg);
-		db_exec(s, "UPDATE profiles SET state=2 WHERE id=?1", "i", row->id);
+		db_exec(c, NULL, &dbe, "UPDATE profiles SET state=2 WHERE id=?", "I", row->id);
 	} else {
-		sqlite3_exec(ps->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 		int state = missing.len ? PROFILE_PARTIAL : PROFILE_DONE;
 		/* A redo asked for meanwhile is seen by the next handle_pending
 		 * (requeue_ref acts on state 2 rows only, after this). */
-		db_exec(s, "UPDATE profiles SET sym=?2, sym_size=?3, state=?4 WHERE id=?1", "itii",
-			row->id, hash, (int64_t)out_size, (int64_t)state);
-		db_exec(s, "UPDATE profile_refs SET missing=0 WHERE profile=?1", "i", row->id);
-		for (size_t i = 0; i < missing.len; i++)
-			db_exec(s, "INSERT INTO profile_refs(profile, ref, missing) VALUES(?1,?2,1)"
-				   " ON CONFLICT(profile, ref) DO UPDATE SET missing=1", "it",
-				row->id, (const char *)missing.data + i * REF_MAX);
-		sqlite3_exec(ps->db, "COMMIT", NULL, NULL, NULL);
-		if (row->sym[0] && strcmp(row->sym, hash) != 0)
-			unlink_if_unused(s, row->sym);
-		s->profiles_symbolized++;
+		db_rc = db_begin(c, &dbe);
+		if (db_rc == 0)
+			db_rc = db_exec(c, NULL, &dbe,
+					"UPDATE profiles SET sym=?, sym_size=?, state=? WHERE id=?",
+					"tIiI", hash, (int64_t)out_size, state, row->id);
+		if (db_rc == 0)
+			db_rc = db_exec(c, NULL, &dbe,
+					"UPDATE profile_refs SET missing=0 WHERE profile=?", "I", row->id);
+		for (size_t i = 0; db_rc == 0 && i < missing.len; i++)
+			db_rc = db_exec(c, NULL, &dbe,
+					"INSERT INTO profile_refs(profile, ref, missing) VALUES(?,?,1)"
+					" ON CONFLICT(profile, ref) DO UPDATE SET missing=1", "It",
+					row->id, (const char *)missing.data + i * REF_MAX);
+		if (db_rc == 0)
+			db_rc = db_commit(c, &dbe);
+		if (db_rc < 0) {
+			db_rollback(c);
+			log_warn("msg=\"profile %lld: %s\"", (long long)row->id, dbe.msg);
+		} else {
+			if (row->sym[0] && strcmp(row->sym, hash) != 0)
+				unlink_if_unused(ps, c, row->sym);
+			s->profiles_symbolized++;
+		}
 	}
-	pthread_mutex_unlock(&ps->db_lock);
+	db_put(ps->db, c);
 	vec_free(&missing);
 	pprof_free(p);
 	free(raw);
@@ -631,17 +638,16 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
  * from the symbol table give way to DWARF's, with lines and inlines). */
 static void requeue_ref(struct server *s, const char *ref, bool all)
 {
-	pthread_mutex_lock(&s->profiles->db_lock);
-	db_exec(s,
-		all ? "UPDATE profiles SET state=3 WHERE state IN (1,2) AND id IN"
-		      " (SELECT profile FROM profile_refs WHERE ref=?1)"
-		    : "UPDATE profiles SET state=3 WHERE state=2 AND id IN"
-		      " (SELECT profile FROM profile_refs WHERE ref=?1 AND missing=1)",
-		"t", ref);
-	int n = sqlite3_changes(s->profiles->db);
-	pthread_mutex_unlock(&s->profiles->db_lock);
+	struct err e = { { 0 } };
+	int64_t n = 0;
+	db_run(s->profiles, &n, &e,
+	       all ? "UPDATE profiles SET state=3 WHERE state IN (1,2) AND id IN"
+		     " (SELECT profile FROM profile_refs WHERE ref=?)"
+		   : "UPDATE profiles SET state=3 WHERE state=2 AND id IN"
+		     " (SELECT profile FROM profile_refs WHERE ref=? AND missing=1)",
+	       "t", ref);
 	if (n > 0)
-		log_info("msg=\"%s arrived: %d profile(s) to symbolize again\"", ref, n);
+		log_info("msg=\"%s arrived: %lld profile(s) to symbolize again\"", ref, (long long)n);
 }
 
 /* Late debuginfo: what the store hook queued. */
@@ -662,9 +668,8 @@ static void handle_pending(struct server *s)
 		requeue_ref(s, batch[i].ref, stale);
 	}
 	if (overflow) {
-		pthread_mutex_lock(&ps->db_lock);
-		db_exec(s, "UPDATE profiles SET state=3 WHERE state=2", "");
-		pthread_mutex_unlock(&ps->db_lock);
+		struct err e = { { 0 } };
+		db_run(ps, NULL, &e, "UPDATE profiles SET state=3 WHERE state=?", "i", PROFILE_PARTIAL);
 	}
 }
 
@@ -675,18 +680,21 @@ static void retry_missing(struct server *s, struct request *r)
 	struct profiles *ps = s->profiles;
 	struct vec refs;
 	vec_init(&refs, REF_MAX);
-	pthread_mutex_lock(&ps->db_lock);
-	sqlite3_stmt *q;
-	if (sqlite3_prepare_v2(ps->db, "SELECT DISTINCT ref FROM profile_refs WHERE missing=1"
-				       " LIMIT 1000", -1, &q, NULL) == SQLITE_OK) {
-		while (sqlite3_step(q) == SQLITE_ROW) {
-			char *slot = vec_push(&refs);
-			if (slot)
-				snprintf(slot, REF_MAX, "%s", (const char *)sqlite3_column_text(q, 0));
+	struct err e = { { 0 } };
+	struct db_conn *c;
+	if (db_get(ps->db, &c, &e) == 0) {
+		struct db_rows *q;
+		if (db_query(c, &q, &e, "SELECT DISTINCT ref FROM profile_refs WHERE missing=1"
+				       " LIMIT 1000", "") == 0) {
+			while (db_next(q) == 1) {
+				char *slot = vec_push(&refs);
+				if (slot)
+					snprintf(slot, REF_MAX, "%s", db_text(q, 0));
+			}
+			db_done(q);
 		}
-		sqlite3_finalize(q);
+		db_put(ps->db, c);
 	}
-	pthread_mutex_unlock(&ps->db_lock);
 	for (size_t i = 0; i < refs.len; i++) {
 		const char *ref = (const char *)refs.data + i * REF_MAX;
 		if (strncmp(ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) == 0)
@@ -699,91 +707,105 @@ static void retry_missing(struct server *s, struct request *r)
 	vec_free(&refs);
 }
 
-/* Delete profile rows (and their blobs once unused).  Caller holds db_lock. */
-static void delete_profile(struct server *s, int64_t id, const char *raw, const char *sym)
+/* Delete a profile's rows together, then its blobs once unused. */
+static int delete_profile(struct server *s, struct db_conn *c, int64_t id, const char *raw,
+			  const char *sym, struct err *e)
 {
-	db_exec(s, "DELETE FROM profile_labels WHERE profile=?1", "i", id);
-	db_exec(s, "DELETE FROM profile_refs WHERE profile=?1", "i", id);
-	db_exec(s, "DELETE FROM profiles WHERE id=?1", "i", id);
-	unlink_if_unused(s, raw);
-	unlink_if_unused(s, sym);
+	int rc = db_begin(c, e);
+	if (rc == 0)
+		rc = db_exec(c, NULL, e, "DELETE FROM profile_labels WHERE profile=?", "I", id);
+	if (rc == 0)
+		rc = db_exec(c, NULL, e, "DELETE FROM profile_refs WHERE profile=?", "I", id);
+	if (rc == 0)
+		rc = db_exec(c, NULL, e, "DELETE FROM profiles WHERE id=?", "I", id);
+	if (rc == 0)
+		rc = db_commit(c, e);
+	if (rc < 0) {
+		db_rollback(c);
+		return rc;
+	}
+	unlink_if_unused(s->profiles, c, raw);
+	unlink_if_unused(s->profiles, c, sym);
 	s->profiles_deleted++;
+	return 0;
 }
 
+/* Retention and the quota hold for every profile in the database, so in
+ * a cluster for all replicas together. */
 static void enforce_retention(struct server *s)
 {
 	struct profiles *ps = s->profiles;
-	const struct server_config *c = &s->cfg;
-	pthread_mutex_lock(&ps->db_lock);
+	const struct server_config *cfg = &s->cfg;
+	struct err e = { { 0 } };
+	struct db_conn *c;
+	if (db_get(ps->db, &c, &e) < 0)
+		return;
 	for (;;) {
 		/* The oldest profile, if it is too old or over the quota. */
-		sqlite3_stmt *q;
-		if (sqlite3_prepare_v2(ps->db,
-				       "SELECT id, raw, sym, received,"
-				       " (SELECT coalesce(sum(raw_size + sym_size), 0) FROM profiles)"
-				       " FROM profiles ORDER BY id LIMIT 1",
-				       -1, &q, NULL) != SQLITE_OK)
+		struct db_rows *q;
+		if (db_query(c, &q, &e,
+			     "SELECT id, raw, sym, received,"
+			     " (SELECT coalesce(sum(raw_size + sym_size), 0) FROM profiles)"
+			     " FROM profiles ORDER BY id LIMIT 1", "") < 0)
 			break;
 		bool drop = false;
 		int64_t id = 0;
 		char raw[SHA256_HEX_LEN + 1] = "", sym[SHA256_HEX_LEN + 1] = "";
-		if (sqlite3_step(q) == SQLITE_ROW) {
-			id = sqlite3_column_int64(q, 0);
-			snprintf(raw, sizeof(raw), "%s", (const char *)sqlite3_column_text(q, 1));
-			snprintf(sym, sizeof(sym), "%s", (const char *)sqlite3_column_text(q, 2));
-			int64_t received = sqlite3_column_int64(q, 3);
-			uint64_t total = (uint64_t)sqlite3_column_int64(q, 4);
-			if (c->profile_retention_s &&
-			    received < wall_ns() - (int64_t)c->profile_retention_s * 1000000000)
+		if (db_next(q) == 1) {
+			id = db_int(q, 0);
+			snprintf(raw, sizeof(raw), "%s", db_text(q, 1));
+			snprintf(sym, sizeof(sym), "%s", db_text(q, 2));
+			int64_t received = db_int(q, 3);
+			uint64_t total = (uint64_t)db_int(q, 4);
+			if (cfg->profile_retention_s &&
+			    received < wall_ns() - (int64_t)cfg->profile_retention_s * 1000000000)
 				drop = true;
-			if (c->profile_quota && total > c->profile_quota)
+			if (cfg->profile_quota && total > cfg->profile_quota)
 				drop = true;
 		}
-		sqlite3_finalize(q);
-		if (!drop)
+		db_done(q);
+		if (!drop || delete_profile(s, c, id, raw, sym, &e) < 0)
 			break;
-		delete_profile(s, id, raw, sym);
 	}
 	/* Perf maps no profile names any more. */
-	sqlite3_stmt *q;
-	if (sqlite3_prepare_v2(ps->db,
-			       "SELECT sha256 FROM perf_maps WHERE received<?1 AND NOT EXISTS"
-			       " (SELECT 1 FROM profile_refs WHERE ref='" PERF_MAP_PREFIX "'||sha256)",
-			       -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, (int64_t)time(NULL) - PERF_MAP_GRACE_S);
+	struct db_rows *q;
+	if (db_query(c, &q, &e,
+		     "SELECT sha256 FROM perf_maps WHERE received<? AND NOT EXISTS"
+		     " (SELECT 1 FROM profile_refs WHERE ref='" PERF_MAP_PREFIX "'||sha256)",
+		     "I", (int64_t)time(NULL) - PERF_MAP_GRACE_S) == 0) {
 		struct vec gone;
 		vec_init(&gone, SHA256_HEX_LEN + 1);
-		while (sqlite3_step(q) == SQLITE_ROW) {
+		while (db_next(q) == 1) {
 			char *slot = vec_push(&gone);
 			if (slot)
-				snprintf(slot, SHA256_HEX_LEN + 1, "%s",
-					 (const char *)sqlite3_column_text(q, 0));
+				snprintf(slot, SHA256_HEX_LEN + 1, "%s", db_text(q, 0));
 		}
-		sqlite3_finalize(q);
+		db_done(q);
 		for (size_t i = 0; i < gone.len; i++) {
 			const char *sha = (const char *)gone.data + i * (SHA256_HEX_LEN + 1);
-			db_exec(s, "DELETE FROM perf_maps WHERE sha256=?1", "t", sha);
-			unlink_if_unused(s, sha);
+			if (db_exec(c, NULL, &e, "DELETE FROM perf_maps WHERE sha256=?", "t", sha) == 0)
+				unlink_if_unused(ps, c, sha);
 		}
 		vec_free(&gone);
 	}
-	pthread_mutex_unlock(&ps->db_lock);
+	db_put(ps->db, c);
 }
 
 static int next_batch(struct server *s, struct profile_row **rows, size_t *n)
 {
 	struct err e = { { 0 } };
-	pthread_mutex_lock(&s->profiles->db_lock);
-	sqlite3_stmt *q;
-	int rc = -EIO;
-	if (sqlite3_prepare_v2(s->profiles->db,
-			       "SELECT " ROW_COLUMNS " FROM profiles WHERE state IN (0,3)"
-			       " ORDER BY id LIMIT ?1", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_int(q, 1, BATCH_MAX);
-		rc = select_rows(s, q, rows, n, &e);
-		sqlite3_finalize(q);
-	}
-	pthread_mutex_unlock(&s->profiles->db_lock);
+	struct profiles *ps = s->profiles;
+	struct db_conn *c;
+	int rc = db_get(ps->db, &c, &e);
+	if (rc < 0)
+		return rc;
+	struct db_rows *q;
+	rc = db_query(c, &q, &e,
+		      "SELECT " ROW_COLUMNS " FROM profiles WHERE state IN (0,3)"
+		      " ORDER BY id LIMIT ?", "i", BATCH_MAX);
+	if (rc == 0)
+		rc = select_rows(q, rows, n, &e);
+	db_put(ps->db, c);
 	return rc;
 }
 
@@ -882,26 +904,15 @@ int profiles_start(struct server *s, struct err *e)
 	if (!ps)
 		return err_set(e, ENOMEM, "out of memory");
 	ps->srv = s;
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/profiles.sqlite", store_dir(s->store));
-	if (sqlite3_open_v2(path, &ps->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						   SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		err_set(e, EIO, "%s: %s", path, ps->db ? sqlite3_errmsg(ps->db) : "cannot open");
-		sqlite3_close(ps->db);
+	ps->db = s->profiles_db;
+	ps->blobs = s->blobs;
+	bool pg = db_dialect(ps->db) == DB_POSTGRES;
+	int rc = db_migrate(ps->db, "profiles", pg ? schema_postgres : schema_sqlite,
+			    pg ? (int)ARRAY_SIZE(schema_postgres) : (int)ARRAY_SIZE(schema_sqlite), e);
+	if (rc < 0) {
 		free(ps);
-		return -EIO;
+		return rc;
 	}
-	sqlite3_busy_timeout(ps->db, 10000);
-	char *msg = NULL;
-	if (sqlite3_exec(ps->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-		err_set(e, EIO, "%s: %s", path, msg ? msg : "schema");
-		sqlite3_free(msg);
-		sqlite3_close(ps->db);
-		free(ps);
-		return -EIO;
-	}
-	sqlite3_exec(ps->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-	pthread_mutex_init(&ps->db_lock, NULL);
 	pthread_mutex_init(&ps->lock, NULL);
 	pthread_cond_init(&ps->cond, NULL);
 	s->profiles = ps;
@@ -925,8 +936,6 @@ void profiles_stop(struct server *s)
 	if (ps->worker_running)
 		pthread_join(ps->worker, NULL);
 	store_set_candidate_hook(s->store, NULL, NULL);
-	sqlite3_close(ps->db);
-	pthread_mutex_destroy(&ps->db_lock);
 	pthread_mutex_destroy(&ps->lock);
 	pthread_cond_destroy(&ps->cond);
 	free(ps);

@@ -25,12 +25,10 @@ enum MHD_Result handle_perf_map_post(struct request *r);
 enum MHD_Result handle_perf_map_get(struct request *r);
 
 /* ---- between profiles.c and profiles_http.c ---- */
-#include <sqlite3.h>
 
 #include "pprof/pprof.h"
 #include "symbolizer/symbolizer.h"
 
-#define PROFILE_AREA "profiles"  /* DIR/profiles/ab/cdef… */
 #define PROFILE_MAX_LABELS 32
 #define PERF_MAP_PREFIX SYMZ_PERF_MAP_PREFIX
 

@@ -58,6 +58,8 @@ void server_config_defaults(struct server_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->data_dir = "./var";
+	c->cache_quota = 1ull << 30;
+	c->s3_region = "us-east-1";
 	c->listen = "127.0.0.1:8002";
 	c->rescan_s = 300;
 	c->conn_timeout_s = 30;
@@ -722,7 +724,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 			 r->url, r->status, (unsigned long long)r->bytes,
 			 (unsigned long long)((now_ns() - r->start_ns) / 1000));
 	if (r->tmp_open)
-		store_tmp_abort(&r->tmp);
+		blob_tmp_abort(&r->tmp);
 	if (r->job && r->job_free)
 		r->job_free(r->job);
 	vec_free(&r->body);
@@ -812,6 +814,50 @@ static int load_tokens(char (*tokens)[SERVER_TOKEN_SIZE], int *n_tokens, const c
 /* The source rule (sources.h): the roots, and the server's own files,
  * never served even under a root.  Every file the server reads a secret
  * from belongs in `own`. */
+/* The metadata database(s) and the blob store.  With sqlite the artifact
+ * index and the profile store are two files (profile traffic never waits
+ * on the index's writer); with PostgreSQL one database holds both. */
+static int storage_open(struct server *s, const struct server_config *c, struct err *e)
+{
+	struct blob_options bo = { .url = c->blobs_url, .data_dir = c->data_dir,
+				   .cache_quota = c->cache_quota, .s3_endpoint = c->s3_endpoint,
+				   .s3_region = c->s3_region, .s3_credentials = c->s3_credentials };
+	int rc = blobs_open(&s->blobs, &bo, e);
+	if (rc < 0)
+		return rc;
+	char index_url[2 * PATH_MAX + 32], profiles_url[2 * PATH_MAX + 32];
+	const char *url = c->db_url;
+	if (!url || strncmp(url, "sqlite:", 7) == 0) {
+		const char *path = url ? url + 7 : NULL;
+		char dir[PATH_MAX];
+		if (path) {
+			snprintf(dir, sizeof(dir), "%s", path);
+			char *slash = strrchr(dir, '/');
+			if (slash)
+				*slash = 0;
+			else
+				snprintf(dir, sizeof(dir), ".");
+		} else {
+			snprintf(dir, sizeof(dir), "%s", blobs_data_dir(s->blobs));
+		}
+		snprintf(index_url, sizeof(index_url), "sqlite:%s%s%s", path ? path : dir,
+			 path ? "" : "/", path ? "" : "index.sqlite");
+		snprintf(profiles_url, sizeof(profiles_url), "sqlite:%s/profiles.sqlite", dir);
+	} else {
+		snprintf(index_url, sizeof(index_url), "%s", url);
+		snprintf(profiles_url, sizeof(profiles_url), "%s", url);
+	}
+	rc = db_open(&s->db, index_url, e);
+	if (rc == 0)
+		rc = db_open(&s->profiles_db, profiles_url, e);
+	if (rc == 0)
+		rc = store_open(&s->store, s->db, s->blobs, e);
+	if (rc == 0)
+		log_info("msg=\"storage: metadata %s, blobs %s\"", db_name(s->db),
+			 blobs_name(s->blobs));
+	return rc;
+}
+
 static int sources_setup(struct server *s, const struct server_config *c, struct err *e)
 {
 	for (int i = 0; i < c->n_source_roots; i++) {
@@ -824,7 +870,7 @@ static int sources_setup(struct server *s, const struct server_config *c, struct
 	}
 	if (!(s->source_names = dwarf_names_cache_new()))
 		return err_set(e, ENOMEM, "out of memory");
-	const char *own[] = { store_dir(s->store), c->token_file, c->read_token_file };
+	const char *own[] = { blobs_data_dir(s->blobs), c->token_file, c->read_token_file };
 	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
 		int rc = own[i] ? source_policy_forbid(&s->sources, own[i], e) : 0;
 		if (rc < 0)
@@ -881,6 +927,9 @@ static void server_free(struct server *s)
 	edge_stop(s);
 	symz_cache_free(s->symz_cache);
 	store_close(s->store);
+	db_close(s->profiles_db);
+	db_close(s->db);
+	blobs_close(s->blobs);
 	source_policy_free(&s->sources);
 	dwarf_names_cache_free(s->source_names);
 	upstream_limiter_free(&s->upstream_limit);
@@ -925,7 +974,7 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	if (rc == 0)
 		rc = edge_start(s, e);
 	if (rc == 0)
-		rc = store_open(&s->store, c->data_dir, e);
+		rc = storage_open(s, c, e);
 	if (rc == 0)
 		rc = sources_setup(s, c, e);
 	if (rc == 0 && !(s->symz_cache = symz_cache_new(c->symz_cache ? c->symz_cache : 1)))

@@ -17,7 +17,12 @@ struct rate_cap {
 };
 
 struct server_config {
-	const char *data_dir;        /* --data, default ./var */
+	const char *data_dir;        /* --data, default ./var: this replica's working area */
+	const char *db_url;          /* --db: sqlite:PATH (default DATA/index.sqlite) or
+				      * postgresql://… */
+	const char *blobs_url;       /* --blobs: file:DIR (default DATA) or s3://… */
+	uint64_t cache_quota;        /* --cache-quota: local cache of remote blobs */
+	const char *s3_endpoint, *s3_region, *s3_credentials;
 	const char *listen;          /* --listen ADDR:PORT, default 127.0.0.1:8002 */
 	const char *scan_dirs[SERVER_MAX_LIST];
 	int n_scan;

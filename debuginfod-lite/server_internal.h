@@ -76,6 +76,11 @@ struct flight {
 
 struct server {
 	struct server_config cfg;
+	/* The storage under every layer: metadata (the artifact index and
+	 * the profile store's tables: two sqlite files, or one PostgreSQL
+	 * database reached twice) and blobs. */
+	struct db *db, *profiles_db;
+	struct blob_store *blobs;
 	struct store *store;
 	struct MHD_Daemon *mhd;
 	unsigned port;
@@ -170,7 +175,7 @@ struct request {
 	slow_fn slow;
 
 	/* Uploads */
-	struct store_tmp tmp;
+	struct blob_tmp tmp;
 	bool tmp_open;
 
 	/* Budget bytes this request holds (released at completion), whether it

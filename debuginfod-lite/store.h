@@ -1,9 +1,6 @@
-/* The artifact store: an sqlite3 index plus content-addressed blobs.
- *
- * Layout of the data directory (docs/data-directory.md):
- *   DIR/index.sqlite        the index (WAL mode)
- *   DIR/blobs/ab/cdef…      blobs named by the SHA-256 of their content
- *   DIR/tmp/                in-flight uploads and fetches (emptied at open)
+/* The artifact store: candidate rows in the metadata database (metadb.h:
+ * sqlite or PostgreSQL) over content-addressed blobs (blobs.h: a local
+ * directory or an object store).  docs/data-directory.md has the layout.
  *
  * An artifact is identified by (build-ID, kind, name): name is "" for
  * debuginfo and executable, the absolute path for a source, the section name
@@ -19,10 +16,10 @@
  * Crash safety: a blob is written to tmp/, fsync'ed and renamed into place
  * before the index row that names it is committed, so a row never refers to
  * a partial blob.  A crash leaves at most an unreferenced blob or a tmp file,
- * both removed by store_groom()/store_open().
+ * both removed by store_groom()/blobs_open().
  *
- * Thread safety: every function may be called from any thread; the store
- * keeps a pool of sqlite connections. */
+ * Thread safety: every function may be called from any thread (the
+ * database keeps a pool of connections). */
 #ifndef DEBUGINFOD_LITE_STORE_H
 #define DEBUGINFOD_LITE_STORE_H
 
@@ -33,6 +30,8 @@
 
 #include "common/common.h"
 #include "common/sha256.h"
+#include "debuginfod-lite/blobs.h"
+#include "debuginfod-lite/metadb.h"
 
 enum artifact_kind {
 	ART_DEBUGINFO,
@@ -69,7 +68,8 @@ struct artifact {
 	enum artifact_origin origin;
 	int quality;
 	char blob[SHA256_HEX_LEN + 1]; /* "" for external files */
-	char path[PATH_MAX];           /* where to read it: external file or blob path */
+	char path[PATH_MAX];           /* where to read it: the external file, or the
+					* blob's local file once store_open_artifact ran */
 	char file[PATH_MAX];           /* the name to report (X-DEBUGINFOD-FILE) */
 	uint64_t size;
 	int64_t mtime;                 /* seconds; for external files, what was indexed */
@@ -82,9 +82,12 @@ void artifact_init(struct artifact *a, const char *build_id, enum artifact_kind 
 
 struct store;
 
-int store_open(struct store **out, const char *dir, struct err *e);
+/* Create or upgrade the schema; the store uses db and blobs, owned by the
+ * caller. */
+int store_open(struct store **out, struct db *db, struct blob_store *blobs, struct err *e);
 void store_close(struct store *s);
-const char *store_dir(const struct store *s);
+struct blob_store *store_blobs(const struct store *s);
+struct db *store_db(const struct store *s);
 
 /* Up to max candidates for (build_id, kind, name), best first, skipping
  * expired ones.  Returns the count (0 = none) or -errno. */
@@ -93,7 +96,7 @@ int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 /* Open a candidate for reading.  For external files checks that size and
  * mtime still match the index; a vanished or changed file is dropped from
  * the index and -ENOENT returned.  On success *fd is open and *st filled. */
-int store_open_artifact(struct store *s, const struct artifact *a, int *fd, struct stat *st,
+int store_open_artifact(struct store *s, struct artifact *a, int *fd, struct stat *st,
 			struct err *e);
 
 /* The candidates of (build_id, kind, name) that still open (as
@@ -117,32 +120,16 @@ bool store_scanned_same(struct store *s, const char *path, uint64_t size, int64_
 int store_scanned_set(struct store *s, const char *path, uint64_t size, int64_t mtime,
 		      struct err *e);
 
-/* Writing a blob: begin, write (hashes as it goes), then commit or abort. */
-struct store_tmp {
-	int fd;
-	char path[PATH_MAX];
-	struct sha256 hash;
-	uint64_t size;
-};
-int store_tmp_begin(struct store *s, struct store_tmp *t, struct err *e);
-int store_tmp_write(struct store_tmp *t, const void *data, size_t len, struct err *e);
-/* fsync, move into blobs/ (deduplicated by content), then insert the index
- * row described by *a (its blob, path and size are filled in here).  The
- * tmp is consumed whatever the outcome. */
-int store_tmp_commit(struct store *s, struct store_tmp *t, struct artifact *a, struct err *e);
-void store_tmp_abort(struct store_tmp *t);
+/* Writing a blob (blobs.h): begin, write (hashes as it goes), then commit
+ * or abort (blob_tmp_write, blob_tmp_abort). */
+int store_tmp_begin(struct store *s, struct blob_tmp *t, struct err *e);
+/* Store the blob (deduplicated by content), then insert the index row
+ * described by *a (its blob and size are filled in here).  The tmp is
+ * consumed whatever the outcome. */
+int store_tmp_commit(struct store *s, struct blob_tmp *t, struct artifact *a, struct err *e);
 /* Convenience: a whole blob from memory. */
 int store_put_mem(struct store *s, const void *data, size_t size, struct artifact *a,
 		  struct err *e);
-
-/* Blobs outside the artifact index (profiles, perf maps): content-addressed
- * under DIR/<area>/ab/cdef…, written atomically like the others, never
- * touched by store_groom (their owner removes them).  hash gets the
- * SHA256_HEX_LEN + 1 hex name. */
-int store_put_area(struct store *s, const char *area, const void *data, size_t size, char *hash,
-		   struct err *e);
-void store_area_path(const struct store *s, const char *area, const char *hash, char *out,
-		     size_t size);
 
 /* Called (on the inserting thread, after the commit) for every new
  * debuginfo or executable candidate: upload, scan, upstream copy.  Must be
@@ -176,7 +163,7 @@ int store_stats(struct store *s, struct store_stats *st, struct err *e);
 
 /* Drop expired candidates and misses, unreferenced blobs, and (when
  * quota_bytes > 0) the least recently used upstream/derived blobs (last use:
- * the blob's atime, set by store_open_artifact) until the blob total fits
+ * blob_last_use, recorded by store_open_artifact) until the blob total fits
  * the quota.  Uploads and scanned files are never evicted by quota. */
 int store_groom(struct store *s, uint64_t quota_bytes, struct err *e);
 

@@ -118,9 +118,16 @@ static unsigned source_named(struct request *r, char *msg, size_t size)
 		return 422;
 	}
 	struct dwarf_names_cache *names = r->srv->source_names;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		int fd;
+		struct stat st;
+		/* Opening gives a blob its local file (path). */
+		if (store_open_artifact(r->srv->store, &cands[i], &fd, &st, &e) < 0)
+			continue;
+		close(fd);
 		if (dwarf_names_source_cached(names, cands[i].path, r->name, &e) == 1)
 			return 0;
+	}
 	snprintf(msg, size, "the DWARF of %s does not name %s\n", r->build_id, r->name);
 	return 422;
 }
@@ -175,7 +182,7 @@ int upload_chunk(struct request *r, const char *data, size_t len)
 		return 413;
 	}
 	struct err e = { { 0 } };
-	if (store_tmp_write(&r->tmp, data, len, &e) < 0) {
+	if (blob_tmp_write(&r->tmp, data, len, &e) < 0) {
 		log_error("msg=\"upload write: %s\"", e.msg);
 		snprintf(r->body_msg, sizeof(r->body_msg), "cannot store the upload");
 		return 507;

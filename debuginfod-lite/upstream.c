@@ -16,7 +16,7 @@
 #include <time.h>
 
 struct fetch {
-	struct store_tmp *tmp;
+	struct blob_tmp *tmp;
 	uint64_t max;
 	bool too_big;
 	bool html;
@@ -32,7 +32,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		f->too_big = true;
 		return 0;
 	}
-	return store_tmp_write(f->tmp, data, n, f->e) < 0 ? 0 : n;
+	return blob_tmp_write(f->tmp, data, n, f->e) < 0 ? 0 : n;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
@@ -160,7 +160,7 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 		curl_easy_cleanup(c);
 		return -EAGAIN;
 	}
-	struct store_tmp tmp;
+	struct blob_tmp tmp;
 	if (store_tmp_begin(s->store, &tmp, e) < 0) {
 		curl_easy_cleanup(c);
 		return -EAGAIN;
@@ -184,7 +184,7 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 		}
 		return rc;
 	}
-	store_tmp_abort(&tmp);
+	blob_tmp_abort(&tmp);
 	if (cc == CURLE_OK && code == 200) {
 		s->upstream_rejected++;
 		log_warn("msg=\"upstream body rejected\" url=\"%s\" why=\"%s\"", url, e->msg);

@@ -1,0 +1,231 @@
+/* The PostgreSQL backend of the metadata interface (metadb.h), through
+ * libpq.  Statements arrive with `?` placeholders and are sent as $1, $2…
+ * (text parameters; the server infers their types from the statement).
+ * A connection that is lost (CONNECTION_BAD) makes the call fail with
+ * -EAGAIN: the pool drops it and the next db_get connects afresh, so the
+ * server recovers without a restart when the database returns. */
+#include "debuginfod-lite/metadb.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Statement timeout and connect timeout: a slow database costs a request
+ * seconds, never minutes. */
+#define PG_CONNECT_TIMEOUT_S "5"
+#define PG_STATEMENT_TIMEOUT_MS "15000"
+
+struct pg_db {
+	char *uri;
+};
+
+static int pg_open(void **impl, const char *target, struct err *e)
+{
+	struct pg_db *p = calloc(1, sizeof(*p));
+	if (!p || !(p->uri = strdup(target))) {
+		free(p);
+		return err_set(e, ENOMEM, "out of memory");
+	}
+	*impl = p;
+	return 0;
+}
+
+static void pg_close(void *impl)
+{
+	struct pg_db *p = impl;
+	free(p->uri);
+	free(p);
+}
+
+static int pg_connect(void *impl, void **out, struct err *e)
+{
+	struct pg_db *p = impl;
+	const char *keys[] = { "dbname", "connect_timeout", "options", "application_name", NULL };
+	const char *values[] = { p->uri, PG_CONNECT_TIMEOUT_S,
+				 "-c statement_timeout=" PG_STATEMENT_TIMEOUT_MS,
+				 "debuginfod-lite", NULL };
+	/* expand_dbname: the URI's own settings come first, ours fill in. */
+	PGconn *c = PQconnectdbParams(keys, values, 1);
+	if (!c)
+		return err_set(e, ENOMEM, "out of memory");
+	if (PQstatus(c) != CONNECTION_OK) {
+		err_set(e, EAGAIN, "postgresql: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return -EAGAIN;
+	}
+	PGresult *r = PQexec(c, "SET client_min_messages = warning");
+	PQclear(r);
+	*out = c;
+	return 0;
+}
+
+static void pg_disconnect(void *impl, void *conn)
+{
+	(void)impl;
+	PQfinish(conn);
+}
+
+/* "?"s become "$n", outside quoted strings.  out holds at least
+ * strlen(sql) * 2 + 1... bounded by the caller's buffer. */
+static int translate(const char *sql, char *out, size_t size)
+{
+	size_t o = 0;
+	int n = 0;
+	bool quoted = false;
+	for (const char *s = sql; *s; s++) {
+		if (*s == '\'')
+			quoted = !quoted;
+		if (*s == '?' && !quoted) {
+			int w = snprintf(out + o, size - o, "$%d", ++n);
+			if (w < 0 || (size_t)w >= size - o)
+				return -E2BIG;
+			o += (size_t)w;
+			continue;
+		}
+		if (o + 1 >= size)
+			return -E2BIG;
+		out[o++] = *s;
+	}
+	out[o] = 0;
+	return n;
+}
+
+static int result_error(PGconn *c, PGresult *r, struct err *e)
+{
+	/* A lost connection, a server shutting down or a statement timeout
+	 * passes; anything else is a refusal of the statement. */
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	bool transient = PQstatus(c) != CONNECTION_OK || !state ||
+			 strncmp(state, "08", 2) == 0 || /* connection exception */
+			 strncmp(state, "57", 2) == 0 || /* operator intervention */
+			 strncmp(state, "53", 2) == 0 || /* insufficient resources */
+			 strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+	int rc = err_set(e, transient ? EAGAIN : EIO, "postgresql: %s",
+			 r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+	/* A unique violation is worth telling apart (callers race on purpose). */
+	if (state && strcmp(state, "23505") == 0)
+		rc = -EEXIST;
+	return rc;
+}
+
+static int pg_run(void *impl, void *conn, const char *sql, const struct db_param *params,
+		  int n_params, struct db_rows *q, int64_t *changes, struct err *e)
+{
+	(void)impl;
+	PGconn *c = conn;
+	PGresult *r;
+	if (!n_params && !q) {
+		r = PQexec(c, sql); /* schemas: several statements */
+	} else {
+		size_t need = strlen(sql) * 2 + 16;
+		char *text = malloc(need);
+		char nums[64][24];
+		const char *values[64];
+		if (!text || n_params > 64) {
+			free(text);
+			return err_set(e, ENOMEM, "out of memory");
+		}
+		if (translate(sql, text, need) < 0) {
+			free(text);
+			return err_set(e, E2BIG, "statement too long");
+		}
+		for (int i = 0; i < n_params; i++) {
+			if (params[i].type == 't') {
+				values[i] = params[i].text;
+			} else {
+				snprintf(nums[i], sizeof(nums[i]), "%" PRId64, params[i].num);
+				values[i] = nums[i];
+			}
+		}
+		r = PQexecParams(c, text, n_params, NULL, values, NULL, NULL, 0);
+		free(text);
+	}
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		int rc = result_error(c, r, e);
+		PQclear(r);
+		return rc;
+	}
+	if (changes) {
+		const char *n = PQcmdTuples(r);
+		*changes = n && *n ? strtoll(n, NULL, 10) : 0;
+	}
+	if (q) {
+		q->impl = r;
+		q->n_rows = PQntuples(r);
+		q->row = -1;
+	} else {
+		PQclear(r);
+	}
+	return 0;
+}
+
+static int pg_next(struct db_rows *q)
+{
+	if (q->row + 1 >= q->n_rows)
+		return 0;
+	q->row++;
+	return 1;
+}
+
+static const char *pg_text(struct db_rows *q, int col)
+{
+	PGresult *r = q->impl;
+	if (q->row < 0 || col >= PQnfields(r) || PQgetisnull(r, q->row, col))
+		return "";
+	return PQgetvalue(r, q->row, col);
+}
+
+static int64_t pg_integer(struct db_rows *q, int col)
+{
+	const char *t = pg_text(q, col);
+	/* numeric sums come as "123" too; booleans as "t"/"f" */
+	if (t[0] == 't' && !t[1])
+		return 1;
+	return strtoll(t, NULL, 10);
+}
+
+static void pg_done(struct db_rows *q)
+{
+	PQclear(q->impl);
+}
+
+static int pg_simple(PGconn *c, const char *sql, struct err *e)
+{
+	PGresult *r = PQexec(c, sql);
+	int rc = 0;
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = result_error(c, r, e);
+	PQclear(r);
+	return rc;
+}
+
+static int pg_begin(void *impl, void *conn, struct err *e)
+{
+	(void)impl;
+	return pg_simple(conn, "BEGIN", e);
+}
+
+static int pg_end(void *impl, void *conn, bool commit, struct err *e)
+{
+	(void)impl;
+	return pg_simple(conn, commit ? "COMMIT" : "ROLLBACK", e);
+}
+
+const struct db_backend db_backend_postgres = {
+	.name = "postgresql",
+	.open = pg_open,
+	.close = pg_close,
+	.connect = pg_connect,
+	.disconnect = pg_disconnect,
+	.run = pg_run,
+	.next = pg_next,
+	.integer = pg_integer,
+	.text = pg_text,
+	.done = pg_done,
+	.begin = pg_begin,
+	.end = pg_end,
+};
