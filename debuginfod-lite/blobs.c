@@ -16,6 +16,7 @@
  * line here. */
 static const struct blob_backend *const backends[] = {
 	&blob_backend_file,
+	&blob_backend_s3,
 };
 
 /* The last use of a blob is recorded at most this often. */

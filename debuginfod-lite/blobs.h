@@ -129,5 +129,6 @@ struct blob_backend {
 };
 
 extern const struct blob_backend blob_backend_file;
+extern const struct blob_backend blob_backend_s3; /* blob_s3.c over s3.h */
 
 #endif

@@ -13,7 +13,7 @@ DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-
                 debuginfod-lite/deadline.c debuginfod-lite/profiles.c \
                 debuginfod-lite/profiles_http.c debuginfod-lite/symbolz.c \
                 debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c \
-                debuginfod-lite/s3.c debuginfod-lite/blob_cache.c
+                debuginfod-lite/s3.c debuginfod-lite/blob_s3.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
 DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lpq -lcurl -lexpat -ljansson -ldw -liberty $(UNWIND_LDLIBS)
