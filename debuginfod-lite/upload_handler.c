@@ -205,6 +205,15 @@ static enum MHD_Result reject(struct request *r, unsigned status, const char *fm
 	return respond_text(r, status, "%s\n", msg);
 }
 
+/* The blob store or the database being down is no verdict on the upload:
+ * 503 with Retry-After, and the client sends it again. */
+static enum MHD_Result commit_failed(struct request *r, int rc)
+{
+	if (rc == -EAGAIN)
+		return respond_refusal(r, rc, "storage unavailable, retry later");
+	return respond_text(r, 507, "cannot store the upload\n");
+}
+
 /* A source: its path was checked against the DWARF in upload_begin; the
  * content is the uploader's word, as the debuginfo is. */
 static enum MHD_Result finish_source(struct request *r)
@@ -214,9 +223,10 @@ static enum MHD_Result finish_source(struct request *r)
 	artifact_init(&a, r->build_id, ART_SOURCE, r->name, ORIGIN_UPLOAD, 1);
 	snprintf(a.file, sizeof(a.file), "%s", r->name);
 	r->tmp_open = false;
-	if (store_tmp_commit(r->srv->store, &r->tmp, &a, &e) < 0) {
+	int rc = store_tmp_commit(r->srv->store, &r->tmp, &a, &e);
+	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
-		return respond_text(r, 507, "cannot store the upload\n");
+		return commit_failed(r, rc);
 	}
 	r->srv->uploads_ok++;
 	log_info("msg=\"upload stored\" build_id=%s kind=source sha256=%s bytes=%llu", a.build_id,
@@ -266,9 +276,10 @@ enum MHD_Result upload_finish(struct request *r)
 	else
 		snprintf(a.file, sizeof(a.file), "%s.%s", r->build_id, artifact_kind_name(r->kind));
 	r->tmp_open = false;
-	if (store_tmp_commit(s->store, &r->tmp, &a, &e) < 0) {
+	int crc = store_tmp_commit(s->store, &r->tmp, &a, &e);
+	if (crc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
-		return respond_text(r, 507, "cannot store the upload\n");
+		return commit_failed(r, crc);
 	}
 	/* The same file may serve as the other kind too (unstripped binary). */
 	struct artifact other = a;
