@@ -111,27 +111,25 @@ static bool serve_from_store(struct request *r, enum MHD_Result *ret)
 	int n = store_lookup(r->srv->store, r->build_id, r->kind, r->name, cands, MAX_CANDIDATES, &e);
 	if (n < 0)
 		log_warn("msg=\"lookup %s: %s\"", r->build_id, e.msg);
-	/* A database or blob store that is down is not a miss: a 404 would
-	 * be cached by clients.  Answer 503, as a failing upstream would. */
-	bool unavailable = n == -EAGAIN;
+	/* The database or the blob store is away: reset the connection, as
+	 * for a failing upstream, so that clients retry instead of caching a
+	 * miss; nothing is asked upstream meanwhile. */
+	bool storage_away = n == -EAGAIN;
 	for (int i = 0; i < n; i++) {
 		int fd;
 		struct stat st;
 		int rc = open_candidate(r, &cands[i], &fd, &st, &e);
-		if (rc < 0) {
-			if (rc == -EAGAIN) {
-				unavailable = true;
-				log_warn("msg=\"open %s: %s\"", r->build_id, e.msg);
-			}
+		storage_away |= rc == -EAGAIN;
+		if (rc < 0)
 			continue;
-		}
 		*ret = respond_artifact(r, &cands[i], fd, (uint64_t)st.st_size,
 					cands[i].origin == ORIGIN_SCAN ? cands[i].mtime
 								       : (int64_t)st.st_mtime);
 		return true;
 	}
-	if (unavailable) {
-		*ret = respond_refusal(r, -EAGAIN, "storage unavailable, retry later");
+	if (storage_away) {
+		r->srv->transient_refusals++;
+		*ret = respond_reset(r);
 		return true;
 	}
 	return false;

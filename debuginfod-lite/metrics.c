@@ -2,6 +2,7 @@
  * histograms, federation and store figures. */
 #include "debuginfod-lite/server_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,45 @@ static void put(struct text *t, const char *fmt, ...)
 		t->buf = nb;
 		t->cap = cap;
 	}
+}
+
+/* The storage backends: latency and errors of the metadata database(s)
+ * and the blob store, and the local cache of remote blobs. */
+static void put_backends(struct text *t, struct server *s)
+{
+	struct db *dbs[2] = { s->db, s->profiles_db };
+	const char *names[2] = { "artifacts", "profiles" };
+	put(t, "# TYPE backend_statements_total counter\n"
+	       "# TYPE backend_errors_total counter\n"
+	       "# TYPE backend_unavailable_total counter\n"
+	       "# TYPE backend_latency_seconds_sum counter\n");
+	for (int i = 0; i < 2; i++) {
+		if (!dbs[i])
+			continue;
+		const struct db_metrics *m = db_metrics(dbs[i]);
+		put(t, "backend_statements_total{backend=\"db\",use=\"%s\"} %llu\n"
+		       "backend_errors_total{backend=\"db\",use=\"%s\"} %llu\n"
+		       "backend_unavailable_total{backend=\"db\",use=\"%s\"} %llu\n"
+		       "backend_latency_seconds_sum{backend=\"db\",use=\"%s\"} %.6f\n",
+		    names[i], (unsigned long long)m->statements, names[i],
+		    (unsigned long long)m->errors, names[i], (unsigned long long)m->unavailable,
+		    names[i], (double)m->latency_us / 1e6);
+	}
+	const struct blob_metrics *b = blobs_metrics(s->blobs);
+	put(t, "backend_statements_total{backend=\"blobs\",use=\"put\"} %llu\n"
+	       "backend_statements_total{backend=\"blobs\",use=\"get\"} %llu\n"
+	       "backend_errors_total{backend=\"blobs\",use=\"all\"} %llu\n"
+	       "backend_unavailable_total{backend=\"blobs\",use=\"all\"} %llu\n"
+	       "backend_latency_seconds_sum{backend=\"blobs\",use=\"all\"} %.6f\n"
+	       "# TYPE blob_cache_hits_total counter\nblob_cache_hits_total %llu\n"
+	       "# TYPE blob_cache_misses_total counter\nblob_cache_misses_total %llu\n"
+	       "# TYPE blob_cache_evictions_total counter\nblob_cache_evictions_total %llu\n"
+	       "# TYPE blob_cache_bytes gauge\nblob_cache_bytes %llu\n",
+	    (unsigned long long)b->puts, (unsigned long long)b->gets,
+	    (unsigned long long)b->errors, (unsigned long long)b->unavailable,
+	    (double)b->latency_us / 1e6, (unsigned long long)b->cache_hits,
+	    (unsigned long long)b->cache_misses, (unsigned long long)b->cache_evictions,
+	    (unsigned long long)b->cache_bytes);
 }
 
 enum MHD_Result handle_metrics(struct request *r)
@@ -189,9 +229,35 @@ enum MHD_Result handle_metrics(struct request *r)
 			"# TYPE store_blob_bytes gauge\nstore_blob_bytes %llu\n",
 		    (unsigned long long)st.candidates, (unsigned long long)st.external,
 		    (unsigned long long)st.blobs_bytes);
+	put_backends(&t, s);
 	if (t.failed) {
 		free(t.buf);
 		return MHD_NO;
 	}
 	return respond_buffer(r, 200, "text/plain; version=0.0.4", t.buf, t.len, true);
+}
+
+enum MHD_Result handle_healthz(struct request *r)
+{
+	return respond_text(r, 200, "ok\n");
+}
+
+enum MHD_Result handle_readyz(struct request *r)
+{
+	struct server *s = r->srv;
+	struct err e = { { 0 } };
+	int rc = db_ping(s->db, &e);
+	if (rc == 0 && s->profiles_db != s->db)
+		rc = db_ping(s->profiles_db, &e);
+	const char *what = "database";
+	if (rc == 0) {
+		what = "blob store";
+		rc = blobs_ping(s->blobs, &e);
+	}
+	if (rc < 0) {
+		char why[600];
+		snprintf(why, sizeof(why), "%s unreachable: %s", what, e.msg);
+		return respond_refusal(r, -EBUSY, why);
+	}
+	return respond_text(r, 200, "ready\n");
 }

@@ -543,6 +543,31 @@ int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, str
 
 /* ---- the worker ---- */
 
+/* A profile queued again (state 3) was queued because something it used
+ * arrived, possibly through another replica: this replica's memory of a
+ * failed index build, or its open index built from worse debuginfo, must
+ * not answer for it. */
+static void forget_local_state(struct server *s, int64_t id)
+{
+	struct profiles *ps = s->profiles;
+	struct err e = { { 0 } };
+	struct db_conn *c;
+	if (db_get(ps->db, &c, &e) < 0)
+		return;
+	struct db_rows *q;
+	if (db_query(c, &q, &e, "SELECT ref FROM profile_refs WHERE profile=?", "I", id) == 0) {
+		while (db_next(q) == 1) {
+			const char *ref = db_text(q, 0);
+			if (strncmp(ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) == 0)
+				continue;
+			symz_debuginfo_arrived(s->symz_cache, ref);
+			symz_cache_drop(s->symz_cache, ref);
+		}
+		db_done(q);
+	}
+	db_put(ps->db, c);
+}
+
 /* Symbolize one stored profile and record the outcome.  -EBUSY: the
  * memory budget is full, try again later (the row is left as it was). */
 static int symbolize_row(struct server *s, struct profile_resolver *res,
@@ -559,6 +584,8 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 	/* The blob, its decompressed copy, the parsed profile with the lines
 	 * symbolizing adds (counted as a merge), the serialized copy. */
 	uint64_t blob = 0, plain = 0, need = 0;
+	if (row->state == PROFILE_REDO && db_dialect(ps->db) == DB_POSTGRES)
+		forget_local_state(s, row->id);
 	int rc = profile_blob_sizes(s, row->raw, &blob, &plain, &e);
 	if (rc == 0) {
 		need = blob + plain * (2 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);

@@ -332,8 +332,11 @@ static int post_work(struct request *r)
 	rc = profiles_insert(s, r->body.data, r->body.len, &j->meta, &id, &e);
 	if (rc < 0) {
 		log_error("msg=\"profile store: %s\"", e.msg);
-		j->status = 507;
-		snprintf(j->msg, sizeof(j->msg), "cannot store the profile");
+		/* The database or blob store is away: 503 + Retry-After, and
+		 * the agent's buffer sends it again. */
+		j->status = rc == -EAGAIN ? -EBUSY : 507;
+		snprintf(j->msg, sizeof(j->msg), "%s", rc == -EAGAIN
+			 ? "storage unavailable, try again later" : "cannot store the profile");
 		return 0;
 	}
 	j->status = rc == 1 ? 201 : 200;
@@ -782,8 +785,11 @@ enum MHD_Result handle_perf_map_post(struct request *r)
 		return respond_text(r, 400, "not a perf map: no \"START SIZE name\" line\n");
 	char sha[SHA256_HEX_LEN + 1];
 	bool was_new = false;
-	if (perf_map_insert(s, r->body.data, r->body.len, sha, &was_new, &e) < 0) {
+	int mrc = perf_map_insert(s, r->body.data, r->body.len, sha, &was_new, &e);
+	if (mrc < 0) {
 		log_error("msg=\"perf map store: %s\"", e.msg);
+		if (mrc == -EAGAIN)
+			return respond_refusal(r, -EBUSY, "storage unavailable, try again later");
 		return respond_text(r, 507, "cannot store the perf map\n");
 	}
 	if (was_new)

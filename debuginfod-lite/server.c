@@ -49,7 +49,11 @@ const struct route server_routes[] = {
 	  handle_metadata, ACCESS_ARTIFACT },
 	{ METHOD_GET | METHOD_HEAD, "/metrics", "metrics", BODY_NONE, 0, NULL, NULL,
 	  handle_metrics, ACCESS_ARTIFACT },
-	/* Open even under --private: a health check with nothing to leak. */
+	/* Open even under --private: health checks with nothing to leak. */
+	{ METHOD_GET | METHOD_HEAD, "/healthz", "healthz", BODY_NONE, 0, NULL, NULL, handle_healthz,
+	  ACCESS_OWN },
+	{ METHOD_GET | METHOD_HEAD, "/readyz", "readyz", BODY_NONE, 0, NULL, NULL, handle_readyz,
+	  ACCESS_OWN },
 	{ METHOD_GET | METHOD_HEAD, "/", "root", BODY_NONE, 0, NULL, NULL, handle_root, ACCESS_OWN },
 };
 const int server_route_count = (int)ARRAY_SIZE(server_routes);

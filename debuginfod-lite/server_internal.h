@@ -263,6 +263,10 @@ enum MHD_Result upload_begin(struct request *r);
 int upload_chunk(struct request *r, const char *data, size_t len);
 enum MHD_Result upload_finish(struct request *r);
 enum MHD_Result handle_metrics(struct request *r);
+/* /healthz: the process answers.  /readyz: and its database and blob
+ * store are reachable (503 otherwise), for load balancers. */
+enum MHD_Result handle_healthz(struct request *r);
+enum MHD_Result handle_readyz(struct request *r);
 enum MHD_Result handle_symbolize(struct request *r);
 enum MHD_Result handle_metadata(struct request *r);
 enum MHD_Result handle_symbolz(struct request *r);

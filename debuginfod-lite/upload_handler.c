@@ -79,6 +79,8 @@ enum MHD_Result refuse_before_body(struct request *r, unsigned status, const cha
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"debuginfod-lite\"");
+	if (status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
 	/* The body (if any) will not be read: close the connection after. */
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	r->status = (int)status;
@@ -112,6 +114,10 @@ static unsigned source_named(struct request *r, char *msg, size_t size)
 	struct err e = { { 0 } };
 	int n = store_lookup(r->srv->store, r->build_id, ART_DEBUGINFO, "", cands,
 			     (int)ARRAY_SIZE(cands), &e);
+	if (n == -EAGAIN) {
+		snprintf(msg, size, "storage unavailable, try again later\n");
+		return 503;
+	}
 	if (n <= 0) {
 		snprintf(msg, size, "no debuginfo stored for %s: upload it before its sources\n",
 			 r->build_id);
@@ -205,15 +211,6 @@ static enum MHD_Result reject(struct request *r, unsigned status, const char *fm
 	return respond_text(r, status, "%s\n", msg);
 }
 
-/* The blob store or the database being down is no verdict on the upload:
- * 503 with Retry-After, and the client sends it again. */
-static enum MHD_Result commit_failed(struct request *r, int rc)
-{
-	if (rc == -EAGAIN)
-		return respond_refusal(r, rc, "storage unavailable, retry later");
-	return respond_text(r, 507, "cannot store the upload\n");
-}
-
 /* A source: its path was checked against the DWARF in upload_begin; the
  * content is the uploader's word, as the debuginfo is. */
 static enum MHD_Result finish_source(struct request *r)
@@ -226,7 +223,9 @@ static enum MHD_Result finish_source(struct request *r)
 	int rc = store_tmp_commit(r->srv->store, &r->tmp, &a, &e);
 	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
-		return commit_failed(r, rc);
+		if (rc == -EAGAIN) /* storage away: the client sends it again */
+			return respond_refusal(r, -EBUSY, "storage unavailable, try again later");
+		return respond_text(r, 507, "cannot store the upload\n");
 	}
 	r->srv->uploads_ok++;
 	log_info("msg=\"upload stored\" build_id=%s kind=source sha256=%s bytes=%llu", a.build_id,
@@ -276,10 +275,12 @@ enum MHD_Result upload_finish(struct request *r)
 	else
 		snprintf(a.file, sizeof(a.file), "%s.%s", r->build_id, artifact_kind_name(r->kind));
 	r->tmp_open = false;
-	int crc = store_tmp_commit(s->store, &r->tmp, &a, &e);
-	if (crc < 0) {
+	int rc = store_tmp_commit(s->store, &r->tmp, &a, &e);
+	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
-		return commit_failed(r, crc);
+		if (rc == -EAGAIN) /* storage away: the client sends it again */
+			return respond_refusal(r, -EBUSY, "storage unavailable, try again later");
+		return respond_text(r, 507, "cannot store the upload\n");
 	}
 	/* The same file may serve as the other kind too (unstripped binary). */
 	struct artifact other = a;
