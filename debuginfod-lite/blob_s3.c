@@ -206,6 +206,46 @@ static int s3b_ping(void *impl, struct err *e)
 	return map_err(s3_ping(s->client, e));
 }
 
+/* Per S3 operation: calls, failures, HTTP attempts, retries, bytes, and a
+ * latency histogram of whole calls (retries included). */
+static void s3b_metrics(void *impl, void (*put)(void *ctx, const char *text), void *ctx)
+{
+	struct blob_s3 *s = impl;
+	char line[256];
+	put(ctx, "# TYPE s3_operations_total counter\n# TYPE s3_errors_total counter\n"
+		 "# TYPE s3_requests_total counter\n# TYPE s3_retries_total counter\n"
+		 "# TYPE s3_bytes_total counter\n"
+		 "# TYPE s3_operation_duration_seconds histogram\n");
+	for (int op = 0; op < S3_OP_COUNT; op++) {
+		struct s3_op_stats st;
+		s3_stats(s->client, (enum s3_op)op, &st);
+		const char *name = s3_op_name((enum s3_op)op);
+		snprintf(line, sizeof(line),
+			 "s3_operations_total{op=\"%s\"} %llu\ns3_errors_total{op=\"%s\"} %llu\n"
+			 "s3_requests_total{op=\"%s\"} %llu\ns3_retries_total{op=\"%s\"} %llu\n"
+			 "s3_bytes_total{op=\"%s\"} %llu\n",
+			 name, (unsigned long long)st.ops, name, (unsigned long long)st.errors, name,
+			 (unsigned long long)st.requests, name, (unsigned long long)st.retries, name,
+			 (unsigned long long)st.bytes);
+		put(ctx, line);
+		uint64_t cumulative = 0;
+		for (int i = 0; i < S3_LATENCY_BUCKETS; i++) {
+			cumulative += st.latency[i];
+			snprintf(line, sizeof(line),
+				 "s3_operation_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n", name,
+				 s3_latency_bucket_le[i], (unsigned long long)cumulative);
+			put(ctx, line);
+		}
+		snprintf(line, sizeof(line),
+			 "s3_operation_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n"
+			 "s3_operation_duration_seconds_sum{op=\"%s\"} %.6f\n"
+			 "s3_operation_duration_seconds_count{op=\"%s\"} %llu\n",
+			 name, (unsigned long long)st.ops, name, (double)st.latency_sum_us / 1e6, name,
+			 (unsigned long long)st.ops);
+		put(ctx, line);
+	}
+}
+
 const struct blob_backend blob_backend_s3 = {
 	.scheme = "s3",
 	.open = s3b_open,
@@ -216,4 +256,5 @@ const struct blob_backend blob_backend_s3 = {
 	.del = s3b_del,
 	.list = s3b_list,
 	.ping = s3b_ping,
+	.metrics = s3b_metrics,
 };

@@ -162,6 +162,13 @@ const struct blob_metrics *blobs_metrics(const struct blob_store *b)
 	return &b->metrics;
 }
 
+void blobs_backend_metrics(struct blob_store *b, void (*put)(void *ctx, const char *text),
+			   void *ctx)
+{
+	if (b->be->metrics)
+		b->be->metrics(b->impl, put, ctx);
+}
+
 static bool valid_hash(const char *hash)
 {
 	return strlen(hash) == SHA256_HEX_LEN &&

@@ -66,6 +66,9 @@ nginx_start "$S/nginx" "$NGINX_PORT" "$(url A)" "$(url B)" "$(url C)" ||
 	{ fail cluster_nginx_start "$(cat "$S/nginx/log/"* 2>/dev/null | tail -3)"; finish; }
 LB=http://127.0.0.1:$NGINX_PORT
 ok cluster_started
+ready=1
+for r in "${REPLICAS[@]}"; do [[ $(code "$(url "$r")/readyz") == 200 ]] || ready=0; done
+((ready)) && ok cluster_readyz || fail cluster_readyz "a replica is not ready"
 
 ID=$(build_id_of "$FIX/crash.stripped")
 
@@ -194,9 +197,15 @@ outage() { # NAME PAUSE RESUME FROM TO
 	traffic "$4" "$5" & LOOP_PID=$!
 	sleep 2
 	"$pause" "$S/${name}"
-	sleep 20
+	sleep 18
+	local ready_down ready_up
+	ready_down=$(code "$(url B)/readyz")
+	sleep 2
 	"$resume" "$S/${name}" || fail "cluster_${name}_resume" "could not restart"
 	wait "$LOOP_PID"; LOOP_PID=
+	ready_up=$(code "$(url B)/readyz")
+	[[ $ready_down != 200 && $ready_up == 200 ]] && ok "cluster_${name}_readyz_follows" ||
+		fail "cluster_${name}_readyz_follows" "down: $ready_down, back: $ready_up"
 	local got201 got503 other ra lost=0 f
 	got201=$(awk '$2 == 201' "$S/traffic.log" | wc -l)
 	got503=$(awk '$2 == 503' "$S/traffic.log" | wc -l)
@@ -230,6 +239,10 @@ outage() { # NAME PAUSE RESUME FROM TO
 }
 outage rgw rgw_pause rgw_resume 1 20
 outage pg pg_pause pg_resume 21 40
+# The S3 client's counters reach /metrics.
+gets=$(curl -s "$(url B)/metrics" | awk '$1 == "s3_operations_total{op=\"get\"}" { print $2 }')
+retries=$(curl -s "$(url B)/metrics" | awk '$1 ~ /^s3_retries_total/ { n += $2 } END { print n + 0 }')
+[[ -n $gets ]] && ((gets > 0)) && ok cluster_s3_metrics || fail cluster_s3_metrics "get ops '$gets'"
 for r in "${REPLICAS[@]}"; do
 	kill -0 "${SRV[$r]}" 2>/dev/null || fail "cluster_replica_${r}_alive" "exited: $(tail -2 "$S/$r.log" | tr '\n' ' ')"
 done
