@@ -241,7 +241,6 @@ outage rgw rgw_pause rgw_resume 1 20
 outage pg pg_pause pg_resume 21 40
 # The S3 client's counters reach /metrics.
 gets=$(curl -s "$(url B)/metrics" | awk '$1 == "s3_operations_total{op=\"get\"}" { print $2 }')
-retries=$(curl -s "$(url B)/metrics" | awk '$1 ~ /^s3_retries_total/ { n += $2 } END { print n + 0 }')
 [[ -n $gets ]] && ((gets > 0)) && ok cluster_s3_metrics || fail cluster_s3_metrics "get ops '$gets'"
 for r in "${REPLICAS[@]}"; do
 	kill -0 "${SRV[$r]}" 2>/dev/null || fail "cluster_replica_${r}_alive" "exited: $(tail -2 "$S/$r.log" | tr '\n' ' ')"
