@@ -37,7 +37,7 @@ DEPFILES    :=
 # Keep intermediate objects: no "rm …" after the suite's closing line.
 .SECONDARY:
 
-.PHONY: all deps deps-test test test-fast bench run demo clean install fixtures fuzz
+.PHONY: all deps deps-test deps-cluster test test-fast bench run cluster demo clean install fixtures fuzz
 all:
 
 # --- Debian packages ---
@@ -54,10 +54,11 @@ DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf 
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
-# The cluster tests, benchmarks and `make cluster` (tests/cluster/): Ceph's
-# RADOS Gateway (mon, memstore OSD, radosgw), PostgreSQL 15, and time(1) for
-# peak-RSS checks of streamed transfers.
-DEB_TEST += ceph-mon ceph-osd radosgw ceph-common postgresql-15 time
+# The example cluster (make cluster) and its tests and benchmarks
+# (tests/cluster/): Ceph's RADOS Gateway (mon, memstore OSD, radosgw),
+# PostgreSQL 15, nginx; time(1) for peak-RSS checks of streamed transfers.
+DEB_CLUSTER := ceph-mon ceph-osd radosgw ceph-common postgresql-15 nginx-light
+DEB_TEST += $(DEB_CLUSTER) time
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
@@ -77,6 +78,9 @@ deps:
 
 deps-test: deps
 	$(call install_debs,deps-test,$(DEB_TEST))
+
+deps-cluster: deps
+	$(call install_debs,deps-cluster,$(DEB_CLUSTER))
 
 # --- shared compile rule ---
 $(OBJ)/%.o: %.c
@@ -112,6 +116,12 @@ run: all
 	@mkdir -p var
 	$(BIN)/debuginfod-lite --data var --listen 127.0.0.1:8002 \
 	    --scan /usr/lib/debug --scan /usr/lib/x86_64-linux-gnu --scan /usr/bin
+
+# Two replicas over PostgreSQL and Ceph RGW behind nginx on 127.0.0.1:8003,
+# until Ctrl-C (docs/cluster.md).
+cluster: deps-cluster
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) contrib/cluster.sh
 
 # The whole loop end to end: server, upload, agent with BPF, symbolized
 # top functions and flame graphs in demo-out/ (needs root and BTF).
