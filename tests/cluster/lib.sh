@@ -46,18 +46,26 @@ _cluster_wait() { # SECONDS CMD...: until CMD succeeds
 	done
 }
 
+# Running, and not a zombie waiting for init to reap it (daemons fork away
+# from us, so their exit is not ours to collect).
+_cluster_alive() {
+	local state
+	state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
+	[[ -n $state && $state != Z ]]
+}
+
 # Signal a daemon named by its pid file, only when its command line names
 # our directory (a stale pid file must not hit someone else's process).
 _cluster_kill() { # SIGNAL PIDFILE DIR
 	local pid
 	[[ -s $2 ]] || return 0
 	pid=$(cat "$2")
-	if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$3"; then
+	if _cluster_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$3"; then
 		kill "-$1" "$pid" 2>/dev/null
 		local i
-		for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-		for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+		for i in $(seq 100); do _cluster_alive "$pid" || break; sleep 0.05; done
+		_cluster_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+		for i in $(seq 100); do _cluster_alive "$pid" || break; sleep 0.05; done
 	fi
 	return 0
 }
