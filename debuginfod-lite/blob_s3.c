@@ -98,10 +98,13 @@ static void s3b_close(void *impl)
 	free(s);
 }
 
-static int full_key(const struct blob_s3 *s, const char *key, char *out, size_t cap)
+static int full_key(const struct blob_s3 *s, const char *key, char *out, size_t cap,
+		    struct err *e)
 {
 	int n = snprintf(out, cap, "%s%s", s->prefix, key);
-	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, ENAMETOOLONG, "blob key %s%s too long", s->prefix, key);
+	return 0;
 }
 
 static int s3b_put(void *impl, const char *key, const char *tmp_path, int fd, uint64_t size,
@@ -110,9 +113,9 @@ static int s3b_put(void *impl, const char *key, const char *tmp_path, int fd, ui
 	(void)tmp_path, (void)sha256_hex;
 	struct blob_s3 *s = impl;
 	char k[1024];
-	int rc = full_key(s, key, k, sizeof(k));
+	int rc = full_key(s, key, k, sizeof(k), e);
 	if (rc < 0)
-		return err_set(e, -rc, "blob key %s too long", key);
+		return rc;
 	if (size > HEAD_BEFORE_PUT) {
 		struct s3_object_info info;
 		struct err ignored;
@@ -127,9 +130,9 @@ static int s3b_get(void *impl, const char *key, int fd, uint64_t *size, struct e
 {
 	struct blob_s3 *s = impl;
 	char k[1024];
-	int rc = full_key(s, key, k, sizeof(k));
+	int rc = full_key(s, key, k, sizeof(k), e);
 	if (rc < 0)
-		return err_set(e, -rc, "blob key %s too long", key);
+		return rc;
 	struct s3_object_info info;
 	rc = s3_get_fd(s->client, k, fd, &info, e);
 	if (rc == 0)
@@ -142,9 +145,9 @@ static int s3b_stat(void *impl, const char *key, uint64_t *size, int64_t *mtime,
 {
 	struct blob_s3 *s = impl;
 	char k[1024];
-	int rc = full_key(s, key, k, sizeof(k));
+	int rc = full_key(s, key, k, sizeof(k), e);
 	if (rc < 0)
-		return err_set(e, -rc, "blob key %s too long", key);
+		return rc;
 	struct s3_object_info info;
 	rc = s3_head(s->client, k, &info, e);
 	if (rc == 0) {
@@ -158,9 +161,9 @@ static int s3b_del(void *impl, const char *key, struct err *e)
 {
 	struct blob_s3 *s = impl;
 	char k[1024];
-	int rc = full_key(s, key, k, sizeof(k));
+	int rc = full_key(s, key, k, sizeof(k), e);
 	if (rc < 0)
-		return err_set(e, -rc, "blob key %s too long", key);
+		return rc;
 	return map_err(s3_delete(s->client, k, e));
 }
 
@@ -190,9 +193,9 @@ static int s3b_list(void *impl, const char *prefix,
 {
 	struct blob_s3 *s = impl;
 	char k[1024];
-	int rc = full_key(s, prefix, k, sizeof(k));
+	int rc = full_key(s, prefix, k, sizeof(k), e);
 	if (rc < 0)
-		return err_set(e, -rc, "blob prefix %s too long", prefix);
+		return rc;
 	struct list_ctx l = {.skip = strlen(s->prefix), .fn = fn, .ctx = ctx};
 	rc = s3_list(s->client, k, on_object, &l, e);
 	if (rc < 0)

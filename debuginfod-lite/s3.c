@@ -1131,15 +1131,15 @@ int s3_put_mem(struct s3_client *c, const char *key, const void *data, size_t si
 
 /* --- GET / HEAD / DELETE --- */
 
-static void fill_info(const struct exchange *x, uint64_t size, struct s3_object_info *info)
+static void fill_info(const struct response *resp, uint64_t size, struct s3_object_info *info)
 {
 	if (!info)
 		return;
 	memset(info, 0, sizeof(*info));
 	info->size = size;
-	snprintf(info->etag, sizeof(info->etag), "%s", x->resp.etag);
-	if (x->resp.last_modified[0]) {
-		time_t t = curl_getdate(x->resp.last_modified, NULL);
+	snprintf(info->etag, sizeof(info->etag), "%s", resp->etag);
+	if (resp->last_modified[0]) {
+		time_t t = curl_getdate(resp->last_modified, NULL);
 		info->mtime = t > 0 ? (int64_t)t : 0;
 	}
 }
@@ -1224,7 +1224,7 @@ int s3_get_fd(struct s3_client *c, const char *key, int fd, struct s3_object_inf
 	int rc = exchange(&x, S3_OP_GET, verify_get, NULL, e);
 	uint64_t got = s.written;
 	if (rc == 0)
-		fill_info(&x, got, info);
+		fill_info(&x.resp, got, info);
 	else if (ftruncate(fd, 0) < 0 && rc != -EBADF)
 		rc = err_set(e, errno, "S3 GET %s: cannot truncate the partial body: %m", key);
 	sink_reset(&s);
@@ -1233,25 +1233,37 @@ int s3_get_fd(struct s3_client *c, const char *key, int fd, struct s3_object_inf
 	return rc;
 }
 
-int s3_head(struct s3_client *c, const char *key, struct s3_object_info *info, struct err *e)
+/* HEAD or DELETE of a key (NULL: the bucket): no body either way.
+ * attempts 0: the client's max_attempts.  resp (may be NULL) gets the answer. */
+static int bodiless(struct s3_client *c, enum s3_op op, const char *method, const char *key,
+		    unsigned attempts, struct response *resp, struct err *e)
 {
-	uint64_t t0 = now_us();
 	bool failed = false;
 	struct curl_slist *hl = base_headers(c, NULL, &failed);
 	if (failed) {
 		curl_slist_free_all(hl);
 		return -ENOMEM;
 	}
-	struct exchange x = {.c = c, .method = "HEAD", .key = key, .headers = hl,
-			     .timeout_all = true};
-	int rc = exchange(&x, S3_OP_HEAD, NULL, NULL, e);
+	struct exchange x = {.c = c, .method = method, .key = key, .headers = hl,
+			     .timeout_all = true, .attempts = attempts};
+	int rc = exchange(&x, op, NULL, NULL, e);
+	if (resp)
+		*resp = x.resp;
+	curl_slist_free_all(hl);
+	return rc;
+}
+
+int s3_head(struct s3_client *c, const char *key, struct s3_object_info *info, struct err *e)
+{
+	uint64_t t0 = now_us();
+	struct response resp;
+	int rc = bodiless(c, S3_OP_HEAD, "HEAD", key, 0, &resp, e);
 	if (rc == 0) {
-		if (x.resp.content_length < 0)
+		if (resp.content_length < 0)
 			rc = err_set(e, EPROTO, "S3 HEAD %s: no Content-Length", key);
 		else
-			fill_info(&x, (uint64_t)x.resp.content_length, info);
+			fill_info(&resp, (uint64_t)resp.content_length, info);
 	}
-	curl_slist_free_all(hl);
 	stats_record(c, S3_OP_HEAD, t0, rc, 0);
 	return rc;
 }
@@ -1259,20 +1271,11 @@ int s3_head(struct s3_client *c, const char *key, struct s3_object_info *info, s
 int s3_delete(struct s3_client *c, const char *key, struct err *e)
 {
 	uint64_t t0 = now_us();
-	bool failed = false;
-	struct curl_slist *hl = base_headers(c, NULL, &failed);
-	if (failed) {
-		curl_slist_free_all(hl);
-		return -ENOMEM;
-	}
-	struct exchange x = {.c = c, .method = "DELETE", .key = key, .headers = hl,
-			     .timeout_all = true};
-	int rc = exchange(&x, S3_OP_DELETE, NULL, NULL, e);
+	int rc = bodiless(c, S3_OP_DELETE, "DELETE", key, 0, NULL, e);
 	if (rc == -ENOENT) {
 		err_clear(e);
 		rc = 0;
 	}
-	curl_slist_free_all(hl);
 	stats_record(c, S3_OP_DELETE, t0, rc, 0);
 	return rc;
 }
@@ -1282,18 +1285,9 @@ int s3_delete(struct s3_client *c, const char *key, struct err *e)
 int s3_ensure_bucket(struct s3_client *c, struct err *e)
 {
 	uint64_t t0 = now_us();
-	bool failed = false;
-	struct curl_slist *hl = base_headers(c, NULL, &failed);
-	if (failed) {
-		curl_slist_free_all(hl);
-		return -ENOMEM;
-	}
-	struct exchange x = {.c = c, .method = "HEAD", .key = NULL, .headers = hl,
-			     .timeout_all = true};
 	struct err head_err;
 	err_clear(&head_err);
-	int rc = exchange(&x, S3_OP_BUCKET, NULL, NULL, &head_err);
-	curl_slist_free_all(hl);
+	int rc = bodiless(c, S3_OP_BUCKET, "HEAD", NULL, 0, NULL, &head_err);
 	if (rc == -ENOENT) {
 		char *conf = NULL;
 		if (strcmp(c->region, "us-east-1") != 0 &&
@@ -1304,8 +1298,8 @@ int s3_ensure_bucket(struct s3_client *c, struct err *e)
 			conf = NULL;
 		const char *body = conf ? conf : "";
 		char sha_hex[SHA256_HEX_LEN + 1];
-		failed = sha256_hex_of(body, strlen(body), sha_hex) < 0;
-		hl = base_headers(c, sha_hex, &failed);
+		bool failed = sha256_hex_of(body, strlen(body), sha_hex) < 0;
+		struct curl_slist *hl = base_headers(c, sha_hex, &failed);
 		struct source src = {.fd = -1, .mem = (const uint8_t *)body, .len = strlen(body)};
 		struct exchange px = {.c = c, .method = "PUT", .key = NULL, .headers = hl,
 				      .src = &src, .timeout_all = true};
@@ -1326,16 +1320,7 @@ int s3_ensure_bucket(struct s3_client *c, struct err *e)
 int s3_ping(struct s3_client *c, struct err *e)
 {
 	uint64_t t0 = now_us();
-	bool failed = false;
-	struct curl_slist *hl = base_headers(c, NULL, &failed);
-	if (failed) {
-		curl_slist_free_all(hl);
-		return -ENOMEM;
-	}
-	struct exchange x = {.c = c, .method = "HEAD", .key = NULL, .headers = hl,
-			     .timeout_all = true, .attempts = 1};
-	int rc = exchange(&x, S3_OP_BUCKET, NULL, NULL, e);
-	curl_slist_free_all(hl);
+	int rc = bodiless(c, S3_OP_BUCKET, "HEAD", NULL, 1, NULL, e);
 	stats_record(c, S3_OP_BUCKET, t0, rc, 0);
 	return rc;
 }
