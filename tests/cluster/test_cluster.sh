@@ -178,7 +178,32 @@ else
 	[[ $n == 1 ]] && ok cluster_kill9_no_duplicate_object || fail cluster_kill9_no_duplicate_object "$n objects"
 fi
 
-# --- 5/6. RGW, then PostgreSQL, down for 20 s during traffic ---
+# --- 5. kill -9 in the middle of a batch of profiles ---
+# Thirty profiles through A (debuginfo is there: each is symbolized once),
+# A killed right after; the other replicas' workers finish every one.
+N=30 posted=0
+for i in $(seq "$N"); do
+	printf '%x %x = %d\n' $((16#$inner + 4)) $((16#$middle + 8)) "$i" |
+		"$TOOL" make "$S/b$i.pb.gz" --time "$((1700001000 + i))000000000" --duration 1000000000 \
+			--label batch=kill9 --label n="$i" --mapping "$ID" /opt/app/crash >/dev/null
+	[[ $(code "${AUTH[@]}" --data-binary @"$S/b$i.pb.gz" "$(url A)/profiles") == 201 ]] &&
+		posted=$((posted + 1))
+done
+stop_replica A KILL
+listed=0 done_=0
+for _ in $(seq 300); do
+	read -r listed done_ < <(curl -s "${AUTH[@]}" "$(url B)/profiles/list?label=batch=kill9" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["profiles"]
+print(len(p), sum(1 for x in p if x["state"] == "symbolized"))' 2>/dev/null)
+	[[ $done_ == "$posted" ]] && break
+	sleep 0.2
+done
+[[ $posted == "$N" && $listed == "$N" && $done_ == "$N" ]] && ok cluster_kill9_mid_batch_all_symbolized_once ||
+	fail cluster_kill9_mid_batch_all_symbolized_once "posted $posted, listed $listed, symbolized $done_"
+start_replica A || fail cluster_kill9_batch_restart "$(tail -2 "$S/A.log")"
+
+# --- 6/7. RGW, then PostgreSQL, down for 20 s during traffic ---
 # traffic FILE_FROM FILE_TO: upload each file through nginx, one every 0.4 s,
 # and log "FILE CODE RETRY_AFTER" lines; then fetch a served artifact.
 traffic() {
@@ -237,8 +262,37 @@ outage() { # NAME PAUSE RESUME FROM TO
 	((again == retried)) && ok "cluster_${name}_back_resumes_without_restart" ||
 		fail "cluster_${name}_back_resumes_without_restart" "$again of $retried accepted afterwards"
 }
-outage rgw rgw_pause rgw_resume 1 20
-outage pg pg_pause pg_resume 21 40
+outage rgw rgw_pause rgw_resume 1 19
+outage pg pg_pause pg_resume 21 39
+# --- 8. migrate a single node's data directory into the cluster ---
+if "$BIN/debuginfod-lite" migrate --help 2>&1 | grep -q "unexpected argument 'migrate'"; then
+	skip cluster_migrate "debuginfod-lite has no migrate command in this build"
+else
+	"$BIN/debuginfod-lite" --listen 127.0.0.1:0 --port-file "$S/single.port" --data "$S/single" \
+		--token-file "$S/tokens" 2>"$S/single.log" &
+	single=$!
+	for _ in $(seq 100); do [[ -s $S/single.port ]] && break; sleep 0.1; done
+	su=http://127.0.0.1:$(cat "$S/single.port")
+	e40=$(build_id_of "$S/elf/e40")
+	code "${AUTH[@]}" -T "$S/elf/e40" "$su/buildid/$e40/executable" >/dev/null
+	kill "$single"; wait "$single" 2>/dev/null
+	psql "$PG_URL" -qAt -c 'CREATE DATABASE dil_migrated' >/dev/null 2>&1
+	MURL=${PG_URL%/dil}/dil_migrated
+	MIG=("$BIN/debuginfod-lite" migrate --data "$S/single" --db "$MURL"
+		--blobs s3://dil-migrated --s3-endpoint "$S3_ENDPOINT")
+	if "${MIG[@]}" >"$S/migrate.log" 2>&1 && "${MIG[@]}" >>"$S/migrate.log" 2>&1; then
+		ok cluster_migrate_twice
+	else fail cluster_migrate_twice "$(tail -3 "$S/migrate.log" | tr '\n' ' ')"; fi
+	"$BIN/debuginfod-lite" --listen 127.0.0.1:0 --port-file "$S/m.port" --data "$S/m" --db "$MURL" \
+		--blobs s3://dil-migrated --s3-endpoint "$S3_ENDPOINT" 2>"$S/m.log" &
+	mig=$!
+	for _ in $(seq 100); do [[ -s $S/m.port ]] && break; sleep 0.1; done
+	curl -s -o "$S/mig.out" "http://127.0.0.1:$(cat "$S/m.port" 2>/dev/null)/buildid/$e40/executable"
+	cmp -s "$S/mig.out" "$S/elf/e40" && ok cluster_migrate_served ||
+		fail cluster_migrate_served "$(tail -2 "$S/m.log" | tr '\n' ' ')"
+	kill "$mig"; wait "$mig" 2>/dev/null
+fi
+
 # The S3 client's counters reach /metrics.
 gets=$(curl -s "$(url B)/metrics" | awk '$1 == "s3_operations_total{op=\"get\"}" { print $2 }')
 [[ -n $gets ]] && ((gets > 0)) && ok cluster_s3_metrics || fail cluster_s3_metrics "get ops '$gets'"
