@@ -265,7 +265,7 @@ outage() { # NAME PAUSE RESUME FROM TO
 outage rgw rgw_pause rgw_resume 1 19
 outage pg pg_pause pg_resume 21 39
 # --- 8. migrate a single node's data directory into the cluster ---
-if "$BIN/debuginfod-lite" migrate --help 2>&1 | grep -q "unexpected argument 'migrate'"; then
+if timeout 10 "$BIN/debuginfod-lite" migrate --data "$S/probe" 2>&1 | grep -q "unexpected argument 'migrate'"; then
 	skip cluster_migrate "debuginfod-lite has no migrate command in this build"
 else
 	"$BIN/debuginfod-lite" --listen 127.0.0.1:0 --port-file "$S/single.port" --data "$S/single" \
