@@ -13,6 +13,7 @@ set -u
 : "${BUILD:=build}"
 BIN=$TOP/$BUILD/bin
 RUNS=${RUNS:-3} DURATION=${DURATION:-5} CONNS=${CONNS:-16} COLD=${COLD:-40}
+PARTS=${PARTS:-warm,cold} # which measurements to run
 . "$TOP/tests/cluster/lib.sh"
 missing=$(cluster_missing)
 [[ -z $missing ]] || { echo "bench_cluster: not installed: $missing (make deps-test)"; exit 1; }
@@ -76,6 +77,7 @@ run_wrk() { # URL -> req/s
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 status=0
+[[ $PARTS == *warm* ]] && {
 echo "1. warm: 2 replicas behind nginx vs one node (wrk -t2 -c$CONNS -d${DURATION}s, median of $RUNS)"
 printf "%-18s %14s %14s %8s %s\n" case "cluster req/s" "single req/s" ratio "target 0.80"
 for c in "small-35KB/$small_id/executable" "404/0123456789abcdef0123456789abcdef01234567/debuginfo"; do
@@ -90,6 +92,7 @@ for c in "small-35KB/$small_id/executable" "404/0123456789abcdef0123456789abcdef
 	[[ $verdict == *MISS* ]] && status=1
 	printf "%-18s %14s %14s %8s %s\n" "$name" "$cl" "$si" ${verdict}
 done
+}
 
 # 2. Cold: before each request the replica's cached copy is removed, so the
 # blob comes from RGW (download, SHA-256 check, into the cache, served).
@@ -101,6 +104,7 @@ cold_times() { # URL CACHEFILE -> one time_total per line (ms)
 	done
 }
 pct() { sort -g | awk -v p="$1" '{ a[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print a[i] }'; }
+[[ $PARTS == *cold* ]] && {
 echo "2. cold fetch from RGW (first request after the cache lost the blob; $COLD requests each, ms)"
 printf "%-18s %10s %10s %14s %s\n" case "cold p50" "cold p99" "single p50" "target"
 for c in "35KB/$small_id/executable/$small" "4MB/$libc_id/debuginfo/$big"; do
@@ -120,6 +124,7 @@ for c in "35KB/$small_id/executable/$small" "4MB/$libc_id/debuginfo/$big"; do
 	fi
 	printf "%-18s %10s %10s %14s %s\n" "$name" "$p50" "$p99" "$s50" "$target"
 done
+}
 misses=$(curl -s "http://127.0.0.1:${PORT[cold]}/metrics" | awk '$1 == "blob_cache_misses_total" { print $2 }')
 echo "(cold replica: $misses cache misses; nginx $(nginx -v 2>&1 | sed 's|.*/||'), Ceph RGW memstore, PostgreSQL 15, loopback)"
 exit 0

@@ -27,7 +27,9 @@ cluster_missing() {
 cluster_free_port() {
 	local n=${1:-1} p i busy
 	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
+		# Below the ephemeral range (32768-60999), where outgoing
+		# connections take their local ports.
+		p=$((20000 + RANDOM % 12000))
 		busy=0
 		for ((i = 0; i < n; i++)); do
 			(exec 3<>"/dev/tcp/127.0.0.1/$((p + i))") 2>/dev/null && busy=1

@@ -6,7 +6,7 @@
  *   s3_tool [options] list [PREFIX]
  * options: --endpoint URL --region R --bucket B --credentials FILE
  *          --part-size N --threshold N --attempts N --idle-timeout S
- *          --page-keys N
+ *          --page-keys N --caller-verifies (no ETag recomputation on GET)
  *          --stats (print the counters of every operation at the end)
  * Exit status: 0, or the errno of the failure (ENOENT for a missing key). */
 #include "debuginfod-lite/s3.h"
@@ -50,6 +50,10 @@ int main(int argc, char **argv)
 		const char *o = argv[i];
 		if (strcmp(o, "--stats") == 0) {
 			stats = true;
+			continue;
+		}
+		if (strcmp(o, "--caller-verifies") == 0) {
+			cfg.caller_verifies_content = true;
 			continue;
 		}
 		if (i + 1 >= argc) {

@@ -76,6 +76,18 @@ if s3 get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1 && cmp -s "$SCRATCH/obj" "$SCR
 else fail s3_wrong_etag_once_then_right "$(tr '\n' ' ' <"$SCRATCH/out")"; fi
 reset
 
+# A caller that checks content itself (the blob store, by SHA-256) skips
+# the ETag, never the length.
+fault "method=GET&kind=bad_etag&count=1"
+if s3 --caller-verifies get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1 && cmp -s "$SCRATCH/obj" "$SCRATCH/got"; then
+	ok s3_caller_verifies_skips_etag
+else fail s3_caller_verifies_skips_etag "$(tr '\n' ' ' <"$SCRATCH/out")"; fi
+fault "method=GET&kind=truncate&count=-1"
+s3 --caller-verifies get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1; rc=$?
+if [[ $rc == 5 && ! -s $SCRATCH/got ]]; then ok s3_caller_verifies_still_checks_length
+else fail s3_caller_verifies_still_checks_length "rc $rc: $(tr '\n' ' ' <"$SCRATCH/out")"; fi
+reset
+
 # --- slow answers ---
 fault "method=GET&kind=slow&delay=3&count=1"
 if s3 get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1 && cmp -s "$SCRATCH/obj" "$SCRATCH/got" &&
