@@ -16,33 +16,15 @@ struct file_backend {
 	char dir[PATH_MAX - 128];
 };
 
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int fb_open(void **impl, const struct blob_options *opt, struct err *e)
 {
-	const char *dir = opt->url && strncmp(opt->url, "file:", 5) == 0 ? opt->url + 5
-										 : opt->data_dir;
+	const char *dir = opt->url && strncmp(opt->url, "file:", 5) == 0 && opt->url[5]
+				  ? opt->url + 5 : opt->data_dir;
 	struct file_backend *f = calloc(1, sizeof(*f));
 	if (!f)
 		return err_set(e, ENOMEM, "out of memory");
 	char real[PATH_MAX];
-	int rc = mkdir_p(dir);
+	int rc = blob_mkdir_p(dir);
 	if (rc < 0 || !realpath(dir, real)) {
 		free(f);
 		return err_set(e, rc < 0 ? -rc : errno, "blob directory %s: %s", dir,
@@ -95,7 +77,7 @@ static int fb_put(void *impl, const char *key, const char *tmp_path, int fd, uin
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", path);
 	*strrchr(dir, '/') = 0;
-	int rc = mkdir_p(dir);
+	int rc = blob_mkdir_p(dir);
 	if (rc < 0)
 		return err_set(e, -rc, "%s: %s", dir, strerror(-rc));
 	struct stat st;

@@ -37,7 +37,7 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
-static int mkdir_p(const char *path)
+int blob_mkdir_p(const char *path)
 {
 	char buf[PATH_MAX];
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
@@ -96,7 +96,7 @@ int blobs_open(struct blob_store **out, const struct blob_options *opt, struct e
 			       ARRAY_SIZE(backends) > 1 ? ", s3://BUCKET[/PREFIX]" : "");
 	}
 	char real[PATH_MAX];
-	if (mkdir_p(opt->data_dir) < 0 || !realpath(opt->data_dir, real) || strlen(real) >= sizeof(b->data_dir)) {
+	if (blob_mkdir_p(opt->data_dir) < 0 || !realpath(opt->data_dir, real) || strlen(real) >= sizeof(b->data_dir)) {
 		free(b);
 		return err_set(e, ENOENT, "data directory %s: %s", opt->data_dir, strerror(errno));
 	}

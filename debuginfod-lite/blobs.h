@@ -137,4 +137,7 @@ struct blob_backend {
 extern const struct blob_backend blob_backend_file;
 extern const struct blob_backend blob_backend_s3; /* blob_s3.c over s3.h */
 
+/* mkdir -p for backends that keep files: 0 or -errno. */
+int blob_mkdir_p(const char *path);
+
 #endif

@@ -1,5 +1,6 @@
 /* debuginfod-lite: command line → server_config → run until SIGTERM. */
 #include "debuginfod-lite/log.h"
+#include "debuginfod-lite/migrate.h"
 #include "debuginfod-lite/ratelimit.h"
 #include "debuginfod-lite/server.h"
 
@@ -18,6 +19,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: debuginfod-lite [--data DIR] [--listen ADDR:PORT] [--scan DIR]...\n"
 		"                       [--upstream URL]... [--token-file FILE] [options]\n"
+		"       debuginfod-lite migrate --data DIR --db URL --blobs URL  (see --help there)\n"
 		"A debuginfod-compatible server with uploads, federation and unwind tables.\n"
 		"  --data DIR               this replica's working area (tmp/, cache/) and, by\n"
 		"                           default, its store (sqlite index + blobs); ./var\n"
@@ -102,6 +104,8 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+		return migrate_main(argc - 1, argv + 1);
 	struct server_config c;
 	server_config_defaults(&c);
 	const char *port_file = NULL;

@@ -123,12 +123,12 @@ static int federate(struct request *r)
 		struct err e = { { 0 } };
 		char *body = NULL;
 		size_t len = 0;
-		int rc = upstream_take_token(r, &e);
+		int rc = upstream_take_token(&r->ctx, &e);
 		bool reserved = rc == 0 && request_reserve(r, UPSTREAM_METADATA_MAX) == 0;
 		if (rc == 0 && !reserved)
 			rc = err_set(&e, EBUSY, "no memory budget for an upstream answer now");
 		if (rc == 0)
-			rc = upstream_metadata(r, s->cfg.upstreams[i], w->key, w->value, &body, &len,
+			rc = upstream_metadata(&r->ctx, s->cfg.upstreams[i], w->key, w->value, &body, &len,
 					       &e);
 		if (rc < 0 || !merge_upstream(w, body, len))
 			w->complete = false;
@@ -184,7 +184,7 @@ enum MHD_Result handle_metadata(struct request *r)
 		return respond_text(r, 503, "/metadata error: %s\n", e.msg);
 	copy_forwarding(r);
 	/* Loop protection as for artifacts: past the hop limit, local only. */
-	if (!r->srv->cfg.n_upstreams || r->forwarded_hops >= r->srv->cfg.forwarded_ttl_limit)
+	if (!r->srv->cfg.n_upstreams || r->ctx.hops >= r->srv->cfg.forwarded_ttl_limit)
 		return respond_walk(r, w);
 	return run_slow(r, federate);
 }

@@ -14,6 +14,7 @@ struct db_conn {
 	struct db *db;
 	void *impl;
 	bool broken; /* lost: closed instead of returned to the pool */
+	bool idle;   /* just taken from the pool: may have died while it waited */
 	struct db_conn *next_free;
 };
 
@@ -114,6 +115,8 @@ int db_get(struct db *d, struct db_conn **out, struct err *e)
 	if (c)
 		d->free_conns = c->next_free;
 	pthread_mutex_unlock(&d->pool_lock);
+	if (c)
+		c->idle = true;
 	if (!c) {
 		if (!(c = calloc(1, sizeof(*c))))
 			return err_set(e, ENOMEM, "out of memory");
@@ -128,6 +131,23 @@ int db_get(struct db *d, struct db_conn **out, struct err *e)
 	c->broken = false;
 	*out = c;
 	return 0;
+}
+
+/* A pooled connection may have died while idle (the database restarted):
+ * its first statement failing for that is retried once on a new one.
+ * Nothing was done on the dead one, so nothing runs twice. */
+static bool reconnect(struct db_conn *c)
+{
+	if (!c->idle)
+		return false;
+	c->idle = false;
+	void *fresh;
+	struct err ignored = { { 0 } };
+	if (c->db->be->connect(c->db->impl, &fresh, &ignored) < 0)
+		return false;
+	c->db->be->disconnect(c->db->impl, c->impl);
+	c->impl = fresh;
+	return true;
 }
 
 void db_put(struct db *d, struct db_conn *c)
@@ -190,6 +210,11 @@ static int run(struct db *d, struct db_conn *c, struct db_rows *q, int64_t *chan
 		return n;
 	uint64_t start = now_ns();
 	int rc = d->be->run(d->impl, c->impl, sql, params, n, q, changes, e);
+	if (rc == -EAGAIN && reconnect(c)) {
+		err_clear(e);
+		rc = d->be->run(d->impl, c->impl, sql, params, n, q, changes, e);
+	}
+	c->idle = false;
 	return note(d, c, rc, start);
 }
 
@@ -209,8 +234,8 @@ int db_vexec(struct db_conn *c, int64_t *changes, struct err *e, const char *sql
 	return run(c->db, c, NULL, changes, e, sql, types, ap);
 }
 
-int db_query(struct db_conn *c, struct db_rows **out, struct err *e, const char *sql,
-	     const char *types, ...)
+static int vquery(struct db_conn *c, struct db_rows **out, struct err *e, const char *sql,
+		  const char *types, va_list ap)
 {
 	struct db_rows *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -218,16 +243,23 @@ int db_query(struct db_conn *c, struct db_rows **out, struct err *e, const char 
 	q->db = c->db;
 	q->conn = c;
 	q->row = -1;
-	va_list ap;
-	va_start(ap, types);
 	int rc = run(c->db, c, q, NULL, e, sql, types, ap);
-	va_end(ap);
 	if (rc < 0) {
 		free(q);
 		return rc;
 	}
 	*out = q;
 	return 0;
+}
+
+int db_query(struct db_conn *c, struct db_rows **out, struct err *e, const char *sql,
+	     const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int rc = vquery(c, out, e, sql, types, ap);
+	va_end(ap);
+	return rc;
 }
 
 int db_next(struct db_rows *q)
@@ -260,20 +292,13 @@ void db_done(struct db_rows *q)
 int db_query_int(struct db_conn *c, int64_t *out, bool *found, struct err *e, const char *sql,
 		 const char *types, ...)
 {
-	struct db_rows *q = calloc(1, sizeof(*q));
-	if (!q)
-		return err_set(e, ENOMEM, "out of memory");
-	q->db = c->db;
-	q->conn = c;
-	q->row = -1;
+	struct db_rows *q;
 	va_list ap;
 	va_start(ap, types);
-	int rc = run(c->db, c, q, NULL, e, sql, types, ap);
+	int rc = vquery(c, &q, e, sql, types, ap);
 	va_end(ap);
-	if (rc < 0) {
-		free(q);
+	if (rc < 0)
 		return rc;
-	}
 	rc = db_next(q);
 	*found = rc == 1;
 	if (rc == 1)
@@ -282,10 +307,31 @@ int db_query_int(struct db_conn *c, int64_t *out, bool *found, struct err *e, co
 	return rc < 0 ? err_set(e, -rc, "reading a row failed") : 0;
 }
 
+int db_exec_pooled(struct db *d, int64_t *changes, struct err *e, const char *sql,
+		   const char *types, ...)
+{
+	struct db_conn *c;
+	int rc = db_get(d, &c, e);
+	if (rc < 0)
+		return rc;
+	va_list ap;
+	va_start(ap, types);
+	rc = run(d, c, NULL, changes, e, sql, types, ap);
+	va_end(ap);
+	db_put(d, c);
+	return rc;
+}
+
 int db_begin(struct db_conn *c, struct err *e)
 {
 	uint64_t start = now_ns();
-	return note(c->db, c, c->db->be->begin(c->db->impl, c->impl, e), start);
+	int rc = c->db->be->begin(c->db->impl, c->impl, e);
+	if (rc == -EAGAIN && reconnect(c)) {
+		err_clear(e);
+		rc = c->db->be->begin(c->db->impl, c->impl, e);
+	}
+	c->idle = false;
+	return note(c->db, c, rc, start);
 }
 
 int db_commit(struct db_conn *c, struct err *e)

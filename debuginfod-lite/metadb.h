@@ -77,6 +77,10 @@ void db_done(struct db_rows *q);
 int db_query_int(struct db_conn *c, int64_t *out, bool *found, struct err *e, const char *sql,
 		 const char *types, ...);
 
+/* db_exec on a connection of its own (taken from the pool, given back). */
+int db_exec_pooled(struct db *d, int64_t *changes, struct err *e, const char *sql,
+		   const char *types, ...);
+
 /* Run the schema steps above the recorded version of `component`:
  * steps[i] brings it to version i + 1. */
 int db_migrate(struct db *d, const char *component, const char *const *steps, int n_steps,

@@ -1,6 +1,7 @@
 /* /metrics: Prometheus text exposition of per-route counters and latency
  * histograms, federation and store figures. */
 #include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/profiles.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -165,6 +166,7 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("upstream_errors_total", upstream_errors);
 	COUNTER("upstream_rejected_bodies_total", upstream_rejected);
 	COUNTER("singleflight_joined_total", flights_joined);
+	COUNTER("singleflight_joined_cluster_total", flights_joined_cluster);
 	COUNTER("unwind_compiles_total", unwind_compiles);
 	COUNTER("symbolize_index_builds_total", symz_builds);
 	COUNTER("symbolize_index_build_failures_total", symz_build_failures);
@@ -177,12 +179,15 @@ enum MHD_Result handle_metrics(struct request *r)
 	COUNTER("uploads_stored_total", uploads_ok);
 	COUNTER("uploads_rejected_total", uploads_rejected);
 	COUNTER("scan_indexed_total", scan_indexed);
-	COUNTER("profiles_stored_total", profiles_stored);
-	COUNTER("profiles_duplicate_total", profiles_duplicate);
-	COUNTER("profiles_rejected_total", profiles_rejected);
-	COUNTER("profiles_symbolized_total", profiles_symbolized);
-	COUNTER("profiles_deleted_total", profiles_deleted);
-	COUNTER("perf_maps_stored_total", perf_maps_stored);
+	const struct profile_counters *pc = profiles_counters(s);
+#define PCOUNTER(name, field) \
+	put(&t, "# TYPE " name " counter\n" name " %llu\n", (unsigned long long)pc->field)
+	PCOUNTER("profiles_stored_total", stored);
+	PCOUNTER("profiles_duplicate_total", duplicate);
+	PCOUNTER("profiles_rejected_total", rejected);
+	PCOUNTER("profiles_symbolized_total", symbolized);
+	PCOUNTER("profiles_deleted_total", deleted);
+	PCOUNTER("perf_maps_stored_total", perf_maps_stored);
 	COUNTER("reads_unauthorized_total", reads_unauthorized);
 	COUNTER("heavy_refusals_total", heavy_refusals);
 	COUNTER("work_abandoned_total", work_abandoned);

@@ -5,14 +5,15 @@ DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-
                 debuginfod-lite/blobs.c debuginfod-lite/blob_file.c \
                 debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/scan.c debuginfod-lite/log.c debuginfod-lite/sources.c \
-                debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c \
+                debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c debuginfod-lite/core.c \
                 debuginfod-lite/upload_handler.c debuginfod-lite/upstream.c \
                 debuginfod-lite/metrics.c debuginfod-lite/parse.c \
-                debuginfod-lite/symbolize.c debuginfod-lite/metadata.c \
+                debuginfod-lite/symbolize.c debuginfod-lite/symbolize_http.c debuginfod-lite/metadata.c \
                 debuginfod-lite/encoding.c debuginfod-lite/watch.c \
                 debuginfod-lite/deadline.c debuginfod-lite/profiles.c \
-                debuginfod-lite/profiles_http.c debuginfod-lite/symbolz.c \
+                debuginfod-lite/profiles_http.c debuginfod-lite/profiles_ingest.c debuginfod-lite/profiles_merge.c debuginfod-lite/symbolz.c \
                 debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c \
+                debuginfod-lite/migrate.c \
                 debuginfod-lite/s3.c debuginfod-lite/blob_s3.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a

@@ -28,7 +28,10 @@ struct pending_ref {
 };
 
 struct profiles {
-	struct server *srv;
+	struct server *srv; /* the debuginfo core under it, and the config */
+	struct profile_counters counters;
+	/* This replica's name in worker claims (host:pid:random). */
+	char owner[128];
 	struct db *db;
 	struct blob_store *blobs;
 	pthread_t worker;
@@ -58,6 +61,9 @@ static const char *const schema_sqlite[] = {
 	"CREATE INDEX IF NOT EXISTS profile_refs_ref ON profile_refs(ref, missing);"
 	"CREATE TABLE IF NOT EXISTS perf_maps(sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL,"
 	"  received INTEGER NOT NULL) WITHOUT ROWID;",
+	/* 2: worker claims (see next_batch). */
+	"ALTER TABLE profiles ADD COLUMN claim_owner TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE profiles ADD COLUMN claim_expires INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const schema_postgres[] = {
@@ -76,29 +82,20 @@ static const char *const schema_postgres[] = {
 	"CREATE INDEX IF NOT EXISTS profile_refs_ref ON profile_refs(ref, missing);"
 	"CREATE TABLE IF NOT EXISTS perf_maps(sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL,"
 	"  received BIGINT NOT NULL);",
+	"ALTER TABLE profiles ADD COLUMN claim_owner TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE profiles ADD COLUMN claim_expires BIGINT NOT NULL DEFAULT 0;",
 };
+
+/* A worker claims a batch for this long, and renews the claim of what is
+ * left before each profile; a replica that dies mid-batch (kill -9) thus
+ * leaves its profiles to the others once the claim expires. */
+#define CLAIM_S 60
 
 static int64_t wall_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* One statement on its own pooled connection. */
-static int db_run(struct profiles *ps, int64_t *changes, struct err *e, const char *sql,
-		  const char *types, ...)
-{
-	struct db_conn *c;
-	int rc = db_get(ps->db, &c, e);
-	if (rc < 0)
-		return rc;
-	va_list ap;
-	va_start(ap, types);
-	rc = db_vexec(c, changes, e, sql, types, ap);
-	va_end(ap);
-	db_put(ps->db, c);
-	return rc;
 }
 
 /* Open a stored blob: its fd and stat, or -errno. */
@@ -226,7 +223,7 @@ int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, 
 	if (rc < 0)
 		return rc;
 	int64_t changes = 0;
-	rc = db_run(ps, &changes, e,
+	rc = db_exec_pooled(ps->db, &changes, e,
 		    "INSERT INTO perf_maps(sha256, size, received) VALUES(?,?,?)"
 		    " ON CONFLICT DO NOTHING", "tII", sha, (int64_t)size, (int64_t)time(NULL));
 	*was_new = rc == 0 && changes > 0;
@@ -388,17 +385,17 @@ struct resolved_map {
 };
 
 struct profile_resolver {
-	struct request *r;
+	struct core_ctx *ctx;
 	struct vec ids;  /* struct resolved_id */
 	struct vec maps; /* struct resolved_map */
 };
 
-struct profile_resolver *profile_resolver_new(struct request *r)
+struct profile_resolver *profile_resolver_new(struct core_ctx *ctx)
 {
 	struct profile_resolver *res = calloc(1, sizeof(*res));
 	if (!res)
 		return NULL;
-	res->r = r;
+	res->ctx = ctx;
 	vec_init(&res->ids, sizeof(struct resolved_id));
 	vec_init(&res->maps, sizeof(struct resolved_map));
 	return res;
@@ -409,7 +406,7 @@ void profile_resolver_free(struct profile_resolver *res)
 	if (!res)
 		return;
 	for (size_t i = 0; i < res->ids.len; i++)
-		symz_release(res->r->srv, &VEC_AT(&res->ids, struct resolved_id, i).h);
+		symz_release(res->ctx->srv, &VEC_AT(&res->ids, struct resolved_id, i).h);
 	for (size_t i = 0; i < res->maps.len; i++)
 		symz_jit_free(VEC_AT(&res->maps, struct resolved_map, i).map);
 	vec_free(&res->ids);
@@ -417,9 +414,9 @@ void profile_resolver_free(struct profile_resolver *res)
 	free(res);
 }
 
-struct request *res_request(struct profile_resolver *res)
+struct core_ctx *res_ctx(struct profile_resolver *res)
 {
-	return res->r;
+	return res->ctx;
 }
 
 bool profile_lower_hex(const char *in, char *out, size_t size, size_t min, size_t max)
@@ -453,10 +450,10 @@ static int resolve_id(void *ctx, const char *build_id, const char *filename,
 			ri = &VEC_AT(&res->ids, struct resolved_id, i);
 	if (!ri) {
 		struct symz_handle h = { 0 };
-		int rc = symz_acquire(res->r, id, &h);
+		int rc = symz_acquire(res->ctx, id, &h);
 		ri = vec_push(&res->ids);
 		if (!ri) {
-			symz_release(res->r->srv, &h);
+			symz_release(res->ctx->srv, &h);
 			return err_set(e, ENOMEM, "out of memory");
 		}
 		snprintf(ri->build_id, sizeof(ri->build_id), "%s", id);
@@ -491,7 +488,7 @@ static int resolve_perf_map(void *ctx, const char *sha, const struct symz_jit_ma
 	size_t size;
 	size_t bad;
 	struct err why = { { 0 } };
-	if (profile_blob_read(res->r->srv, sha, &text, &size, &why) == 0) {
+	if (profile_blob_read(res->ctx->srv, sha, &text, &size, &why) == 0) {
 		if (symz_perf_map_parse((const char *)text, size, &rm->map, &bad, &why) < 0)
 			log_warn("msg=\"perf map %s: %s\"", sha, why.msg);
 		free(text);
@@ -589,7 +586,7 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 	int rc = profile_blob_sizes(s, row->raw, &blob, &plain, &e);
 	if (rc == 0) {
 		need = blob + plain * (2 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
-		rc = request_reserve(res_request(res), need);
+		rc = core_reserve(res->ctx, need);
 		if (rc == -EBUSY) {
 			vec_free(&missing);
 			return rc;
@@ -622,16 +619,24 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 		/* Unreadable blob (the store is damaged) or out of memory:
 		 * park it as partial so the worker does not spin on it. */
 		log_warn("msg=\"profile %lld: cannot symbolize: %s\"", (long long)row->id, e.msg);
-		db_exec(c, NULL, &dbe, "UPDATE profiles SET state=2 WHERE id=?", "I", row->id);
+		db_exec(c, NULL, &dbe, "UPDATE profiles SET state=2, claim_owner='', claim_expires=0"
+			" WHERE id=? AND claim_owner=?", "It", row->id, ps->owner);
 	} else {
 		int state = missing.len ? PROFILE_PARTIAL : PROFILE_DONE;
 		/* A redo asked for meanwhile is seen by the next handle_pending
 		 * (requeue_ref acts on state 2 rows only, after this). */
+		int64_t mine = 0;
 		db_rc = db_begin(c, &dbe);
+		/* Only while the claim is still ours: a claim that expired
+		 * under us belongs to another replica now, and its answer
+		 * stands. */
 		if (db_rc == 0)
-			db_rc = db_exec(c, NULL, &dbe,
-					"UPDATE profiles SET sym=?, sym_size=?, state=? WHERE id=?",
-					"tIiI", hash, (int64_t)out_size, state, row->id);
+			db_rc = db_exec(c, &mine, &dbe,
+					"UPDATE profiles SET sym=?, sym_size=?, state=?, claim_owner='',"
+					" claim_expires=0 WHERE id=? AND claim_owner=?",
+					"tIiIt", hash, (int64_t)out_size, state, row->id, ps->owner);
+		if (db_rc == 0 && mine == 0)
+			db_rc = err_set(&dbe, ESTALE, "the claim expired: another replica has it");
 		if (db_rc == 0)
 			db_rc = db_exec(c, NULL, &dbe,
 					"UPDATE profile_refs SET missing=0 WHERE profile=?", "I", row->id);
@@ -645,10 +650,14 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 		if (db_rc < 0) {
 			db_rollback(c);
 			log_warn("msg=\"profile %lld: %s\"", (long long)row->id, dbe.msg);
+			/* With the claim lost, the replica that has it may be
+			 * writing the very same bytes: leave them. */
+			if (db_rc != -ESTALE && strcmp(hash, row->sym) != 0)
+				unlink_if_unused(ps, c, hash);
 		} else {
 			if (row->sym[0] && strcmp(row->sym, hash) != 0)
 				unlink_if_unused(ps, c, row->sym);
-			s->profiles_symbolized++;
+			ps->counters.symbolized++;
 		}
 	}
 	db_put(ps->db, c);
@@ -656,7 +665,7 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 	pprof_free(p);
 	free(raw);
 	free(out);
-	request_unreserve(res_request(res), need);
+	core_unreserve(res->ctx, need);
 	return 0;
 }
 
@@ -667,7 +676,7 @@ static void requeue_ref(struct server *s, const char *ref, bool all)
 {
 	struct err e = { { 0 } };
 	int64_t n = 0;
-	db_run(s->profiles, &n, &e,
+	db_exec_pooled(s->profiles->db, &n, &e,
 	       all ? "UPDATE profiles SET state=3 WHERE state IN (1,2) AND id IN"
 		     " (SELECT profile FROM profile_refs WHERE ref=?)"
 		   : "UPDATE profiles SET state=3 WHERE state=2 AND id IN"
@@ -696,13 +705,13 @@ static void handle_pending(struct server *s)
 	}
 	if (overflow) {
 		struct err e = { { 0 } };
-		db_run(ps, NULL, &e, "UPDATE profiles SET state=3 WHERE state=?", "i", PROFILE_PARTIAL);
+		db_exec_pooled(ps->db, NULL, &e, "UPDATE profiles SET state=3 WHERE state=?", "i", PROFILE_PARTIAL);
 	}
 }
 
 /* Periodic retry: missing build-IDs are asked for again (the store, then
  * upstreams once their negative-cache entry expired). */
-static void retry_missing(struct server *s, struct request *r)
+static void retry_missing(struct server *s, struct core_ctx *ctx)
 {
 	struct profiles *ps = s->profiles;
 	struct vec refs;
@@ -727,7 +736,7 @@ static void retry_missing(struct server *s, struct request *r)
 		if (strncmp(ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) == 0)
 			continue; /* only the agent can send it */
 		struct symz_handle h = { 0 };
-		if (symz_acquire(r, ref, &h) == 1)
+		if (symz_acquire(ctx, ref, &h) == 1)
 			requeue_ref(s, ref, false);
 		symz_release(s, &h);
 	}
@@ -753,7 +762,7 @@ static int delete_profile(struct server *s, struct db_conn *c, int64_t id, const
 	}
 	unlink_if_unused(s->profiles, c, raw);
 	unlink_if_unused(s->profiles, c, sym);
-	s->profiles_deleted++;
+	s->profiles->counters.deleted++;
 	return 0;
 }
 
@@ -818,6 +827,16 @@ static void enforce_retention(struct server *s)
 	db_put(ps->db, c);
 }
 
+static int by_id(const void *a, const void *b)
+{
+	const struct profile_row *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Claim up to BATCH_MAX profiles waiting for the worker (new, or queued
+ * again) that no live claim holds, oldest first.  Every replica runs a
+ * worker over the same rows: the claim makes sure no profile is
+ * symbolized by two of them at once. */
 static int next_batch(struct server *s, struct profile_row **rows, size_t *n)
 {
 	struct err e = { { 0 } };
@@ -826,29 +845,46 @@ static int next_batch(struct server *s, struct profile_row **rows, size_t *n)
 	int rc = db_get(ps->db, &c, &e);
 	if (rc < 0)
 		return rc;
+	int64_t now = (int64_t)time(NULL);
+	/* PostgreSQL: rows another replica is claiming right now are skipped
+	 * rather than waited for.  sqlite has one writer at a time. */
+	const char *sql = db_dialect(ps->db) == DB_POSTGRES
+		? "UPDATE profiles SET claim_owner=?, claim_expires=? WHERE id IN"
+		  " (SELECT id FROM profiles WHERE state IN (0,3) AND claim_expires<?"
+		  "  ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING " ROW_COLUMNS
+		: "UPDATE profiles SET claim_owner=?, claim_expires=? WHERE id IN"
+		  " (SELECT id FROM profiles WHERE state IN (0,3) AND claim_expires<?"
+		  "  ORDER BY id LIMIT ?) RETURNING " ROW_COLUMNS;
 	struct db_rows *q;
-	rc = db_query(c, &q, &e,
-		      "SELECT " ROW_COLUMNS " FROM profiles WHERE state IN (0,3)"
-		      " ORDER BY id LIMIT ?", "i", BATCH_MAX);
+	rc = db_query(c, &q, &e, sql, "tIIi", ps->owner, now + CLAIM_S, now, BATCH_MAX);
 	if (rc == 0)
 		rc = select_rows(q, rows, n, &e);
 	db_put(ps->db, c);
+	if (rc == 0 && *n > 1)
+		qsort(*rows, *n, sizeof(**rows), by_id);
 	return rc;
+}
+
+/* Keep this replica's claims alive while it works through a batch. */
+static void renew_claims(struct profiles *ps)
+{
+	struct err e = { { 0 } };
+	db_exec_pooled(ps->db, NULL, &e, "UPDATE profiles SET claim_expires=? WHERE claim_owner=? AND"
+			     " state IN (0,3)", "It", (int64_t)time(NULL) + CLAIM_S, ps->owner);
 }
 
 static void *worker_main(void *arg)
 {
 	struct server *s = arg;
 	struct profiles *ps = s->profiles;
-	/* Background work federates like a request from us. */
-	struct request r = { .srv = s, .fd = -1 };
-	snprintf(r.user_agent, sizeof(r.user_agent), "debuginfod-lite profile worker");
-	snprintf(r.peer, sizeof(r.peer), "127.0.0.1");
+	/* Background work: the core federates as the server itself. */
+	struct core_ctx ctx;
+	core_ctx_background(&ctx, s, "profile worker");
 	uint64_t next_retry = now_ns() + (uint64_t)s->cfg.profile_retry_s * 1000000000;
 	for (;;) {
 		handle_pending(s);
 		if (s->cfg.profile_retry_s && now_ns() >= next_retry) {
-			retry_missing(s, &r);
+			retry_missing(s, &ctx);
 			next_retry = now_ns() + (uint64_t)s->cfg.profile_retry_s * 1000000000;
 		}
 		enforce_retention(s); /* two small queries when nothing is due */
@@ -857,17 +893,22 @@ static void *worker_main(void *arg)
 		if (next_batch(s, &rows, &n) == 0 && n) {
 			/* One resolver for the batch: each build-ID's index
 			 * and each perf map is opened once for all of them. */
-			struct profile_resolver *res = profile_resolver_new(&r);
+			struct profile_resolver *res = profile_resolver_new(&ctx);
 			for (size_t i = 0; res && i < n; i++) {
 				pthread_mutex_lock(&ps->lock);
 				bool stop = ps->stopping;
 				pthread_mutex_unlock(&ps->lock);
 				if (stop)
 					break;
+				renew_claims(ps);
 				if (symbolize_row(s, res, &rows[i]) == -EBUSY)
 					break; /* the budget is full: the next round */
 			}
 			profile_resolver_free(res);
+			/* What this round did not get to goes back at once. */
+			struct err e = { { 0 } };
+			db_exec_pooled(ps->db, NULL, &e, "UPDATE profiles SET claim_owner='', claim_expires=0"
+					     " WHERE claim_owner=? AND state IN (0,3)", "t", ps->owner);
 		}
 		free(rows);
 		pthread_mutex_lock(&ps->lock);
@@ -925,6 +966,18 @@ static void queue_ref(struct profiles *ps, const char *build_id, int quality)
 	pthread_mutex_unlock(&ps->lock);
 }
 
+int profiles_schema(struct db *db, struct err *e)
+{
+	bool pg = db_dialect(db) == DB_POSTGRES;
+	return db_migrate(db, "profiles", pg ? schema_postgres : schema_sqlite,
+			  pg ? (int)ARRAY_SIZE(schema_postgres) : (int)ARRAY_SIZE(schema_sqlite), e);
+}
+
+struct profile_counters *profiles_counters(struct server *s)
+{
+	return &s->profiles->counters;
+}
+
 int profiles_start(struct server *s, struct err *e)
 {
 	struct profiles *ps = calloc(1, sizeof(*ps));
@@ -933,9 +986,11 @@ int profiles_start(struct server *s, struct err *e)
 	ps->srv = s;
 	ps->db = s->profiles_db;
 	ps->blobs = s->blobs;
-	bool pg = db_dialect(ps->db) == DB_POSTGRES;
-	int rc = db_migrate(ps->db, "profiles", pg ? schema_postgres : schema_sqlite,
-			    pg ? (int)ARRAY_SIZE(schema_postgres) : (int)ARRAY_SIZE(schema_sqlite), e);
+	char host[64] = "?";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(ps->owner, sizeof(ps->owner), "%.64s:%d:%08lx", host, (int)getpid(),
+		 (unsigned long)(now_ns() & 0xffffffff));
+	int rc = profiles_schema(ps->db, e);
 	if (rc < 0) {
 		free(ps);
 		return rc;

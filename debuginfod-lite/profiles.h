@@ -1,7 +1,15 @@
-/* The profile store (docs/http-api.md "Profiles", docs/data-directory.md):
- * pprof blobs under DIR/profiles/, metadata in DIR/profiles.sqlite, and a
- * worker thread that symbolizes new profiles in batches, re-symbolizes them
- * when missing debuginfo (or a perf map) arrives, and enforces retention.
+/* The profile store (docs/architecture.md "Layers", docs/http-api.md
+ * "Profiles", docs/data-directory.md): a unit of its own over the storage
+ * interfaces and the debuginfo core —
+ *   ingest (profiles_ingest.c): a posted pprof checked and kept as received;
+ *   query and merge (profiles_merge.c);
+ *   the worker and retention (profiles.c): new profiles symbolized in
+ *   batches, re-symbolized when missing debuginfo (or a perf map) arrives,
+ *   retention and the quota enforced.
+ * Its rows are in the metadata database (blobs in the "profiles" area), its
+ * state and counters in struct profiles.  The HTTP layer (profiles_http.c)
+ * only parses, routes and answers; it hands the core context of the
+ * request (core.h) down, as the worker hands its own.
  *
  * A profile's raw blob is kept as received; its symbolized copy is a second
  * blob, replaced whenever the profile is symbolized again. */
@@ -10,12 +18,19 @@
 
 #include "debuginfod-lite/server_internal.h"
 
-/* Open DIR/profiles.sqlite and start the worker.  0 or -errno. */
+/* Create or upgrade the profile store's tables in db. */
+int profiles_schema(struct db *db, struct err *e);
+/* Open the profile store on s->profiles_db and start the worker. */
 int profiles_start(struct server *s, struct err *e);
 /* Stop the worker (it finishes the profile in hand) and close. */
 void profiles_stop(struct server *s);
 
-/* Routes. */
+struct profile_counters {
+	atomic_uint_fast64_t stored, duplicate, rejected, symbolized, deleted, perf_maps_stored;
+};
+struct profile_counters *profiles_counters(struct server *s);
+
+/* Routes (profiles_http.c). */
 enum MHD_Result profiles_begin(struct request *r);
 int profiles_chunk(struct request *r, const char *data, size_t len);
 enum MHD_Result handle_profiles_post(struct request *r);
@@ -64,6 +79,33 @@ struct profile_query {
 	char label_key[16][128], label_value[16][512];
 };
 
+int profile_meta_add_label(struct profile_meta *m, const char *k, size_t klen, const char *v,
+			   size_t vlen);
+
+/* POST /profiles: what ingesting a body answers. */
+struct profile_post {
+	int status;       /* 201 stored, 200 duplicate, 4xx/5xx, or -EBUSY/-EFBIG: a refusal */
+	char msg[600];    /* why, for a refusal */
+	char *json;       /* 201/200 body */
+	struct profile_meta meta; /* labels from headers on entry */
+};
+int profiles_ingest(struct server *s, struct core_ctx *ctx, const void *body, size_t len,
+		    struct profile_post *j);
+
+/* GET /profiles: the matching profiles merged (and symbolized). */
+struct profile_merge {
+	struct profile_query q;
+	bool symbolize;
+	int status;       /* 200, 404, 503, or -EBUSY/-EFBIG: a refusal */
+	char msg[600];
+	uint8_t *out;     /* gzipped pprof */
+	size_t out_size;
+	size_t merged, skipped;
+	uint64_t held;    /* budget bytes the merge holds (the answer's, at the end) */
+};
+/* 0 (j->status says), or -ECANCELED when nobody waits any more. */
+int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge *j);
+
 /* Rows matching q, oldest first (*rows malloc'ed). */
 int profiles_query(struct server *s, const struct profile_query *q, struct profile_row **rows,
 		   size_t *n, struct err *e);
@@ -96,10 +138,10 @@ void profiles_wake(struct server *s);
 /* Symbolizing: build-ID indexes and perf maps looked up once per
  * resolver, however many profiles use them. */
 struct profile_resolver;
-struct profile_resolver *profile_resolver_new(struct request *r);
+struct profile_resolver *profile_resolver_new(struct core_ctx *ctx);
 void profile_resolver_free(struct profile_resolver *res);
-/* The request whose budget and federation headers the resolver uses. */
-struct request *res_request(struct profile_resolver *res);
+/* The context whose budget and federation headers the resolver uses. */
+struct core_ctx *res_ctx(struct profile_resolver *res);
 /* Symbolize p in place (JIT frames from stored perf maps, the rest from
  * build-ID indexes).  missing (may be NULL) receives the refs that could not
  * be resolved (char[BUILD_ID_HEX_MAX + 16]). */

@@ -42,7 +42,7 @@ enum MHD_Result profiles_begin(struct request *r)
 {
 	struct server *s = r->srv;
 	if (s->n_tokens ? !bearer_authorized(r) : !peer_is_loopback(r)) {
-		s->profiles_rejected++;
+		profiles_counters(s)->rejected++;
 		return s->n_tokens ? refuse_before_body(r, 401, "missing or wrong bearer token\n")
 				   : refuse_before_body(r, 403, "profiles are accepted from loopback only"
 							  " (the server has no --token-file)\n");
@@ -52,7 +52,7 @@ enum MHD_Result profiles_begin(struct request *r)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "body larger than the limit of %llu bytes\n",
 			 (unsigned long long)s->cfg.profile_max_body);
-		s->profiles_rejected++;
+		profiles_counters(s)->rejected++;
 		return refuse_before_body(r, 413, msg);
 	}
 	return MHD_YES;
@@ -63,7 +63,7 @@ int profiles_chunk(struct request *r, const char *data, size_t len)
 	if (r->body.len + len > r->srv->cfg.profile_max_body) {
 		snprintf(r->body_msg, sizeof(r->body_msg), "body larger than the limit of %llu bytes",
 			 (unsigned long long)r->srv->cfg.profile_max_body);
-		r->srv->profiles_rejected++;
+		profiles_counters(r->srv)->rejected++;
 		return 413;
 	}
 	int rc = request_reserve_body(r, r->body.len + len);
@@ -83,78 +83,12 @@ int profiles_chunk(struct request *r, const char *data, size_t len)
 
 /* ---- POST /profiles ---- */
 
-struct post_job {
-	int status;       /* HTTP answer */
-	char msg[600];    /* 4xx reason */
-	char *json;       /* 201/200 body */
-	struct profile_meta meta;
-};
-
 static void post_job_free(void *p)
 {
-	struct post_job *j = p;
+	struct profile_post *j = p;
 	free(j->json);
 	vec_free(&j->meta.refs);
 	free(j);
-}
-
-static bool label_ok(const char *k, size_t klen, const char *v, size_t vlen)
-{
-	if (klen == 0 || klen >= 128 || vlen >= 512)
-		return false;
-	for (size_t i = 0; i < klen; i++)
-		if ((unsigned char)k[i] < 0x21 || k[i] == '=' || k[i] == 0x7f)
-			return false;
-	for (size_t i = 0; i < vlen; i++)
-		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-			return false;
-	/* Labels are answered in JSON (/profiles/list): UTF-8 only. */
-	return utf8_valid(k, klen) && utf8_valid(v, vlen);
-}
-
-static int add_label(struct profile_meta *m, const char *k, size_t klen, const char *v,
-		     size_t vlen)
-{
-	int i;
-	for (i = 0; i < m->n_labels; i++)
-		if (strlen(m->label_key[i]) == klen && memcmp(m->label_key[i], k, klen) == 0)
-			break;
-	if (i == m->n_labels) {
-		if (m->n_labels >= PROFILE_MAX_LABELS)
-			return -E2BIG;
-		m->n_labels++;
-	}
-	snprintf(m->label_key[i], sizeof(m->label_key[i]), "%.*s", (int)klen, k);
-	snprintf(m->label_value[i], sizeof(m->label_value[i]), "%.*s", (int)vlen, v);
-	return 0;
-}
-
-/* String labels every sample carries with one value (host, pid, exe…). */
-static void constant_labels(struct pprof_profile *p, struct profile_meta *m)
-{
-	if (p->samples.len == 0)
-		return;
-	const struct pprof_sample *s0 = &VEC_AT(&p->samples, struct pprof_sample, 0);
-	for (size_t li = 0; li < s0->label_count; li++) {
-		const struct pprof_label *l =
-			&VEC_AT(&p->labels, struct pprof_label, s0->label_off + li);
-		if (!l->str)
-			continue;
-		bool everywhere = true;
-		for (size_t si = 1; si < p->samples.len && everywhere; si++) {
-			const struct pprof_sample *s = &VEC_AT(&p->samples, struct pprof_sample, si);
-			bool found = false;
-			for (size_t k = 0; k < s->label_count && !found; k++) {
-				const struct pprof_label *o =
-					&VEC_AT(&p->labels, struct pprof_label, s->label_off + k);
-				found = o->key == l->key && o->str == l->str;
-			}
-			everywhere = found;
-		}
-		const char *k = pprof_str(p, l->key), *v = pprof_str(p, l->str);
-		if (everywhere && label_ok(k, strlen(k), v, strlen(v)))
-			add_label(m, k, strlen(k), v, strlen(v));
-	}
 }
 
 struct header_walk {
@@ -170,200 +104,30 @@ static enum MHD_Result header_label(void *cls, enum MHD_ValueKind kind, const ch
 	if (strcasecmp(key, "X-Profile-Label") != 0 || w->bad[0])
 		return MHD_YES;
 	const char *eq = value ? strchr(value, '=') : NULL;
-	if (!eq || !label_ok(value, (size_t)(eq - value), eq + 1, strlen(eq + 1)) ||
-	    add_label(w->m, value, (size_t)(eq - value), eq + 1, strlen(eq + 1)) < 0)
+	if (!eq || profile_meta_add_label(w->m, value, (size_t)(eq - value), eq + 1,
+					  strlen(eq + 1)) < 0)
 		snprintf(w->bad, sizeof(w->bad), "bad X-Profile-Label '%.100s': expected k=v"
 			 " (key without spaces or '=', at most %d labels)", value ? value : "",
 			 PROFILE_MAX_LABELS);
 	return MHD_YES;
 }
 
-static bool is_hex(const char *s, size_t min, size_t max)
-{
-	char low[REF_MAX];
-	return profile_lower_hex(s, low, sizeof(low), min, max);
-}
-
-static int add_ref(struct vec *refs, const char *ref)
-{
-	char low[REF_MAX];
-	size_t n = strlen(ref);
-	if (n >= REF_MAX)
-		return 0;
-	for (size_t i = 0; i <= n; i++)
-		low[i] = (char)((ref[i] >= 'A' && ref[i] <= 'F') ? ref[i] - 'A' + 'a' : ref[i]);
-	for (size_t i = 0; i < refs->len; i++)
-		if (strcmp((const char *)refs->data + i * REF_MAX, low) == 0)
-			return 0;
-	char *slot = vec_push(refs);
-	if (!slot)
-		return -ENOMEM;
-	memcpy(slot, low, n + 1);
-	return 0;
-}
-
-static int collect_meta(struct pprof_profile *p, struct profile_meta *m, char *msg, size_t size)
-{
-	m->received = (int64_t)time(NULL) * 1000000000;
-	m->t_start = p->time_nanos > 0 ? p->time_nanos : m->received;
-	int64_t dur = p->duration_nanos > 0 ? p->duration_nanos : 0;
-	m->t_end = m->t_start > INT64_MAX - dur ? INT64_MAX : m->t_start + dur;
-	m->samples = p->samples.len;
-	size_t len = 0;
-	for (size_t i = 0; i < p->sample_types.len && len + 1 < sizeof(m->sample_types); i++) {
-		const struct pprof_value_type *vt =
-			&VEC_AT(&p->sample_types, struct pprof_value_type, i);
-		int n = snprintf(m->sample_types + len, sizeof(m->sample_types) - len, "%s%s/%s",
-				 i ? "," : "", pprof_str(p, vt->type), pprof_str(p, vt->unit));
-		if (n < 0)
-			break;
-		len += (size_t)n;
-	}
-	if (p->sample_types.len == 0) {
-		snprintf(msg, size, "bad profile: no sample types");
-		return -EINVAL;
-	}
-	vec_init(&m->refs, REF_MAX);
-	for (size_t i = 0; i < p->mappings.len; i++) {
-		const struct pprof_mapping *mp = &VEC_AT(&p->mappings, struct pprof_mapping, i);
-		const char *bid = pprof_str(p, mp->build_id), *fname = pprof_str(p, mp->filename);
-		int rc = 0;
-		if (bid[0] && is_hex(bid, 2, 2 * BUILD_ID_MAX))
-			rc = add_ref(&m->refs, bid);
-		if (strncmp(fname, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) == 0) {
-			if (!is_hex(fname + strlen(PERF_MAP_PREFIX), SHA256_HEX_LEN, SHA256_HEX_LEN)) {
-				snprintf(msg, size, "mapping %" PRIu64 ": '%.80s' is not perf-map:<sha256>",
-					 mp->id, fname);
-				return -EINVAL;
-			}
-			rc = add_ref(&m->refs, fname);
-		}
-		if (rc < 0) {
-			snprintf(msg, size, "out of memory");
-			return rc;
-		}
-	}
-	return 0;
-}
-
-/* profiler-agent sends each perf-map snapshot once, inside the first profile
- * that references it, as the comment "profiler-agent.jit perf-map
- * sha256=<h> encoding=text\n<map>" (docs/profiler-agent.md); its mappings
- * are named perf-map:<h>.  Store such snapshots as POST /perf-maps would.  A
- * snapshot that does not hash to its name is logged and left out: the
- * profile stays good, its JIT frames are reported missing. */
-static void store_agent_perf_maps(struct server *s, const struct pprof_profile *p)
-{
-	static const char head[] = "profiler-agent.jit perf-map sha256=";
-	static const char enc[] = " encoding=text\n";
-	for (size_t i = 0; i < p->comments.len; i++) {
-		const char *c = pprof_str(p, VEC_AT(&p->comments, int64_t, i));
-		if (strncmp(c, head, sizeof(head) - 1) != 0)
-			continue;
-		const char *want = c + sizeof(head) - 1;
-		if (strlen(want) < SHA256_HEX_LEN + sizeof(enc) - 1 ||
-		    strncmp(want + SHA256_HEX_LEN, enc, sizeof(enc) - 1) != 0) {
-			log_error("msg=\"profile: malformed profiler-agent.jit comment %zu, ignored\"", i);
-			continue;
-		}
-		const char *text = want + SHA256_HEX_LEN + sizeof(enc) - 1;
-		char sha[SHA256_HEX_LEN + 1];
-		bool was_new;
-		struct err e = { { 0 } };
-		if (perf_map_insert(s, text, strlen(text), sha, &was_new, &e) < 0)
-			log_error("msg=\"profile: perf map in comment %zu: %s\"", i, e.msg);
-		else if (strncmp(sha, want, SHA256_HEX_LEN) != 0)
-			log_error("msg=\"profile: perf map in comment %zu hashes to %s, not %.64s\"", i,
-				  sha, want);
-	}
-}
-
+/* On a worker thread: the profile store ingests the body. */
 static int post_work(struct request *r)
 {
-	struct post_job *j = r->job;
-	struct server *s = r->srv;
-	struct pprof_profile *p = NULL;
-	struct err e = { { 0 } };
-	j->status = 400;
-	if (r->body.len == 0) {
-		snprintf(j->msg, sizeof(j->msg), "empty body: expected a pprof profile");
-		return 0;
-	}
-	/* Reserve the decompressed body and its parse before inflating: the
-	 * gzip trailer's claim, capped by --max-decompressed-body, which the
-	 * parser then enforces whatever the trailer said. */
-	uint64_t max_plain = s->cfg.max_decompressed_body;
-	bool gz = r->body.len >= 2 && ((uint8_t *)r->body.data)[0] == 0x1f &&
-		  ((uint8_t *)r->body.data)[1] == 0x8b;
-	/* Deflate expands at most 1032:1; a trailer claiming more is a lie
-	 * (or a truncated stream), and the bound holds regardless. */
-	uint64_t bound = (uint64_t)r->body.len * 1032 + 65536;
-	uint64_t claimed = gzip_claimed_size(r->body.data, r->body.len);
-	uint64_t plain = !gz ? r->body.len : claimed && claimed <= bound ? claimed : bound;
-	if (plain > max_plain)
-		plain = max_plain;
-	uint64_t need = plain * (1 + PROFILE_PARSE_FACTOR);
-	int brc = request_reserve(r, need);
-	if (brc < 0) {
-		j->status = brc;
-		snprintf(j->msg, sizeof(j->msg), "%s", brc == -EFBIG
-			 ? "the profile is larger than the server's memory budget"
-			 : "memory budget full, retry later");
-		return 0;
-	}
-	int prc = pprof_parse_limited(r->body.data, r->body.len, gz ? (plain ? plain : 1) : max_plain,
-				      &p, &e);
-	if (prc < 0) {
-		request_unreserve(r, need);
-		snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
-		j->status = prc == -ENOMEM ? 503 : prc == -EFBIG ? 413 : 400;
-		return 0;
-	}
-	int rc = collect_meta(p, &j->meta, j->msg, sizeof(j->msg));
-	if (rc == 0)
-		constant_labels(p, &j->meta);
-	if (rc == 0)
-		store_agent_perf_maps(s, p);
-	pprof_free(p);
-	request_unreserve(r, need);
-	if (rc < 0)
-		return 0;
-	int64_t id = 0;
-	rc = profiles_insert(s, r->body.data, r->body.len, &j->meta, &id, &e);
-	if (rc < 0) {
-		log_error("msg=\"profile store: %s\"", e.msg);
-		/* The database or blob store is away: 503 + Retry-After, and
-		 * the agent's buffer sends it again. */
-		j->status = rc == -EAGAIN ? -EBUSY : 507;
-		snprintf(j->msg, sizeof(j->msg), "%s", rc == -EAGAIN
-			 ? "storage unavailable, try again later" : "cannot store the profile");
-		return 0;
-	}
-	j->status = rc == 1 ? 201 : 200;
-	if (rc == 1)
-		s->profiles_stored++;
-	else
-		s->profiles_duplicate++;
-	json_t *o = json_pack("{s:I,s:b,s:I,s:I,s:I}", "id", (json_int_t)id, "duplicate", rc == 0,
-			      "samples", (json_int_t)j->meta.samples, "time_start_ns",
-			      (json_int_t)j->meta.t_start, "time_end_ns", (json_int_t)j->meta.t_end);
-	if (o)
-		profiles_describe(s, id, o, &e);
-	j->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	return 0;
+	return profiles_ingest(r->srv, &r->ctx, r->body.data, r->body.len, r->job);
 }
 
 enum MHD_Result handle_profiles_post(struct request *r)
 {
-	struct post_job *j = r->job;
+	struct profile_post *j = r->job;
 	if (r->slow_state == 2) {
 		if (j->status == -EBUSY || j->status == -EFBIG) {
-			r->srv->profiles_rejected++;
+			profiles_counters(r->srv)->rejected++;
 			return respond_refusal(r, j->status, j->msg);
 		}
 		if (j->status >= 400) {
-			r->srv->profiles_rejected++;
+			profiles_counters(r->srv)->rejected++;
 			return respond_text(r, (unsigned)j->status, "%s\n", j->msg);
 		}
 		char *json = j->json;
@@ -383,7 +147,7 @@ enum MHD_Result handle_profiles_post(struct request *r)
 	struct header_walk w = { .m = &j->meta };
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, header_label, &w);
 	if (w.bad[0]) {
-		r->srv->profiles_rejected++;
+		profiles_counters(r->srv)->rejected++;
 		return respond_text(r, 400, "%s\n", w.bad);
 	}
 	return run_slow(r, post_work);
@@ -456,202 +220,17 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
 	return MHD_YES;
 }
 
-struct get_job {
-	struct profile_query q;
-	bool symbolize;
-	int status;
-	char msg[600];
-	uint8_t *out;
-	size_t out_size;
-	size_t merged, skipped;
-	uint64_t held; /* budget bytes the merge holds */
-};
-
 static void get_job_free(void *p)
 {
-	struct get_job *j = p;
+	struct profile_merge *j = p;
 	free(j->out);
 	free(j);
 }
 
-/* Hold `want` bytes of the request's budget for the merge (grown, never
- * shrunk here).  0, -EBUSY or -EFBIG. */
-static int merge_hold(struct request *r, struct get_job *j, uint64_t want)
-{
-	if (want <= j->held)
-		return 0;
-	if (want > r->srv->budget.limit)
-		return -EFBIG;
-	int rc = request_reserve(r, want - j->held);
-	if (rc == 0)
-		j->held = want;
-	return rc;
-}
-
-/* Give back what the merge holds (it failed, or was abandoned). */
-static void merge_release(struct request *r, struct get_job *j)
-{
-	request_unreserve(r, j->held);
-	j->held = 0;
-}
-
-static void merge_refused(struct get_job *j, struct server *s, int rc, size_t n,
-			  uint64_t stored)
-{
-	j->status = rc;
-	if (rc == -EFBIG)
-		snprintf(j->msg, sizeof(j->msg), "merging the %zu matching profiles (%llu MiB stored)"
-			 " needs more than the memory budget (%llu MiB): narrow from/to or add"
-			 " label=key=value (or id=N)", n, (unsigned long long)(stored >> 20),
-			 (unsigned long long)(s->budget.limit >> 20));
-	else
-		snprintf(j->msg, sizeof(j->msg), "memory budget full, retry later");
-}
-
-/* Merge the matching profiles (their symbolized copies when asked for
- * and present), then symbolize what is still raw.  One profile at a time:
- * the accumulator (measured with pprof_memory) plus what the next profile
- * needs stays inside the reservation, or the merge stops (413 when it can
- * never fit, 503 when it may later).  Between profiles it checks that the
- * client is still there. */
+/* On a worker thread: the profile store merges (and symbolizes). */
 static int get_work(struct request *r)
 {
-	struct get_job *j = r->job;
-	struct server *s = r->srv;
-	struct err e = { { 0 } };
-	struct profile_row *rows = NULL;
-	size_t n = 0;
-	j->status = 503;
-	if (profiles_query(s, &j->q, &rows, &n, &e) < 0) {
-		snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
-		return 0;
-	}
-	/* Before starting, from the blobs' sizes: the profile that needs the
-	 * most must fit the budget on its own, or no merge can. */
-	uint64_t stored = 0, single = 0;
-	for (size_t i = 0; i < n; i++) {
-		bool sym = j->symbolize && rows[i].sym[0];
-		uint64_t blob, plain;
-		if (profile_blob_sizes(s, sym ? rows[i].sym : rows[i].raw, &blob, &plain, &e) < 0)
-			continue;
-		stored += blob;
-		uint64_t need = blob + plain * (1 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
-		single = need > single ? need : single;
-	}
-	if (single > s->budget.limit) {
-		merge_refused(j, s, -EFBIG, n, stored);
-		free(rows);
-		return 0;
-	}
-	struct pprof_profile *acc = NULL;
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if (client_gone(r)) {
-			rc = -ECANCELED;
-			break;
-		}
-		const char *hash = j->symbolize && rows[i].sym[0] ? rows[i].sym : rows[i].raw;
-		uint8_t *data;
-		size_t size;
-		struct pprof_profile *p = NULL;
-		uint64_t blob, plain;
-		if (profile_blob_sizes(s, hash, &blob, &plain, &e) < 0) {
-			log_warn("msg=\"profile %lld: %s\"", (long long)rows[i].id, e.msg);
-			j->skipped++;
-			continue;
-		}
-		/* The accumulator, this blob, its decompressed copy, its
-		 * parse, and what merging it may add. */
-		uint64_t want = (acc ? pprof_memory(acc) : 0) + blob +
-				plain * (1 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
-		rc = merge_hold(r, j, want);
-		if (rc < 0)
-			break;
-		if (profile_blob_read(s, hash, &data, &size, &e) < 0) {
-			log_warn("msg=\"profile %lld: %s\"", (long long)rows[i].id, e.msg);
-			j->skipped++;
-			continue;
-		}
-		rc = pprof_parse(data, size, &p, &e);
-		free(data);
-		if (rc < 0) {
-			log_warn("msg=\"profile %lld: %s\"", (long long)rows[i].id, e.msg);
-			j->skipped++;
-			rc = 0;
-			continue;
-		}
-		if (!acc) {
-			acc = p;
-			j->merged++;
-			continue;
-		}
-		struct err me = { { 0 } };
-		int mrc = pprof_merge(acc, p, &me);
-		if (mrc < 0) {
-			if (mrc == -ENOMEM)
-				rc = -ENOMEM;
-			j->skipped++; /* other sample types */
-		} else {
-			j->merged++;
-		}
-		pprof_free(p);
-	}
-	free(rows);
-	if (rc == -ECANCELED) {
-		log_info("msg=\"GET /profiles abandoned: the client left\" merged=%zu", j->merged);
-		pprof_free(acc);
-		merge_release(r, j);
-		return rc;
-	}
-	if (rc == -EBUSY || rc == -EFBIG) {
-		merge_refused(j, s, rc, n, stored);
-		pprof_free(acc);
-		merge_release(r, j);
-		return 0;
-	}
-	if (rc == 0 && !acc) {
-		j->status = 404;
-		snprintf(j->msg, sizeof(j->msg), "no stored profile matches");
-		return 0;
-	}
-	/* Symbolizing may double the profile's heap (lines, functions);
-	 * serializing makes a copy at most as large as that heap. */
-	if (rc == 0 && client_gone(r))
-		rc = -ECANCELED;
-	if (rc == 0 &&
-	    (rc = merge_hold(r, j, (j->symbolize ? 3 : 2) * pprof_memory(acc))) < 0) {
-		merge_refused(j, s, rc, n, stored);
-		pprof_free(acc);
-		merge_release(r, j);
-		return 0;
-	}
-	if (rc == 0 && j->symbolize) {
-		struct profile_resolver *res = profile_resolver_new(r);
-		rc = res ? profile_symbolize(res, acc, NULL, &e) : -ENOMEM;
-		profile_resolver_free(res);
-	}
-	if (rc == 0 && client_gone(r))
-		rc = -ECANCELED;
-	if (rc == 0)
-		rc = pprof_serialize(acc, true, &j->out, &j->out_size, &e);
-	pprof_free(acc);
-	if (rc == -ECANCELED)
-		log_info("msg=\"GET /profiles abandoned: the client left\" merged=%zu", j->merged);
-	if (rc < 0)
-		merge_release(r, j);
-	if (rc == -ECANCELED)
-		return rc;
-	/* What stays is the answer, held until it is sent. */
-	if (rc == 0 && j->out_size < j->held) {
-		request_unreserve(r, j->held - j->out_size);
-		j->held = j->out_size;
-	}
-	if (rc < 0) {
-		snprintf(j->msg, sizeof(j->msg), "%s", e.msg[0] ? e.msg : "out of memory");
-		return 0;
-	}
-	j->status = 200;
-	return 0;
+	return profiles_merge(r->srv, &r->ctx, r->job);
 }
 
 static int parse_query(struct request *r, struct profile_query *q, int *symbolize, char *bad,
@@ -668,7 +247,7 @@ static int parse_query(struct request *r, struct profile_query *q, int *symboliz
 
 enum MHD_Result handle_profiles_get(struct request *r)
 {
-	struct get_job *j = r->job;
+	struct profile_merge *j = r->job;
 	if (r->slow_state == 2) {
 		if (r->slow_result == -ECANCELED)
 			return respond_reset(r); /* the client left */
@@ -793,7 +372,7 @@ enum MHD_Result handle_perf_map_post(struct request *r)
 		return respond_text(r, 507, "cannot store the perf map\n");
 	}
 	if (was_new)
-		s->perf_maps_stored++;
+		profiles_counters(s)->perf_maps_stored++;
 	char *json = NULL;
 	int n = asprintf(&json, "{\"sha256\":\"%s\",\"mapping\":\"" PERF_MAP_PREFIX "%s\","
 			 "\"entries\":%zu,\"bad_lines\":%zu,\"duplicate\":%s}\n",
@@ -806,10 +385,9 @@ enum MHD_Result handle_perf_map_post(struct request *r)
 enum MHD_Result handle_perf_map_get(struct request *r)
 {
 	const char *sha = r->url + strlen("/perf-maps/");
-	if (!is_hex(sha, SHA256_HEX_LEN, SHA256_HEX_LEN))
-		return respond_text(r, 400, "expected /perf-maps/<sha256>\n");
 	char low[SHA256_HEX_LEN + 1];
-	profile_lower_hex(sha, low, sizeof(low), SHA256_HEX_LEN, SHA256_HEX_LEN);
+	if (!profile_lower_hex(sha, low, sizeof(low), SHA256_HEX_LEN, SHA256_HEX_LEN))
+		return respond_text(r, 400, "expected /perf-maps/<sha256>\n");
 	uint8_t *data;
 	size_t size;
 	struct err e = { { 0 } };

@@ -188,22 +188,6 @@ enum MHD_Result respond_reset(struct request *r)
 
 /* --- memory, heavy work, clients that leave --- */
 
-int request_reserve(struct request *r, uint64_t bytes)
-{
-	int rc = budget_reserve(&r->srv->budget, bytes);
-	if (rc == 0)
-		r->reserved += bytes;
-	return rc;
-}
-
-void request_unreserve(struct request *r, uint64_t bytes)
-{
-	if (bytes > r->reserved)
-		bytes = r->reserved;
-	budget_release(&r->srv->budget, bytes);
-	r->reserved -= bytes;
-}
-
 bool heavy_begin(struct request *r)
 {
 	struct server *s = r->srv;
@@ -273,24 +257,6 @@ static void heavy_end(struct request *r)
 	pthread_cond_broadcast(&r->srv->cond); /* a queued request may go */
 	pthread_mutex_unlock(&r->srv->lock);
 	r->heavy = false;
-}
-
-bool client_gone(struct request *r)
-{
-	if (r->fd < 0)
-		return false; /* background work: no client */
-	struct pollfd p = { .fd = r->fd, .events = POLLIN | POLLRDHUP };
-	if (poll(&p, 1, 0) <= 0)
-		return false;
-	bool gone = p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
-	if (!gone && (p.revents & POLLIN)) {
-		/* Readable: a pipelined request (still there) or EOF (gone). */
-		char c;
-		gone = recv(r->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-	}
-	if (gone)
-		r->srv->work_abandoned++;
-	return gone;
 }
 
 enum MHD_Result respond_refusal(struct request *r, int rc, const char *why)
@@ -614,6 +580,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		if (!r)
 			return MHD_NO;
 		r->srv = s;
+		r->ctx.srv = s;
 		r->conn = conn;
 		r->url = url;
 		r->start_ns = now_ns();
@@ -621,7 +588,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		r->tmp.fd = -1;
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		r->fd = ci ? ci->connect_fd : -1;
+		r->ctx.fd = ci ? ci->connect_fd : -1;
 		r->method = method_bit(method);
 		vec_init(&r->body, 1);
 		*con_cls = r;
@@ -733,7 +700,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 		r->job_free(r->job);
 	vec_free(&r->body);
 	heavy_end(r);
-	request_unreserve(r, r->reserved);
+	request_unreserve(r, r->ctx.reserved);
 	free(r);
 	*con_cls = NULL;
 }

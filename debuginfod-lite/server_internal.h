@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "debuginfod-lite/budget.h"
+#include "debuginfod-lite/core.h"
 #include "debuginfod-lite/ratelimit.h"
 #include "debuginfod-lite/server.h"
 #include "debuginfod-lite/sources.h"
@@ -114,7 +115,8 @@ struct server {
 
 	struct route_metrics *route_metrics; /* one per route */
 	atomic_uint_fast64_t upstream_fetches, upstream_hits, upstream_misses,
-		upstream_errors, upstream_rejected, flights_joined, unwind_compiles;
+		upstream_errors, upstream_rejected, flights_joined, unwind_compiles,
+		flights_joined_cluster; /* polls of work another replica claimed */
 	/* Upstream fetches refused by the amplification caps (upstream.c). */
 	struct upstream_limiter upstream_limit;
 	atomic_uint_fast64_t upstream_refused_global, upstream_refused_client, upstream_delayed;
@@ -124,10 +126,8 @@ struct server {
 		symz_addresses, symz_failures_cached;
 	atomic_uint_fast64_t symbolz_addresses; /* asked by pprof (POST /symbolz) */
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
-	/* The profile store (profiles.c) */
+	/* The profile store (profiles.h): a unit with its own state. */
 	struct profiles *profiles;
-	atomic_uint_fast64_t profiles_stored, profiles_duplicate, profiles_rejected,
-		profiles_symbolized, profiles_deleted, perf_maps_stored;
 	/* Memory: the budget, the heavy-work slots (guarded by lock), work
 	 * abandoned because its client left, transient trouble answered with
 	 * a reset or a 503. */
@@ -163,11 +163,9 @@ struct request {
 	enum artifact_kind kind;
 	char name[ARTIFACT_NAME_MAX];
 
-	/* Copied for federation before the connection is suspended. */
-	char forwarded_for[1024];
-	char user_agent[256];
-	char peer[64];
-	unsigned forwarded_hops;
+	/* What the debuginfo core knows of this request (copy_forwarding
+	 * fills it before the connection is suspended). */
+	struct core_ctx ctx;
 
 	/* Slow work */
 	int slow_state;    /* 0 none, 1 running, 2 done */
@@ -178,13 +176,11 @@ struct request {
 	struct blob_tmp tmp;
 	bool tmp_open;
 
-	/* Budget bytes this request holds (released at completion), whether it
-	 * holds a heavy-work slot, and its socket (to notice a client that
-	 * left while the work runs). */
-	uint64_t reserved;
-	uint64_t body_reserved; /* the part of `reserved` for the body buffer */
+	/* Budget bytes for the body buffer (a part of ctx.reserved, all of
+	 * which is released at completion), and whether it holds a
+	 * heavy-work slot. */
+	uint64_t body_reserved;
 	bool heavy, heavy_queued;
-	int fd;
 
 	/* A handler's own state across the slow call (freed at completion). */
 	void *job;
@@ -215,11 +211,17 @@ bool compress_for_client(struct request *r, const void *data, size_t size, void 
 /* Transient trouble: reset the connection instead of answering, so that
  * libdebuginfod retries instead of caching a 10-minute miss. */
 enum MHD_Result respond_reset(struct request *r);
-/* Memory and heavy work (server.c).  request_reserve: 0, -EBUSY (not now)
- * or -EFBIG (never); what it reserves is released when the request ends,
- * or earlier with request_unreserve. */
-int request_reserve(struct request *r, uint64_t bytes);
-void request_unreserve(struct request *r, uint64_t bytes);
+/* Memory and heavy work (server.c).  request_reserve: core_reserve for
+ * r; what it reserves is released when the request ends, or earlier with
+ * request_unreserve. */
+static inline int request_reserve(struct request *r, uint64_t bytes)
+{
+	return core_reserve(&r->ctx, bytes);
+}
+static inline void request_unreserve(struct request *r, uint64_t bytes)
+{
+	core_unreserve(&r->ctx, bytes);
+}
 /* Take one of --max-heavy slots for r (released when its slow work ends).
  * When all are busy, r queues (at most HEAVY_QUEUE_PER_SLOT per slot):
  * run_slow's thread then waits up to HEAVY_WAIT_S for a slot, and the slow
@@ -232,7 +234,10 @@ bool heavy_begin(struct request *r);
 int request_reserve_body(struct request *r, size_t len);
 /* The client closed its connection (checked between units of long work,
  * which is then abandoned: counted in work_abandoned). */
-bool client_gone(struct request *r);
+static inline bool client_gone(struct request *r)
+{
+	return core_abandoned(&r->ctx);
+}
 /* A refusal for want of memory or slots: rc -EBUSY -> 503 + Retry-After,
  * -EFBIG -> 413, both with `why`. */
 #define RETRY_AFTER_S "5"
@@ -276,16 +281,6 @@ void symz_cache_free(struct symz_cache *c);
 /* Forget build_id's open index (its stored index went stale); users
  * holding it keep it until they release it. */
 void symz_cache_drop(struct symz_cache *c, const char *build_id);
-/* Hold build_id's index (built, stored, fetched upstream as needed; one
- * build at a time per build-ID).  1 held, 0 no debuginfo, -EAGAIN upstream
- * trouble, other -errno.  r supplies the federation headers; background
- * work passes a request without a connection. */
-struct symz_handle {
-	struct symz_index *idx;
-	int slot; /* -1: not cached (every slot busy), freed on release */
-};
-int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h);
-void symz_release(struct server *s, struct symz_handle *h);
 /* Debuginfo of this quality arrived for build_id: a stored index built from
  * something worse is forgotten (rebuilt on next use). */
 /* Drop the stored index of build_id if it was built from worse debuginfo
@@ -332,22 +327,8 @@ int edge_check(struct request *r, char *msg, size_t msg_size);
 /* The inotify thread (watch.c). */
 void *watcher_main(void *server);
 
-/* Copy X-Forwarded-For, User-Agent and the peer address into r (before
- * suspending the connection), and may r->build_id be asked upstream? */
+/* Copy X-Forwarded-For, User-Agent and the peer address into r->ctx
+ * (before suspending the connection). */
 void copy_forwarding(struct request *r);
-bool may_federate(struct request *r, enum artifact_kind kind, const char *name);
-
-/* Federation (upstream.c): 1 = found (stored), 0 = a definite miss,
- * -EAGAIN = transient trouble, other -errno. */
-int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e);
-/* Take a token from the amplification caps (waiting up to --upstream-wait):
- * 0, or -EAGAIN (counted, e says which cap) when none came. */
-int upstream_take_token(struct request *r, struct err *e);
-/* GET BASE/metadata?key=&value= with the forwarding headers and timeouts
- * of upstream_fetch (the caller takes the token).  0 with the body in
- * *body (malloc'ed, at most UPSTREAM_METADATA_MAX bytes), or -errno. */
-#define UPSTREAM_METADATA_MAX (8u << 20)
-int upstream_metadata(struct request *r, const char *base, const char *key, const char *value,
-		      char **body, size_t *len, struct err *e);
 
 #endif

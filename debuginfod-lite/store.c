@@ -25,6 +25,9 @@ static const char *const schema_sqlite[] = {
 	"  WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS misses(build_id TEXT, kind INTEGER, name TEXT,"
 	"  expires INTEGER, PRIMARY KEY(build_id, kind, name)) WITHOUT ROWID;",
+	/* 2: cluster-wide single-flight (store_claim). */
+	"CREATE TABLE IF NOT EXISTS claims(key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+	"  expires INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 static const char *const schema_postgres[] = {
@@ -37,6 +40,8 @@ static const char *const schema_postgres[] = {
 	"CREATE TABLE IF NOT EXISTS scanned(path TEXT PRIMARY KEY, size BIGINT, mtime BIGINT);"
 	"CREATE TABLE IF NOT EXISTS misses(build_id TEXT, kind INTEGER, name TEXT,"
 	"  expires BIGINT, PRIMARY KEY(build_id, kind, name));",
+	"CREATE TABLE IF NOT EXISTS claims(key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+	"  expires BIGINT NOT NULL);",
 };
 
 /* Unreferenced blobs younger than this are left alone by store_groom(). */
@@ -44,6 +49,7 @@ static const char *const schema_postgres[] = {
 
 struct store {
 	struct db *db;
+	char owner[128]; /* this process in claims (host:pid:random) */
 	struct blob_store *blobs;
 	/* Told about every new debuginfo/executable candidate. */
 	store_candidate_fn candidate_hook;
@@ -71,7 +77,7 @@ const char *artifact_kind_name(enum artifact_kind k)
 
 const char *artifact_origin_name(enum artifact_origin o)
 {
-	static const char *const names[] = { "scan", "upload", "upstream", "derived" };
+	static const char *const names[] = { "scan", "upload", "upstream", "derived", "imported" };
 	return (unsigned)o < ARRAY_SIZE(names) ? names[o] : "invalid";
 }
 
@@ -87,6 +93,10 @@ int store_open(struct store **out, struct db *db, struct blob_store *blobs, stru
 		return err_set(e, ENOMEM, "out of memory");
 	s->db = db;
 	s->blobs = blobs;
+	char host[64] = "?";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(s->owner, sizeof(s->owner), "%.64s:%d:%08lx", host, (int)getpid(),
+		 (unsigned long)(now_ns() & 0xffffffff));
 	bool pg = db_dialect(db) == DB_POSTGRES;
 	int rc = db_migrate(db, "artifacts", pg ? schema_postgres : schema_sqlite,
 			    pg ? (int)ARRAY_SIZE(schema_postgres) : (int)ARRAY_SIZE(schema_sqlite), e);
@@ -154,31 +164,15 @@ int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 	return rc < 0 ? err_set(e, -rc, "candidate lookup failed") : n;
 }
 
-/* One write statement on a pooled connection. */
-static int write_stmt(struct store *s, int64_t *changes, struct err *e, const char *sql,
-		      const char *types, ...)
-{
-	struct db_conn *c;
-	int rc = db_get(s->db, &c, e);
-	if (rc < 0)
-		return rc;
-	va_list ap;
-	va_start(ap, types);
-	rc = db_vexec(c, changes, e, sql, types, ap);
-	va_end(ap);
-	db_put(s->db, c);
-	return rc;
-}
-
 int store_forget_external(struct store *s, const char *path, struct err *e)
 {
-	return write_stmt(s, NULL, e, "DELETE FROM candidates WHERE origin=0 AND loc=?", "t", path);
+	return db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE origin=0 AND loc=?", "t", path);
 }
 
 static void forget_one(struct store *s, const struct artifact *a)
 {
 	struct err ignored = { { 0 } };
-	write_stmt(s, NULL, &ignored,
+	db_exec_pooled(s->db, NULL, &ignored,
 		   "DELETE FROM candidates WHERE build_id=? AND kind=? AND name=? AND loc=?", "tits",
 		   a->build_id, (int)a->kind, a->name, a->origin == ORIGIN_SCAN ? a->path : a->blob);
 }
@@ -243,7 +237,7 @@ int store_each_openable(struct store *s, const char *build_id, enum artifact_kin
 static int insert_candidate(struct store *s, const struct artifact *a, const char *loc,
 			    struct err *e)
 {
-	int rc = write_stmt(s, NULL, e,
+	int rc = db_exec_pooled(s->db, NULL, e,
 			    "INSERT INTO candidates(build_id, kind, name, loc, origin, quality, file,"
 			    " size, mtime, expires) VALUES(?,?,?,?,?,?,?,?,?,?)"
 			    " ON CONFLICT(build_id, kind, name, loc) DO UPDATE SET"
@@ -266,12 +260,39 @@ void store_set_candidate_hook(struct store *s, store_candidate_fn fn, void *ctx)
 int store_forget_kind(struct store *s, const char *build_id, enum artifact_kind kind,
 		      struct err *e)
 {
-	return write_stmt(s, NULL, e, "DELETE FROM candidates WHERE build_id=? AND kind=?", "ti",
+	return db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE build_id=? AND kind=?", "ti",
 			  build_id, (int)kind);
+}
+
+/* Copy a scanned file into the blob store, streamed, and name it. */
+static int import_external(struct store *s, const struct artifact *a, struct err *e)
+{
+	int fd = open(a->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "%s: %s", a->path, strerror(errno));
+	struct blob_tmp t;
+	int rc = blob_tmp_begin(s->blobs, &t, e);
+	char buf[65536];
+	ssize_t n = 0;
+	while (rc == 0 && (n = read(fd, buf, sizeof(buf))) > 0)
+		rc = blob_tmp_write(&t, buf, (size_t)n, e);
+	close(fd);
+	if (rc == 0 && (n < 0 || t.size != a->size))
+		rc = err_set(e, EIO, "%s changed while it was imported", a->path);
+	if (rc < 0) {
+		if (t.fd >= 0)
+			blob_tmp_abort(&t);
+		return rc;
+	}
+	struct artifact imported = *a;
+	imported.origin = ORIGIN_IMPORTED;
+	return store_tmp_commit(s, &t, &imported, e);
 }
 
 int store_add_external(struct store *s, const struct artifact *a, struct err *e)
 {
+	if (store_shared(s))
+		return import_external(s, a, e);
 	return insert_candidate(s, a, a->path, e);
 }
 
@@ -301,7 +322,7 @@ bool store_scanned_same(struct store *s, const char *path, uint64_t size, int64_
 int store_scanned_set(struct store *s, const char *path, uint64_t size, int64_t mtime,
 		      struct err *e)
 {
-	return write_stmt(s, NULL, e,
+	return db_exec_pooled(s->db, NULL, e,
 			  "INSERT INTO scanned(path, size, mtime) VALUES(?,?,?) ON CONFLICT(path)"
 			  " DO UPDATE SET size=excluded.size, mtime=excluded.mtime",
 			  "tII", path, (int64_t)size, mtime);
@@ -354,7 +375,7 @@ bool store_miss_cached(struct store *s, const char *build_id, enum artifact_kind
 int store_miss_put(struct store *s, const char *build_id, enum artifact_kind kind,
 		   const char *name, int64_t expires, struct err *e)
 {
-	return write_stmt(s, NULL, e,
+	return db_exec_pooled(s->db, NULL, e,
 			  "INSERT INTO misses(build_id, kind, name, expires) VALUES(?,?,?,?)"
 			  " ON CONFLICT(build_id, kind, name) DO UPDATE SET expires=excluded.expires",
 			  "titI", build_id, (int)kind, name ? name : "", expires);
@@ -457,7 +478,7 @@ static int evict_to_quota(struct store *s, uint64_t quota_bytes, struct err *e)
 	struct db_rows *q = NULL;
 	rc = db_query(c, &q, e,
 		      "SELECT DISTINCT loc FROM candidates WHERE origin IN (2,3)"
-		      " AND loc NOT IN (SELECT loc FROM candidates WHERE origin IN (0,1))", "");
+		      " AND loc NOT IN (SELECT loc FROM candidates WHERE origin IN (0,1,4))", "");
 	int step = 0;
 	while (rc == 0 && (step = db_next(q)) == 1) {
 		const char *loc = db_text(q, 0);
@@ -479,7 +500,7 @@ static int evict_to_quota(struct store *s, uint64_t quota_bytes, struct err *e)
 		qsort(cands.data, cands.len, sizeof(struct evictable), by_last_use);
 	for (size_t i = 0; rc == 0 && i < cands.len && st.blobs_bytes > quota_bytes; i++) {
 		const struct evictable *ev = &VEC_AT(&cands, struct evictable, i);
-		rc = write_stmt(s, NULL, e, "DELETE FROM candidates WHERE loc=?", "t", ev->loc);
+		rc = db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE loc=?", "t", ev->loc);
 		if (rc == 0)
 			rc = store_stats(s, &st, e);
 	}
@@ -489,10 +510,10 @@ static int evict_to_quota(struct store *s, uint64_t quota_bytes, struct err *e)
 
 int store_groom(struct store *s, uint64_t quota_bytes, struct err *e)
 {
-	int rc = write_stmt(s, NULL, e, "DELETE FROM candidates WHERE expires<>0 AND expires<=?",
+	int rc = db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE expires<>0 AND expires<=?",
 			    "I", now_s());
 	if (rc == 0)
-		rc = write_stmt(s, NULL, e, "DELETE FROM misses WHERE expires<=?", "I", now_s());
+		rc = db_exec_pooled(s->db, NULL, e, "DELETE FROM misses WHERE expires<=?", "I", now_s());
 	if (rc == 0 && quota_bytes)
 		rc = evict_to_quota(s, quota_bytes, e);
 	if (rc == 0)
@@ -558,4 +579,26 @@ int store_metadata(struct store *s, bool glob, const char *value, store_meta_fn 
 	db_done(q);
 	db_put(s->db, c);
 	return rc < 0 ? rc : 0;
+}
+
+bool store_shared(const struct store *s)
+{
+	return db_dialect(s->db) == DB_POSTGRES;
+}
+
+int store_claim(struct store *s, const char *key, unsigned ttl_s, struct err *e)
+{
+	int64_t now = now_s(), won = 0;
+	int rc = db_exec_pooled(s->db, &won, e,
+			    "INSERT INTO claims(key, owner, expires) VALUES(?,?,?) ON CONFLICT(key)"
+			    " DO UPDATE SET owner=excluded.owner, expires=excluded.expires"
+			    " WHERE claims.expires<?", "ttII", key, s->owner, now + (int64_t)ttl_s, now);
+	return rc < 0 ? rc : won > 0;
+}
+
+void store_unclaim(struct store *s, const char *key)
+{
+	struct err ignored = { { 0 } };
+	db_exec_pooled(s->db, NULL, &ignored, "DELETE FROM claims WHERE key=? AND owner=?", "tt", key,
+		   s->owner);
 }

@@ -49,6 +49,7 @@ enum artifact_origin {
 	ORIGIN_UPLOAD,   /* PUT by a client with a token */
 	ORIGIN_UPSTREAM, /* fetched from an upstream server (expires) */
 	ORIGIN_DERIVED,  /* computed here (unwind tables); can be rebuilt */
+	ORIGIN_IMPORTED, /* a --scan'ned file copied into the blob store (shared store) */
 };
 const char *artifact_origin_name(enum artifact_origin o);
 
@@ -107,7 +108,10 @@ typedef int (*store_candidate_cb)(void *ctx, const struct artifact *a);
 int store_each_openable(struct store *s, const char *build_id, enum artifact_kind kind,
 			const char *name, store_candidate_cb fn, void *ctx);
 
-/* Record an external file (from --scan) as a candidate. */
+/* Record an external file (from --scan) as a candidate.  With a shared
+ * store (store_shared) the file is imported into the blob store instead
+ * (content-addressed: stored once however many replicas scan it), so that
+ * every replica can serve what any lists. */
 int store_add_external(struct store *s, const struct artifact *a, struct err *e);
 /* Record another candidate for a blob already stored (a->blob set), e.g.
  * an unstripped executable that is also debuginfo. */
@@ -160,6 +164,15 @@ struct store_stats {
 	uint64_t candidates, blobs_bytes, external;
 };
 int store_stats(struct store *s, struct store_stats *st, struct err *e);
+
+/* Cluster-wide single-flight, through the database.  store_shared: other
+ * replicas may use this database (PostgreSQL).  store_claim: 1 when this
+ * process now holds `key` for ttl_s seconds (free, or its claim expired:
+ * a replica that died), 0 when another holds it, -errno.  store_unclaim
+ * gives it back. */
+bool store_shared(const struct store *s);
+int store_claim(struct store *s, const char *key, unsigned ttl_s, struct err *e);
+void store_unclaim(struct store *s, const char *key);
 
 /* Drop expired candidates and misses, unreferenced blobs, and (when
  * quota_bytes > 0) the least recently used upstream/derived blobs (last use:

@@ -1,4 +1,5 @@
-/* POST /symbolize: batch symbolization of (build-ID, file address) pairs.
+/* Symbolization indexes, a derived artifact of the debuginfo core (core.h).
+ * POST /symbolize (symbolize_http.c) and the profile store use them.
  *
  * Per build-ID the symbolization index (symbolizer/) is built once from the
  * stored debuginfo (+ executable for its symbol table, + the dwz
@@ -23,7 +24,6 @@
 #include <unistd.h>
 
 #define MAX_CANDIDATES 8
-#define MAX_FRAMES 64
 /* Heap an index build holds per byte of DWARF (libdw's trees, the index
  * being built), beyond the images and decompressed copies: measured 2.1 to
  * 3.4 on Debian's libc, libstdc++ and ld.so debug files; 4 for margin. */
@@ -335,30 +335,26 @@ static bool open_local(struct server *s, const char *build_id, enum artifact_kin
 	return store_each_openable(s->store, build_id, kind, "", try_local, &c) == 1;
 }
 
-/* Local, else from an upstream (r->build_id is switched for the fetch). */
-static bool obtain_elf(struct request *r, const char *build_id, enum artifact_kind kind,
+/* Local, else from an upstream. */
+static bool obtain_elf(struct core_ctx *c, const char *build_id, enum artifact_kind kind,
 		       struct artifact *a, struct elf_object *o, bool *transient)
 {
-	if (open_local(r->srv, build_id, kind, a, o))
+	if (open_local(c->srv, build_id, kind, a, o))
 		return true;
-	char saved[BUILD_ID_HEX_MAX];
-	memcpy(saved, r->build_id, sizeof(saved));
-	snprintf(r->build_id, sizeof(r->build_id), "%s", build_id);
 	bool ok = false;
-	if (may_federate(r, kind, "")) {
+	if (core_may_federate(c, build_id, kind, "")) {
 		struct err e = { { 0 } };
-		int rc = upstream_fetch(r, kind, "", &e);
+		int rc = upstream_fetch(c, build_id, kind, "", &e);
 		if (rc == -EAGAIN)
 			*transient = true;
-		ok = rc == 1 && open_local(r->srv, build_id, kind, a, o);
+		ok = rc == 1 && open_local(c->srv, build_id, kind, a, o);
 	}
-	memcpy(r->build_id, saved, sizeof(saved));
 	return ok;
 }
 
 /* The dwz supplementary file named by the debuginfo's .gnu_debugaltlink:
  * "path\0" followed by the supplementary file's build-ID. */
-static bool obtain_alt(struct request *r, struct elf_object *debug, struct artifact *a,
+static bool obtain_alt(struct core_ctx *r, struct elf_object *debug, struct artifact *a,
 		       struct elf_object *o, bool *transient, char *alt_id)
 {
 	struct section sec;
@@ -396,7 +392,7 @@ bool symz_check_stale(struct server *s, const char *build_id, int quality)
  * their images (mapped, and read through by libdw), each decompressed
  * section twice (the section, then the plain image made of them) and
  * SYMZ_BUILD_FACTOR per byte of DWARF.  0, -EBUSY or -EFBIG (with e). */
-static int reserve_build(struct request *r, struct elf_object *objs[3], uint64_t *need,
+static int reserve_build(struct core_ctx *r, struct elf_object *objs[3], uint64_t *need,
 			 struct err *e)
 {
 	uint64_t total = 0, largest = 0;
@@ -420,7 +416,7 @@ static int reserve_build(struct request *r, struct elf_object *objs[3], uint64_t
 		return err_set(e, EFBIG, "a section claims %llu decompressed bytes, over"
 			       " --max-decompressed %llu", (unsigned long long)largest,
 			       (unsigned long long)r->srv->cfg.max_decompressed);
-	int rc = request_reserve(r, total);
+	int rc = core_reserve(r, total);
 	if (rc < 0)
 		return err_set(e, -rc, "building the index needs about %llu bytes: over the"
 			       " memory budget%s", (unsigned long long)total,
@@ -431,7 +427,7 @@ static int reserve_build(struct request *r, struct elf_object *objs[3], uint64_t
 
 /* Build and store the index for build_id.  1 built, 0 nothing to build
  * from, -EAGAIN transient upstream trouble, other -errno (logged). */
-static int build_index(struct request *r, const char *build_id)
+static int build_index(struct core_ctx *r, const char *build_id)
 {
 	struct server *s = r->srv;
 	struct artifact dbg_a, exe_a, alt_a;
@@ -495,7 +491,7 @@ static int build_index(struct request *r, const char *build_id)
 		s->symz_build_failures++;
 		log_warn("msg=\"index %s: %s\"", build_id, e.msg);
 	}
-	request_unreserve(r, need);
+	core_unreserve(r, need);
 	if (have_alt)
 		elf_object_close(&alt);
 	if (have_exe)
@@ -510,7 +506,7 @@ static int build_index(struct request *r, const char *build_id)
  * frames, from the older one, or the failure or "nothing to build from"
  * would be about debuginfo no longer the best); a lasting failure is
  * remembered. */
-static int build_fresh(struct request *r, const char *build_id)
+static int build_fresh(struct core_ctx *r, const char *build_id)
 {
 	struct server *s = r->srv;
 	int result = 0;
@@ -535,7 +531,27 @@ static int build_fresh(struct request *r, const char *build_id)
 }
 
 /* Hold the open index of build_id: 1, or 0 / -EAGAIN / -errno as above. */
-int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
+struct build_job {
+	struct core_ctx *c;
+	const char *build_id;
+};
+
+static int build_work(void *arg)
+{
+	struct build_job *j = arg;
+	return build_fresh(j->c, j->build_id);
+}
+
+static bool build_done(void *arg)
+{
+	struct build_job *j = arg;
+	struct artifact a;
+	struct err ignored = { { 0 } };
+	return store_lookup(j->c->srv->store, j->build_id, ART_SYMZ, symz_version(), &a, 1,
+			    &ignored) == 1;
+}
+
+int symz_acquire(struct core_ctx *r, const char *build_id, struct symz_handle *h)
 {
 	struct server *s = r->srv;
 	if (cache_get(s->symz_cache, build_id, h)) {
@@ -555,7 +571,9 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 		struct symz_index *idx = NULL;
 		result = open_stored(s, build_id, &idx);
 		if (result == 0) {
-			result = build_fresh(r, build_id);
+			/* Built once in the cluster; the others open the stored copy. */
+			struct build_job j = { r, build_id };
+			result = core_cluster_once(r, key, build_work, build_done, &j);
 			if (result == 1)
 				result = open_stored(s, build_id, &idx);
 		}
@@ -576,178 +594,3 @@ int symz_acquire(struct request *r, const char *build_id, struct symz_handle *h)
 	return rc;
 }
 
-/* --- the response --- */
-
-struct out {
-	char *buf;
-	size_t len, cap;
-	bool failed;
-	int refused;        /* -EBUSY / -EFBIG: the budget said no */
-	struct request *r;  /* whose budget the buffer grows in */
-};
-
-static void out_mem(struct out *o, const char *p, size_t n)
-{
-	if (o->failed)
-		return;
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 4096;
-		while (cap < o->len + n)
-			cap *= 2;
-		int rc = request_reserve(o->r, cap - o->cap);
-		if (rc < 0) {
-			o->failed = true;
-			o->refused = rc;
-			return;
-		}
-		char *nb = realloc(o->buf, cap);
-		if (!nb) {
-			o->failed = true;
-			return;
-		}
-		o->buf = nb;
-		o->cap = cap;
-	}
-	memcpy(o->buf + o->len, p, n);
-	o->len += n;
-}
-
-static void out_str(struct out *o, const char *s)
-{
-	out_mem(o, s, strlen(s));
-}
-
-/* One number with a short fixed text around it. */
-static void out_fmt(struct out *o, const char *fmt, uint64_t v)
-{
-	char tmp[64];
-	int n = snprintf(tmp, sizeof(tmp), fmt, v);
-	out_mem(o, tmp, (size_t)n);
-}
-
-static void out_write(void *ctx, const char *p, size_t n)
-{
-	out_mem(ctx, p, n);
-}
-
-static void out_json_str(struct out *o, const char *s)
-{
-	symz_write_json_string(out_write, o, s);
-}
-
-static void out_frames(struct out *o, const struct symz_frame *fr, size_t n)
-{
-	symz_write_frames_json(out_write, o, fr, n, 0);
-}
-
-static const char *error_text(int rc)
-{
-	if (rc == 0)
-		return "no debuginfo";
-	if (rc == -EAGAIN)
-		return "upstream unavailable, retry later";
-	if (rc == -EFBIG)
-		return "debuginfo too large to index (over --max-decompressed or the memory budget)";
-	return "cannot build the symbolization index";
-}
-
-struct symbolize_job {
-	struct symbolize_batch batch;
-	struct out out;
-};
-
-static void job_free(void *p)
-{
-	struct symbolize_job *j = p;
-	symbolize_batch_free(&j->batch);
-	free(j->out.buf);
-	free(j);
-}
-
-/* Runs on a worker thread with the connection suspended. */
-static int symbolize_work(struct request *r)
-{
-	struct symbolize_job *j = r->job;
-	struct out *o = &j->out;
-	struct symz_frame frames[MAX_FRAMES];
-	o->r = r;
-	out_str(o, "{\"results\":[");
-	for (size_t i = 0; i < j->batch.n_entries && !o->failed; i++) {
-		const struct symbolize_entry *en = &j->batch.entries[i];
-		/* Between entries: nobody to answer, or no room to build. */
-		if (client_gone(r))
-			return -ECANCELED;
-		out_str(o, i ? ",{\"build_id\":\"" : "{\"build_id\":\"");
-		out_str(o, en->build_id);
-		out_str(o, "\"");
-		struct symz_handle h = { 0 };
-		int rc = symz_acquire(r, en->build_id, &h);
-		if (rc == -EBUSY)
-			return -EBUSY;
-		if (rc != 1) {
-			out_str(o, ",\"error\":");
-			out_json_str(o, error_text(rc));
-			out_str(o, "}");
-			continue;
-		}
-		out_str(o, ",\"addresses\":[");
-		for (size_t k = 0; k < en->count && !o->failed; k++) {
-			uint64_t addr = j->batch.addrs[en->first + k];
-			size_t n = symz_lookup(h.idx, addr, en->kind, frames, MAX_FRAMES);
-			if (n > MAX_FRAMES)
-				n = MAX_FRAMES;
-			if (!en->inlines && n > 1)
-				n = 1;
-			out_str(o, k ? ",{\"address\":" : "{\"address\":");
-			out_fmt(o, "\"0x%" PRIx64 "\",\"frames\":", addr);
-			out_frames(o, frames, n);
-			out_str(o, "}");
-		}
-		r->srv->symz_addresses += en->count;
-		cache_release(r->srv->symz_cache, &h);
-		out_str(o, "]}");
-	}
-	out_str(o, "]}\n");
-	return o->refused ? o->refused : o->failed ? -ENOMEM : 0;
-}
-
-enum MHD_Result handle_symbolize(struct request *r)
-{
-	struct symbolize_job *j = r->job;
-	if (r->slow_state == 2) {
-		if (r->slow_result == -ECANCELED)
-			return respond_reset(r); /* the client left */
-		if (r->slow_result == -EBUSY || r->slow_result == -EFBIG)
-			return respond_refusal(r, r->slow_result,
-					       r->slow_result == -EBUSY
-						       ? "server busy (memory budget or --max-heavy), retry later"
-						       : "the answer is larger than the memory budget:"
-							 " send fewer addresses");
-		if (r->slow_result < 0)
-			return respond_text(r, 503, "out of memory\n");
-		char *body = j->out.buf;
-		size_t len = j->out.len;
-		j->out.buf = NULL;
-		return respond_compressible(r, 200, "application/json", body, len);
-	}
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return MHD_NO;
-	r->job = j;
-	r->job_free = job_free;
-	struct symbolize_limits lim = {
-		.max_requests = 10000,
-		.max_addresses = r->srv->cfg.symbolize_max_addresses,
-	};
-	char msg[256];
-	int rc = symbolize_parse(r->body.data ? r->body.data : "", r->body.len, &lim, &j->batch,
-				 msg, sizeof(msg));
-	if (rc == -E2BIG)
-		return respond_text(r, 413, "%s\n", msg);
-	if (rc < 0)
-		return respond_text(r, 400, "%s\n", msg);
-	copy_forwarding(r);
-	if (!heavy_begin(r))
-		return respond_refusal(r, -EBUSY, "too many heavy requests at once, retry later");
-	return run_slow(r, symbolize_work);
-}

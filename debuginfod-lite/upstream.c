@@ -78,7 +78,7 @@ static int append_escaped_path(CURL *c, char *url, size_t size, const char *name
 	return 0;
 }
 
-static bool body_valid(struct request *r, enum artifact_kind kind, struct fetch *f,
+static bool body_valid(const char *build_id, enum artifact_kind kind, struct fetch *f,
 		       int *quality, struct err *e)
 {
 	if (f->html)
@@ -92,7 +92,7 @@ static bool body_valid(struct request *r, enum artifact_kind kind, struct fetch 
 	struct elf_info info;
 	elf_info_read(&o, &info);
 	elf_object_close(&o);
-	if (strcmp(info.build_id, r->build_id) != 0)
+	if (strcmp(info.build_id, build_id) != 0)
 		return err_set(e, EBADMSG, "upstream ELF has build-ID '%s'", info.build_id), false;
 	if (kind == ART_DEBUGINFO && info.debuginfo_quality == QUALITY_NONE)
 		return err_set(e, EBADMSG, "upstream debuginfo has no debug info"), false;
@@ -107,14 +107,14 @@ static bool body_valid(struct request *r, enum artifact_kind kind, struct fetch 
  * forwarding headers (loop protection: the hops so far plus the caller)
  * and the timeouts.  The body goes to on_data(arg), headers to on_head
  * (NULL: ignored); c is cleaned up; *code gets the HTTP status. */
-static CURLcode perform(struct request *r, CURL *c, const char *url, curl_write_callback on_data,
+static CURLcode perform(struct core_ctx *ctx, CURL *c, const char *url, curl_write_callback on_data,
 			curl_write_callback on_head, void *arg, long *code)
 {
-	struct server *s = r->srv;
-	char xff[sizeof(r->forwarded_for) + 96], ua[sizeof(r->user_agent) + 16];
-	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s%s%s", r->forwarded_for,
-		 r->forwarded_for[0] ? ", " : "", r->peer);
-	snprintf(ua, sizeof(ua), "User-Agent: %s", r->user_agent);
+	struct server *s = ctx->srv;
+	char xff[sizeof(ctx->forwarded_for) + 96], ua[sizeof(ctx->user_agent) + 16];
+	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s%s%s", ctx->forwarded_for,
+		 ctx->forwarded_for[0] ? ", " : "", ctx->peer);
+	snprintf(ua, sizeof(ua), "User-Agent: %s", ctx->user_agent);
 	struct curl_slist *hdrs = curl_slist_append(NULL, xff);
 	hdrs = curl_slist_append(hdrs, ua);
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -143,10 +143,10 @@ static CURLcode perform(struct request *r, CURL *c, const char *url, curl_write_
 }
 
 /* One upstream: 1 stored, 0 definite 404, -EAGAIN transient. */
-static int fetch_one(struct request *r, const char *base, enum artifact_kind kind,
-		     const char *name, struct err *e)
+static int fetch_one(struct core_ctx *ctx, const char *build_id, const char *base,
+		     enum artifact_kind kind, const char *name, struct err *e)
 {
-	struct server *s = r->srv;
+	struct server *s = ctx->srv;
 	CURL *c = curl_easy_init();
 	if (!c)
 		return -EAGAIN;
@@ -154,7 +154,7 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 	size_t blen = strlen(base);
 	while (blen && base[blen - 1] == '/')
 		blen--;
-	snprintf(url, sizeof(url), "%.*s/buildid/%s/%s", (int)blen, base, r->build_id,
+	snprintf(url, sizeof(url), "%.*s/buildid/%s/%s", (int)blen, base, build_id,
 		 artifact_kind_name(kind));
 	if (name[0] && append_escaped_path(c, url, sizeof(url), name) < 0) {
 		curl_easy_cleanup(c);
@@ -167,13 +167,13 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 	}
 	struct fetch f = { .tmp = &tmp, .max = s->cfg.max_upload, .e = e };
 	long code;
-	CURLcode cc = perform(r, c, url, on_body, on_header, &f, &code);
+	CURLcode cc = perform(ctx, c, url, on_body, on_header, &f, &code);
 
 	int rc;
 	int quality = 0;
-	if (cc == CURLE_OK && code == 200 && body_valid(r, kind, &f, &quality, e)) {
+	if (cc == CURLE_OK && code == 200 && body_valid(build_id, kind, &f, &quality, e)) {
 		struct artifact a;
-		artifact_init(&a, r->build_id, kind, name, ORIGIN_UPSTREAM, quality);
+		artifact_init(&a, build_id, kind, name, ORIGIN_UPSTREAM, quality);
 		snprintf(a.file, sizeof(a.file), "%s", f.file[0] ? f.file : url);
 		a.expires = s->cfg.positive_ttl_s ? (int64_t)time(NULL) + s->cfg.positive_ttl_s : 0;
 		rc = store_tmp_commit(s->store, &tmp, &a, e) < 0 ? -EAGAIN : 1;
@@ -201,9 +201,9 @@ static int fetch_one(struct request *r, const char *base, enum artifact_kind kin
 /* How often a fetch over a cap looks for a token again. */
 #define UPSTREAM_WAIT_STEP_US 50000
 
-int upstream_take_token(struct request *r, struct err *e)
+int upstream_take_token(struct core_ctx *ctx, struct err *e)
 {
-	struct server *s = r->srv;
+	struct server *s = ctx->srv;
 	/* Amplification caps.  A fetch over a cap waits for a token up to
 	 * --upstream-wait, so an honest burst (gdb asking for fifty libraries)
 	 * is slowed down rather than refused; one that still has none is
@@ -214,7 +214,8 @@ int upstream_take_token(struct request *r, struct err *e)
 	bool delayed = false;
 	for (;;) {
 		enum limit_verdict v = upstream_limiter_take(&s->upstream_limit,
-							     r->conn ? r->peer : NULL, now_ns());
+							     ctx->per_client_cap ? ctx->peer : NULL,
+							     now_ns());
 		if (v == LIMIT_PASS)
 			break;
 		pthread_mutex_lock(&s->lock);
@@ -236,16 +237,17 @@ int upstream_take_token(struct request *r, struct err *e)
 	return 0;
 }
 
-int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name, struct err *e)
+int upstream_fetch(struct core_ctx *ctx, const char *build_id, enum artifact_kind kind,
+		   const char *name, struct err *e)
 {
-	struct server *s = r->srv;
+	struct server *s = ctx->srv;
 	bool transient = false;
-	int rc = upstream_take_token(r, e);
+	int rc = upstream_take_token(ctx, e);
 	if (rc < 0)
 		return rc;
 	s->upstream_fetches++;
 	for (int i = 0; i < s->cfg.n_upstreams; i++) {
-		int got = fetch_one(r, s->cfg.upstreams[i], kind, name, e);
+		int got = fetch_one(ctx, build_id, s->cfg.upstreams[i], kind, name, e);
 		if (got == 1)
 			return 1;
 		if (got < 0)
@@ -254,7 +256,7 @@ int upstream_fetch(struct request *r, enum artifact_kind kind, const char *name,
 	if (transient)
 		return -EAGAIN;
 	s->upstream_misses++;
-	store_miss_put(s->store, r->build_id, kind, name, (int64_t)time(NULL) + s->cfg.negative_ttl_s,
+	store_miss_put(s->store, build_id, kind, name, (int64_t)time(NULL) + s->cfg.negative_ttl_s,
 		       e);
 	return 0;
 }
@@ -281,7 +283,7 @@ static size_t on_text(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-int upstream_metadata(struct request *r, const char *base, const char *key, const char *value,
+int upstream_metadata(struct core_ctx *ctx, const char *base, const char *key, const char *value,
 		      char **body, size_t *len, struct err *e)
 {
 	*body = NULL;
@@ -304,10 +306,10 @@ int upstream_metadata(struct request *r, const char *base, const char *key, cons
 	struct text_body b = { .too_big = false };
 	vec_init(&b.bytes, 1);
 	long code;
-	CURLcode cc = perform(r, c, url, on_text, NULL, &b, &code);
+	CURLcode cc = perform(ctx, c, url, on_text, NULL, &b, &code);
 	int rc = 0;
 	if (cc != CURLE_OK || code != 200) {
-		r->srv->upstream_errors++;
+		ctx->srv->upstream_errors++;
 		log_warn("msg=\"upstream metadata trouble\" url=\"%s\" curl=\"%s\" status=%ld%s", url,
 			 curl_easy_strerror(cc), code, b.too_big ? " too_big=1" : "");
 		rc = err_set(e, EAGAIN, "%s: %s (status %ld)", url, curl_easy_strerror(cc), code);

@@ -30,7 +30,7 @@ dil_start C --data "$SCRATCH/c" "${COMMON[@]}"
 
 v=$(pg_psql -c "SELECT string_agg(component || '=' || version, ',' ORDER BY component)
 	FROM (SELECT component, max(version) AS version FROM schema_versions GROUP BY component) v")
-[[ $v == artifacts=1,profiles=1 ]] && ok pg_schema_versioned || fail pg_schema_versioned "$v"
+[[ $v == artifacts=2,profiles=2 ]] && ok pg_schema_versioned || fail pg_schema_versioned "$v"
 [[ $(http_code "$A_URL/healthz") == 200 && $(http_code "$A_URL/readyz") == 200 ]] &&
 	ok pg_healthz_readyz || fail pg_healthz_readyz
 
@@ -64,6 +64,31 @@ else
 	skip pg_late_debuginfo_b_profile_a_read_c "no pprof"
 fi
 
+# 3a. A derived artifact is built once in the cluster: the unwind table
+# asked through A, B and C at once is compiled by one replica and served
+# identical by all.
+pids=()
+for n in A B C; do u=${n}_URL; curl -s -o "$SCRATCH/unw.$n" "${!u}/buildid/$ID/unwind" & pids+=($!); done
+wait "${pids[@]}"
+compiles=0
+for n in A B C; do u=${n}_URL; compiles=$((compiles + $(metric "${!u}" unwind_compiles_total))); done
+[[ $compiles == 1 ]] && cmp -s "$SCRATCH/unw.A" "$SCRATCH/unw.B" && cmp -s "$SCRATCH/unw.A" "$SCRATCH/unw.C" &&
+	[[ -s $SCRATCH/unw.A ]] && ok pg_derived_once_per_cluster ||
+	fail pg_derived_once_per_cluster "compiles=$compiles sizes $(wc -c "$SCRATCH"/unw.? | tr '\n' ' ')"
+
+# 3b. Worker claims: a profile claimed by a replica that died (its claim
+# still running) is left alone, then taken up by a live one once the claim
+# expired; nothing is symbolized twice.
+pg_psql -c "UPDATE profiles SET state=3, claim_owner='dead-replica',
+	claim_expires=extract(epoch from now())::bigint + 4 WHERE id=$P1" >/dev/null
+before=$(state_of "$A_URL" "$P1")
+for i in $(seq 150); do [[ $(state_of "$A_URL" "$P1") == symbolized ]] && break; sleep 0.1; done
+after=$(state_of "$A_URL" "$P1")
+owner=$(pg_psql -c "SELECT claim_owner || ':' || claim_expires FROM profiles WHERE id=$P1")
+[[ $before == pending ]] && before=waiting
+[[ $before == waiting && $after == symbolized && $owner == ':0' ]] && ok pg_claim_expires_taken_over ||
+	fail pg_claim_expires_taken_over "before=$before after=$after claim=$owner"
+
 # 4. The database goes away.
 pg_stop
 DEBUGINFOD_URLS=$B_URL DEBUGINFOD_RETRY_LIMIT=0 debuginfod-find executable "$ID" >/dev/null 2>&1
@@ -95,6 +120,43 @@ missing=0
 for h in $rows; do [[ -f $SCRATCH/blobs/profiles/${h:0:2}/${h:2} ]] || missing=$((missing + 1)); done
 [[ $n == 0 && $missing == 0 && $(wc -w <<<"$rows") == 2 ]] && ok pg_nothing_half_written ||
 	fail pg_nothing_half_written "orphan refs $n, rows without blob $missing, rows $(wc -w <<<"$rows")"
+# 5b. Every connection of the replicas killed by the database (as a
+# failover or an idle timeout does): the next requests reconnect and succeed.
+pg_psql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	WHERE application_name='debuginfod-lite'" >/dev/null
+echo "$LEAF = 40" | "$TOOL" make "$SCRATCH/p4.pb.gz" --time 1700000300000000000 \
+	--duration 10000000000 --mapping "$ID" /opt/app/crash
+code=$(http_code "${AUTH[@]}" --data-binary @"$SCRATCH/p4.pb.gz" "$B_URL/profiles")
+get=$(http_code "$C_URL/buildid/$ID/executable")
+[[ $code == 201 && $get == 200 ]] && ok pg_connections_killed_reconnect ||
+	fail pg_connections_killed_reconnect "POST $code GET $get"
+
+# 6. A single-node data directory (as make run creates it) migrated into
+# the cluster: twice (the second run copies nothing), then served by a
+# replica; a scanned file is imported into the blob store.
+mkdir -p "$SCRATCH/scandir"
+cp /bin/ls "$SCRATCH/scandir/ls"
+LS_ID=$(build_id_of /bin/ls)
+LIBC_ID_SHORT=$(build_id_of /bin/true)
+dil_start S --data "$SCRATCH/single" --token-file "$SCRATCH/tokens" --scan "$SCRATCH/scandir" --no-watch
+for i in $(seq 100); do [[ $(http_code "$S_URL/buildid/$LS_ID/executable") == 200 ]] && break; sleep 0.1; done
+http_code "${AUTH[@]}" -T /bin/true "$S_URL/buildid/$LIBC_ID_SHORT/executable" >/dev/null
+echo "$LEAF = 30" | "$TOOL" make "$SCRATCH/p3.pb.gz" --time 1700000200000000000 \
+	--duration 10000000000 --mapping "$ID" /opt/app/crash
+http_code "${AUTH[@]}" --data-binary @"$SCRATCH/p3.pb.gz" "$S_URL/profiles" >/dev/null
+kill "$S_PID"; wait "$S_PID" 2>/dev/null
+m1=$("$BIN/debuginfod-lite" migrate --data "$SCRATCH/single" --db "$PG_URL" --blobs "file:$SCRATCH/blobs" 2>&1)
+m2=$("$BIN/debuginfod-lite" migrate --data "$SCRATCH/single" --db "$PG_URL" --blobs "file:$SCRATCH/blobs" 2>&1)
+[[ $m1 == *"scanned files imported 1,"* && $m2 == *"blobs copied 0,"* && $m2 == *"rows copied 0,"* && $m2 == *"imported 0,"* ]] &&
+	ok pg_migrate_idempotent || fail pg_migrate_idempotent "first: $m1 second: $m2"
+DEBUGINFOD_URLS=$B_URL debuginfod-find executable "$LIBC_ID_SHORT" >"$SCRATCH/p" 2>&1
+ok1=$(cmp -s "$(cat "$SCRATCH/p")" /bin/true && echo y)
+rm -rf "$SCRATCH/scandir"
+curl -s -o "$SCRATCH/imported" "$C_URL/buildid/$LS_ID/executable"
+n=$(curl -s "$A_URL/profiles/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["profiles"]))')
+[[ $ok1 == y && $n == 4 ]] && cmp -s "$SCRATCH/imported" /bin/ls && ok pg_migrated_served ||
+	fail pg_migrated_served "uploaded file served: ${ok1:-no}, profiles $n, scanned file: $(cmp "$SCRATCH/imported" /bin/ls 2>&1)"
+
 m=$(curl -s "$A_URL/metrics" | grep -c '^backend_unavailable_total{backend="db"')
 [[ $m == 2 ]] && ok pg_backend_metrics || fail pg_backend_metrics "$m"
 finish

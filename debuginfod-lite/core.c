@@ -1,0 +1,346 @@
+/* The debuginfo core (core.h): what a caller may ask of it beyond the
+ * store's lookups — the derived artifacts (sections, local sources,
+ * unwind tables) and upstream fetches, single-flight per artifact — and
+ * the small context it takes instead of an HTTP request. */
+#include "debuginfod-lite/core.h"
+#include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/artifact.h"
+#include "debuginfod-lite/log.h"
+#include "debuginfod-lite/sources.h"
+#include "unwind-compiler/unwind_compiler.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_CANDIDATES 8
+
+void core_ctx_background(struct core_ctx *c, struct server *srv, const char *who)
+{
+	memset(c, 0, sizeof(*c));
+	c->srv = srv;
+	c->fd = -1;
+	c->may_ask_upstream = true;
+	snprintf(c->user_agent, sizeof(c->user_agent), "debuginfod-lite %s", who);
+	snprintf(c->peer, sizeof(c->peer), "127.0.0.1");
+}
+
+int core_reserve(struct core_ctx *c, uint64_t bytes)
+{
+	int rc = budget_reserve(&c->srv->budget, bytes);
+	if (rc == 0)
+		c->reserved += bytes;
+	return rc;
+}
+
+void core_unreserve(struct core_ctx *c, uint64_t bytes)
+{
+	if (bytes > c->reserved)
+		bytes = c->reserved;
+	budget_release(&c->srv->budget, bytes);
+	c->reserved -= bytes;
+}
+
+bool core_abandoned(struct core_ctx *c)
+{
+	bool gone = c->deadline_ns && now_ns() > c->deadline_ns;
+	if (!gone && c->fd >= 0) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+		if (poll(&p, 1, 0) > 0) {
+			gone = p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
+			if (!gone && (p.revents & POLLIN)) {
+				/* Readable: a pipelined request (still there) or EOF (gone). */
+				char byte;
+				gone = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+			}
+		}
+	}
+	if (gone)
+		c->srv->work_abandoned++;
+	return gone;
+}
+
+/* The best local candidate of another kind (e.g. debuginfo for a section)
+ * that still opens; its path in *a. */
+static int take_first(void *ctx, const struct artifact *a)
+{
+	*(struct artifact *)ctx = *a;
+	return 1;
+}
+
+static bool best_local(struct core_ctx *c, const char *build_id, enum artifact_kind kind,
+		       struct artifact *a)
+{
+	return store_each_openable(c->srv->store, build_id, kind, "", take_first, a) == 1;
+}
+
+bool core_may_federate(struct core_ctx *c, const char *build_id, enum artifact_kind kind,
+		       const char *name)
+{
+	if (!c->may_ask_upstream || c->srv->cfg.n_upstreams == 0)
+		return false;
+	/* Loop protection as elfutils: the hops in X-Forwarded-For. */
+	if (c->hops >= c->srv->cfg.forwarded_ttl_limit)
+		return false;
+	return !store_miss_cached(c->srv->store, build_id, kind, name);
+}
+
+/* Bytes an unwind compile holds per byte of CFI (.eh_frame + .debug_frame):
+ * the parsed CIEs/FDEs, the row entries and the serialized table (measured
+ * on libc and libstdc++: under 8; doubled for margin). */
+#define UNWIND_MEM_FACTOR 16
+
+/* Reserve what decompressing section `name` of o will allocate.  0, or
+ * -EFBIG (over --max-decompressed or the whole budget) / -EBUSY. */
+static int reserve_section(struct core_ctx *c, struct elf_object *o, const char *name,
+			   uint64_t *reserved, struct err *e)
+{
+	struct elf_plain_sizes ps;
+	elf_object_plain_sizes(o, name, &ps);
+	*reserved = 0;
+	if (ps.largest > c->srv->cfg.max_decompressed)
+		return err_set(e, EFBIG, "section %s claims %llu decompressed bytes, over"
+			       " --max-decompressed %llu", name, (unsigned long long)ps.largest,
+			       (unsigned long long)c->srv->cfg.max_decompressed);
+	int rc = core_reserve(c, ps.inflated);
+	if (rc < 0)
+		return err_set(e, -rc, "section %s: %llu decompressed bytes do not fit the memory"
+			       " budget%s", name, (unsigned long long)ps.inflated,
+			       rc == -EBUSY ? " now" : "");
+	*reserved = ps.inflated;
+	return 0;
+}
+
+static int derive_section(struct core_ctx *c, const char *build_id, const char *name,
+			  struct err *e)
+{
+	struct artifact src;
+	enum artifact_kind order[] = { ART_DEBUGINFO, ART_EXECUTABLE };
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+		if (!best_local(c, build_id, order[i], &src))
+			continue;
+		struct elf_object o;
+		if (elf_object_open(&o, src.path, e) < 0)
+			continue;
+		o.max_decompressed = c->srv->cfg.max_decompressed;
+		uint64_t reserved = 0;
+		struct section sec = { 0 };
+		int rc = reserve_section(c, &o, name, &reserved, e);
+		if (rc == 0)
+			rc = elf_object_section(&o, name, &sec, e);
+		if (rc == 0 && sec.found && sec.type != SHT_NOBITS) {
+			struct artifact a;
+			artifact_init(&a, build_id, ART_SECTION, name, ORIGIN_DERIVED, 1);
+			snprintf(a.file, sizeof(a.file), "%s", src.file);
+			rc = store_put_mem(c->srv->store, sec.data, sec.size, &a, e);
+			section_free(&sec);
+			elf_object_close(&o);
+			core_unreserve(c, reserved);
+			return rc < 0 ? rc : 1;
+		}
+		if (rc == 0)
+			section_free(&sec);
+		elf_object_close(&o);
+		core_unreserve(c, reserved);
+		/* Over a limit, or no room: trouble of ours, never a miss. */
+		if (rc < 0 && transient_error(rc))
+			return rc;
+		/* elfutils: a local debuginfo without the section is a 404,
+		 * without asking upstream. */
+		if (order[i] == ART_DEBUGINFO && (rc < 0 || !sec.found))
+			return 0;
+	}
+	if (core_may_federate(c, build_id, ART_SECTION, name))
+		return upstream_fetch(c, build_id, ART_SECTION, name, e);
+	return 0;
+}
+
+/* A source not in the store yet (uploaded sources are blobs there).
+ * Local files are read only for DWARF from a --scan'ned file, under the
+ * source rule; DWARF that was uploaded or fetched never makes us read a
+ * local file: its sources come from the upload or from the upstreams. */
+static int derive_source(struct core_ctx *c, const char *build_id, const char *name,
+			 struct err *e)
+{
+	struct artifact cands[MAX_CANDIDATES];
+	int n = store_lookup(c->srv->store, build_id, ART_DEBUGINFO, "", cands, MAX_CANDIDATES, e);
+	for (int i = 0; i < n; i++) {
+		if (cands[i].origin != ORIGIN_SCAN ||
+		    dwarf_names_source_cached(c->srv->source_names, cands[i].path, name, e) != 1)
+			continue;
+		int fd;
+		struct stat st;
+		int rc = source_open_local(&c->srv->sources, name, &fd, &st, e);
+		if (rc < 0) {
+			if (rc == -EACCES)
+				log_info("msg=\"source refused\" build_id=%s why=\"%s\"", build_id,
+					 e->msg);
+			break; /* named, but not served from this machine: maybe upstream */
+		}
+		close(fd);
+		struct artifact a;
+		artifact_init(&a, build_id, ART_SOURCE, name, ORIGIN_SCAN, 1);
+		snprintf(a.path, sizeof(a.path), "%s", name);
+		snprintf(a.file, sizeof(a.file), "%s", name);
+		a.size = (uint64_t)st.st_size;
+		a.mtime = (int64_t)st.st_mtime;
+		rc = store_add_external(c->srv->store, &a, e);
+		return rc < 0 ? rc : 1;
+	}
+	err_clear(e);
+	if (core_may_federate(c, build_id, ART_SOURCE, name))
+		return upstream_fetch(c, build_id, ART_SOURCE, name, e);
+	return 0;
+}
+
+static int derive_unwind(struct core_ctx *c, const char *build_id, const char *name,
+			 struct err *e)
+{
+	struct artifact src;
+	bool have = best_local(c, build_id, ART_EXECUTABLE, &src);
+	if (!have && core_may_federate(c, build_id, ART_EXECUTABLE, "")) {
+		int rc = upstream_fetch(c, build_id, ART_EXECUTABLE, "", e);
+		if (rc <= 0)
+			return rc;
+		have = best_local(c, build_id, ART_EXECUTABLE, &src);
+	}
+	if (!have)
+		have = best_local(c, build_id, ART_DEBUGINFO, &src); /* .debug_frame */
+	if (!have)
+		return 0;
+	struct unwind_table t = { 0 };
+	struct unwind_compile_options opt = { .max_decompressed = c->srv->cfg.max_decompressed };
+	struct elf_object o;
+	int rc = elf_object_open(&o, src.path, e);
+	if (rc < 0) {
+		log_warn("msg=\"unwind compile %s (%s): %s\"", build_id, src.path, e->msg);
+		return transient_error(rc) ? rc : 0;
+	}
+	/* The estimate: the CFI as it reads (decompressed) times the factor,
+	 * plus the decompressed copies themselves. */
+	struct elf_plain_sizes eh, df;
+	GElf_Shdr sh;
+	elf_object_plain_sizes(&o, ".eh_frame", &eh);
+	elf_object_plain_sizes(&o, ".debug_frame", &df);
+	uint64_t cfi = df.dwarf + (eh.inflated ? eh.inflated
+			   : elf_object_shdr(&o, ".eh_frame", &sh) ? sh.sh_size : 0);
+	uint64_t need = cfi > UINT64_MAX / (UNWIND_MEM_FACTOR + 1)
+				? UINT64_MAX
+				: cfi * UNWIND_MEM_FACTOR + eh.inflated + df.inflated;
+	if (eh.largest > opt.max_decompressed || df.largest > opt.max_decompressed)
+		rc = err_set(e, EFBIG, "CFI claims more than --max-decompressed %llu bytes",
+			     (unsigned long long)opt.max_decompressed);
+	else if ((rc = core_reserve(c, need)) < 0)
+		err_set(e, -rc, "unwind compile needs about %llu bytes: over the memory budget%s",
+			(unsigned long long)need, rc == -EBUSY ? " now" : "");
+	bool reserved = rc == 0;
+	if (rc == 0)
+		rc = unwind_compile(&o, &opt, &t, e);
+	elf_object_close(&o);
+	if (rc < 0) {
+		if (reserved)
+			core_unreserve(c, need);
+		log_warn("msg=\"unwind compile %s (%s): %s\"", build_id, src.path, e->msg);
+		return transient_error(rc) ? rc : 0;
+	}
+	c->srv->unwind_compiles++;
+	struct artifact a;
+	artifact_init(&a, build_id, ART_UNWIND, name, ORIGIN_DERIVED, 1);
+	snprintf(a.file, sizeof(a.file), "%.*s.unwind", (int)sizeof(a.file) - 16, src.file);
+	rc = store_put_mem(c->srv->store, t.data, t.size, &a, e);
+	unwind_table_free(&t);
+	core_unreserve(c, need);
+	return rc < 0 ? rc : 1;
+}
+
+/* Runs on a worker thread; single-flight per artifact. */
+/* How long a claim holds before another replica may take the work over,
+ * and how often a replica waiting for another looks again. */
+#define CLUSTER_CLAIM_S 120
+#define CLUSTER_POLL_US 100000
+
+int core_cluster_once(struct core_ctx *c, const char *key, int (*work)(void *arg),
+		      bool (*done)(void *arg), void *arg)
+{
+	struct store *st = c->srv->store;
+	if (!store_shared(st))
+		return work(arg);
+	uint64_t give_up = now_ns() + (uint64_t)CLUSTER_CLAIM_S * 1000000000ull;
+	bool waited = false;
+	for (;;) {
+		if (done(arg))
+			return 1;
+		struct err e = { { 0 } };
+		int won = store_claim(st, key, CLUSTER_CLAIM_S, &e);
+		if (won < 0)
+			return won == -EAGAIN ? -EAGAIN : -EIO;
+		if (won) {
+			/* It may have been finished between done() and the claim. */
+			int rc = done(arg) ? 1 : work(arg);
+			store_unclaim(st, key);
+			return rc;
+		}
+		if (!waited)
+			c->srv->flights_joined_cluster++;
+		waited = true;
+		if (now_ns() > give_up || core_abandoned(c))
+			return -EAGAIN;
+		usleep(CLUSTER_POLL_US);
+	}
+}
+
+struct obtain_job {
+	struct core_ctx *c;
+	const char *build_id, *name;
+	enum artifact_kind kind;
+	struct err e;
+};
+
+static bool obtain_done(void *arg)
+{
+	struct obtain_job *j = arg;
+	struct artifact a;
+	struct err ignored = { { 0 } };
+	return store_lookup(j->c->srv->store, j->build_id, j->kind, j->name, &a, 1, &ignored) == 1;
+}
+
+static int obtain_work(void *arg)
+{
+	struct obtain_job *j = arg;
+	struct core_ctx *c = j->c;
+	switch (j->kind) {
+	case ART_SECTION:
+		return derive_section(c, j->build_id, j->name, &j->e);
+	case ART_SOURCE:
+		return derive_source(c, j->build_id, j->name, &j->e);
+	case ART_UNWIND:
+		return derive_unwind(c, j->build_id, j->name, &j->e);
+	default:
+		return core_may_federate(c, j->build_id, j->kind, j->name)
+			       ? upstream_fetch(c, j->build_id, j->kind, j->name, &j->e) : 0;
+	}
+}
+
+int core_obtain(struct core_ctx *c, const char *build_id, enum artifact_kind kind,
+		const char *name)
+{
+	char key[sizeof(((struct flight *)0)->key)];
+	snprintf(key, sizeof(key), "%d/%s/%s", kind, build_id, name);
+	struct flight *f;
+	int result;
+	if (!flight_begin(c->srv, key, &f, &result))
+		return result;
+	/* In this process, then in the cluster: derived once, fetched once. */
+	struct obtain_job j = { .c = c, .build_id = build_id, .name = name, .kind = kind };
+	result = core_cluster_once(c, key, obtain_work, obtain_done, &j);
+	struct err e = j.e;
+	if (result < 0 && result != -EAGAIN)
+		log_warn("msg=\"%s/%s: %s\"", build_id, artifact_kind_name(kind), e.msg);
+	flight_finish(c->srv, f, result);
+	return result;
+}
+
