@@ -190,8 +190,9 @@ for i in $(seq "$N"); do
 		posted=$((posted + 1))
 done
 stop_replica A KILL
-listed=0 done_=0
-for _ in $(seq 300); do
+# A's claims on the batch it held expire after 60 s; then B and C take it.
+listed=0 done_=0 t0=$SECONDS
+for _ in $(seq 600); do
 	read -r listed done_ < <(curl -s "${AUTH[@]}" "$(url B)/profiles/list?label=batch=kill9" | python3 -c '
 import json, sys
 p = json.load(sys.stdin)["profiles"]
@@ -200,7 +201,8 @@ print(len(p), sum(1 for x in p if x["state"] == "symbolized"))' 2>/dev/null)
 	sleep 0.2
 done
 [[ $posted == "$N" && $listed == "$N" && $done_ == "$N" ]] && ok cluster_kill9_mid_batch_all_symbolized_once ||
-	fail cluster_kill9_mid_batch_all_symbolized_once "posted $posted, listed $listed, symbolized $done_"
+	fail cluster_kill9_mid_batch_all_symbolized_once "posted $posted, listed $listed, symbolized $done_ after $((SECONDS - t0)) s"
+echo "# batch done $((SECONDS - t0)) s after the kill"
 start_replica A || fail cluster_kill9_batch_restart "$(tail -2 "$S/A.log")"
 
 # --- 6/7. RGW, then PostgreSQL, down for 20 s during traffic ---
