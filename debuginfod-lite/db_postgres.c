@@ -9,26 +9,35 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Statement timeout and connect timeout: a slow database costs a request
- * seconds, never minutes. */
+/* A slow database costs a request seconds, never more: connecting is
+ * bounded by libpq's connect_timeout, a statement by the server's
+ * statement_timeout and, should the server not answer at all (stopped,
+ * partitioned), by our own wait on the socket (--db-timeout plus a
+ * margin), after which the connection is dropped. */
 #define PG_CONNECT_TIMEOUT_S "5"
-#define PG_STATEMENT_TIMEOUT_MS "15000"
+#define PG_CLIENT_MARGIN_MS 2000
 
 struct pg_db {
 	char *uri;
+	unsigned timeout_ms;
+	char statement_timeout[64]; /* "-c statement_timeout=N" */
 };
 
-static int pg_open(void **impl, const char *target, struct err *e)
+static int pg_open(void **impl, const char *target, unsigned timeout_s, struct err *e)
 {
 	struct pg_db *p = calloc(1, sizeof(*p));
 	if (!p || !(p->uri = strdup(target))) {
 		free(p);
 		return err_set(e, ENOMEM, "out of memory");
 	}
+	p->timeout_ms = (timeout_s ? timeout_s : 15) * 1000u;
+	snprintf(p->statement_timeout, sizeof(p->statement_timeout),
+		 "-c statement_timeout=%u", p->timeout_ms);
 	*impl = p;
 	return 0;
 }
@@ -44,8 +53,7 @@ static int pg_connect(void *impl, void **out, struct err *e)
 {
 	struct pg_db *p = impl;
 	const char *keys[] = { "dbname", "connect_timeout", "options", "application_name", NULL };
-	const char *values[] = { p->uri, PG_CONNECT_TIMEOUT_S,
-				 "-c statement_timeout=" PG_STATEMENT_TIMEOUT_MS,
+	const char *values[] = { p->uri, PG_CONNECT_TIMEOUT_S, p->statement_timeout,
 				 "debuginfod-lite", NULL };
 	/* expand_dbname: the URI's own settings come first, ours fill in. */
 	PGconn *c = PQconnectdbParams(keys, values, 1);
@@ -56,8 +64,11 @@ static int pg_connect(void *impl, void **out, struct err *e)
 		PQfinish(c);
 		return -EAGAIN;
 	}
-	PGresult *r = PQexec(c, "SET client_min_messages = warning");
-	PQclear(r);
+	if (PQsetnonblocking(c, 1) != 0) {
+		err_set(e, EAGAIN, "postgresql: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return -EAGAIN;
+	}
 	*out = c;
 	return 0;
 }
@@ -93,6 +104,55 @@ static int translate(const char *sql, char *out, size_t size)
 	return n;
 }
 
+/* Send sql (with params when n_params >= 0) and wait for its result, at
+ * most the client timeout: the last result, or the first error; NULL
+ * with *timed_out when the server did not answer in time. */
+static PGresult *exec_bounded(struct pg_db *p, PGconn *c, const char *sql, int n_params,
+			      const char *const *values, bool *timed_out)
+{
+	*timed_out = false;
+	int sent = n_params >= 0 ? PQsendQueryParams(c, sql, n_params, NULL, values, NULL, NULL, 0)
+				 : PQsendQuery(c, sql);
+	if (!sent)
+		return NULL;
+	uint64_t deadline = now_ns() + (uint64_t)(p->timeout_ms + PG_CLIENT_MARGIN_MS) * 1000000ull;
+	PGresult *keep = NULL;
+	for (;;) {
+		int flushed = PQflush(c);
+		if (flushed < 0)
+			break;
+		if (flushed == 0 && !PQisBusy(c)) {
+			PGresult *r = PQgetResult(c);
+			if (!r)
+				break;
+			ExecStatusType st = PQresultStatus(r);
+			bool failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+			bool keep_failed = keep && PQresultStatus(keep) != PGRES_COMMAND_OK &&
+					   PQresultStatus(keep) != PGRES_TUPLES_OK;
+			if (!keep_failed || failed) {
+				PQclear(keep);
+				keep = r;
+			} else {
+				PQclear(r);
+			}
+			continue;
+		}
+		uint64_t now = now_ns();
+		if (now >= deadline) {
+			*timed_out = true;
+			PQclear(keep);
+			return NULL;
+		}
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN | (flushed ? POLLOUT : 0) };
+		int pr = poll(&pfd, 1, (int)((deadline - now) / 1000000ull) + 1);
+		if (pr < 0 && errno != EINTR)
+			break;
+		if (pr > 0 && !PQconsumeInput(c))
+			break;
+	}
+	return keep;
+}
+
 static int result_error(PGconn *c, PGresult *r, struct err *e)
 {
 	/* A lost connection, a server shutting down or a statement timeout
@@ -114,11 +174,12 @@ static int result_error(PGconn *c, PGresult *r, struct err *e)
 static int pg_run(void *impl, void *conn, const char *sql, const struct db_param *params,
 		  int n_params, struct db_rows *q, int64_t *changes, struct err *e)
 {
-	(void)impl;
+	struct pg_db *p = impl;
 	PGconn *c = conn;
 	PGresult *r;
+	bool timed_out = false;
 	if (!n_params && !q) {
-		r = PQexec(c, sql); /* schemas: several statements */
+		r = exec_bounded(p, c, sql, -1, NULL, &timed_out); /* schemas: several statements */
 	} else {
 		size_t need = strlen(sql) * 2 + 16;
 		char *text = malloc(need);
@@ -140,9 +201,12 @@ static int pg_run(void *impl, void *conn, const char *sql, const struct db_param
 				values[i] = nums[i];
 			}
 		}
-		r = PQexecParams(c, text, n_params, NULL, values, NULL, NULL, 0);
+		r = exec_bounded(p, c, text, n_params, values, &timed_out);
 		free(text);
 	}
+	if (timed_out)
+		return err_set(e, EAGAIN, "postgresql: no answer within %u ms", p->timeout_ms +
+			       PG_CLIENT_MARGIN_MS);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		int rc = result_error(c, r, e);
@@ -193,9 +257,12 @@ static void pg_done(struct db_rows *q)
 	PQclear(q->impl);
 }
 
-static int pg_simple(PGconn *c, const char *sql, struct err *e)
+static int pg_simple(struct pg_db *p, PGconn *c, const char *sql, struct err *e)
 {
-	PGresult *r = PQexec(c, sql);
+	bool timed_out;
+	PGresult *r = exec_bounded(p, c, sql, -1, NULL, &timed_out);
+	if (timed_out)
+		return err_set(e, EAGAIN, "postgresql: no answer to %s", sql);
 	int rc = 0;
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
 		rc = result_error(c, r, e);
@@ -205,14 +272,12 @@ static int pg_simple(PGconn *c, const char *sql, struct err *e)
 
 static int pg_begin(void *impl, void *conn, struct err *e)
 {
-	(void)impl;
-	return pg_simple(conn, "BEGIN", e);
+	return pg_simple(impl, conn, "BEGIN", e);
 }
 
 static int pg_end(void *impl, void *conn, bool commit, struct err *e)
 {
-	(void)impl;
-	return pg_simple(conn, commit ? "COMMIT" : "ROLLBACK", e);
+	return pg_simple(impl, conn, commit ? "COMMIT" : "ROLLBACK", e);
 }
 
 const struct db_backend db_backend_postgres = {

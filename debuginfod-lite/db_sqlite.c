@@ -38,8 +38,9 @@ struct sq_conn_full {
 	int n_cached;
 };
 
-static int sq_open(void **impl, const char *target, struct err *e)
+static int sq_open(void **impl, const char *target, unsigned timeout_s, struct err *e)
 {
+	(void)timeout_s; /* the busy timeout is ours: writers are serialized */
 	struct sq_db *s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory");

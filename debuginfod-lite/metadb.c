@@ -40,7 +40,7 @@ static void redact(const char *url, char *out, size_t size)
 		snprintf(out, size, "%s", url);
 }
 
-int db_open(struct db **out, const char *url, struct err *e)
+int db_open(struct db **out, const char *url, unsigned timeout_s, struct err *e)
 {
 	struct db *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -60,7 +60,7 @@ int db_open(struct db **out, const char *url, struct err *e)
 	}
 	redact(url, d->name, sizeof(d->name));
 	pthread_mutex_init(&d->pool_lock, NULL);
-	int rc = d->be->open(&d->impl, target, e);
+	int rc = d->be->open(&d->impl, target, timeout_s, e);
 	if (rc < 0) {
 		pthread_mutex_destroy(&d->pool_lock);
 		free(d);

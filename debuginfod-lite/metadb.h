@@ -37,9 +37,10 @@ struct db;
 struct db_conn;
 struct db_rows;
 
-/* url: "sqlite:PATH", "postgresql://…" or "postgres://…" (a libpq URI).
+/* url: "sqlite:PATH", "postgresql://…" or "postgres://…" (a libpq URI);
+ * timeout_s: longest wait for one statement (PostgreSQL; 0: 15 s).
  * 0 or -errno (e says why). */
-int db_open(struct db **out, const char *url, struct err *e);
+int db_open(struct db **out, const char *url, unsigned timeout_s, struct err *e);
 void db_close(struct db *d);
 enum db_dialect db_dialect(const struct db *d);
 /* What to print: the URL without its password. */
@@ -105,7 +106,7 @@ struct db_param {
 struct db_backend {
 	const char *name;
 	/* target: what follows "sqlite:", or the whole libpq URI. */
-	int (*open)(void **impl, const char *target, struct err *e);
+	int (*open)(void **impl, const char *target, unsigned timeout_s, struct err *e);
 	void (*close)(void *impl);
 	int (*connect)(void *impl, void **conn, struct err *e);
 	void (*disconnect)(void *impl, void *conn);

@@ -306,13 +306,13 @@ int migrate_main(int argc, char **argv)
 	if (rc == 0)
 		rc = blobs_open(&m.to_blobs, &to, &m.e);
 	if (rc == 0)
-		rc = db_open(&m.from_index, index_url, &m.e);
+		rc = db_open(&m.from_index, index_url, 0, &m.e);
 	if (rc == 0)
-		rc = db_open(&m.from_profiles, profiles_url, &m.e);
+		rc = db_open(&m.from_profiles, profiles_url, 0, &m.e);
 	if (rc == 0)
-		rc = db_open(&m.to_index, db_url, &m.e);
+		rc = db_open(&m.to_index, db_url, 0, &m.e);
 	if (rc == 0)
-		rc = db_open(&m.to_profiles, db_url, &m.e);
+		rc = db_open(&m.to_profiles, db_url, 0, &m.e);
 	if (rc == 0)
 		rc = store_open(&m.to_store, m.to_index, m.to_blobs, &m.e);
 	if (rc == 0)

@@ -818,9 +818,9 @@ static int storage_open(struct server *s, const struct server_config *c, struct 
 		snprintf(index_url, sizeof(index_url), "%s", url);
 		snprintf(profiles_url, sizeof(profiles_url), "%s", url);
 	}
-	rc = db_open(&s->db, index_url, e);
+	rc = db_open(&s->db, index_url, c->db_timeout_s, e);
 	if (rc == 0)
-		rc = db_open(&s->profiles_db, profiles_url, e);
+		rc = db_open(&s->profiles_db, profiles_url, c->db_timeout_s, e);
 	if (rc == 0)
 		rc = store_open(&s->store, s->db, s->blobs, e);
 	if (rc == 0)

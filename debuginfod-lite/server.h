@@ -22,6 +22,7 @@ struct server_config {
 				      * postgresql://… */
 	const char *blobs_url;       /* --blobs: file:DIR (default DATA) or s3://… */
 	uint64_t cache_quota;        /* --cache-quota: local cache of remote blobs */
+	unsigned db_timeout_s;       /* --db-timeout: longest wait for one statement */
 	const char *s3_endpoint, *s3_region, *s3_credentials;
 	const char *listen;          /* --listen ADDR:PORT, default 127.0.0.1:8002 */
 	const char *scan_dirs[SERVER_MAX_LIST];

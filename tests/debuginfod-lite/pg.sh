@@ -34,3 +34,12 @@ pg_down() {
 	PG_UP=
 }
 pg_psql() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U dil -d dil -qAt "$@"; }
+# pg_freeze / pg_thaw: the server stops answering without closing anything
+# (SIGSTOP to the postmaster and its backends): a slow or hung database.
+pg_pids() {
+	local pm
+	pm=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || return
+	echo "$pm" $(ps -o pid= --ppid "$pm")
+}
+pg_freeze() { kill -STOP $(pg_pids); }
+pg_thaw() { kill -CONT $(pg_pids); }

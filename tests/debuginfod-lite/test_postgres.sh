@@ -131,6 +131,19 @@ get=$(http_code "$C_URL/buildid/$ID/executable")
 [[ $code == 201 && $get == 200 ]] && ok pg_connections_killed_reconnect ||
 	fail pg_connections_killed_reconnect "POST $code GET $get"
 
+# 5c. A database that stops answering (hung, not down): with --db-timeout 2
+# a replica answers a reset and a 503 instead of hanging, and resumes after.
+dil_start D --data "$SCRATCH/d" "${COMMON[@]}" --db-timeout 2
+pg_freeze
+curl -s -o /dev/null --max-time 60 "$D_URL/buildid/$ID/executable"; rc=$?
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "${AUTH[@]}" \
+	--data-binary @"$SCRATCH/p4.pb.gz" "$D_URL/profiles")
+pg_thaw
+for i in $(seq 100); do [[ $(http_code "$D_URL/readyz") == 200 ]] && break; sleep 0.1; done
+get=$(http_code "$D_URL/buildid/$ID/executable")
+[[ ($rc == 52 || $rc == 56) && $code == 503 && $get == 200 ]] && ok pg_hung_db_bounded ||
+	fail pg_hung_db_bounded "GET curl exit $rc (28 = hung), POST $code, after $get"
+
 # 6. A single-node data directory (as make run creates it) migrated into
 # the cluster: twice (the second run copies nothing), then served by a
 # replica; a scanned file is imported into the blob store.
