@@ -37,21 +37,21 @@ DEPFILES    :=
 # Keep intermediate objects: no "rm …" after the suite's closing line.
 .SECONDARY:
 
-.PHONY: all deps deps-test test test-fast bench run demo clean install fixtures fuzz test-arm64-vm
+.PHONY: all deps deps-test deps-cluster test test-fast bench run cluster demo clean install fixtures fuzz test-arm64-vm
 all:
 
 # --- Debian packages ---
 # Building and running the programs (make deps; all that make run needs).
 DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod-dev \
     libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libbpf-dev bpftool \
-    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev liblzma-dev
+    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev liblzma-dev libexpat1-dev
 # Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
 # (make deps-test, which make test, make bench and make demo run first).
 DEB_TEST := llvm llvm-19 qemu-user gcc-aarch64-linux-gnu libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
     binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
     python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light \
-    openjdk-17-jdk-headless rustc xz-utils postgresql-15
+    openjdk-17-jdk-headless rustc xz-utils
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
@@ -60,6 +60,11 @@ DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
 DEB_TEST += qemu-system-x86 busybox-static cpio
 # The live arm64 run (make test-arm64-vm).
 DEB_TEST += qemu-system-arm
+# The example cluster (make cluster) and its tests and benchmarks
+# (tests/cluster/): Ceph's RADOS Gateway (mon, memstore OSD, radosgw),
+# PostgreSQL 15, nginx; time(1) for peak-RSS checks of streamed transfers.
+DEB_CLUSTER := ceph-mon ceph-osd radosgw ceph-common postgresql-15 nginx-light
+DEB_TEST += $(DEB_CLUSTER) time
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
@@ -89,6 +94,9 @@ deps-test: deps
 	    npm install --prefix build/tools/npm --no-audit --no-fund $(NPM_TEST) >/dev/null || \
 	    echo "deps-test: npm install $(NPM_TEST) failed; its tests will skip" >&2; \
 	else echo "deps-test: no npm; the tests that use $(NPM_TEST) will skip" >&2; fi
+
+deps-cluster: deps
+	$(call install_debs,deps-cluster,$(DEB_CLUSTER))
 
 # --- shared compile rule ---
 $(OBJ)/%.o: %.c
@@ -131,6 +139,12 @@ run: all
 	@mkdir -p var
 	$(BIN)/debuginfod-lite --data var --listen 127.0.0.1:8002 \
 	    --scan /usr/lib/debug --scan /usr/lib/x86_64-linux-gnu --scan /usr/bin
+
+# Two replicas over PostgreSQL and Ceph RGW behind nginx on 127.0.0.1:8003,
+# until Ctrl-C (docs/cluster.md).
+cluster: deps-cluster
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) contrib/cluster.sh
 
 # The whole loop end to end: server, upload, agent with BPF, symbolized
 # top functions and flame graphs in demo-out/ (needs root and BTF).

@@ -16,6 +16,7 @@
  * line here. */
 static const struct blob_backend *const backends[] = {
 	&blob_backend_file,
+	&blob_backend_s3,
 };
 
 /* The last use of a blob is recorded at most this often. */
@@ -159,6 +160,13 @@ const char *blobs_data_dir(const struct blob_store *b)
 const struct blob_metrics *blobs_metrics(const struct blob_store *b)
 {
 	return &b->metrics;
+}
+
+void blobs_backend_metrics(struct blob_store *b, void (*put)(void *ctx, const char *text),
+			   void *ctx)
+{
+	if (b->be->metrics)
+		b->be->metrics(b->impl, put, ctx);
 }
 
 static bool valid_hash(const char *hash)

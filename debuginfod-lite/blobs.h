@@ -102,6 +102,9 @@ struct blob_metrics {
 		cache_hits, cache_misses, cache_evictions, cache_bytes;
 };
 const struct blob_metrics *blobs_metrics(const struct blob_store *b);
+/* The backend's own counters (blob_backend.metrics), if it has any. */
+void blobs_backend_metrics(struct blob_store *b, void (*put)(void *ctx, const char *text),
+			   void *ctx);
 
 /* ---- backends ----
  * A key is "<area>/<2 hex>/<62 hex>".  Every call may come from any
@@ -126,9 +129,13 @@ struct blob_backend {
 	int (*ping)(void *impl, struct err *e);
 	/* Optional: the object is the local file *out (no cache needed). */
 	int (*local_path)(void *impl, const char *key, char *out, size_t size);
+	/* Optional: the backend's own counters, as Prometheus text handed to
+	 * put (one or more whole lines per call). */
+	void (*metrics)(void *impl, void (*put)(void *ctx, const char *text), void *ctx);
 };
 
 extern const struct blob_backend blob_backend_file;
+extern const struct blob_backend blob_backend_s3; /* blob_s3.c over s3.h */
 
 /* mkdir -p for backends that keep files: 0 or -errno. */
 int blob_mkdir_p(const char *path);

@@ -74,6 +74,11 @@ static void put(struct text *t, const char *fmt, ...)
 	}
 }
 
+static void put_text(void *ctx, const char *text)
+{
+	put(ctx, "%s", text);
+}
+
 /* The storage backends: latency and errors of the metadata database(s)
  * and the blob store, and the local cache of remote blobs. */
 static void put_backends(struct text *t, struct server *s)
@@ -111,6 +116,7 @@ static void put_backends(struct text *t, struct server *s)
 	    (double)b->latency_us / 1e6, (unsigned long long)b->cache_hits,
 	    (unsigned long long)b->cache_misses, (unsigned long long)b->cache_evictions,
 	    (unsigned long long)b->cache_bytes);
+	blobs_backend_metrics(s->blobs, put_text, t);
 }
 
 enum MHD_Result handle_metrics(struct request *r)

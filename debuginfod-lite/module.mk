@@ -13,15 +13,16 @@ DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-
                 debuginfod-lite/deadline.c debuginfod-lite/profiles.c \
                 debuginfod-lite/profiles_http.c debuginfod-lite/profiles_ingest.c debuginfod-lite/profiles_merge.c debuginfod-lite/symbolz.c \
                 debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c \
-                debuginfod-lite/migrate.c
+                debuginfod-lite/migrate.c \
+                debuginfod-lite/s3.c debuginfod-lite/blob_s3.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
-DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lpq -lcurl -ljansson -ldw -liberty -llzma $(UNWIND_LDLIBS)
+DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lpq -lcurl -lexpat -ljansson -ldw -liberty -llzma $(UNWIND_LDLIBS)
 DEPFILES     += $(DIL_LIB_OBJS:.o=.d) $(OBJ)/debuginfod-lite/main.d \
                 $(OBJ)/debuginfod-lite/upload_main.d
 BINS         += $(BIN)/debuginfod-lite $(BIN)/debuginfod-upload
 TEST_LIBS_PRE += $(DIL_LIB)
-TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lpq -lcurl -ljansson
+TEST_LDLIBS  += -lmicrohttpd -lsqlite3 -lpq -lcurl -lexpat -ljansson
 
 $(DIL_LIB): $(DIL_LIB_OBJS)
 	@mkdir -p $(@D)

@@ -20,3 +20,10 @@ $(BUILD)/tests/pprof/test_pprof: $(OBJ)/tests/pprof/test_pprof.o $(PPROF_LIB) $(
 include tests/fixtures/go/module.mk
 include tests/fuzz/module.mk
 include tests/bench/module.mk
+
+# The S3 client's command-line front for the test scripts (not a test itself).
+TEST_BINS += $(BUILD)/tests/debuginfod-lite/s3_tool
+DEPFILES  += $(OBJ)/tests/debuginfod-lite/s3_tool.d
+$(BUILD)/tests/debuginfod-lite/s3_tool: $(OBJ)/tests/debuginfod-lite/s3_tool.o $(TEST_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(TEST_LIBS) -Wl,--end-group $(TEST_LDLIBS)
