@@ -9,7 +9,7 @@
 #   rgw_pause DIR / rgw_resume DIR   (radosgw alone: the store "down")
 #   rgw_stop DIR
 #   pg_start DIR       -> DIR/env: PG_URL (postgresql://…/dil), PG_PORT
-#   pg_pause DIR / pg_resume DIR / pg_stop DIR
+#   pg_pause DIR / pg_resume DIR / pg_stop DIR / pg_freeze DIR / pg_thaw DIR
 #   nginx_start DIR PORT UPSTREAM_URL...   (round robin over the replicas)
 #   nginx_stop DIR
 #   cluster_missing    prints the programs that are not installed
@@ -232,6 +232,15 @@ pg_pause() {
 	_pg_as "$PG_BIN/pg_ctl" -D "$(cat "$1/pgdir")/data" -m immediate -w stop >/dev/null 2>&1
 	return 0
 }
+# pg_freeze DIR / pg_thaw DIR: the server stops answering without closing
+# anything (SIGSTOP to the postmaster and its backends): a hung database.
+_pg_pids() {
+	local pm
+	pm=$(head -1 "$(cat "$1/pgdir")/data/postmaster.pid" 2>/dev/null) || return
+	echo "$pm" $(ps -o pid= --ppid "$pm")
+}
+pg_freeze() { kill -STOP $(_pg_pids "$1"); }
+pg_thaw() { kill -CONT $(_pg_pids "$1"); }
 pg_stop() {
 	local pgd
 	pgd=$(cat "$1/pgdir" 2>/dev/null)

@@ -9,15 +9,18 @@
 # without a restart and nothing was half-written.
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/debuginfod-lite/lib.sh"
-. "$TOP/tests/debuginfod-lite/pg.sh"
+. "$TOP/tests/cluster/lib.sh"
 dil_setup
-trap 'stop_servers; pg_down; rm -rf "$SCRATCH"' EXIT
-if ! pg_available; then
+PG=$SCRATCH/pg
+trap 'stop_servers; pg_stop "$PG"; rm -rf "$SCRATCH"' EXIT
+if [[ ! -x $PG_BIN/initdb ]]; then
 	skip postgres "postgresql-15 is not installed (make deps-test)"; finish
 fi
-if ! pg_up; then
-	fail postgres_start "$(tail -3 "$SCRATCH/pg/log" "$SCRATCH/pg/initdb.log" 2>/dev/null | tr '\n' ' ')"; finish
+if ! pg_start "$PG"; then
+	fail postgres_start "$(tail -3 "$PG/initdb.log" 2>/dev/null | tr '\n' ' ')"; finish
 fi
+. "$PG/env"
+pg_psql() { psql "$PG_URL" -qAt "$@"; }
 TOOL=$TOP/$BUILD/tests/debuginfod-lite/test_profile_tool
 ID=$(build_id_of "$FIX/crash.stripped")
 echo secret >"$SCRATCH/tokens"
@@ -90,7 +93,7 @@ owner=$(pg_psql -c "SELECT claim_owner || ':' || claim_expires FROM profiles WHE
 	fail pg_claim_expires_taken_over "before=$before after=$after claim=$owner"
 
 # 4. The database goes away.
-pg_stop
+pg_pause "$PG"
 DEBUGINFOD_URLS=$B_URL DEBUGINFOD_RETRY_LIMIT=0 debuginfod-find executable "$ID" >/dev/null 2>&1
 curl -s -o /dev/null "$B_URL/buildid/$ID/executable"; rc=$?
 [[ $rc == 52 || $rc == 56 ]] && ok pg_down_get_reset || fail pg_down_get_reset "curl exit $rc"
@@ -107,7 +110,7 @@ grep -q '^HTTP/1.1 503' <<<"$hdr" && grep -qi '^Retry-After:' <<<"$hdr" && ok pg
 kill -0 "$A_PID" && kill -0 "$B_PID" && kill -0 "$C_PID" && ok pg_down_no_crash || fail pg_down_no_crash
 
 # 5. It comes back: the same requests succeed, without a restart.
-pg_start
+pg_resume "$PG"
 for i in $(seq 100); do [[ $(http_code "$A_URL/readyz") == 200 ]] && break; sleep 0.1; done
 DEBUGINFOD_URLS=$B_URL debuginfod-find executable "$ID" >"$SCRATCH/p" 2>&1
 cmp -s "$(cat "$SCRATCH/p")" "$FIX/crash.stripped" && ok pg_back_get || fail pg_back_get "$(cat "$SCRATCH/p")"
@@ -131,14 +134,45 @@ get=$(http_code "$C_URL/buildid/$ID/executable")
 [[ $code == 201 && $get == 200 ]] && ok pg_connections_killed_reconnect ||
 	fail pg_connections_killed_reconnect "POST $code GET $get"
 
+# 5b'. The connection lost in the middle of a transaction: psql holds a lock
+# on profile_refs, so B's ingest has inserted its profiles row and waits on
+# its first reference; then the database kills B's connections.  The post
+# is refused (503, the agent resends), no row of it stays behind, and the
+# next post goes through.
+pg_psql -c "BEGIN; LOCK TABLE profile_refs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" \
+	>/dev/null 2>&1 &
+locker=$!
+sleep 0.5
+echo "$LEAF = 41" | "$TOOL" make "$SCRATCH/p5.pb.gz" --time 1700000400000000000 \
+	--duration 10000000000 --mapping "$ID" /opt/app/crash
+http_code "${AUTH[@]}" --data-binary @"$SCRATCH/p5.pb.gz" "$B_URL/profiles" >"$SCRATCH/p5.code" &
+poster=$!
+waiting=0
+for i in $(seq 40); do
+	waiting=$(pg_psql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name='debuginfod-lite'
+		AND wait_event_type='Lock'")
+	[[ $waiting -gt 0 ]] && break
+	sleep 0.1
+done
+pg_psql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	WHERE application_name='debuginfod-lite'" >/dev/null
+wait "$poster"; code=$(cat "$SCRATCH/p5.code")
+wait "$locker"
+rows=$(pg_psql -c "SELECT count(*) FROM profiles WHERE t_start=1700000400000000000")
+code2=$(http_code "${AUTH[@]}" --data-binary @"$SCRATCH/p5.pb.gz" "$B_URL/profiles")
+rows2=$(pg_psql -c "SELECT count(*) FROM profiles WHERE t_start=1700000400000000000")
+[[ $waiting -gt 0 && $code == 503 && $rows == 0 && $code2 == 201 && $rows2 == 1 ]] &&
+	ok pg_connection_lost_mid_transaction ||
+	fail pg_connection_lost_mid_transaction "blocked in a transaction: $waiting, POST $code, rows $rows; again: POST $code2, rows $rows2"
+
 # 5c. A database that stops answering (hung, not down): with --db-timeout 2
 # a replica answers a reset and a 503 instead of hanging, and resumes after.
 dil_start D --data "$SCRATCH/d" "${COMMON[@]}" --db-timeout 2
-pg_freeze
+pg_freeze "$PG"
 curl -s -o /dev/null --max-time 60 "$D_URL/buildid/$ID/executable"; rc=$?
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "${AUTH[@]}" \
 	--data-binary @"$SCRATCH/p4.pb.gz" "$D_URL/profiles")
-pg_thaw
+pg_thaw "$PG"
 for i in $(seq 100); do [[ $(http_code "$D_URL/readyz") == 200 ]] && break; sleep 0.1; done
 get=$(http_code "$D_URL/buildid/$ID/executable")
 [[ ($rc == 52 || $rc == 56) && $code == 503 && $get == 200 ]] && ok pg_hung_db_bounded ||
@@ -167,7 +201,7 @@ ok1=$(cmp -s "$(cat "$SCRATCH/p")" /bin/true && echo y)
 rm -rf "$SCRATCH/scandir"
 curl -s -o "$SCRATCH/imported" "$C_URL/buildid/$LS_ID/executable"
 n=$(curl -s "$A_URL/profiles/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["profiles"]))')
-[[ $ok1 == y && $n == 4 ]] && cmp -s "$SCRATCH/imported" /bin/ls && ok pg_migrated_served ||
+[[ $ok1 == y && $n == 5 ]] && cmp -s "$SCRATCH/imported" /bin/ls && ok pg_migrated_served ||
 	fail pg_migrated_served "uploaded file served: ${ok1:-no}, profiles $n, scanned file: $(cmp "$SCRATCH/imported" /bin/ls 2>&1)"
 
 m=$(curl -s "$A_URL/metrics" | grep -c '^backend_unavailable_total{backend="db"')
