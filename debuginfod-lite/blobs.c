@@ -78,6 +78,8 @@ static void empty_dir(const char *dir)
 	closedir(d);
 }
 
+static void cache_evict(struct blob_store *b, bool measure);
+
 int blobs_open(struct blob_store **out, const struct blob_options *opt, struct err *e)
 {
 	struct blob_store *b = calloc(1, sizeof(*b));
@@ -129,6 +131,8 @@ int blobs_open(struct blob_store **out, const struct blob_options *opt, struct e
 	else
 		snprintf(b->name, sizeof(b->name), "%s", url);
 	pthread_mutex_init(&b->cache_lock, NULL);
+	if (!b->be->local_path)
+		cache_evict(b, true);
 	*out = b;
 	return 0;
 }
@@ -297,11 +301,14 @@ static int by_use(const void *x, const void *y)
 	return a->used < b->used ? -1 : a->used > b->used;
 }
 
-/* Least recently used first, until the cache holds 90% of its quota.  An
- * evicted file still open by a reader stays readable until closed. */
-static void cache_evict(struct blob_store *b)
+/* Measure the cache and, when it holds more than its quota, evict least
+ * recently used first until it holds 90% of it.  Runs when the running
+ * count says the quota is passed, and once at open (the cache outlives a
+ * restart; the count starts from what is on disk).  An evicted file still
+ * open by a reader stays readable until closed. */
+static void cache_evict(struct blob_store *b, bool measure)
 {
-	if (!b->cache_quota || b->metrics.cache_bytes <= b->cache_quota)
+	if (!b->cache_quota || (!measure && b->metrics.cache_bytes <= b->cache_quota))
 		return;
 	pthread_mutex_lock(&b->cache_lock);
 	struct vec files;
@@ -352,7 +359,7 @@ static void cache_evict(struct blob_store *b)
 	if (areas)
 		closedir(areas);
 	qsort(files.data, files.len, sizeof(struct cached_file), by_use);
-	uint64_t target = b->cache_quota / 10 * 9;
+	uint64_t target = total > b->cache_quota ? b->cache_quota / 10 * 9 : total;
 	for (size_t i = 0; i < files.len && total > target; i++) {
 		const struct cached_file *cf = &VEC_AT(&files, struct cached_file, i);
 		if (unlink(cf->path) == 0) {
@@ -380,12 +387,16 @@ static void cache_admit(struct blob_store *b, const char *tmp_path, const char *
 	chmod(tmp_path, 0444);
 	if (link(tmp_path, path) == 0 || rename(tmp_path, path) == 0) {
 		b->metrics.cache_bytes += size;
-		cache_evict(b);
+		cache_evict(b, false);
 	}
 }
 
-/* Download key into the cache, checking its SHA-256 against its name. */
-static int cache_fill(struct blob_store *b, const char *key, const char *hash, struct err *e)
+/* Download key into the cache, checking its SHA-256 against its name.
+ * *fd is opened on the downloaded file before it enters the cache, so the
+ * caller reads it even when eviction removes it from the cache at once (a
+ * blob larger than the quota, or a full cache under load). */
+static int cache_fill(struct blob_store *b, const char *key, const char *hash, int *fd,
+		      struct err *e)
 {
 	struct blob_tmp t;
 	int rc = blob_tmp_begin(b, &t, e);
@@ -415,6 +426,8 @@ static int cache_fill(struct blob_store *b, const char *key, const char *hash, s
 			b->metrics.errors++;
 		else
 			b->metrics.get_bytes += got;
+		if (rc == 0 && (*fd = open(t.path, O_RDONLY | O_CLOEXEC)) < 0)
+			rc = err_set(e, errno, "%s: %s", t.path, strerror(errno));
 		if (rc == 0)
 			cache_admit(b, t.path, key, got);
 	}
@@ -451,10 +464,9 @@ int blob_open(struct blob_store *b, const char *area, const char *hash, int *fd,
 		cache_path(b, key, local, sizeof(local));
 	int f = open(local, O_RDONLY | O_CLOEXEC);
 	if (f < 0 && errno == ENOENT && !b->be->local_path) {
-		int rc = cache_fill(b, key, hash, e);
+		int rc = cache_fill(b, key, hash, &f, e);
 		if (rc < 0)
 			return rc;
-		f = open(local, O_RDONLY | O_CLOEXEC);
 	} else if (f >= 0 && !b->be->local_path) {
 		b->metrics.cache_hits++;
 	}
