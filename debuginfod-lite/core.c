@@ -3,15 +3,16 @@
  * unwind tables) and upstream fetches, single-flight per artifact — and
  * the small context it takes instead of an HTTP request. */
 #include "debuginfod-lite/core.h"
-#include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/sources.h"
 #include "unwind-compiler/unwind_compiler.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,10 +20,192 @@
 
 #define MAX_CANDIDATES 8
 
-void core_ctx_background(struct core_ctx *c, struct server *srv, const char *who)
+/* The metadata database(s) and the blob store.  With sqlite the artifact
+ * index and the profile store are two files (profile traffic never waits
+ * on the index's writer); with PostgreSQL one database holds both. */
+static int storage_open(struct core *s, const struct server_config *c, struct err *e)
+{
+	struct blob_options bo = { .url = c->blobs_url, .data_dir = c->data_dir,
+				   .cache_quota = c->cache_quota, .s3_endpoint = c->s3_endpoint,
+				   .s3_region = c->s3_region, .s3_credentials = c->s3_credentials };
+	int rc = blobs_open(&s->blobs, &bo, e);
+	if (rc < 0)
+		return rc;
+	char index_url[2 * PATH_MAX + 32], profiles_url[2 * PATH_MAX + 32];
+	const char *url = c->db_url;
+	if (!url || strncmp(url, "sqlite:", 7) == 0) {
+		const char *path = url ? url + 7 : NULL;
+		char dir[PATH_MAX];
+		if (path) {
+			snprintf(dir, sizeof(dir), "%s", path);
+			char *slash = strrchr(dir, '/');
+			if (slash)
+				*slash = 0;
+			else
+				snprintf(dir, sizeof(dir), ".");
+		} else {
+			snprintf(dir, sizeof(dir), "%s", blobs_data_dir(s->blobs));
+		}
+		snprintf(index_url, sizeof(index_url), "sqlite:%s%s%s", path ? path : dir,
+			 path ? "" : "/", path ? "" : "index.sqlite");
+		snprintf(profiles_url, sizeof(profiles_url), "sqlite:%s/profiles.sqlite", dir);
+	} else {
+		snprintf(index_url, sizeof(index_url), "%s", url);
+		snprintf(profiles_url, sizeof(profiles_url), "%s", url);
+	}
+	rc = db_open(&s->db, index_url, c->db_timeout_s, e);
+	if (rc == 0)
+		rc = db_open(&s->profiles_db, profiles_url, c->db_timeout_s, e);
+	if (rc == 0)
+		rc = store_open(&s->store, s->db, s->blobs, e);
+	if (rc == 0)
+		log_info("msg=\"storage: metadata %s, blobs %s\"", db_name(s->db),
+			 blobs_name(s->blobs));
+	return rc;
+}
+
+/* The source rule (sources.h): the roots, and the server's own files,
+ * never served even under a root.  Every file the server reads a secret
+ * from belongs in `own`. */
+static int sources_setup(struct core *s, const struct server_config *c, struct err *e)
+{
+	for (int i = 0; i < c->n_source_roots; i++) {
+		struct err re = { { 0 } };
+		if (source_policy_add_root(&s->sources, c->source_roots[i], &re) == 0)
+			continue;
+		if (!c->source_roots_default)
+			return err_set(e, EINVAL, "--source-root: %s", re.msg);
+		log_info("msg=\"default source root skipped: %s\"", re.msg);
+	}
+	if (!(s->source_names = dwarf_names_cache_new()))
+		return err_set(e, ENOMEM, "out of memory");
+	const char *own[] = { blobs_data_dir(s->blobs), c->token_file, c->read_token_file };
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		int rc = own[i] ? source_policy_forbid(&s->sources, own[i], e) : 0;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+
+int core_open(struct core **out, const struct server_config *cfg, struct err *e)
+{
+	struct core *s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(e, ENOMEM, "out of memory");
+	s->cfg = *cfg;
+	if (!s->cfg.memory_budget)
+		s->cfg.memory_budget = budget_default_limit();
+	budget_init(&s->budget, s->cfg.memory_budget);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	int rc = 0;
+	if (upstream_limiter_init(&s->upstream_limit, &cfg->upstream_rate,
+				  &cfg->upstream_client_rate) < 0)
+		rc = err_set(e, ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = storage_open(s, cfg, e);
+	if (rc == 0)
+		rc = sources_setup(s, cfg, e);
+	if (rc == 0 && !(s->symz_cache = symz_cache_new(cfg->symz_cache ? cfg->symz_cache : 1)))
+		rc = err_set(e, ENOMEM, "out of memory");
+	if (rc < 0) {
+		core_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void core_stop(struct core *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void core_close(struct core *s)
+{
+	if (!s)
+		return;
+	symz_cache_free(s->symz_cache);
+	store_close(s->store);
+	db_close(s->profiles_db);
+	db_close(s->db);
+	blobs_close(s->blobs);
+	source_policy_free(&s->sources);
+	dwarf_names_cache_free(s->source_names);
+	upstream_limiter_free(&s->upstream_limit);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	budget_destroy(&s->budget);
+	free(s);
+}
+
+bool flight_begin(struct core *s, const char *key, struct flight **out, int *result)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct flight *f = s->flights; f; f = f->next) {
+		if (strcmp(f->key, key) != 0)
+			continue;
+		f->waiters++;
+		s->flights_joined++;
+		while (!f->done)
+			pthread_cond_wait(&s->cond, &s->lock);
+		*result = f->result;
+		if (--f->waiters == 0)
+			free(f);
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	struct flight *f = calloc(1, sizeof(*f));
+	if (!f) {
+		pthread_mutex_unlock(&s->lock);
+		*result = -ENOMEM;
+		return false;
+	}
+	snprintf(f->key, sizeof(f->key), "%s", key);
+	f->waiters = 1;
+	f->next = s->flights;
+	s->flights = f;
+	pthread_mutex_unlock(&s->lock);
+	*out = f;
+	return true;
+}
+
+void flight_finish(struct core *s, struct flight *f, int result)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct flight **p = &s->flights; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	f->done = true;
+	f->result = result;
+	pthread_cond_broadcast(&s->cond);
+	if (--f->waiters == 0)
+		free(f);
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool transient_error(int rc)
+{
+	switch (-rc) {
+	case EAGAIN: case EBUSY: case EFBIG: case ENOSPC: case EDQUOT: case EIO: case ENOMEM:
+	case EMFILE: case ENFILE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+void core_ctx_background(struct core_ctx *c, struct core *core, const char *who)
 {
 	memset(c, 0, sizeof(*c));
-	c->srv = srv;
+	c->core = core;
 	c->fd = -1;
 	c->may_ask_upstream = true;
 	snprintf(c->user_agent, sizeof(c->user_agent), "debuginfod-lite %s", who);
@@ -31,7 +214,7 @@ void core_ctx_background(struct core_ctx *c, struct server *srv, const char *who
 
 int core_reserve(struct core_ctx *c, uint64_t bytes)
 {
-	int rc = budget_reserve(&c->srv->budget, bytes);
+	int rc = budget_reserve(&c->core->budget, bytes);
 	if (rc == 0)
 		c->reserved += bytes;
 	return rc;
@@ -41,7 +224,7 @@ void core_unreserve(struct core_ctx *c, uint64_t bytes)
 {
 	if (bytes > c->reserved)
 		bytes = c->reserved;
-	budget_release(&c->srv->budget, bytes);
+	budget_release(&c->core->budget, bytes);
 	c->reserved -= bytes;
 }
 
@@ -60,7 +243,7 @@ bool core_abandoned(struct core_ctx *c)
 		}
 	}
 	if (gone)
-		c->srv->work_abandoned++;
+		c->core->work_abandoned++;
 	return gone;
 }
 
@@ -75,18 +258,18 @@ static int take_first(void *ctx, const struct artifact *a)
 static bool best_local(struct core_ctx *c, const char *build_id, enum artifact_kind kind,
 		       struct artifact *a)
 {
-	return store_each_openable(c->srv->store, build_id, kind, "", take_first, a) == 1;
+	return store_each_openable(c->core->store, build_id, kind, "", take_first, a) == 1;
 }
 
 bool core_may_federate(struct core_ctx *c, const char *build_id, enum artifact_kind kind,
 		       const char *name)
 {
-	if (!c->may_ask_upstream || c->srv->cfg.n_upstreams == 0)
+	if (!c->may_ask_upstream || c->core->cfg.n_upstreams == 0)
 		return false;
 	/* Loop protection as elfutils: the hops in X-Forwarded-For. */
-	if (c->hops >= c->srv->cfg.forwarded_ttl_limit)
+	if (c->hops >= c->core->cfg.forwarded_ttl_limit)
 		return false;
-	return !store_miss_cached(c->srv->store, build_id, kind, name);
+	return !store_miss_cached(c->core->store, build_id, kind, name);
 }
 
 /* Bytes an unwind compile holds per byte of CFI (.eh_frame + .debug_frame):
@@ -102,10 +285,10 @@ static int reserve_section(struct core_ctx *c, struct elf_object *o, const char 
 	struct elf_plain_sizes ps;
 	elf_object_plain_sizes(o, name, &ps);
 	*reserved = 0;
-	if (ps.largest > c->srv->cfg.max_decompressed)
+	if (ps.largest > c->core->cfg.max_decompressed)
 		return err_set(e, EFBIG, "section %s claims %llu decompressed bytes, over"
 			       " --max-decompressed %llu", name, (unsigned long long)ps.largest,
-			       (unsigned long long)c->srv->cfg.max_decompressed);
+			       (unsigned long long)c->core->cfg.max_decompressed);
 	int rc = core_reserve(c, ps.inflated);
 	if (rc < 0)
 		return err_set(e, -rc, "section %s: %llu decompressed bytes do not fit the memory"
@@ -126,7 +309,7 @@ static int derive_section(struct core_ctx *c, const char *build_id, const char *
 		struct elf_object o;
 		if (elf_object_open(&o, src.path, e) < 0)
 			continue;
-		o.max_decompressed = c->srv->cfg.max_decompressed;
+		o.max_decompressed = c->core->cfg.max_decompressed;
 		uint64_t reserved = 0;
 		struct section sec = { 0 };
 		int rc = reserve_section(c, &o, name, &reserved, e);
@@ -136,7 +319,7 @@ static int derive_section(struct core_ctx *c, const char *build_id, const char *
 			struct artifact a;
 			artifact_init(&a, build_id, ART_SECTION, name, ORIGIN_DERIVED, 1);
 			snprintf(a.file, sizeof(a.file), "%s", src.file);
-			rc = store_put_mem(c->srv->store, sec.data, sec.size, &a, e);
+			rc = store_put_mem(c->core->store, sec.data, sec.size, &a, e);
 			section_free(&sec);
 			elf_object_close(&o);
 			core_unreserve(c, reserved);
@@ -167,14 +350,14 @@ static int derive_source(struct core_ctx *c, const char *build_id, const char *n
 			 struct err *e)
 {
 	struct artifact cands[MAX_CANDIDATES];
-	int n = store_lookup(c->srv->store, build_id, ART_DEBUGINFO, "", cands, MAX_CANDIDATES, e);
+	int n = store_lookup(c->core->store, build_id, ART_DEBUGINFO, "", cands, MAX_CANDIDATES, e);
 	for (int i = 0; i < n; i++) {
 		if (cands[i].origin != ORIGIN_SCAN ||
-		    dwarf_names_source_cached(c->srv->source_names, cands[i].path, name, e) != 1)
+		    dwarf_names_source_cached(c->core->source_names, cands[i].path, name, e) != 1)
 			continue;
 		int fd;
 		struct stat st;
-		int rc = source_open_local(&c->srv->sources, name, &fd, &st, e);
+		int rc = source_open_local(&c->core->sources, name, &fd, &st, e);
 		if (rc < 0) {
 			if (rc == -EACCES)
 				log_info("msg=\"source refused\" build_id=%s why=\"%s\"", build_id,
@@ -188,7 +371,7 @@ static int derive_source(struct core_ctx *c, const char *build_id, const char *n
 		snprintf(a.file, sizeof(a.file), "%s", name);
 		a.size = (uint64_t)st.st_size;
 		a.mtime = (int64_t)st.st_mtime;
-		rc = store_add_external(c->srv->store, &a, e);
+		rc = store_add_external(c->core->store, &a, e);
 		return rc < 0 ? rc : 1;
 	}
 	err_clear(e);
@@ -213,7 +396,7 @@ static int derive_unwind(struct core_ctx *c, const char *build_id, const char *n
 	if (!have)
 		return 0;
 	struct unwind_table t = { 0 };
-	struct unwind_compile_options opt = { .max_decompressed = c->srv->cfg.max_decompressed };
+	struct unwind_compile_options opt = { .max_decompressed = c->core->cfg.max_decompressed };
 	struct elf_object o;
 	int rc = elf_object_open(&o, src.path, e);
 	if (rc < 0) {
@@ -247,11 +430,11 @@ static int derive_unwind(struct core_ctx *c, const char *build_id, const char *n
 		log_warn("msg=\"unwind compile %s (%s): %s\"", build_id, src.path, e->msg);
 		return transient_error(rc) ? rc : 0;
 	}
-	c->srv->unwind_compiles++;
+	c->core->unwind_compiles++;
 	struct artifact a;
 	artifact_init(&a, build_id, ART_UNWIND, name, ORIGIN_DERIVED, 1);
 	snprintf(a.file, sizeof(a.file), "%.*s.unwind", (int)sizeof(a.file) - 16, src.file);
-	rc = store_put_mem(c->srv->store, t.data, t.size, &a, e);
+	rc = store_put_mem(c->core->store, t.data, t.size, &a, e);
 	unwind_table_free(&t);
 	core_unreserve(c, need);
 	return rc < 0 ? rc : 1;
@@ -266,7 +449,7 @@ static int derive_unwind(struct core_ctx *c, const char *build_id, const char *n
 int core_cluster_once(struct core_ctx *c, const char *key, int (*work)(void *arg),
 		      bool (*done)(void *arg), void *arg)
 {
-	struct store *st = c->srv->store;
+	struct store *st = c->core->store;
 	if (!store_shared(st))
 		return work(arg);
 	uint64_t give_up = now_ns() + (uint64_t)CLUSTER_CLAIM_S * 1000000000ull;
@@ -285,7 +468,7 @@ int core_cluster_once(struct core_ctx *c, const char *key, int (*work)(void *arg
 			return rc;
 		}
 		if (!waited)
-			c->srv->flights_joined_cluster++;
+			c->core->flights_joined_cluster++;
 		waited = true;
 		if (now_ns() > give_up || core_abandoned(c))
 			return -EAGAIN;
@@ -305,7 +488,7 @@ static bool obtain_done(void *arg)
 	struct obtain_job *j = arg;
 	struct artifact a;
 	struct err ignored = { { 0 } };
-	return store_lookup(j->c->srv->store, j->build_id, j->kind, j->name, &a, 1, &ignored) == 1;
+	return store_lookup(j->c->core->store, j->build_id, j->kind, j->name, &a, 1, &ignored) == 1;
 }
 
 static int obtain_work(void *arg)
@@ -332,7 +515,7 @@ int core_obtain(struct core_ctx *c, const char *build_id, enum artifact_kind kin
 	snprintf(key, sizeof(key), "%d/%s/%s", kind, build_id, name);
 	struct flight *f;
 	int result;
-	if (!flight_begin(c->srv, key, &f, &result))
+	if (!flight_begin(c->core, key, &f, &result))
 		return result;
 	/* In this process, then in the cluster: derived once, fetched once. */
 	struct obtain_job j = { .c = c, .build_id = build_id, .name = name, .kind = kind };
@@ -340,7 +523,7 @@ int core_obtain(struct core_ctx *c, const char *build_id, enum artifact_kind kin
 	struct err e = j.e;
 	if (result < 0 && result != -EAGAIN)
 		log_warn("msg=\"%s/%s: %s\"", build_id, artifact_kind_name(kind), e.msg);
-	flight_finish(c->srv, f, result);
+	flight_finish(c->core, f, result);
 	return result;
 }
 

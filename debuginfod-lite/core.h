@@ -12,15 +12,71 @@
 #ifndef DEBUGINFOD_LITE_CORE_H
 #define DEBUGINFOD_LITE_CORE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "debuginfod-lite/budget.h"
+#include "debuginfod-lite/ratelimit.h"
+#include "debuginfod-lite/server.h"
+#include "debuginfod-lite/sources.h"
 #include "debuginfod-lite/store.h"
 
-struct server; /* the core's state: store, caches, caps, counters */
+/* Single-flight: concurrent identical slow operations (upstream fetch,
+ * unwind compile, index build) share one execution. */
+struct flight {
+	char key[BUILD_ID_HEX_MAX + ARTIFACT_NAME_MAX + 32];
+	int waiters;
+	bool done;
+	int result;
+	struct flight *next;
+};
+
+/* The core's own state.  core_open creates it over the storage the
+ * configuration names; the HTTP layer and the profile store each hold a
+ * pointer to it. */
+struct core {
+	struct server_config cfg; /* its own copy (memory_budget filled in) */
+	/* The storage: the artifact index's database, the blobs, and the
+	 * store over them.  profiles_db is opened here for the profile store
+	 * (with sqlite a second file, with PostgreSQL the same database). */
+	struct db *db, *profiles_db;
+	struct blob_store *blobs;
+	struct store *store;
+	/* Which local files may be served as sources (sources.h): the
+	 * --source-root dirs, minus the server's own files. */
+	struct source_policy sources;
+	struct dwarf_names_cache *source_names; /* which sources a DWARF names */
+	pthread_mutex_t lock; /* guards flights, stopping */
+	pthread_cond_t cond;  /* a flight finished, stopping */
+	bool stopping;
+	struct flight *flights;
+	/* Upstream fetches: the amplification caps (upstream.c). */
+	struct upstream_limiter upstream_limit;
+	/* The LRU of open symbolization indexes (symbolize.c). */
+	struct symz_cache *symz_cache;
+	/* Memory all work holds (requests, the profile worker). */
+	struct mem_budget budget;
+	atomic_uint_fast64_t upstream_fetches, upstream_hits, upstream_misses, upstream_errors,
+		upstream_rejected, flights_joined, unwind_compiles,
+		flights_joined_cluster; /* polls of work another replica claimed */
+	atomic_uint_fast64_t upstream_refused_global, upstream_refused_client, upstream_delayed;
+	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
+		symz_failures_cached;
+	atomic_uint_fast64_t work_abandoned; /* nobody waited any more */
+};
+
+/* Open the storage cfg names and set up the core's caches and caps. */
+int core_open(struct core **out, const struct server_config *cfg, struct err *e);
+/* No new waits: upstream token waits give up (before the threads using
+ * the core are joined). */
+void core_stop(struct core *core);
+/* Once nothing uses it. */
+void core_close(struct core *core);
 
 struct core_ctx {
-	struct server *srv;
+	struct core *core;
 	uint64_t deadline_ns;       /* slow work gives up after this; 0: none */
 	unsigned hops;              /* X-Forwarded-For entries so far (loop protection) */
 	bool may_ask_upstream;      /* false: the store and local derivation only */
@@ -33,7 +89,10 @@ struct core_ctx {
 };
 
 /* Background work (the profile worker): federates as the server itself. */
-void core_ctx_background(struct core_ctx *c, struct server *srv, const char *who);
+void core_ctx_background(struct core_ctx *c, struct core *core, const char *who);
+
+/* ENOSPC, EIO, a full budget…: trouble that passes.  Never a 404. */
+bool transient_error(int rc);
 
 /* Memory budget: 0, -EBUSY (not now) or -EFBIG (never). */
 int core_reserve(struct core_ctx *c, uint64_t bytes);
@@ -80,6 +139,29 @@ struct symz_handle {
 	int slot; /* -1: not cached (every slot busy), freed on release */
 };
 int symz_acquire(struct core_ctx *c, const char *build_id, struct symz_handle *h);
-void symz_release(struct server *s, struct symz_handle *h);
+void symz_release(struct core *core, struct symz_handle *h);
+
+/* Single-flight: returns true when the caller leads (must call
+ * flight_finish); false when it waited for a leader, *result = its result. */
+bool flight_begin(struct core *core, const char *key, struct flight **f, int *result);
+void flight_finish(struct core *core, struct flight *f, int result);
+
+/* The LRU of open symbolization indexes (symbolize.c). */
+struct symz_cache *symz_cache_new(unsigned capacity);
+void symz_cache_free(struct symz_cache *c);
+/* Forget build_id's open index (its stored index went stale); users
+ * holding it keep it until they release it. */
+void symz_cache_drop(struct symz_cache *c, const char *build_id);
+/* Drop the stored index of build_id if it was built from worse debuginfo
+ * than `quality`; true when it did (profiles named with it are stale too). */
+bool symz_check_stale(struct core *core, const char *build_id, int quality);
+/* New debuginfo or executable for build_id (the store's hook; quick): a
+ * remembered index build failure is dropped, and the arrival is numbered,
+ * so that work which read the store before it can tell. */
+void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id);
+/* The number of the latest arrival; later, whether build_id arrived since
+ * (rarely true for another build-ID as well: a spare rebuild, never a miss). */
+uint64_t symz_arrival_mark(struct symz_cache *c);
+bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark);
 
 #endif

@@ -89,15 +89,15 @@ static int open_candidate(struct request *r, struct artifact *a, int *fd, struct
 			  struct err *e)
 {
 	if (a->kind != ART_SOURCE || a->origin != ORIGIN_SCAN)
-		return store_open_artifact(r->srv->store, a, fd, st, e);
-	int rc = source_open_local(&r->srv->sources, a->path, fd, st, e);
+		return store_open_artifact(r->srv->core->store, a, fd, st, e);
+	int rc = source_open_local(&r->srv->core->sources, a->path, fd, st, e);
 	if (rc == 0 && ((uint64_t)st->st_size != a->size || (int64_t)st->st_mtime != a->mtime)) {
 		close(*fd);
 		rc = err_set(e, ENOENT, "%s changed since it was indexed", a->path);
 	}
 	if (rc == -ENOENT) { /* changed or gone; a refused one stays refused */
 		struct err ignored = { { 0 } };
-		store_forget_external(r->srv->store, a->path, &ignored);
+		store_forget_external(r->srv->core->store, a->path, &ignored);
 	}
 	return rc;
 }
@@ -108,7 +108,7 @@ static bool serve_from_store(struct request *r, enum MHD_Result *ret)
 {
 	struct artifact cands[MAX_CANDIDATES];
 	struct err e = { { 0 } };
-	int n = store_lookup(r->srv->store, r->build_id, r->kind, r->name, cands, MAX_CANDIDATES, &e);
+	int n = store_lookup(r->srv->core->store, r->build_id, r->kind, r->name, cands, MAX_CANDIDATES, &e);
 	if (n < 0)
 		log_warn("msg=\"lookup %s: %s\"", r->build_id, e.msg);
 	/* The database or the blob store is away: reset the connection, as

@@ -179,7 +179,7 @@ enum MHD_Result handle_metadata(struct request *r)
 		return MHD_NO;
 	w->glob = glob ? w->value : NULL;
 	struct err e = { { 0 } };
-	int rc = store_metadata(r->srv->store, glob, value, add_result, w, &e);
+	int rc = store_metadata(r->srv->core->store, glob, value, add_result, w, &e);
 	if (rc < 0)
 		return respond_text(r, 503, "/metadata error: %s\n", e.msg);
 	copy_forwarding(r);

@@ -83,7 +83,7 @@ static void put_text(void *ctx, const char *text)
  * and the blob store, and the local cache of remote blobs. */
 static void put_backends(struct text *t, struct server *s)
 {
-	struct db *dbs[2] = { s->db, s->profiles_db };
+	struct db *dbs[2] = { s->core->db, s->core->profiles_db };
 	const char *names[2] = { "artifacts", "profiles" };
 	put(t, "# TYPE backend_statements_total counter\n"
 	       "# TYPE backend_errors_total counter\n"
@@ -101,7 +101,7 @@ static void put_backends(struct text *t, struct server *s)
 		    (unsigned long long)m->errors, names[i], (unsigned long long)m->unavailable,
 		    names[i], (double)m->latency_us / 1e6);
 	}
-	const struct blob_metrics *b = blobs_metrics(s->blobs);
+	const struct blob_metrics *b = blobs_metrics(s->core->blobs);
 	put(t, "backend_statements_total{backend=\"blobs\",use=\"put\"} %llu\n"
 	       "backend_statements_total{backend=\"blobs\",use=\"get\"} %llu\n"
 	       "backend_errors_total{backend=\"blobs\",use=\"all\"} %llu\n"
@@ -116,7 +116,7 @@ static void put_backends(struct text *t, struct server *s)
 	    (double)b->latency_us / 1e6, (unsigned long long)b->cache_hits,
 	    (unsigned long long)b->cache_misses, (unsigned long long)b->cache_evictions,
 	    (unsigned long long)b->cache_bytes);
-	blobs_backend_metrics(s->blobs, put_text, t);
+	blobs_backend_metrics(s->core->blobs, put_text, t);
 }
 
 enum MHD_Result handle_metrics(struct request *r)
@@ -160,26 +160,26 @@ enum MHD_Result handle_metrics(struct request *r)
 	}
 #define COUNTER(name, field) \
 	put(&t, "# TYPE " name " counter\n" name " %llu\n", (unsigned long long)s->field)
-	COUNTER("upstream_fetches_total", upstream_fetches);
-	COUNTER("upstream_hits_total", upstream_hits);
-	COUNTER("upstream_misses_total", upstream_misses);
-	COUNTER("upstream_errors_total", upstream_errors);
-	COUNTER("upstream_rejected_bodies_total", upstream_rejected);
-	COUNTER("singleflight_joined_total", flights_joined);
-	COUNTER("singleflight_joined_cluster_total", flights_joined_cluster);
-	COUNTER("unwind_compiles_total", unwind_compiles);
-	COUNTER("symbolize_index_builds_total", symz_builds);
-	COUNTER("symbolize_index_build_failures_total", symz_build_failures);
-	COUNTER("symbolize_index_failures_cached_total", symz_failures_cached);
-	COUNTER("symbolize_index_loads_total", symz_loads);
-	COUNTER("symbolize_index_cache_hits_total", symz_cache_hits);
+	COUNTER("upstream_fetches_total", core->upstream_fetches);
+	COUNTER("upstream_hits_total", core->upstream_hits);
+	COUNTER("upstream_misses_total", core->upstream_misses);
+	COUNTER("upstream_errors_total", core->upstream_errors);
+	COUNTER("upstream_rejected_bodies_total", core->upstream_rejected);
+	COUNTER("singleflight_joined_total", core->flights_joined);
+	COUNTER("singleflight_joined_cluster_total", core->flights_joined_cluster);
+	COUNTER("unwind_compiles_total", core->unwind_compiles);
+	COUNTER("symbolize_index_builds_total", core->symz_builds);
+	COUNTER("symbolize_index_build_failures_total", core->symz_build_failures);
+	COUNTER("symbolize_index_failures_cached_total", core->symz_failures_cached);
+	COUNTER("symbolize_index_loads_total", core->symz_loads);
+	COUNTER("symbolize_index_cache_hits_total", core->symz_cache_hits);
 	COUNTER("symbolize_addresses_total", symz_addresses);
 	COUNTER("symbolz_addresses_total", symbolz_addresses);
 	COUNTER("request_deadline_cuts_total", deadline_cuts);
 	COUNTER("uploads_stored_total", uploads_ok);
 	COUNTER("uploads_rejected_total", uploads_rejected);
 	COUNTER("scan_indexed_total", scan_indexed);
-	const struct profile_counters *pc = profiles_counters(s);
+	const struct profile_counters *pc = profiles_counters(s->profiles);
 #define PCOUNTER(name, field) \
 	put(&t, "# TYPE " name " counter\n" name " %llu\n", (unsigned long long)pc->field)
 	PCOUNTER("profiles_stored_total", stored);
@@ -190,16 +190,16 @@ enum MHD_Result handle_metrics(struct request *r)
 	PCOUNTER("perf_maps_stored_total", perf_maps_stored);
 	COUNTER("reads_unauthorized_total", reads_unauthorized);
 	COUNTER("heavy_refusals_total", heavy_refusals);
-	COUNTER("work_abandoned_total", work_abandoned);
+	COUNTER("work_abandoned_total", core->work_abandoned);
 	COUNTER("transient_refusals_total", transient_refusals);
 #undef COUNTER
 	put(&t, "# TYPE upstream_refused_total counter\n"
 		"upstream_refused_total{cap=\"global\"} %llu\n"
 		"upstream_refused_total{cap=\"client\"} %llu\n",
-	    (unsigned long long)s->upstream_refused_global,
-	    (unsigned long long)s->upstream_refused_client);
+	    (unsigned long long)s->core->upstream_refused_global,
+	    (unsigned long long)s->core->upstream_refused_client);
 	put(&t, "# TYPE upstream_delayed_total counter\nupstream_delayed_total %llu\n",
-	    (unsigned long long)s->upstream_delayed);
+	    (unsigned long long)s->core->upstream_delayed);
 	/* The HTTP edge (edge.c, docs/security.md) */
 	put(&t, "# TYPE connections_open gauge\nconnections_open %llu\n"
 		"# TYPE connections_max gauge\nconnections_max %u\n"
@@ -216,7 +216,7 @@ enum MHD_Result handle_metrics(struct request *r)
 	    (unsigned long long)s->conns_refused_global, (unsigned long long)s->edge_refused_control,
 	    (unsigned long long)s->edge_refused_smuggling, (unsigned long long)s->edge_refused_query);
 	uint64_t reserved, peak;
-	budget_read(&s->budget, &reserved, &peak);
+	budget_read(&s->core->budget, &reserved, &peak);
 	pthread_mutex_lock(&s->lock);
 	unsigned heavy = s->heavy_active;
 	pthread_mutex_unlock(&s->lock);
@@ -228,13 +228,13 @@ enum MHD_Result handle_metrics(struct request *r)
 		"memory_budget_refusals_total{reason=\"never\"} %llu\n"
 		"# TYPE heavy_active gauge\nheavy_active %u\n"
 		"# TYPE heavy_limit gauge\nheavy_limit %u\n",
-	    (unsigned long long)s->budget.limit, (unsigned long long)reserved,
-	    (unsigned long long)peak, (unsigned long long)s->budget.refusals[BUDGET_BUSY],
-	    (unsigned long long)s->budget.refusals[BUDGET_NEVER], heavy, s->heavy_limit);
+	    (unsigned long long)s->core->budget.limit, (unsigned long long)reserved,
+	    (unsigned long long)peak, (unsigned long long)s->core->budget.refusals[BUDGET_BUSY],
+	    (unsigned long long)s->core->budget.refusals[BUDGET_NEVER], heavy, s->heavy_limit);
 	put(&t, "# TYPE scan_files gauge\nscan_files %llu\n", (unsigned long long)s->scan_files);
 	struct store_stats st;
 	struct err e = { { 0 } };
-	if (store_stats(s->store, &st, &e) == 0)
+	if (store_stats(s->core->store, &st, &e) == 0)
 		put(&t, "# TYPE store_candidates gauge\nstore_candidates %llu\n"
 			"# TYPE store_external_files gauge\nstore_external_files %llu\n"
 			"# TYPE store_blob_bytes gauge\nstore_blob_bytes %llu\n",
@@ -257,13 +257,13 @@ enum MHD_Result handle_readyz(struct request *r)
 {
 	struct server *s = r->srv;
 	struct err e = { { 0 } };
-	int rc = db_ping(s->db, &e);
-	if (rc == 0 && s->profiles_db != s->db)
-		rc = db_ping(s->profiles_db, &e);
+	int rc = db_ping(s->core->db, &e);
+	if (rc == 0 && s->core->profiles_db != s->core->db)
+		rc = db_ping(s->core->profiles_db, &e);
 	const char *what = "database";
 	if (rc == 0) {
 		what = "blob store";
-		rc = blobs_ping(s->blobs, &e);
+		rc = blobs_ping(s->core->blobs, &e);
 	}
 	if (rc < 0) {
 		char why[600];

@@ -37,6 +37,33 @@ $(BIN)/debuginfod-upload: $(OBJ)/debuginfod-lite/upload_main.o $(DIL_LIB) $(COMM
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -ldw $(COMMON_LDLIBS)
 
+# The layering rule (docs/architecture.md "Layers"): the debuginfo core,
+# the profile store and the storage under them never see the HTTP layer:
+# none of their sources includes server_internal.h or microhttpd.h, or
+# names struct server or struct request.  Part of `make all`.
+DIL_CORE_SRCS := debuginfod-lite/core.h debuginfod-lite/core.c debuginfod-lite/upstream.c \
+                 debuginfod-lite/symbolize.c debuginfod-lite/store.h debuginfod-lite/store.c \
+                 debuginfod-lite/artifact.h debuginfod-lite/artifact.c \
+                 debuginfod-lite/scan.h debuginfod-lite/scan.c \
+                 debuginfod-lite/budget.h debuginfod-lite/budget.c \
+                 debuginfod-lite/ratelimit.h debuginfod-lite/ratelimit.c \
+                 debuginfod-lite/sources.h debuginfod-lite/sources.c
+DIL_PROFILE_SRCS := debuginfod-lite/profiles.h debuginfod-lite/profiles.c \
+                    debuginfod-lite/profiles_ingest.c debuginfod-lite/profiles_merge.c
+DIL_STORAGE_SRCS := debuginfod-lite/metadb.h debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c \
+                    debuginfod-lite/db_postgres.c debuginfod-lite/blobs.h debuginfod-lite/blobs.c \
+                    debuginfod-lite/blob_file.c debuginfod-lite/blob_s3.c \
+                    debuginfod-lite/s3.h debuginfod-lite/s3.c
+DIL_LAYERS := $(BUILD)/debuginfod-lite/layers.ok
+all: $(DIL_LAYERS)
+$(DIL_LAYERS): $(DIL_CORE_SRCS) $(DIL_PROFILE_SRCS) $(DIL_STORAGE_SRCS)
+	@mkdir -p $(@D)
+	@if grep -nE 'server_internal\.h|microhttpd\.h|struct (server|request)\b' $^; then \
+	    echo "debuginfod-lite: the core, the profile store and the storage must not" \
+	         "reach the HTTP layer (above); pass a struct core_ctx, struct core or" \
+	         "struct profile_store" >&2; exit 1; fi
+	@touch $@
+
 # Fixture: a program with sources on disk, its stripped copy and its
 # separate debug file (objcopy --only-keep-debug).
 DIL_FIX := $(BUILD)/fixtures/debuginfod-lite

@@ -4,6 +4,8 @@
 #include "debuginfod-lite/profiles.h"
 #include "debuginfod-lite/log.h"
 
+#include <pthread.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,8 +29,9 @@ struct pending_ref {
 	int quality;
 };
 
-struct profiles {
-	struct server *srv; /* the debuginfo core under it, and the config */
+struct profile_store {
+	struct core *core; /* the debuginfo core under it */
+	const struct server_config *cfg; /* the core's copy: limits, retention */
 	struct profile_counters counters;
 	/* This replica's name in worker claims (host:pid:random). */
 	char owner[128];
@@ -99,24 +102,24 @@ static int64_t wall_ns(void)
 }
 
 /* Open a stored blob: its fd and stat, or -errno. */
-static int open_blob(struct server *s, const char *hash, struct stat *st, struct err *e)
+static int open_blob(struct profile_store *ps, const char *hash, struct stat *st, struct err *e)
 {
 	int fd;
-	int rc = blob_open(s->profiles->blobs, BLOB_AREA_PROFILES, hash, &fd, st, NULL, 0, e);
+	int rc = blob_open(ps->blobs, BLOB_AREA_PROFILES, hash, &fd, st, NULL, 0, e);
 	return rc < 0 ? rc : fd;
 }
 
-int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t *size,
+int profile_blob_read(struct profile_store *ps, const char *hash, uint8_t **data, size_t *size,
 		      struct err *e)
 {
-	return blob_read(s->profiles->blobs, BLOB_AREA_PROFILES, hash, UINT64_MAX, data, size, e);
+	return blob_read(ps->blobs, BLOB_AREA_PROFILES, hash, UINT64_MAX, data, size, e);
 }
 
-int profile_blob_sizes(struct server *s, const char *hash, uint64_t *size, uint64_t *plain,
+int profile_blob_sizes(struct profile_store *ps, const char *hash, uint64_t *size, uint64_t *plain,
 		       struct err *e)
 {
 	struct stat st;
-	int fd = open_blob(s, hash, &st, e);
+	int fd = open_blob(ps, hash, &st, e);
 	if (fd < 0)
 		return fd;
 	uint8_t head[2] = { 0 }, tail[4] = { 0 };
@@ -131,7 +134,7 @@ int profile_blob_sizes(struct server *s, const char *hash, uint64_t *size, uint6
 
 /* Remove a blob of the area when no row names it any more (c: the
  * caller's connection). */
-static void unlink_if_unused(struct profiles *ps, struct db_conn *c, const char *hash)
+static void unlink_if_unused(struct profile_store *ps, struct db_conn *c, const char *hash)
 {
 	if (!hash[0])
 		return;
@@ -147,15 +150,14 @@ static void unlink_if_unused(struct profiles *ps, struct db_conn *c, const char 
 		blob_delete(ps->blobs, BLOB_AREA_PROFILES, hash, &e);
 }
 
-static void queue_ref(struct profiles *ps, const char *ref, int quality);
+static void queue_ref(struct profile_store *ps, const char *ref, int quality);
 
 /* ---- storing ---- */
 
-int profiles_insert(struct server *s, const void *body, size_t size,
+int profiles_insert(struct profile_store *ps, const void *body, size_t size,
 		    const struct profile_meta *m, int64_t *id, struct err *e)
 {
-	struct profiles *ps = s->profiles;
-	char hash[SHA256_HEX_LEN + 1];
+		char hash[SHA256_HEX_LEN + 1];
 	int rc = blob_put_mem(ps->blobs, BLOB_AREA_PROFILES, body, size, hash, e);
 	if (rc < 0)
 		return rc;
@@ -211,15 +213,14 @@ int profiles_insert(struct server *s, const void *body, size_t size,
 	if (rc < 0)
 		return rc;
 	*id = new_id;
-	profiles_wake(s);
+	profiles_wake(ps);
 	return 1;
 }
 
-int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, bool *was_new,
+int perf_map_insert(struct profile_store *ps, const void *text, size_t size, char *sha, bool *was_new,
 		    struct err *e)
 {
-	struct profiles *ps = s->profiles;
-	int rc = blob_put_mem(ps->blobs, BLOB_AREA_PROFILES, text, size, sha, e);
+		int rc = blob_put_mem(ps->blobs, BLOB_AREA_PROFILES, text, size, sha, e);
 	if (rc < 0)
 		return rc;
 	int64_t changes = 0;
@@ -236,10 +237,9 @@ int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, 
 	return rc;
 }
 
-bool perf_map_known(struct server *s, const char *sha)
+bool perf_map_known(struct profile_store *ps, const char *sha)
 {
-	struct profiles *ps = s->profiles;
-	struct err e = { { 0 } };
+		struct err e = { { 0 } };
 	struct db_conn *c;
 	if (db_get(ps->db, &c, &e) < 0)
 		return false;
@@ -292,7 +292,7 @@ static int select_rows(struct db_rows *q, struct profile_row **rows, size_t *n, 
 	return 0;
 }
 
-int profiles_query(struct server *s, const struct profile_query *pq, struct profile_row **rows,
+int profiles_query(struct profile_store *ps, const struct profile_query *pq, struct profile_row **rows,
 		   size_t *n, struct err *e)
 {
 	/* Every condition is present, switched off by its own flag, so that
@@ -309,8 +309,7 @@ int profiles_query(struct server *s, const struct profile_query *pq, struct prof
 		strcat(types, "tt");
 	}
 	snprintf(sql + len, sizeof(sql) - (size_t)len, " ORDER BY id");
-	struct profiles *ps = s->profiles;
-	struct db_conn *c;
+		struct db_conn *c;
 	int rc = db_get(ps->db, &c, e);
 	if (rc < 0)
 		return rc;
@@ -333,12 +332,11 @@ int profiles_query(struct server *s, const struct profile_query *pq, struct prof
 	return rc;
 }
 
-int profiles_describe(struct server *s, int64_t id, void *json_obj, struct err *e)
+int profiles_describe(struct profile_store *ps, int64_t id, void *json_obj, struct err *e)
 {
 	json_t *obj = json_obj, *labels = json_object(), *ids = json_array(),
 	       *maps = json_array(), *missing = json_array();
-	struct profiles *ps = s->profiles;
-	struct db_conn *c = NULL;
+		struct db_conn *c = NULL;
 	int rc = db_get(ps->db, &c, e);
 	struct db_rows *q = NULL;
 	if (rc == 0)
@@ -385,6 +383,7 @@ struct resolved_map {
 };
 
 struct profile_resolver {
+	struct profile_store *ps; /* its perf maps and kallsyms snapshots */
 	struct core_ctx *ctx;
 	struct vec ids;  /* struct resolved_id */
 	struct vec maps; /* struct resolved_map */
@@ -392,11 +391,12 @@ struct profile_resolver {
 	struct symz_kallsyms *kallsyms; /* the last one asked for; NULL: none */
 };
 
-struct profile_resolver *profile_resolver_new(struct core_ctx *ctx)
+struct profile_resolver *profile_resolver_new(struct profile_store *ps, struct core_ctx *ctx)
 {
 	struct profile_resolver *res = calloc(1, sizeof(*res));
 	if (!res)
 		return NULL;
+	res->ps = ps;
 	res->ctx = ctx;
 	vec_init(&res->ids, sizeof(struct resolved_id));
 	vec_init(&res->maps, sizeof(struct resolved_map));
@@ -408,7 +408,7 @@ void profile_resolver_free(struct profile_resolver *res)
 	if (!res)
 		return;
 	for (size_t i = 0; i < res->ids.len; i++)
-		symz_release(res->ctx->srv, &VEC_AT(&res->ids, struct resolved_id, i).h);
+		symz_release(res->ctx->core, &VEC_AT(&res->ids, struct resolved_id, i).h);
 	for (size_t i = 0; i < res->maps.len; i++)
 		symz_jit_free(VEC_AT(&res->maps, struct resolved_map, i).map);
 	vec_free(&res->ids);
@@ -456,7 +456,7 @@ static int resolve_id(void *ctx, const char *build_id, const char *filename,
 		int rc = symz_acquire(res->ctx, id, &h);
 		ri = vec_push(&res->ids);
 		if (!ri) {
-			symz_release(res->ctx->srv, &h);
+			symz_release(res->ctx->core, &h);
 			return err_set(e, ENOMEM, "out of memory");
 		}
 		snprintf(ri->build_id, sizeof(ri->build_id), "%s", id);
@@ -491,7 +491,7 @@ static int resolve_perf_map(void *ctx, const char *sha, const struct symz_jit_ma
 	size_t size;
 	size_t bad;
 	struct err why = { { 0 } };
-	if (profile_blob_read(res->ctx->srv, sha, &text, &size, &why) == 0) {
+	if (profile_blob_read(res->ps, sha, &text, &size, &why) == 0) {
 		if (symz_perf_map_parse((const char *)text, size, &rm->map, &bad, &why) < 0)
 			log_warn("msg=\"perf map %s: %s\"", sha, why.msg);
 		free(text);
@@ -514,8 +514,8 @@ static int resolve_kallsyms(void *ctx, const char *sha, const struct symz_kallsy
 		uint8_t *text;
 		size_t size;
 		struct err why = { { 0 } };
-		if (perf_map_known(res->ctx->srv, sha) &&
-		    profile_blob_read(res->ctx->srv, sha, &text, &size, &why) == 0) {
+		if (perf_map_known(res->ps, sha) &&
+		    profile_blob_read(res->ps, sha, &text, &size, &why) == 0) {
 			if (symz_kallsyms_parse((const char *)text, size, &res->kallsyms, &why) < 0)
 				log_warn("msg=\"kallsyms snapshot %s: %s\"", sha, why.msg);
 			free(text);
@@ -578,10 +578,9 @@ int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, str
  * arrived, possibly through another replica: this replica's memory of a
  * failed index build, or its open index built from worse debuginfo, must
  * not answer for it. */
-static void forget_local_state(struct server *s, int64_t id)
+static void forget_local_state(struct profile_store *ps, int64_t id)
 {
-	struct profiles *ps = s->profiles;
-	struct err e = { { 0 } };
+		struct err e = { { 0 } };
 	struct db_conn *c;
 	if (db_get(ps->db, &c, &e) < 0)
 		return;
@@ -591,8 +590,8 @@ static void forget_local_state(struct server *s, int64_t id)
 			const char *ref = db_text(q, 0);
 			if (strncmp(ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) == 0)
 				continue;
-			symz_debuginfo_arrived(s->symz_cache, ref);
-			symz_cache_drop(s->symz_cache, ref);
+			symz_debuginfo_arrived(ps->core->symz_cache, ref);
+			symz_cache_drop(ps->core->symz_cache, ref);
 		}
 		db_done(q);
 	}
@@ -601,11 +600,10 @@ static void forget_local_state(struct server *s, int64_t id)
 
 /* Symbolize one stored profile and record the outcome.  -EBUSY: the
  * memory budget is full, try again later (the row is left as it was). */
-static int symbolize_row(struct server *s, struct profile_resolver *res,
+static int symbolize_row(struct profile_store *ps, struct profile_resolver *res,
 			 const struct profile_row *row)
 {
-	struct profiles *ps = s->profiles;
-	struct err e = { { 0 } };
+		struct err e = { { 0 } };
 	uint8_t *raw = NULL, *out = NULL;
 	size_t raw_size, out_size;
 	struct pprof_profile *p = NULL;
@@ -616,8 +614,8 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 	 * symbolizing adds (counted as a merge), the serialized copy. */
 	uint64_t blob = 0, plain = 0, need = 0;
 	if (row->state == PROFILE_REDO && db_dialect(ps->db) == DB_POSTGRES)
-		forget_local_state(s, row->id);
-	int rc = profile_blob_sizes(s, row->raw, &blob, &plain, &e);
+		forget_local_state(ps, row->id);
+	int rc = profile_blob_sizes(ps, row->raw, &blob, &plain, &e);
 	if (rc == 0) {
 		need = blob + plain * (2 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
 		rc = core_reserve(res->ctx, need);
@@ -632,7 +630,7 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 		}
 	}
 	if (rc == 0)
-		rc = profile_blob_read(s, row->raw, &raw, &raw_size, &e);
+		rc = profile_blob_read(ps, row->raw, &raw, &raw_size, &e);
 	if (rc == 0)
 		rc = pprof_parse(raw, raw_size, &p, &e);
 	if (rc == 0)
@@ -706,25 +704,24 @@ static int symbolize_row(struct server *s, struct profile_resolver *res,
 /* Profiles that missed `ref` are symbolized again; with `all`, every
  * profile that uses it (its index was rebuilt from better debuginfo: names
  * from the symbol table give way to DWARF's, with lines and inlines). */
-static void requeue_ref(struct server *s, const char *ref, bool all)
+static void requeue_ref(struct profile_store *ps, const char *ref, bool all)
 {
 	struct err e = { { 0 } };
 	int64_t n = 0;
-	db_exec_pooled(s->profiles->db, &n, &e,
+	db_exec_pooled(ps->db, &n, &e,
 	       all ? "UPDATE profiles SET state=3 WHERE state IN (1,2) AND id IN"
 		     " (SELECT profile FROM profile_refs WHERE ref=?)"
 		   : "UPDATE profiles SET state=3 WHERE state=2 AND id IN"
 		     " (SELECT profile FROM profile_refs WHERE ref=? AND missing=1)",
 	       "t", ref);
 	if (n > 0)
-		log_info("msg=\"%s arrived: %lld profile(s) to symbolize again\"", ref, (long long)n);
+		log_info("msg=\"%s arrived: %lld profile(ps) to symbolize again\"", ref, (long long)n);
 }
 
 /* Late debuginfo: what the store hook queued. */
-static void handle_pending(struct server *s)
+static void handle_pending(struct profile_store *ps)
 {
-	struct profiles *ps = s->profiles;
-	struct pending_ref batch[PENDING_MAX];
+		struct pending_ref batch[PENDING_MAX];
 	pthread_mutex_lock(&ps->lock);
 	int n = ps->n_pending;
 	bool overflow = ps->pending_overflow;
@@ -734,8 +731,8 @@ static void handle_pending(struct server *s)
 	pthread_mutex_unlock(&ps->lock);
 	for (int i = 0; i < n; i++) {
 		bool stale = strncmp(batch[i].ref, PERF_MAP_PREFIX, strlen(PERF_MAP_PREFIX)) != 0 &&
-			     symz_check_stale(s, batch[i].ref, batch[i].quality);
-		requeue_ref(s, batch[i].ref, stale);
+			     symz_check_stale(ps->core, batch[i].ref, batch[i].quality);
+		requeue_ref(ps, batch[i].ref, stale);
 	}
 	if (overflow) {
 		struct err e = { { 0 } };
@@ -745,10 +742,9 @@ static void handle_pending(struct server *s)
 
 /* Periodic retry: missing build-IDs are asked for again (the store, then
  * upstreams once their negative-cache entry expired). */
-static void retry_missing(struct server *s, struct core_ctx *ctx)
+static void retry_missing(struct profile_store *ps, struct core_ctx *ctx)
 {
-	struct profiles *ps = s->profiles;
-	struct vec refs;
+		struct vec refs;
 	vec_init(&refs, REF_MAX);
 	struct err e = { { 0 } };
 	struct db_conn *c;
@@ -771,14 +767,14 @@ static void retry_missing(struct server *s, struct core_ctx *ctx)
 			continue; /* only the agent can send it */
 		struct symz_handle h = { 0 };
 		if (symz_acquire(ctx, ref, &h) == 1)
-			requeue_ref(s, ref, false);
-		symz_release(s, &h);
+			requeue_ref(ps, ref, false);
+		symz_release(ps->core, &h);
 	}
 	vec_free(&refs);
 }
 
 /* Delete a profile's rows together, then its blobs once unused. */
-static int delete_profile(struct server *s, struct db_conn *c, int64_t id, const char *raw,
+static int delete_profile(struct profile_store *ps, struct db_conn *c, int64_t id, const char *raw,
 			  const char *sym, struct err *e)
 {
 	int rc = db_begin(c, e);
@@ -794,18 +790,17 @@ static int delete_profile(struct server *s, struct db_conn *c, int64_t id, const
 		db_rollback(c);
 		return rc;
 	}
-	unlink_if_unused(s->profiles, c, raw);
-	unlink_if_unused(s->profiles, c, sym);
-	s->profiles->counters.deleted++;
+	unlink_if_unused(ps, c, raw);
+	unlink_if_unused(ps, c, sym);
+	ps->counters.deleted++;
 	return 0;
 }
 
 /* Retention and the quota hold for every profile in the database, so in
  * a cluster for all replicas together. */
-static void enforce_retention(struct server *s)
+static void enforce_retention(struct profile_store *ps)
 {
-	struct profiles *ps = s->profiles;
-	const struct server_config *cfg = &s->cfg;
+		const struct server_config *cfg = ps->cfg;
 	struct err e = { { 0 } };
 	struct db_conn *c;
 	if (db_get(ps->db, &c, &e) < 0)
@@ -834,7 +829,7 @@ static void enforce_retention(struct server *s)
 				drop = true;
 		}
 		db_done(q);
-		if (!drop || delete_profile(s, c, id, raw, sym, &e) < 0)
+		if (!drop || delete_profile(ps, c, id, raw, sym, &e) < 0)
 			break;
 	}
 	/* Perf maps no profile names any more. */
@@ -871,11 +866,10 @@ static int by_id(const void *a, const void *b)
  * again) that no live claim holds, oldest first.  Every replica runs a
  * worker over the same rows: the claim makes sure no profile is
  * symbolized by two of them at once. */
-static int next_batch(struct server *s, struct profile_row **rows, size_t *n)
+static int next_batch(struct profile_store *ps, struct profile_row **rows, size_t *n)
 {
 	struct err e = { { 0 } };
-	struct profiles *ps = s->profiles;
-	struct db_conn *c;
+		struct db_conn *c;
 	int rc = db_get(ps->db, &c, &e);
 	if (rc < 0)
 		return rc;
@@ -900,7 +894,7 @@ static int next_batch(struct server *s, struct profile_row **rows, size_t *n)
 }
 
 /* Keep this replica's claims alive while it works through a batch. */
-static void renew_claims(struct profiles *ps)
+static void renew_claims(struct profile_store *ps)
 {
 	struct err e = { { 0 } };
 	db_exec_pooled(ps->db, NULL, &e, "UPDATE profiles SET claim_expires=? WHERE claim_owner=? AND"
@@ -909,25 +903,24 @@ static void renew_claims(struct profiles *ps)
 
 static void *worker_main(void *arg)
 {
-	struct server *s = arg;
-	struct profiles *ps = s->profiles;
-	/* Background work: the core federates as the server itself. */
+	struct profile_store *ps = arg;
+		/* Background work: the core federates as the server itself. */
 	struct core_ctx ctx;
-	core_ctx_background(&ctx, s, "profile worker");
-	uint64_t next_retry = now_ns() + (uint64_t)s->cfg.profile_retry_s * 1000000000;
+	core_ctx_background(&ctx, ps->core, "profile worker");
+	uint64_t next_retry = now_ns() + (uint64_t)ps->cfg->profile_retry_s * 1000000000;
 	for (;;) {
-		handle_pending(s);
-		if (s->cfg.profile_retry_s && now_ns() >= next_retry) {
-			retry_missing(s, &ctx);
-			next_retry = now_ns() + (uint64_t)s->cfg.profile_retry_s * 1000000000;
+		handle_pending(ps);
+		if (ps->cfg->profile_retry_s && now_ns() >= next_retry) {
+			retry_missing(ps, &ctx);
+			next_retry = now_ns() + (uint64_t)ps->cfg->profile_retry_s * 1000000000;
 		}
-		enforce_retention(s); /* two small queries when nothing is due */
+		enforce_retention(ps); /* two small queries when nothing is due */
 		struct profile_row *rows = NULL;
 		size_t n = 0;
-		if (next_batch(s, &rows, &n) == 0 && n) {
+		if (next_batch(ps, &rows, &n) == 0 && n) {
 			/* One resolver for the batch: each build-ID's index
 			 * and each perf map is opened once for all of them. */
-			struct profile_resolver *res = profile_resolver_new(&ctx);
+			struct profile_resolver *res = profile_resolver_new(ps, &ctx);
 			for (size_t i = 0; res && i < n; i++) {
 				pthread_mutex_lock(&ps->lock);
 				bool stop = ps->stopping;
@@ -935,7 +928,7 @@ static void *worker_main(void *arg)
 				if (stop)
 					break;
 				renew_claims(ps);
-				if (symbolize_row(s, res, &rows[i]) == -EBUSY)
+				if (symbolize_row(ps, res, &rows[i]) == -EBUSY)
 					break; /* the budget is full: the next round */
 			}
 			profile_resolver_free(res);
@@ -960,10 +953,9 @@ static void *worker_main(void *arg)
 	}
 }
 
-void profiles_wake(struct server *s)
+void profiles_wake(struct profile_store *ps)
 {
-	struct profiles *ps = s->profiles;
-	pthread_mutex_lock(&ps->lock);
+		pthread_mutex_lock(&ps->lock);
 	ps->wake = true;
 	pthread_cond_broadcast(&ps->cond);
 	pthread_mutex_unlock(&ps->lock);
@@ -974,12 +966,12 @@ static void candidate_arrived(void *ctx, const char *build_id, enum artifact_kin
 			      int quality)
 {
 	(void)kind;
-	struct profiles *ps = ctx;
-	symz_debuginfo_arrived(ps->srv->symz_cache, build_id);
+	struct profile_store *ps = ctx;
+	symz_debuginfo_arrived(ps->core->symz_cache, build_id);
 	queue_ref(ps, build_id, quality);
 }
 
-static void queue_ref(struct profiles *ps, const char *build_id, int quality)
+static void queue_ref(struct profile_store *ps, const char *build_id, int quality)
 {
 	pthread_mutex_lock(&ps->lock);
 	int i;
@@ -1007,19 +999,30 @@ int profiles_schema(struct db *db, struct err *e)
 			  pg ? (int)ARRAY_SIZE(schema_postgres) : (int)ARRAY_SIZE(schema_sqlite), e);
 }
 
-struct profile_counters *profiles_counters(struct server *s)
+struct profile_counters *profiles_counters(struct profile_store *ps)
 {
-	return &s->profiles->counters;
+	return &ps->counters;
 }
 
-int profiles_start(struct server *s, struct err *e)
+struct core *profiles_core(struct profile_store *ps)
 {
-	struct profiles *ps = calloc(1, sizeof(*ps));
+	return ps->core;
+}
+
+const struct server_config *profiles_config(struct profile_store *ps)
+{
+	return ps->cfg;
+}
+
+int profiles_start(struct profile_store **out, struct core *core, struct err *e)
+{
+	struct profile_store *ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return err_set(e, ENOMEM, "out of memory");
-	ps->srv = s;
-	ps->db = s->profiles_db;
-	ps->blobs = s->blobs;
+	ps->core = core;
+	ps->cfg = &core->cfg;
+	ps->db = core->profiles_db;
+	ps->blobs = core->blobs;
 	char host[64] = "?";
 	gethostname(host, sizeof(host) - 1);
 	snprintf(ps->owner, sizeof(ps->owner), "%.64s:%d:%08lx", host, (int)getpid(),
@@ -1031,18 +1034,17 @@ int profiles_start(struct server *s, struct err *e)
 	}
 	pthread_mutex_init(&ps->lock, NULL);
 	pthread_cond_init(&ps->cond, NULL);
-	s->profiles = ps;
-	store_set_candidate_hook(s->store, candidate_arrived, ps);
-	if (pthread_create(&ps->worker, NULL, worker_main, s) == 0)
+	*out = ps;
+	store_set_candidate_hook(core->store, candidate_arrived, ps);
+	if (pthread_create(&ps->worker, NULL, worker_main, ps) == 0)
 		ps->worker_running = true;
 	else
 		log_warn("msg=\"cannot start the profile worker\"");
 	return 0;
 }
 
-void profiles_stop(struct server *s)
+void profiles_stop(struct profile_store *ps)
 {
-	struct profiles *ps = s->profiles;
 	if (!ps)
 		return;
 	pthread_mutex_lock(&ps->lock);
@@ -1051,9 +1053,8 @@ void profiles_stop(struct server *s)
 	pthread_mutex_unlock(&ps->lock);
 	if (ps->worker_running)
 		pthread_join(ps->worker, NULL);
-	store_set_candidate_hook(s->store, NULL, NULL);
+	store_set_candidate_hook(ps->core->store, NULL, NULL);
 	pthread_mutex_destroy(&ps->lock);
 	pthread_cond_destroy(&ps->cond);
 	free(ps);
-	s->profiles = NULL;
 }

@@ -7,7 +7,7 @@
  *   batches, re-symbolized when missing debuginfo (or a perf map) arrives,
  *   retention and the quota enforced.
  * Its rows are in the metadata database (blobs in the "profiles" area), its
- * state and counters in struct profiles.  The HTTP layer (profiles_http.c)
+ * state and counters in struct profile_store.  The HTTP layer (profiles_http.c)
  * only parses, routes and answers; it hands the core context of the
  * request (core.h) down, as the worker hands its own.
  *
@@ -16,28 +16,25 @@
 #ifndef DEBUGINFOD_LITE_PROFILES_H
 #define DEBUGINFOD_LITE_PROFILES_H
 
-#include "debuginfod-lite/server_internal.h"
+#include <stdatomic.h>
+
+#include "debuginfod-lite/core.h"
 
 /* Create or upgrade the profile store's tables in db. */
 int profiles_schema(struct db *db, struct err *e);
-/* Open the profile store on s->profiles_db and start the worker. */
-int profiles_start(struct server *s, struct err *e);
+struct profile_store; /* its worker, queue, claims and counters (profiles.c) */
+/* Open the profile store on core->profiles_db and start the worker. */
+int profiles_start(struct profile_store **out, struct core *core, struct err *e);
 /* Stop the worker (it finishes the profile in hand) and close. */
-void profiles_stop(struct server *s);
+void profiles_stop(struct profile_store *ps);
 
 struct profile_counters {
 	atomic_uint_fast64_t stored, duplicate, rejected, symbolized, deleted, perf_maps_stored;
 };
-struct profile_counters *profiles_counters(struct server *s);
-
-/* Routes (profiles_http.c). */
-enum MHD_Result profiles_begin(struct request *r);
-int profiles_chunk(struct request *r, const char *data, size_t len);
-enum MHD_Result handle_profiles_post(struct request *r);
-enum MHD_Result handle_profiles_get(struct request *r);
-enum MHD_Result handle_profiles_list(struct request *r);
-enum MHD_Result handle_perf_map_post(struct request *r);
-enum MHD_Result handle_perf_map_get(struct request *r);
+struct profile_counters *profiles_counters(struct profile_store *ps);
+/* The core it sits on, and the configuration (the core's copy). */
+struct core *profiles_core(struct profile_store *ps);
+const struct server_config *profiles_config(struct profile_store *ps);
 
 /* ---- between profiles.c and profiles_http.c ---- */
 
@@ -89,7 +86,7 @@ struct profile_post {
 	char *json;       /* 201/200 body */
 	struct profile_meta meta; /* labels from headers on entry */
 };
-int profiles_ingest(struct server *s, struct core_ctx *ctx, const void *body, size_t len,
+int profiles_ingest(struct profile_store *ps, struct core_ctx *ctx, const void *body, size_t len,
 		    struct profile_post *j);
 
 /* GET /profiles: the matching profiles merged (and symbolized). */
@@ -104,22 +101,22 @@ struct profile_merge {
 	uint64_t held;    /* budget bytes the merge holds (the answer's, at the end) */
 };
 /* 0 (j->status says), or -ECANCELED when nobody waits any more. */
-int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge *j);
+int profiles_merge(struct profile_store *ps, struct core_ctx *ctx, struct profile_merge *j);
 
 /* Rows matching q, oldest first (*rows malloc'ed). */
-int profiles_query(struct server *s, const struct profile_query *q, struct profile_row **rows,
+int profiles_query(struct profile_store *ps, const struct profile_query *q, struct profile_row **rows,
 		   size_t *n, struct err *e);
 /* Store a validated profile: 1 stored (*id new), 0 the same bytes were
  * already stored (*id theirs), -errno. */
-int profiles_insert(struct server *s, const void *body, size_t size,
+int profiles_insert(struct profile_store *ps, const void *body, size_t size,
 		    const struct profile_meta *m, int64_t *id, struct err *e);
 /* The labels and referenced objects of a profile as JSON members of obj. */
-int profiles_describe(struct server *s, int64_t id, void *json_obj, struct err *e);
-int perf_map_insert(struct server *s, const void *text, size_t size, char *sha, bool *was_new,
+int profiles_describe(struct profile_store *ps, int64_t id, void *json_obj, struct err *e);
+int perf_map_insert(struct profile_store *ps, const void *text, size_t size, char *sha, bool *was_new,
 		    struct err *e);
 /* in as lowercase hex into out when it is hex of min..max digits (even). */
 bool profile_lower_hex(const char *in, char *out, size_t size, size_t min, size_t max);
-bool perf_map_known(struct server *s, const char *sha);
+bool perf_map_known(struct profile_store *ps, const char *sha);
 /* Memory estimates, per byte of a profile's decompressed protobuf
  * (measured with pprof_memory on 200k random stacks: 4.4 parsed, 8.6 for
  * an accumulator it was merged into, content maps included):
@@ -128,17 +125,17 @@ bool perf_map_known(struct server *s, const char *sha);
 #define PROFILE_MERGE_FACTOR 10
 /* A stored blob's size and its decompressed size (the gzip trailer of a
  * blob we validated, or its size when it is not gzip). */
-int profile_blob_sizes(struct server *s, const char *hash, uint64_t *size, uint64_t *plain,
+int profile_blob_sizes(struct profile_store *ps, const char *hash, uint64_t *size, uint64_t *plain,
 		       struct err *e);
 /* Read a blob of the profile area into memory (*data malloc'ed). */
-int profile_blob_read(struct server *s, const char *hash, uint8_t **data, size_t *size,
+int profile_blob_read(struct profile_store *ps, const char *hash, uint8_t **data, size_t *size,
 		      struct err *e);
-void profiles_wake(struct server *s);
+void profiles_wake(struct profile_store *ps);
 
 /* Symbolizing: build-ID indexes and perf maps looked up once per
  * resolver, however many profiles use them. */
 struct profile_resolver;
-struct profile_resolver *profile_resolver_new(struct core_ctx *ctx);
+struct profile_resolver *profile_resolver_new(struct profile_store *ps, struct core_ctx *ctx);
 void profile_resolver_free(struct profile_resolver *res);
 /* The context whose budget and federation headers the resolver uses. */
 struct core_ctx *res_ctx(struct profile_resolver *res);

@@ -1,6 +1,7 @@
 /* POST /profiles, GET /profiles, GET /profiles/list, POST /perf-maps,
  * GET /perf-maps/<sha256> (docs/http-api.md "Profiles"). */
 #include "debuginfod-lite/profiles.h"
+#include "debuginfod-lite/server_internal.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/parse.h"
 #include "common/gzip.h"
@@ -42,7 +43,7 @@ enum MHD_Result profiles_begin(struct request *r)
 {
 	struct server *s = r->srv;
 	if (s->n_tokens ? !bearer_authorized(r) : !peer_is_loopback(r)) {
-		profiles_counters(s)->rejected++;
+		profiles_counters(s->profiles)->rejected++;
 		return s->n_tokens ? refuse_before_body(r, 401, "missing or wrong bearer token\n")
 				   : refuse_before_body(r, 403, "profiles are accepted from loopback only"
 							  " (the server has no --token-file)\n");
@@ -52,7 +53,7 @@ enum MHD_Result profiles_begin(struct request *r)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "body larger than the limit of %llu bytes\n",
 			 (unsigned long long)s->cfg.profile_max_body);
-		profiles_counters(s)->rejected++;
+		profiles_counters(s->profiles)->rejected++;
 		return refuse_before_body(r, 413, msg);
 	}
 	return MHD_YES;
@@ -63,7 +64,7 @@ int profiles_chunk(struct request *r, const char *data, size_t len)
 	if (r->body.len + len > r->srv->cfg.profile_max_body) {
 		snprintf(r->body_msg, sizeof(r->body_msg), "body larger than the limit of %llu bytes",
 			 (unsigned long long)r->srv->cfg.profile_max_body);
-		profiles_counters(r->srv)->rejected++;
+		profiles_counters(r->srv->profiles)->rejected++;
 		return 413;
 	}
 	int rc = request_reserve_body(r, r->body.len + len);
@@ -115,7 +116,7 @@ static enum MHD_Result header_label(void *cls, enum MHD_ValueKind kind, const ch
 /* On a worker thread: the profile store ingests the body. */
 static int post_work(struct request *r)
 {
-	return profiles_ingest(r->srv, &r->ctx, r->body.data, r->body.len, r->job);
+	return profiles_ingest(r->srv->profiles, &r->ctx, r->body.data, r->body.len, r->job);
 }
 
 enum MHD_Result handle_profiles_post(struct request *r)
@@ -123,11 +124,11 @@ enum MHD_Result handle_profiles_post(struct request *r)
 	struct profile_post *j = r->job;
 	if (r->slow_state == 2) {
 		if (j->status == -EBUSY || j->status == -EFBIG) {
-			profiles_counters(r->srv)->rejected++;
+			profiles_counters(r->srv->profiles)->rejected++;
 			return respond_refusal(r, j->status, j->msg);
 		}
 		if (j->status >= 400) {
-			profiles_counters(r->srv)->rejected++;
+			profiles_counters(r->srv->profiles)->rejected++;
 			return respond_text(r, (unsigned)j->status, "%s\n", j->msg);
 		}
 		char *json = j->json;
@@ -147,7 +148,7 @@ enum MHD_Result handle_profiles_post(struct request *r)
 	struct header_walk w = { .m = &j->meta };
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, header_label, &w);
 	if (w.bad[0]) {
-		profiles_counters(r->srv)->rejected++;
+		profiles_counters(r->srv->profiles)->rejected++;
 		return respond_text(r, 400, "%s\n", w.bad);
 	}
 	return run_slow(r, post_work);
@@ -230,7 +231,7 @@ static void get_job_free(void *p)
 /* On a worker thread: the profile store merges (and symbolizes). */
 static int get_work(struct request *r)
 {
-	return profiles_merge(r->srv, &r->ctx, r->job);
+	return profiles_merge(r->srv->profiles, &r->ctx, r->job);
 }
 
 static int parse_query(struct request *r, struct profile_query *q, int *symbolize, char *bad,
@@ -302,7 +303,7 @@ enum MHD_Result handle_profiles_list(struct request *r)
 	struct profile_row *rows = NULL;
 	size_t n = 0;
 	struct err e = { { 0 } };
-	if (profiles_query(r->srv, &q, &rows, &n, &e) < 0)
+	if (profiles_query(r->srv->profiles, &q, &rows, &n, &e) < 0)
 		return respond_text(r, 503, "%s\n", e.msg);
 	static const char *const states[] = { "new", "symbolized", "partial", "pending" };
 	json_t *list = json_array();
@@ -316,7 +317,7 @@ enum MHD_Result handle_profiles_list(struct request *r)
 				      "state", (unsigned)row->state < 4 ? states[row->state] : "?",
 				      "symbolized_size", (json_int_t)row->sym_size);
 		if (o) {
-			profiles_describe(r->srv, row->id, o, &e);
+			profiles_describe(r->srv->profiles, row->id, o, &e);
 			json_array_append_new(list, o);
 		}
 	}
@@ -364,7 +365,7 @@ enum MHD_Result handle_perf_map_post(struct request *r)
 		return respond_text(r, 400, "not a perf map: no \"START SIZE name\" line\n");
 	char sha[SHA256_HEX_LEN + 1];
 	bool was_new = false;
-	int mrc = perf_map_insert(s, r->body.data, r->body.len, sha, &was_new, &e);
+	int mrc = perf_map_insert(s->profiles, r->body.data, r->body.len, sha, &was_new, &e);
 	if (mrc < 0) {
 		log_error("msg=\"perf map store: %s\"", e.msg);
 		if (mrc == -EAGAIN)
@@ -372,7 +373,7 @@ enum MHD_Result handle_perf_map_post(struct request *r)
 		return respond_text(r, 507, "cannot store the perf map\n");
 	}
 	if (was_new)
-		profiles_counters(s)->perf_maps_stored++;
+		profiles_counters(s->profiles)->perf_maps_stored++;
 	char *json = NULL;
 	int n = asprintf(&json, "{\"sha256\":\"%s\",\"mapping\":\"" PERF_MAP_PREFIX "%s\","
 			 "\"entries\":%zu,\"bad_lines\":%zu,\"duplicate\":%s}\n",
@@ -391,7 +392,7 @@ enum MHD_Result handle_perf_map_get(struct request *r)
 	uint8_t *data;
 	size_t size;
 	struct err e = { { 0 } };
-	if (!perf_map_known(r->srv, low) || profile_blob_read(r->srv, low, &data, &size, &e) < 0)
+	if (!perf_map_known(r->srv->profiles, low) || profile_blob_read(r->srv->profiles, low, &data, &size, &e) < 0)
 		return respond_text(r, 404, "no such perf map\n");
 	return respond_compressible(r, 200, "text/plain", data, size);
 }

@@ -175,7 +175,7 @@ static int collect_meta(struct pprof_profile *p, struct profile_meta *m, char *m
 /* The agent's kallsyms snapshot (comment "profiler-agent.kallsyms
  * sha256=<h> encoding=text\n<snapshot>") is stored the same way, after a
  * parse that refuses a malformed one. */
-static void store_agent_perf_maps(struct server *s, const struct pprof_profile *p)
+static void store_agent_perf_maps(struct profile_store *ps, const struct pprof_profile *p)
 {
 	static const char head[] = "profiler-agent.jit perf-map sha256=";
 	static const char khead[] = "profiler-agent.kallsyms sha256=";
@@ -204,7 +204,7 @@ static void store_agent_perf_maps(struct server *s, const struct pprof_profile *
 			}
 			symz_kallsyms_free(k);
 		}
-		if (perf_map_insert(s, text, strlen(text), sha, &was_new, &e) < 0)
+		if (perf_map_insert(ps, text, strlen(text), sha, &was_new, &e) < 0)
 			log_error("msg=\"profile: perf map in comment %zu: %s\"", i, e.msg);
 		else if (strncmp(sha, want, SHA256_HEX_LEN) != 0)
 			log_error("msg=\"profile: perf map in comment %zu hashes to %s, not %.64s\"", i,
@@ -212,7 +212,7 @@ static void store_agent_perf_maps(struct server *s, const struct pprof_profile *
 	}
 }
 
-int profiles_ingest(struct server *s, struct core_ctx *ctx, const void *body, size_t len,
+int profiles_ingest(struct profile_store *ps, struct core_ctx *ctx, const void *body, size_t len,
 		    struct profile_post *j)
 {
 	struct pprof_profile *p = NULL;
@@ -225,7 +225,7 @@ int profiles_ingest(struct server *s, struct core_ctx *ctx, const void *body, si
 	/* Reserve the decompressed body and its parse before inflating: the
 	 * gzip trailer's claim, capped by --max-decompressed-body, which the
 	 * parser then enforces whatever the trailer said. */
-	uint64_t max_plain = s->cfg.max_decompressed_body;
+	uint64_t max_plain = profiles_config(ps)->max_decompressed_body;
 	bool gz = len >= 2 && ((const uint8_t *)body)[0] == 0x1f &&
 		  ((const uint8_t *)body)[1] == 0x8b;
 	/* Deflate expands at most 1032:1; a trailer claiming more is a lie
@@ -256,13 +256,13 @@ int profiles_ingest(struct server *s, struct core_ctx *ctx, const void *body, si
 	if (rc == 0)
 		constant_labels(p, &j->meta);
 	if (rc == 0)
-		store_agent_perf_maps(s, p);
+		store_agent_perf_maps(ps, p);
 	pprof_free(p);
 	core_unreserve(ctx, need);
 	if (rc < 0)
 		return 0;
 	int64_t id = 0;
-	rc = profiles_insert(s, body, len, &j->meta, &id, &e);
+	rc = profiles_insert(ps, body, len, &j->meta, &id, &e);
 	if (rc < 0) {
 		log_error("msg=\"profile store: %s\"", e.msg);
 		/* The database or blob store is away: 503 + Retry-After, and
@@ -274,14 +274,14 @@ int profiles_ingest(struct server *s, struct core_ctx *ctx, const void *body, si
 	}
 	j->status = rc == 1 ? 201 : 200;
 	if (rc == 1)
-		profiles_counters(s)->stored++;
+		profiles_counters(ps)->stored++;
 	else
-		profiles_counters(s)->duplicate++;
+		profiles_counters(ps)->duplicate++;
 	json_t *o = json_pack("{s:I,s:b,s:I,s:I,s:I}", "id", (json_int_t)id, "duplicate", rc == 0,
 			      "samples", (json_int_t)j->meta.samples, "time_start_ns",
 			      (json_int_t)j->meta.t_start, "time_end_ns", (json_int_t)j->meta.t_end);
 	if (o)
-		profiles_describe(s, id, o, &e);
+		profiles_describe(ps, id, o, &e);
 	j->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return 0;

@@ -15,7 +15,7 @@ static int merge_hold(struct core_ctx *ctx, struct profile_merge *j, uint64_t wa
 {
 	if (want <= j->held)
 		return 0;
-	if (want > ctx->srv->budget.limit)
+	if (want > ctx->core->budget.limit)
 		return -EFBIG;
 	int rc = core_reserve(ctx, want - j->held);
 	if (rc == 0)
@@ -30,7 +30,7 @@ static void merge_release(struct core_ctx *ctx, struct profile_merge *j)
 	j->held = 0;
 }
 
-static void merge_refused(struct profile_merge *j, struct server *s, int rc, size_t n,
+static void merge_refused(struct profile_merge *j, struct profile_store *ps, int rc, size_t n,
 			  uint64_t stored)
 {
 	j->status = rc;
@@ -38,7 +38,7 @@ static void merge_refused(struct profile_merge *j, struct server *s, int rc, siz
 		snprintf(j->msg, sizeof(j->msg), "merging the %zu matching profiles (%llu MiB stored)"
 			 " needs more than the memory budget (%llu MiB): narrow from/to or add"
 			 " label=key=value (or id=N)", n, (unsigned long long)(stored >> 20),
-			 (unsigned long long)(s->budget.limit >> 20));
+			 (unsigned long long)(profiles_core(ps)->budget.limit >> 20));
 	else
 		snprintf(j->msg, sizeof(j->msg), "memory budget full, retry later");
 }
@@ -49,13 +49,13 @@ static void merge_refused(struct profile_merge *j, struct server *s, int rc, siz
  * needs stays inside the reservation, or the merge stops (413 when it can
  * never fit, 503 when it may later).  Between profiles it checks that the
  * client is still there. */
-int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge *j)
+int profiles_merge(struct profile_store *ps, struct core_ctx *ctx, struct profile_merge *j)
 {
 	struct err e = { { 0 } };
 	struct profile_row *rows = NULL;
 	size_t n = 0;
 	j->status = 503;
-	if (profiles_query(s, &j->q, &rows, &n, &e) < 0) {
+	if (profiles_query(ps, &j->q, &rows, &n, &e) < 0) {
 		snprintf(j->msg, sizeof(j->msg), "%s", e.msg);
 		return 0;
 	}
@@ -65,14 +65,14 @@ int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge 
 	for (size_t i = 0; i < n; i++) {
 		bool sym = j->symbolize && rows[i].sym[0];
 		uint64_t blob, plain;
-		if (profile_blob_sizes(s, sym ? rows[i].sym : rows[i].raw, &blob, &plain, &e) < 0)
+		if (profile_blob_sizes(ps, sym ? rows[i].sym : rows[i].raw, &blob, &plain, &e) < 0)
 			continue;
 		stored += blob;
 		uint64_t need = blob + plain * (1 + PROFILE_PARSE_FACTOR + PROFILE_MERGE_FACTOR);
 		single = need > single ? need : single;
 	}
-	if (single > s->budget.limit) {
-		merge_refused(j, s, -EFBIG, n, stored);
+	if (single > profiles_core(ps)->budget.limit) {
+		merge_refused(j, ps, -EFBIG, n, stored);
 		free(rows);
 		return 0;
 	}
@@ -88,7 +88,7 @@ int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge 
 		size_t size;
 		struct pprof_profile *p = NULL;
 		uint64_t blob, plain;
-		if (profile_blob_sizes(s, hash, &blob, &plain, &e) < 0) {
+		if (profile_blob_sizes(ps, hash, &blob, &plain, &e) < 0) {
 			log_warn("msg=\"profile %lld: %s\"", (long long)rows[i].id, e.msg);
 			j->skipped++;
 			continue;
@@ -100,7 +100,7 @@ int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge 
 		rc = merge_hold(ctx, j, want);
 		if (rc < 0)
 			break;
-		if (profile_blob_read(s, hash, &data, &size, &e) < 0) {
+		if (profile_blob_read(ps, hash, &data, &size, &e) < 0) {
 			log_warn("msg=\"profile %lld: %s\"", (long long)rows[i].id, e.msg);
 			j->skipped++;
 			continue;
@@ -137,7 +137,7 @@ int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge 
 		return rc;
 	}
 	if (rc == -EBUSY || rc == -EFBIG) {
-		merge_refused(j, s, rc, n, stored);
+		merge_refused(j, ps, rc, n, stored);
 		pprof_free(acc);
 		merge_release(ctx, j);
 		return 0;
@@ -153,13 +153,13 @@ int profiles_merge(struct server *s, struct core_ctx *ctx, struct profile_merge 
 		rc = -ECANCELED;
 	if (rc == 0 &&
 	    (rc = merge_hold(ctx, j, (j->symbolize ? 3 : 2) * pprof_memory(acc))) < 0) {
-		merge_refused(j, s, rc, n, stored);
+		merge_refused(j, ps, rc, n, stored);
 		pprof_free(acc);
 		merge_release(ctx, j);
 		return 0;
 	}
 	if (rc == 0 && j->symbolize) {
-		struct profile_resolver *res = profile_resolver_new(ctx);
+		struct profile_resolver *res = profile_resolver_new(ps, ctx);
 		rc = res ? profile_symbolize(res, acc, NULL, &e) : -ENOMEM;
 		profile_resolver_free(res);
 	}

@@ -280,17 +280,6 @@ enum MHD_Result respond_refusal(struct request *r, int rc, const char *why)
 	return queue(r, status, resp);
 }
 
-bool transient_error(int rc)
-{
-	switch (-rc) {
-	case EAGAIN: case EBUSY: case EFBIG: case ENOSPC: case EDQUOT: case EIO: case ENOMEM:
-	case EMFILE: case ENFILE:
-		return true;
-	default:
-		return false;
-	}
-}
-
 static void http_date(int64_t t, char *buf, size_t size)
 {
 	struct tm tm;
@@ -483,53 +472,6 @@ enum MHD_Result run_slow(struct request *r, slow_fn fn)
 	return MHD_YES;
 }
 
-bool flight_begin(struct server *s, const char *key, struct flight **out, int *result)
-{
-	pthread_mutex_lock(&s->lock);
-	for (struct flight *f = s->flights; f; f = f->next) {
-		if (strcmp(f->key, key) != 0)
-			continue;
-		f->waiters++;
-		s->flights_joined++;
-		while (!f->done)
-			pthread_cond_wait(&s->cond, &s->lock);
-		*result = f->result;
-		if (--f->waiters == 0)
-			free(f);
-		pthread_mutex_unlock(&s->lock);
-		return false;
-	}
-	struct flight *f = calloc(1, sizeof(*f));
-	if (!f) {
-		pthread_mutex_unlock(&s->lock);
-		*result = -ENOMEM;
-		return false;
-	}
-	snprintf(f->key, sizeof(f->key), "%s", key);
-	f->waiters = 1;
-	f->next = s->flights;
-	s->flights = f;
-	pthread_mutex_unlock(&s->lock);
-	*out = f;
-	return true;
-}
-
-void flight_finish(struct server *s, struct flight *f, int result)
-{
-	pthread_mutex_lock(&s->lock);
-	for (struct flight **p = &s->flights; *p; p = &(*p)->next)
-		if (*p == f) {
-			*p = f->next;
-			break;
-		}
-	f->done = true;
-	f->result = result;
-	pthread_cond_broadcast(&s->cond);
-	if (--f->waiters == 0)
-		free(f);
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* --- dispatch --- */
 
 static unsigned method_bit(const char *m)
@@ -580,7 +522,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		if (!r)
 			return MHD_NO;
 		r->srv = s;
-		r->ctx.srv = s;
+		r->ctx.core = s->core;
 		r->conn = conn;
 		r->url = url;
 		r->start_ns = now_ns();
@@ -715,7 +657,7 @@ static void *scanner_main(void *arg)
 		struct scan_counts c = { 0 };
 		for (int i = 0; i < s->cfg.n_scan; i++) {
 			struct err e = { { 0 } };
-			if (scan_tree(s->store, s->cfg.scan_dirs[i], &c, &e) < 0)
+			if (scan_tree(s->core->store, s->cfg.scan_dirs[i], &c, &e) < 0)
 				log_warn("msg=\"%s\"", e.msg);
 			pthread_mutex_lock(&s->lock);
 			bool stop = s->stopping;
@@ -731,7 +673,7 @@ static void *scanner_main(void *arg)
 				 (unsigned long long)c.indexed, (unsigned long long)c.unchanged,
 				 (unsigned long long)((now_ns() - t0) / 1000000));
 		struct err e = { { 0 } };
-		if (store_groom(s->store, s->cfg.quota, &e) < 0)
+		if (store_groom(s->core->store, s->cfg.quota, &e) < 0)
 			log_warn("msg=\"groom: %s\"", e.msg);
 		pthread_mutex_lock(&s->lock);
 		if (s->cfg.rescan_s == 0 && !s->stopping) {
@@ -782,74 +724,6 @@ static int load_tokens(char (*tokens)[SERVER_TOKEN_SIZE], int *n_tokens, const c
 	return 0;
 }
 
-/* The source rule (sources.h): the roots, and the server's own files,
- * never served even under a root.  Every file the server reads a secret
- * from belongs in `own`. */
-/* The metadata database(s) and the blob store.  With sqlite the artifact
- * index and the profile store are two files (profile traffic never waits
- * on the index's writer); with PostgreSQL one database holds both. */
-static int storage_open(struct server *s, const struct server_config *c, struct err *e)
-{
-	struct blob_options bo = { .url = c->blobs_url, .data_dir = c->data_dir,
-				   .cache_quota = c->cache_quota, .s3_endpoint = c->s3_endpoint,
-				   .s3_region = c->s3_region, .s3_credentials = c->s3_credentials };
-	int rc = blobs_open(&s->blobs, &bo, e);
-	if (rc < 0)
-		return rc;
-	char index_url[2 * PATH_MAX + 32], profiles_url[2 * PATH_MAX + 32];
-	const char *url = c->db_url;
-	if (!url || strncmp(url, "sqlite:", 7) == 0) {
-		const char *path = url ? url + 7 : NULL;
-		char dir[PATH_MAX];
-		if (path) {
-			snprintf(dir, sizeof(dir), "%s", path);
-			char *slash = strrchr(dir, '/');
-			if (slash)
-				*slash = 0;
-			else
-				snprintf(dir, sizeof(dir), ".");
-		} else {
-			snprintf(dir, sizeof(dir), "%s", blobs_data_dir(s->blobs));
-		}
-		snprintf(index_url, sizeof(index_url), "sqlite:%s%s%s", path ? path : dir,
-			 path ? "" : "/", path ? "" : "index.sqlite");
-		snprintf(profiles_url, sizeof(profiles_url), "sqlite:%s/profiles.sqlite", dir);
-	} else {
-		snprintf(index_url, sizeof(index_url), "%s", url);
-		snprintf(profiles_url, sizeof(profiles_url), "%s", url);
-	}
-	rc = db_open(&s->db, index_url, c->db_timeout_s, e);
-	if (rc == 0)
-		rc = db_open(&s->profiles_db, profiles_url, c->db_timeout_s, e);
-	if (rc == 0)
-		rc = store_open(&s->store, s->db, s->blobs, e);
-	if (rc == 0)
-		log_info("msg=\"storage: metadata %s, blobs %s\"", db_name(s->db),
-			 blobs_name(s->blobs));
-	return rc;
-}
-
-static int sources_setup(struct server *s, const struct server_config *c, struct err *e)
-{
-	for (int i = 0; i < c->n_source_roots; i++) {
-		struct err re = { { 0 } };
-		if (source_policy_add_root(&s->sources, c->source_roots[i], &re) == 0)
-			continue;
-		if (!c->source_roots_default)
-			return err_set(e, EINVAL, "--source-root: %s", re.msg);
-		log_info("msg=\"default source root skipped: %s\"", re.msg);
-	}
-	if (!(s->source_names = dwarf_names_cache_new()))
-		return err_set(e, ENOMEM, "out of memory");
-	const char *own[] = { blobs_data_dir(s->blobs), c->token_file, c->read_token_file };
-	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
-		int rc = own[i] ? source_policy_forbid(&s->sources, own[i], e) : 0;
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
 static int parse_listen(const char *listen, struct sockaddr_in *sa, struct err *e)
 {
 	char host[64];
@@ -894,21 +768,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
  * and server_stop end here. */
 static void server_free(struct server *s)
 {
-	profiles_stop(s);
+	profiles_stop(s->profiles);
 	edge_stop(s);
-	symz_cache_free(s->symz_cache);
-	store_close(s->store);
-	db_close(s->profiles_db);
-	db_close(s->db);
-	blobs_close(s->blobs);
-	source_policy_free(&s->sources);
-	dwarf_names_cache_free(s->source_names);
-	upstream_limiter_free(&s->upstream_limit);
+	core_close(s->core);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_cond_destroy(&s->cond);
-	budget_destroy(&s->budget);
 	free(s);
 }
 
@@ -920,7 +786,6 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	s->cfg = *c;
 	if (!s->cfg.memory_budget)
 		s->cfg.memory_budget = budget_default_limit();
-	budget_init(&s->budget, s->cfg.memory_budget);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_condattr_t ca;
@@ -932,9 +797,6 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	int rc = s->route_metrics ? 0 : err_set(e, ENOMEM, "out of memory");
 	if (rc == 0)
 		rc = parse_listen(c->listen, &sa, e);
-	if (rc == 0 && upstream_limiter_init(&s->upstream_limit, &c->upstream_rate,
-					      &c->upstream_client_rate) < 0)
-		rc = err_set(e, ENOMEM, "out of memory");
 	if (rc == 0 && c->token_file)
 		rc = load_tokens(s->tokens, &s->n_tokens, "--token-file", c->token_file, e);
 	if (rc == 0 && c->read_token_file)
@@ -945,13 +807,9 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	if (rc == 0)
 		rc = edge_start(s, e);
 	if (rc == 0)
-		rc = storage_open(s, c, e);
+		rc = core_open(&s->core, &s->cfg, e);
 	if (rc == 0)
-		rc = sources_setup(s, c, e);
-	if (rc == 0 && !(s->symz_cache = symz_cache_new(c->symz_cache ? c->symz_cache : 1)))
-		rc = err_set(e, ENOMEM, "out of memory");
-	if (rc == 0)
-		rc = profiles_start(s, e);
+		rc = profiles_start(&s->profiles, s->core, e);
 	if (rc < 0)
 		goto fail;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1011,6 +869,7 @@ void server_stop(struct server *s)
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->cond);
+	core_stop(s->core); /* upstream token waits give up */
 	/* Slow jobs end by their own timeouts; wait for them (bounded). */
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);

@@ -61,36 +61,21 @@ struct route_metrics {
 	atomic_uint_fast64_t bytes;
 };
 
-/* Single-flight: concurrent identical slow operations (upstream fetch,
- * unwind compile) share one execution. */
-struct flight {
-	char key[BUILD_ID_HEX_MAX + ARTIFACT_NAME_MAX + 32];
-	int waiters;
-	bool done;
-	int result;
-	struct flight *next;
-};
-
 /* Tokens per file, and bytes per token (with its NUL). */
 #define SERVER_MAX_TOKENS 16
 #define SERVER_TOKEN_SIZE 256
 
 struct server {
 	struct server_config cfg;
-	/* The storage under every layer: metadata (the artifact index and
-	 * the profile store's tables: two sqlite files, or one PostgreSQL
-	 * database reached twice) and blobs. */
-	struct db *db, *profiles_db;
-	struct blob_store *blobs;
-	struct store *store;
+	/* The layers under HTTP (docs/architecture.md "Layers"): the
+	 * debuginfo core (its storage, caches, caps and counters) and the
+	 * profile store on top of it. */
+	struct core *core;
+	struct profile_store *profiles;
 	struct MHD_Daemon *mhd;
 	unsigned port;
 	char tokens[SERVER_MAX_TOKENS][SERVER_TOKEN_SIZE]; /* --token-file: write (and read) */
 	int n_tokens;
-	/* Which local files may be served as sources (sources.h): the
-	 * --source-root dirs, minus the server's own files. */
-	struct source_policy sources;
-	struct dwarf_names_cache *source_names; /* which sources a DWARF names */
 	char read_tokens[SERVER_MAX_TOKENS][SERVER_TOKEN_SIZE]; /* --read-token-file: read only */
 	int n_read_tokens;
 	/* The HTTP edge (edge.c): open connections per client */
@@ -107,33 +92,19 @@ struct server {
 	pthread_mutex_t conn_lock;
 	struct tracked_conn *conns;
 	atomic_uint_fast64_t deadline_cuts;
-	pthread_mutex_t lock;  /* guards flights, stop, jobs */
-	pthread_cond_t cond;   /* flights finished, jobs finished, stop */
+	pthread_mutex_t lock;  /* guards stop, jobs, heavy slots */
+	pthread_cond_t cond;   /* jobs finished, a heavy slot freed, stop */
 	bool stopping;
 	int active_jobs;       /* slow-work threads with a suspended connection */
-	struct flight *flights;
 
 	struct route_metrics *route_metrics; /* one per route */
-	atomic_uint_fast64_t upstream_fetches, upstream_hits, upstream_misses,
-		upstream_errors, upstream_rejected, flights_joined, unwind_compiles,
-		flights_joined_cluster; /* polls of work another replica claimed */
-	/* Upstream fetches refused by the amplification caps (upstream.c). */
-	struct upstream_limiter upstream_limit;
-	atomic_uint_fast64_t upstream_refused_global, upstream_refused_client, upstream_delayed;
-	/* POST /symbolize */
-	struct symz_cache *symz_cache;
-	atomic_uint_fast64_t symz_builds, symz_build_failures, symz_loads, symz_cache_hits,
-		symz_addresses, symz_failures_cached;
+	atomic_uint_fast64_t symz_addresses;    /* asked by POST /symbolize */
 	atomic_uint_fast64_t symbolz_addresses; /* asked by pprof (POST /symbolz) */
 	atomic_uint_fast64_t scan_files, scan_indexed, uploads_ok, uploads_rejected;
-	/* The profile store (profiles.h): a unit with its own state. */
-	struct profiles *profiles;
-	/* Memory: the budget, the heavy-work slots (guarded by lock), work
-	 * abandoned because its client left, transient trouble answered with
-	 * a reset or a 503. */
-	struct mem_budget budget;
+	/* The heavy-work slots (guarded by lock), and transient trouble
+	 * answered with a reset or a 503. */
 	unsigned heavy_active, heavy_limit, heavy_waiting;
-	atomic_uint_fast64_t heavy_refusals, work_abandoned, transient_refusals;
+	atomic_uint_fast64_t heavy_refusals, transient_refusals;
 };
 
 /* A slow operation run on its own thread while the connection is
@@ -242,16 +213,9 @@ static inline bool client_gone(struct request *r)
  * -EFBIG -> 413, both with `why`. */
 #define RETRY_AFTER_S "5"
 enum MHD_Result respond_refusal(struct request *r, int rc, const char *why);
-/* ENOSPC, EIO, a full budget…: trouble that passes.  Never a 404. */
-bool transient_error(int rc);
 /* Run fn on a worker thread with the connection suspended.  The handler is
  * called again afterwards with r->slow_state == 2 and r->slow_result set. */
 enum MHD_Result run_slow(struct request *r, slow_fn fn);
-
-/* Single-flight: returns true when the caller leads (must call
- * flight_finish); false when it waited for a leader, *result = its result. */
-bool flight_begin(struct server *s, const char *key, struct flight **f, int *result);
-void flight_finish(struct server *s, struct flight *f, int result);
 
 const char *request_header(struct request *r, const char *name);
 /* A valid "Authorization: Bearer <token>" from --token-file? */
@@ -275,25 +239,15 @@ enum MHD_Result handle_readyz(struct request *r);
 enum MHD_Result handle_symbolize(struct request *r);
 enum MHD_Result handle_metadata(struct request *r);
 enum MHD_Result handle_symbolz(struct request *r);
-/* The LRU of open symbolization indexes (symbolize.c). */
-struct symz_cache *symz_cache_new(unsigned capacity);
-void symz_cache_free(struct symz_cache *c);
-/* Forget build_id's open index (its stored index went stale); users
- * holding it keep it until they release it. */
-void symz_cache_drop(struct symz_cache *c, const char *build_id);
-/* Debuginfo of this quality arrived for build_id: a stored index built from
- * something worse is forgotten (rebuilt on next use). */
-/* Drop the stored index of build_id if it was built from worse debuginfo
- * than `quality`; true when it did (profiles named with it are stale too). */
-bool symz_check_stale(struct server *s, const char *build_id, int quality);
-/* New debuginfo or executable for build_id (the store's hook; quick): a
- * remembered index build failure is dropped, and the arrival is numbered,
- * so that work which read the store before it can tell. */
-void symz_debuginfo_arrived(struct symz_cache *c, const char *build_id);
-/* The number of the latest arrival; later, whether build_id arrived since
- * (rarely true for another build-ID as well: a spare rebuild, never a miss). */
-uint64_t symz_arrival_mark(struct symz_cache *c);
-bool symz_arrived_since(struct symz_cache *c, const char *build_id, uint64_t mark);
+/* The profile store's routes (profiles_http.c). */
+enum MHD_Result profiles_begin(struct request *r);
+int profiles_chunk(struct request *r, const char *data, size_t len);
+enum MHD_Result handle_profiles_post(struct request *r);
+enum MHD_Result handle_profiles_get(struct request *r);
+enum MHD_Result handle_profiles_list(struct request *r);
+enum MHD_Result handle_perf_map_post(struct request *r);
+enum MHD_Result handle_perf_map_get(struct request *r);
+
 void metrics_record(struct request *r);
 extern const struct route server_routes[];
 extern const int server_route_count;

@@ -8,7 +8,7 @@
  * mapped and kept in a small LRU of open indexes.  Concurrent requests for
  * one build-ID share one build (single-flight); a restart reopens the stored
  * index without building. */
-#include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/core.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/parse.h"
@@ -273,7 +273,7 @@ static bool failure_is_lasting(int rc)
 	return rc < 0 && !transient_error(rc);
 }
 
-void symz_release(struct server *s, struct symz_handle *h)
+void symz_release(struct core *s, struct symz_handle *h)
 {
 	if (h->idx)
 		cache_release(s->symz_cache, h);
@@ -289,7 +289,7 @@ static const char *symz_version(void)
 }
 
 struct open_stored_ctx {
-	struct server *srv;
+	struct core *core;
 	struct symz_index **out;
 };
 
@@ -298,7 +298,7 @@ static int try_stored(void *ctx, const struct artifact *a)
 	struct open_stored_ctx *c = ctx;
 	struct err e = { { 0 } };
 	if (symz_index_open(a->path, c->out, &e) == 0) {
-		c->srv->symz_loads++;
+		c->core->symz_loads++;
 		return 1;
 	}
 	log_warn("msg=\"stored index %s unreadable: %s\"", a->build_id, e.msg);
@@ -306,7 +306,7 @@ static int try_stored(void *ctx, const struct artifact *a)
 }
 
 /* The stored index, mapped.  Returns 1, 0 when none is stored, -errno. */
-static int open_stored(struct server *s, const char *build_id, struct symz_index **out)
+static int open_stored(struct core *s, const char *build_id, struct symz_index **out)
 {
 	struct open_stored_ctx c = { s, out };
 	return store_each_openable(s->store, build_id, ART_SYMZ, symz_version(), try_stored, &c);
@@ -328,7 +328,7 @@ static int try_local(void *ctx, const struct artifact *a)
 }
 
 /* The best local candidate of `kind` for build_id, opened as an ELF. */
-static bool open_local(struct server *s, const char *build_id, enum artifact_kind kind,
+static bool open_local(struct core *s, const char *build_id, enum artifact_kind kind,
 		       struct artifact *a, struct elf_object *o)
 {
 	struct open_local_ctx c = { a, o };
@@ -339,7 +339,7 @@ static bool open_local(struct server *s, const char *build_id, enum artifact_kin
 static bool obtain_elf(struct core_ctx *c, const char *build_id, enum artifact_kind kind,
 		       struct artifact *a, struct elf_object *o, bool *transient)
 {
-	if (open_local(c->srv, build_id, kind, a, o))
+	if (open_local(c->core, build_id, kind, a, o))
 		return true;
 	bool ok = false;
 	if (core_may_federate(c, build_id, kind, "")) {
@@ -347,7 +347,7 @@ static bool obtain_elf(struct core_ctx *c, const char *build_id, enum artifact_k
 		int rc = upstream_fetch(c, build_id, kind, "", &e);
 		if (rc == -EAGAIN)
 			*transient = true;
-		ok = rc == 1 && open_local(c->srv, build_id, kind, a, o);
+		ok = rc == 1 && open_local(c->core, build_id, kind, a, o);
 	}
 	return ok;
 }
@@ -375,7 +375,7 @@ static bool obtain_alt(struct core_ctx *r, struct elf_object *debug, struct arti
 	return alt_id[0] && obtain_elf(r, alt_id, ART_DEBUGINFO, a, o, transient);
 }
 
-bool symz_check_stale(struct server *s, const char *build_id, int quality)
+bool symz_check_stale(struct core *s, const char *build_id, int quality)
 {
 	struct artifact cand;
 	struct err e = { { 0 } };
@@ -412,10 +412,10 @@ static int reserve_build(struct core_ctx *r, struct elf_object *objs[3], uint64_
 			total = total > UINT64_MAX - parts[k] ? UINT64_MAX : total + parts[k];
 	}
 	*need = 0;
-	if (largest > r->srv->cfg.max_decompressed)
+	if (largest > r->core->cfg.max_decompressed)
 		return err_set(e, EFBIG, "a section claims %llu decompressed bytes, over"
 			       " --max-decompressed %llu", (unsigned long long)largest,
-			       (unsigned long long)r->srv->cfg.max_decompressed);
+			       (unsigned long long)r->core->cfg.max_decompressed);
 	int rc = core_reserve(r, total);
 	if (rc < 0)
 		return err_set(e, -rc, "building the index needs about %llu bytes: over the"
@@ -429,7 +429,7 @@ static int reserve_build(struct core_ctx *r, struct elf_object *objs[3], uint64_
  * from, -EAGAIN transient upstream trouble, other -errno (logged). */
 static int build_index(struct core_ctx *r, const char *build_id)
 {
-	struct server *s = r->srv;
+	struct core *s = r->core;
 	struct artifact dbg_a, exe_a, alt_a;
 	struct elf_object dbg, exe, alt;
 	bool transient = false;
@@ -508,7 +508,7 @@ static int build_index(struct core_ctx *r, const char *build_id)
  * remembered. */
 static int build_fresh(struct core_ctx *r, const char *build_id)
 {
-	struct server *s = r->srv;
+	struct core *s = r->core;
 	int result = 0;
 	bool raced = false;
 	for (int attempt = 1; attempt <= SYMZ_BUILD_ATTEMPTS; attempt++) {
@@ -547,13 +547,13 @@ static bool build_done(void *arg)
 	struct build_job *j = arg;
 	struct artifact a;
 	struct err ignored = { { 0 } };
-	return store_lookup(j->c->srv->store, j->build_id, ART_SYMZ, symz_version(), &a, 1,
+	return store_lookup(j->c->core->store, j->build_id, ART_SYMZ, symz_version(), &a, 1,
 			    &ignored) == 1;
 }
 
 int symz_acquire(struct core_ctx *r, const char *build_id, struct symz_handle *h)
 {
-	struct server *s = r->srv;
+	struct core *s = r->core;
 	if (cache_get(s->symz_cache, build_id, h)) {
 		s->symz_cache_hits++;
 		return 1;

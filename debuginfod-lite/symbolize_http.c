@@ -141,7 +141,7 @@ static int symbolize_work(struct request *r)
 			out_str(o, "}");
 		}
 		r->srv->symz_addresses += en->count;
-		symz_release(r->srv, &h);
+		symz_release(r->srv->core, &h);
 		out_str(o, "]}");
 	}
 	out_str(o, "]}\n");

@@ -112,7 +112,7 @@ static unsigned source_named(struct request *r, char *msg, size_t size)
 		}
 	struct artifact cands[8];
 	struct err e = { { 0 } };
-	int n = store_lookup(r->srv->store, r->build_id, ART_DEBUGINFO, "", cands,
+	int n = store_lookup(r->srv->core->store, r->build_id, ART_DEBUGINFO, "", cands,
 			     (int)ARRAY_SIZE(cands), &e);
 	if (n == -EAGAIN) {
 		snprintf(msg, size, "storage unavailable, try again later\n");
@@ -123,12 +123,12 @@ static unsigned source_named(struct request *r, char *msg, size_t size)
 			 r->build_id);
 		return 422;
 	}
-	struct dwarf_names_cache *names = r->srv->source_names;
+	struct dwarf_names_cache *names = r->srv->core->source_names;
 	for (int i = 0; i < n; i++) {
 		int fd;
 		struct stat st;
 		/* Opening gives a blob its local file (path). */
-		if (store_open_artifact(r->srv->store, &cands[i], &fd, &st, &e) < 0)
+		if (store_open_artifact(r->srv->core->store, &cands[i], &fd, &st, &e) < 0)
 			continue;
 		close(fd);
 		if (dwarf_names_source_cached(names, cands[i].path, r->name, &e) == 1)
@@ -172,7 +172,7 @@ enum MHD_Result upload_begin(struct request *r)
 			return refuse(r, refusal, msg);
 	}
 	struct err e = { { 0 } };
-	if (store_tmp_begin(s->store, &r->tmp, &e) < 0) {
+	if (store_tmp_begin(s->core->store, &r->tmp, &e) < 0) {
 		log_error("msg=\"upload tmp: %s\"", e.msg);
 		return refuse(r, 507, "cannot store the upload\n");
 	}
@@ -220,7 +220,7 @@ static enum MHD_Result finish_source(struct request *r)
 	artifact_init(&a, r->build_id, ART_SOURCE, r->name, ORIGIN_UPLOAD, 1);
 	snprintf(a.file, sizeof(a.file), "%s", r->name);
 	r->tmp_open = false;
-	int rc = store_tmp_commit(r->srv->store, &r->tmp, &a, &e);
+	int rc = store_tmp_commit(r->srv->core->store, &r->tmp, &a, &e);
 	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
 		if (rc == -EAGAIN) /* storage away: the client sends it again */
@@ -275,7 +275,7 @@ enum MHD_Result upload_finish(struct request *r)
 	else
 		snprintf(a.file, sizeof(a.file), "%s.%s", r->build_id, artifact_kind_name(r->kind));
 	r->tmp_open = false;
-	int rc = store_tmp_commit(s->store, &r->tmp, &a, &e);
+	int rc = store_tmp_commit(s->core->store, &r->tmp, &a, &e);
 	if (rc < 0) {
 		log_error("msg=\"upload commit: %s\"", e.msg);
 		if (rc == -EAGAIN) /* storage away: the client sends it again */
@@ -295,10 +295,10 @@ enum MHD_Result upload_finish(struct request *r)
 		also = true;
 	}
 	if (also)
-		store_add_blob_candidate(s->store, &other, &e);
+		store_add_blob_candidate(s->core->store, &other, &e);
 
 	struct artifact best;
-	bool is_best = store_lookup(s->store, a.build_id, a.kind, "", &best, 1, &e) == 1 &&
+	bool is_best = store_lookup(s->core->store, a.build_id, a.kind, "", &best, 1, &e) == 1 &&
 		       strcmp(best.blob, a.blob) == 0;
 	s->uploads_ok++;
 	log_info("msg=\"upload stored\" build_id=%s kind=%s sha256=%s bytes=%llu best=%d",

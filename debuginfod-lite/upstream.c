@@ -3,7 +3,7 @@
  * TTL).  Definite misses are cached for negative_ttl_s; transient trouble
  * (timeouts, 5xx, bodies that fail validation) is not cached and is
  * reported as -EAGAIN so that the caller never turns it into a miss. */
-#include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/core.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
 
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <time.h>
 
 struct fetch {
@@ -110,7 +111,7 @@ static bool body_valid(const char *build_id, enum artifact_kind kind, struct fet
 static CURLcode perform(struct core_ctx *ctx, CURL *c, const char *url, curl_write_callback on_data,
 			curl_write_callback on_head, void *arg, long *code)
 {
-	struct server *s = ctx->srv;
+	struct core *s = ctx->core;
 	char xff[sizeof(ctx->forwarded_for) + 96], ua[sizeof(ctx->user_agent) + 16];
 	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s%s%s", ctx->forwarded_for,
 		 ctx->forwarded_for[0] ? ", " : "", ctx->peer);
@@ -146,7 +147,7 @@ static CURLcode perform(struct core_ctx *ctx, CURL *c, const char *url, curl_wri
 static int fetch_one(struct core_ctx *ctx, const char *build_id, const char *base,
 		     enum artifact_kind kind, const char *name, struct err *e)
 {
-	struct server *s = ctx->srv;
+	struct core *s = ctx->core;
 	CURL *c = curl_easy_init();
 	if (!c)
 		return -EAGAIN;
@@ -203,7 +204,7 @@ static int fetch_one(struct core_ctx *ctx, const char *build_id, const char *bas
 
 int upstream_take_token(struct core_ctx *ctx, struct err *e)
 {
-	struct server *s = ctx->srv;
+	struct core *s = ctx->core;
 	/* Amplification caps.  A fetch over a cap waits for a token up to
 	 * --upstream-wait, so an honest burst (gdb asking for fifty libraries)
 	 * is slowed down rather than refused; one that still has none is
@@ -240,7 +241,7 @@ int upstream_take_token(struct core_ctx *ctx, struct err *e)
 int upstream_fetch(struct core_ctx *ctx, const char *build_id, enum artifact_kind kind,
 		   const char *name, struct err *e)
 {
-	struct server *s = ctx->srv;
+	struct core *s = ctx->core;
 	bool transient = false;
 	int rc = upstream_take_token(ctx, e);
 	if (rc < 0)
@@ -309,7 +310,7 @@ int upstream_metadata(struct core_ctx *ctx, const char *base, const char *key, c
 	CURLcode cc = perform(ctx, c, url, on_text, NULL, &b, &code);
 	int rc = 0;
 	if (cc != CURLE_OK || code != 200) {
-		ctx->srv->upstream_errors++;
+		ctx->core->upstream_errors++;
 		log_warn("msg=\"upstream metadata trouble\" url=\"%s\" curl=\"%s\" status=%ld%s", url,
 			 curl_easy_strerror(cc), code, b.too_big ? " too_big=1" : "");
 		rc = err_set(e, EAGAIN, "%s: %s (status %ld)", url, curl_easy_strerror(cc), code);

@@ -91,7 +91,7 @@ static void handle_event(struct server *s, struct watcher *w, const struct inoti
 		return;
 	struct err e = { { 0 } };
 	if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
-		store_forget_external(s->store, path, &e);
+		store_forget_external(s->core->store, path, &e);
 		return;
 	}
 	struct stat st;
@@ -102,7 +102,7 @@ static void handle_event(struct server *s, struct watcher *w, const struct inoti
 	else if ((ev->mask & IN_CREATE) && !S_ISLNK(st.st_mode))
 		return; /* a new regular file: wait for IN_CLOSE_WRITE */
 	struct scan_counts c = { 0 };
-	if (scan_tree(s->store, path, &c, &e) < 0)
+	if (scan_tree(s->core->store, path, &c, &e) < 0)
 		return;
 	s->scan_indexed += c.indexed;
 	if (c.indexed && s->cfg.verbose)
