@@ -358,7 +358,8 @@ static void cache_evict(struct blob_store *b, bool measure)
 	}
 	if (areas)
 		closedir(areas);
-	qsort(files.data, files.len, sizeof(struct cached_file), by_use);
+	if (files.len) /* qsort wants a non-null base even for no elements */
+		qsort(files.data, files.len, sizeof(struct cached_file), by_use);
 	uint64_t target = total > b->cache_quota ? b->cache_quota / 10 * 9 : total;
 	for (size_t i = 0; i < files.len && total > target; i++) {
 		const struct cached_file *cf = &VEC_AT(&files, struct cached_file, i);
