@@ -77,6 +77,8 @@ static void usage(FILE *out)
 		"  --profile-quota-mb N     cap on stored profile bytes, oldest go first (0 = none)\n"
 		"  --profile-quota BYTES    the same in bytes\n"
 		"  --profile-retry S        retry missing build-IDs every S seconds, 0 = never (300)\n"
+		"  --profile-claim S        a replica's claim on a batch of profiles holds S\n"
+		"                           seconds: how soon others take over from a dead one (60)\n"
 		"  --memory-budget BYTES    transient memory for heavy work at once: decompressed\n"
 		"                           sections, index builds, profile merges, bodies\n"
 		"                           (default: the smaller of 1 GiB and RAM/4)\n"
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
 	const char *port_file = NULL;
 	enum { O_DATA = 256, O_LISTEN, O_SCAN, O_RESCAN, O_UPSTREAM, O_UTIMEOUT, O_PTTL, O_NTTL,
 	       O_FWD, O_TOKENS, O_MAXUP, O_QUOTA, O_THREADS, O_CTIMEOUT, O_PORTFILE, O_VERBOSE,
-	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY,
+	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY, O_PCLAIM,
 	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_UWAIT, O_READ_TOKENS, O_PRIVATE, O_MAXCONN,
 	       O_MAXCONN_CLIENT, O_MEMBUDGET, O_MAXDEC, O_MAXDECBODY, O_MAXHEAVY, O_DB, O_BLOBS,
 	       O_CACHEQ, O_S3END, O_S3REGION, O_S3CRED, O_DBTIMEOUT, O_HELP };
@@ -157,6 +159,7 @@ int main(int argc, char **argv)
 		{ "profile-quota-mb", required_argument, NULL, O_PQUOTA },
 		{ "profile-quota", required_argument, NULL, O_PQUOTAB },
 		{ "profile-retry", required_argument, NULL, O_PRETRY },
+		{ "profile-claim", required_argument, NULL, O_PCLAIM },
 		{ "memory-budget", required_argument, NULL, O_MEMBUDGET },
 		{ "max-decompressed", required_argument, NULL, O_MAXDEC },
 		{ "max-decompressed-body", required_argument, NULL, O_MAXDECBODY },
@@ -220,7 +223,7 @@ int main(int argc, char **argv)
 			break;
 		case O_RESCAN: case O_UTIMEOUT: case O_PTTL: case O_NTTL: case O_FWD: case O_MAXUP:
 		case O_QUOTA: case O_THREADS: case O_CTIMEOUT: case O_SYMZ_CACHE: case O_SYMZ_MAX:
-		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY:
+		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY: case O_PCLAIM:
 		case O_MAXSRC: case O_UWAIT:
 		case O_MAXCONN: case O_MAXCONN_CLIENT:
 		case O_MEMBUDGET: case O_MAXDEC: case O_MAXDECBODY: case O_MAXHEAVY: case O_CACHEQ: case O_DBTIMEOUT:
@@ -255,6 +258,7 @@ int main(int argc, char **argv)
 			if (opt == O_PQUOTA) c.profile_quota = v > (UINT64_MAX >> 20) ? 0 : v << 20;
 			if (opt == O_PQUOTAB) c.profile_quota = v;
 			if (opt == O_PRETRY) c.profile_retry_s = (unsigned)(v > 86400 ? 86400 : v);
+			if (opt == O_PCLAIM) c.profile_claim_s = (unsigned)(v < 2 ? 2 : v > 3600 ? 3600 : v);
 			if (opt == O_MEMBUDGET) c.memory_budget = v < (1u << 20) ? 1u << 20 : v;
 			if (opt == O_MAXDEC) c.max_decompressed = v ? v : 1;
 			if (opt == O_MAXDECBODY) c.max_decompressed_body = v ? v : 1;

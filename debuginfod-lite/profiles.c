@@ -45,6 +45,7 @@ struct profile_store {
 	struct pending_ref pending[PENDING_MAX];
 	int n_pending;
 	bool pending_overflow; /* too many: re-check every partial profile */
+	unsigned test_delay_ms; /* test-only: a pause before each profile of a batch */
 };
 
 /* Schema steps of the "profiles" component (metadb.h db_migrate). */
@@ -89,10 +90,9 @@ static const char *const schema_postgres[] = {
 	"ALTER TABLE profiles ADD COLUMN claim_expires BIGINT NOT NULL DEFAULT 0;",
 };
 
-/* A worker claims a batch for this long, and renews the claim of what is
- * left before each profile; a replica that dies mid-batch (kill -9) thus
- * leaves its profiles to the others once the claim expires. */
-#define CLAIM_S 60
+/* A worker claims a batch for --profile-claim seconds, and renews the claim
+ * of what is left before each profile; a replica that dies mid-batch
+ * (kill -9) thus leaves its profiles to the others once the claim expires. */
 
 static int64_t wall_ns(void)
 {
@@ -884,7 +884,7 @@ static int next_batch(struct profile_store *ps, struct profile_row **rows, size_
 		  " (SELECT id FROM profiles WHERE state IN (0,3) AND claim_expires<?"
 		  "  ORDER BY id LIMIT ?) RETURNING " ROW_COLUMNS;
 	struct db_rows *q;
-	rc = db_query(c, &q, &e, sql, "tIIi", ps->owner, now + CLAIM_S, now, BATCH_MAX);
+	rc = db_query(c, &q, &e, sql, "tIIi", ps->owner, now + ps->cfg->profile_claim_s, now, BATCH_MAX);
 	if (rc == 0)
 		rc = select_rows(q, rows, n, &e);
 	db_put(ps->db, c);
@@ -898,7 +898,7 @@ static void renew_claims(struct profile_store *ps)
 {
 	struct err e = { { 0 } };
 	db_exec_pooled(ps->db, NULL, &e, "UPDATE profiles SET claim_expires=? WHERE claim_owner=? AND"
-			     " state IN (0,3)", "It", (int64_t)time(NULL) + CLAIM_S, ps->owner);
+			     " state IN (0,3)", "It", (int64_t)time(NULL) + ps->cfg->profile_claim_s, ps->owner);
 }
 
 static void *worker_main(void *arg)
@@ -928,6 +928,8 @@ static void *worker_main(void *arg)
 				if (stop)
 					break;
 				renew_claims(ps);
+				if (ps->test_delay_ms)
+					usleep(ps->test_delay_ms * 1000u);
 				if (symbolize_row(ps, res, &rows[i]) == -EBUSY)
 					break; /* the budget is full: the next round */
 			}
@@ -1027,6 +1029,13 @@ int profiles_start(struct profile_store **out, struct core *core, struct err *e)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(ps->owner, sizeof(ps->owner), "%.64s:%d:%08lx", host, (int)getpid(),
 		 (unsigned long)(now_ns() & 0xffffffff));
+	/* Test-only: a worker slow enough that a test can kill its replica
+	 * while it holds claims on a batch (tests/cluster/test_cluster.sh). */
+	const char *delay = getenv("DEBUGINFOD_LITE_TEST_PROFILE_DELAY_MS");
+	if (delay) {
+		unsigned long ms = strtoul(delay, NULL, 10);
+		ps->test_delay_ms = ms > 10000 ? 10000 : (unsigned)ms; /* usleep's range */
+	}
 	int rc = profiles_schema(ps->db, e);
 	if (rc < 0) {
 		free(ps);

@@ -88,6 +88,7 @@ void server_config_defaults(struct server_config *c)
 	c->profile_max_body = 64ull << 20;
 	c->profile_retention_s = 30 * 86400;
 	c->profile_retry_s = 300;
+	c->profile_claim_s = 60;
 	c->max_connections = 16384;
 	c->max_connections_per_client = 1024;
 	c->max_decompressed = 256ull << 20;

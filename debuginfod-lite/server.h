@@ -62,6 +62,7 @@ struct server_config {
 	uint64_t profile_retention_s;/* 0 = keep forever */
 	uint64_t profile_quota;      /* bytes of profile blobs, 0 = no limit */
 	unsigned profile_retry_s;    /* retry missing build-IDs (upstreams), 0 = never */
+	unsigned profile_claim_s;    /* a worker's claim on a batch holds this long */
 	/* Memory (docs/security.md "Memory") */
 	uint64_t memory_budget;      /* bytes of transient work at once; 0 = default */
 	uint64_t max_decompressed;   /* one decompressed ELF section */
