@@ -124,7 +124,15 @@ refuse_kernel() {
 	check_refusal "$k" "$out" nofeature "lacks BPF helper bpf_probe_read_kernel"
 }
 
-for suite in ${VM_SUITES:-bullseye bookworm bookworm-backports}; do
+suites=${VM_SUITES:-bullseye bookworm bookworm-backports}
+# The sanitizer pass (BUILD=build-san) boots the oldest kernel only: its
+# sanitized user space meets the tail-call walk and the kernel-stack
+# registers there; the plain pass boots every kernel (CI time).
+if [[ -z ${VM_SUITES:-} && $BUILD == build-san ]]; then
+	suites=bullseye
+	skip vm_6.1_6.12_sanitized "the sanitizer pass boots 5.10 only; the plain pass boots 6.1 and 6.12"
+fi
+for suite in $suites; do
 	run_kernel "$suite"
 	refuse_kernel "$suite"
 done
