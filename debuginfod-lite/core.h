@@ -19,7 +19,7 @@
 
 #include "debuginfod-lite/budget.h"
 #include "debuginfod-lite/ratelimit.h"
-#include "debuginfod-lite/server.h"
+#include "debuginfod-lite/config.h"
 #include "debuginfod-lite/sources.h"
 #include "debuginfod-lite/store.h"
 

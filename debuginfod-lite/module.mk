@@ -13,7 +13,7 @@ DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-
                 debuginfod-lite/deadline.c debuginfod-lite/profiles.c \
                 debuginfod-lite/profiles_http.c debuginfod-lite/profiles_ingest.c debuginfod-lite/profiles_merge.c debuginfod-lite/symbolz.c \
                 debuginfod-lite/ratelimit.c debuginfod-lite/edge.c debuginfod-lite/budget.c \
-                debuginfod-lite/migrate.c \
+                debuginfod-lite/migrate.c debuginfod-lite/config.c \
                 debuginfod-lite/s3.c debuginfod-lite/blob_s3.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
@@ -39,7 +39,7 @@ $(BIN)/debuginfod-upload: $(OBJ)/debuginfod-lite/upload_main.o $(DIL_LIB) $(COMM
 
 # The layering rule (docs/architecture.md "Layers"): the debuginfo core,
 # the profile store and the storage under them never see the HTTP layer:
-# none of their sources includes server_internal.h or microhttpd.h, or
+# none of their sources includes server.h, server_internal.h or microhttpd.h, or
 # names struct server or struct request.  Part of `make all`.
 DIL_CORE_SRCS := debuginfod-lite/core.h debuginfod-lite/core.c debuginfod-lite/upstream.c \
                  debuginfod-lite/symbolize.c debuginfod-lite/store.h debuginfod-lite/store.c \
@@ -47,7 +47,8 @@ DIL_CORE_SRCS := debuginfod-lite/core.h debuginfod-lite/core.c debuginfod-lite/u
                  debuginfod-lite/scan.h debuginfod-lite/scan.c \
                  debuginfod-lite/budget.h debuginfod-lite/budget.c \
                  debuginfod-lite/ratelimit.h debuginfod-lite/ratelimit.c \
-                 debuginfod-lite/sources.h debuginfod-lite/sources.c
+                 debuginfod-lite/sources.h debuginfod-lite/sources.c \
+                 debuginfod-lite/config.h debuginfod-lite/config.c
 DIL_PROFILE_SRCS := debuginfod-lite/profiles.h debuginfod-lite/profiles.c \
                     debuginfod-lite/profiles_ingest.c debuginfod-lite/profiles_merge.c
 DIL_STORAGE_SRCS := debuginfod-lite/metadb.h debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c \
@@ -58,7 +59,7 @@ DIL_LAYERS := $(BUILD)/debuginfod-lite/layers.ok
 all: $(DIL_LAYERS)
 $(DIL_LAYERS): $(DIL_CORE_SRCS) $(DIL_PROFILE_SRCS) $(DIL_STORAGE_SRCS)
 	@mkdir -p $(@D)
-	@if grep -nE 'server_internal\.h|microhttpd\.h|struct (server|request)\b' $^; then \
+	@if grep -nE 'server_internal\.h|debuginfod-lite/server\.h|microhttpd\.h|struct (server|request)\b' $^; then \
 	    echo "debuginfod-lite: the core, the profile store and the storage must not" \
 	         "reach the HTTP layer (above); pass a struct core_ctx, struct core or" \
 	         "struct profile_store" >&2; exit 1; fi

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "debuginfod-lite/server.h"
+#include "debuginfod-lite/config.h"
 
 /* "N/s", "N/m" or "N/h" (N may have a fraction; a bare N means N/s): a
  * bucket of N tokens refilled at N per unit.  "0": no cap.  -EINVAL when
