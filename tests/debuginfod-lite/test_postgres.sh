@@ -178,6 +178,32 @@ get=$(http_code "$D_URL/buildid/$ID/executable")
 [[ ($rc == 52 || $rc == 56) && $code == 503 && $get == 200 ]] && ok pg_hung_db_bounded ||
 	fail pg_hung_db_bounded "GET curl exit $rc (28 = hung), POST $code, after $get"
 
+# 5d. One upstream fetch for the whole cluster: three replicas federating to
+# one slow upstream are asked for the same executable at once (ten requests
+# each); the upstream sees one request and every answer is the file.
+UP_ID=$(build_id_of /bin/true)
+timeout 120 python3 "$TOP/tests/debuginfod-lite/fake_upstream.py" slow "$SCRATCH/slow.port" \
+	"$SCRATCH/slow.count" /bin/true &
+SLOW_PID=$!
+for i in $(seq 50); do [[ -s $SCRATCH/slow.port ]] && break; sleep 0.1; done
+UP=(--upstream "http://127.0.0.1:$(cat "$SCRATCH/slow.port")")
+dil_start U1 --data "$SCRATCH/u1" "${COMMON[@]}" "${UP[@]}"
+dil_start U2 --data "$SCRATCH/u2" "${COMMON[@]}" "${UP[@]}"
+dil_start U3 --data "$SCRATCH/u3" "${COMMON[@]}" "${UP[@]}"
+pids=()
+for i in $(seq 10); do
+	for u in "$U1_URL" "$U2_URL" "$U3_URL"; do
+		curl -s -o "$SCRATCH/fl.$i.${u##*:}" "$u/buildid/$UP_ID/executable" & pids+=($!)
+	done
+done
+wait "${pids[@]}"
+bad=0
+for f in "$SCRATCH"/fl.*; do cmp -s "$f" /bin/true || bad=$((bad + 1)); done
+fetches=$(wc -l <"$SCRATCH/slow.count" 2>/dev/null)
+kill "$SLOW_PID" 2>/dev/null; wait "$SLOW_PID" 2>/dev/null
+[[ $bad == 0 && $fetches == 1 ]] && ok pg_one_upstream_fetch_per_cluster ||
+	fail pg_one_upstream_fetch_per_cluster "$bad of 30 answers differ, $fetches upstream fetches"
+
 # 6. A single-node data directory (as make run creates it) migrated into
 # the cluster: twice (the second run copies nothing), then served by a
 # replica; a scanned file is imported into the blob store.
