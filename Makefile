@@ -37,20 +37,22 @@ DEPFILES    :=
 # Keep intermediate objects: no "rm …" after the suite's closing line.
 .SECONDARY:
 
-.PHONY: all deps deps-test deps-cluster test test-fast bench run cluster demo clean install fixtures fuzz
+.PHONY: all deps deps-test deps-cluster test test-fast bench run cluster demo clean install fixtures fuzz \
+	test-arm64-vm
 all:
 
 # --- Debian packages ---
 # Building and running the programs (make deps; all that make run needs).
 DEB_BUILD := build-essential pkg-config clang libelf-dev libdw-dev libdebuginfod-dev \
     libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libbpf-dev bpftool \
-    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev libexpat1-dev
+    zlib1g-dev libzstd-dev libjansson-dev libiberty-dev libssl-dev libexpat1-dev liblzma-dev
 # Only the tests, fixtures and benchmarks: oracles, debug packages, runtimes
 # (make deps-test, which make test, make bench and make demo run first).
-DEB_TEST := llvm libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
+DEB_TEST := llvm llvm-19 qemu-user gcc-aarch64-linux-gnu libclang-rt-14-dev elfutils debuginfod sqlite3 curl linux-perf zstd \
     binutils dwz golang-go golang-github-google-pprof-dev \
     binutils-x86-64-linux-gnu binutils-x86-64-linux-gnu-dbg libbinutils-dbg nodejs \
-    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light postgresql-15
+    python3 gdb libc6-dbg libstdc++6 lua5.4 python3.11 wrk nginx-light \
+    openjdk-17-jdk-headless rustc xz-utils postgresql-15
 # protobuf-c serves only the pprof codec benchmark (tests/bench/bench_pprof.sh):
 # the reference our hand-written codec is measured against.  Nothing else uses it.
 DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
@@ -59,6 +61,11 @@ DEB_TEST += libprotobuf-c-dev protobuf-c-compiler
 # PostgreSQL 15, nginx; time(1) for peak-RSS checks of streamed transfers.
 DEB_CLUSTER := ceph-mon ceph-osd radosgw ceph-common postgresql-15 nginx-light
 DEB_TEST += $(DEB_CLUSTER) time
+# The VM harness (tests/vm/): Debian kernels booted under qemu from a busybox
+# initramfs.
+DEB_TEST += qemu-system-x86 busybox-static cpio
+# The live arm64 run (make test-arm64-vm).
+DEB_TEST += qemu-system-arm
 
 # $(call install_debs,WHAT,PACKAGES): install the missing ones (as root), or
 # say which are missing.
@@ -76,8 +83,18 @@ endef
 deps:
 	$(call install_debs,deps,$(DEB_BUILD))
 
+# npm packages only the tests use, under build/tools/npm (never in the git
+# tree): rustc-demangle, built to WebAssembly, as the Rust demangling oracle
+# (tests/symbolizer/test_demangle.sh; skipped where npm is missing).
+NPM_TEST := gecko-profiler-demangle@0.4.0
+
 deps-test: deps
 	$(call install_debs,deps-test,$(DEB_TEST))
+	@if [ -d build/tools/npm/node_modules/gecko-profiler-demangle ]; then :; \
+	elif command -v npm >/dev/null; then mkdir -p build/tools/npm && \
+	    npm install --prefix build/tools/npm --no-audit --no-fund $(NPM_TEST) >/dev/null || \
+	    echo "deps-test: npm install $(NPM_TEST) failed; its tests will skip" >&2; \
+	else echo "deps-test: no npm; the tests that use $(NPM_TEST) will skip" >&2; fi
 
 deps-cluster: deps
 	$(call install_debs,deps-cluster,$(DEB_CLUSTER))
@@ -111,6 +128,13 @@ test: deps-test
 bench: deps-test
 	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) tests/bench/run
+
+# The live arm64 run alone: Debian's arm64 kernel under qemu-system-aarch64
+# with a static arm64 unwind-sample (tests/vm/test_arm64_vm.sh; make test
+# runs it too).
+test-arm64-vm: deps-test
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/run test_arm64_vm
 
 run: all
 	@mkdir -p var

@@ -24,6 +24,7 @@
 
 #include "agent-hooks/agent_hooks.h"
 #include "agent-hooks/lifecycle.h"
+#include "bpf/features.h"
 #include "common/proc.h"
 
 #define MS 1000000ull
@@ -43,6 +44,8 @@ struct agent_proc {
 	uint64_t exited_ns;    /* 0: alive */
 	unsigned next_scan;    /* index into SCAN_DELAYS */
 	bool latency_done;
+	int8_t jvm;            /* maps libjvm.so: -1 not known yet, 0 no, 1 yes */
+	bool jvm_error_told;
 };
 
 struct agent {
@@ -61,9 +64,13 @@ struct agent {
 	struct vec lat_all;     /* double ms: exec -> last tables in the first second */
 	char host[256];
 	char kernel_note[256];
+	struct kernel_info kernel;
+	bool kernel_ready;
 	uint64_t execs, forks, exits, nomap_rescans, scans, scan_errors;
 	uint64_t samples, samples_complete, samples_untracked, samples_lost_errors;
 	uint64_t profiles, jit_snapshots, jit_files_written;
+	uint64_t jvm_perf_maps, jvm_perf_map_errors;
+	bool kallsyms_sent, kallsyms_already_stored;
 	uint64_t tables_replaced; /* compiled here, then swapped for the server's */
 	bool root_exited;
 	int stats_fd;
@@ -123,6 +130,7 @@ static struct agent_proc *add_proc(struct agent *a, pid_t pid)
 	if (!p)
 		return NULL;
 	p->pid = pid;
+	p->jvm = -1;
 	snprintf(p->pid_str, sizeof(p->pid_str), "%d", (int)pid);
 	return p;
 }
@@ -186,6 +194,7 @@ static void on_lifecycle(void *arg, const struct lifecycle_event *ev)
 		p->last_table_ns = 0;
 		p->next_scan = 0;
 		p->latency_done = false;
+		p->jvm = -1;
 		scan_proc(a, p);
 		if (ev->kind == LC_EXEC && p->last_table_ns)
 			push_ms(&a->lat_first, p->last_table_ns - ev->time_ns);
@@ -272,6 +281,44 @@ static void write_jit_file(struct agent *a, const struct jit_snapshot *s)
 		a->jit_files_written++;
 }
 
+/* A HotSpot JVM writes its perf map only when asked: ask before each
+ * snapshot, so the map names the code compiled since the last one. */
+static void refresh_jvm_perf_map(struct agent *a, pid_t pid)
+{
+	struct agent_proc *p = find_proc(a, pid);
+	if (!p || p->exited_ns)
+		return;
+	if (p->jvm < 0)
+		p->jvm = jvm_is_hotspot(pid);
+	if (!p->jvm)
+		return;
+	struct err e = { { 0 } };
+	if (jvm_write_perf_map(pid, 2000, &e) == 0) {
+		a->jvm_perf_maps++;
+		return;
+	}
+	a->jvm_perf_map_errors++;
+	if (!p->jvm_error_told)
+		fprintf(stderr, "profiler-agent: JVM %d: no perf map (%s); Java frames stay unnamed "
+				"unless it writes one (docs/profiler-agent.md)\n", (int)pid, e.msg);
+	p->jvm_error_told = true;
+}
+
+/* The kallsyms snapshot beside the JIT ones: DIR/jit/<sha256>.kallsyms. */
+static void write_kallsyms_file(struct agent *a)
+{
+	char path[4200];
+	if (!a->o->output_dir)
+		return;
+	snprintf(path, sizeof(path), "%s/jit", a->o->output_dir);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return;
+	snprintf(path, sizeof(path), "%s/jit/%s.kallsyms", a->o->output_dir, a->kernel.kallsyms_sha);
+	struct err e = { { 0 } };
+	if (access(path, F_OK) != 0)
+		write_file_atomic(path, a->kernel.kallsyms, a->kernel.kallsyms_size, 0644, &e);
+}
+
 /* Close the current profile, ship it, start the next one. */
 static int flush_profile(struct agent *a, struct err *e)
 {
@@ -282,6 +329,7 @@ static int flush_profile(struct agent *a, struct err *e)
 	size_t nattached = 0;
 	for (size_t i = 0; i < njit; i++) {
 		struct err je = { { 0 } };
+		refresh_jvm_perf_map(a, pids[i]);
 		struct jit_snapshot *s = jit_snapshot_take(&a->jit, pids[i], &je);
 		if (!s || agent_profile_attach_jit(ap, pids[i], s, &je) < 0)
 			continue;
@@ -296,10 +344,33 @@ static int flush_profile(struct agent *a, struct err *e)
 		snprintf(head, sizeof(head),
 			 "profiler-agent 1 host=%s frequency_hz=%u kernel_frames=%s", a->host,
 			 a->o->frequency_hz, a->o->kernel ? "yes" : "no");
-		const char *comments[2] = { head, a->kernel_note };
+		/* The kallsyms snapshot travels once, in the first profile
+		 * with kernel frames, like a perf map, unless the server has
+		 * it already (another agent run of this kernel sent it). */
+		bool kernel_frames = ap->kernel_mapping || ap->kmod_mappings.len;
+		if (a->kernel_ready && kernel_frames && !a->kernel.kallsyms_shipped && a->sh &&
+		    shipper_snapshot_stored(a->sh, a->kernel.kallsyms_sha)) {
+			a->kernel.kallsyms_shipped = true;
+			a->kallsyms_already_stored = true;
+			write_kallsyms_file(a);
+		}
+		char *kallsyms = NULL;
+		if (a->kernel_ready && kernel_frames && !a->kernel.kallsyms_shipped &&
+		    asprintf(&kallsyms, "profiler-agent.kallsyms sha256=%s encoding=text\n%.*s",
+			     a->kernel.kallsyms_sha, (int)a->kernel.kallsyms_size,
+			     a->kernel.kallsyms) < 0)
+			kallsyms = NULL;
+		const char *comments[3] = { head, a->kernel_note, kallsyms };
+		size_t ncomments = !a->kernel_note[0] ? 1 : kallsyms ? 3 : 2;
 		uint8_t *data = NULL;
 		size_t size = 0;
-		rc = agent_profile_finish(ap, comments, a->kernel_note[0] ? 2 : 1, &data, &size, e);
+		rc = agent_profile_finish(ap, comments, ncomments, &data, &size, e);
+		if (rc == 0 && kallsyms) {
+			a->kernel.kallsyms_shipped = true;
+			a->kallsyms_sent = true;
+			write_kallsyms_file(a);
+		}
+		free(kallsyms);
 		if (rc == 0) {
 			a->profiles++;
 			rc = shipper_submit(a->sh, data, size, e);
@@ -319,6 +390,7 @@ static int flush_profile(struct agent *a, struct err *e)
 	agent_profile_free(ap);
 	struct err be = { { 0 } };
 	int brc = agent_profile_begin(ap, a->o->frequency_hz, &be);
+	ap->kernel = a->kernel_ready ? &a->kernel : NULL;
 	if (brc < 0 && rc == 0)
 		rc = err_set(e, -brc, "%s", be.msg);
 	return rc;
@@ -343,51 +415,18 @@ static void scan_all(struct agent *a)
 	closedir(d);
 }
 
-/* The kernel's build-ID (from /sys/kernel/notes) and _text, so the service
- * can name kernel frames (runtime addresses) later. */
-static void kernel_note(struct agent *a)
+/* The kernel's build-ID, _text, modules and kallsyms snapshot, so kernel
+ * frames travel normalized and the service can name them (kernel.c). */
+static void kernel_setup(struct agent *a)
 {
-	uint8_t *notes = NULL;
-	size_t size = 0;
 	struct err e = { { 0 } };
-	char id[BUILD_ID_HEX_MAX] = "";
-	if (read_file("/sys/kernel/notes", 1 << 16, &notes, &size, &e) == 0) {
-		size_t off = 0;
-		while (off + 12 <= size) {
-			uint32_t namesz, descsz, type;
-			memcpy(&namesz, notes + off, 4);
-			memcpy(&descsz, notes + off + 4, 4);
-			memcpy(&type, notes + off + 8, 4);
-			size_t name_at = off + 12, desc_at = name_at + ((namesz + 3) & ~3u);
-			if (namesz > size || descsz > size || desc_at + descsz > size)
-				break;
-			if (type == 3 && namesz == 4 && !memcmp(notes + name_at, "GNU", 4) &&
-			    descsz <= BUILD_ID_MAX) {
-				build_id_to_hex(notes + desc_at, descsz, id);
-				break;
-			}
-			off = desc_at + ((descsz + 3) & ~3u);
-		}
-		free(notes);
+	if (kernel_info_read(&a->kernel, NULL, &e) < 0) {
+		fprintf(stderr, "profiler-agent: kernel frames stay unnamed: %s\n", e.msg);
+		kernel_info_free(&a->kernel);
+		return;
 	}
-	uint64_t text = 0;
-	FILE *f = fopen("/proc/kallsyms", "re");
-	char line[512];
-	while (f && fgets(line, sizeof(line), f)) {
-		uint64_t addr;
-		char type;
-		const char *name;
-		size_t name_len;
-		if (proc_kallsyms_line(line, strlen(line), &addr, &type, &name, &name_len) == 0 &&
-		    name_len == 5 && !memcmp(name, "_text", 5)) {
-			text = addr;
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	snprintf(a->kernel_note, sizeof(a->kernel_note),
-		 "profiler-agent.kernel build_id=%s text=0x%" PRIx64, id, text);
+	a->kernel_ready = true;
+	kernel_info_comment(&a->kernel, a->kernel_note, sizeof(a->kernel_note));
 }
 
 static int cmp_double(const void *x, const void *y)
@@ -454,7 +493,8 @@ static void write_stats(struct agent *a)
 		",\"profiles_buffered\":%" PRIu64 ",\"profiles_dropped\":%" PRIu64
 		",\"profiles_rejected\":%" PRIu64 ",\"profiles_written\":%" PRIu64
 		",\"buffer_bytes\":%" PRIu64 ",\"jit_snapshots\":%" PRIu64
-		",\"jit_files_written\":%" PRIu64
+		",\"jit_files_written\":%" PRIu64 ",\"jvm_perf_maps\":%" PRIu64
+		",\"jvm_perf_map_errors\":%" PRIu64 ",\"kallsyms_snapshot\":\"%s\""
 		",\"exec_to_first_tables_ms\":{\"n\":%zu,\"p50\":%.3f,\"p99\":%.3f}"
 		",\"exec_to_all_tables_ms\":{\"n\":%zu,\"p50\":%.3f,\"p99\":%.3f}}\n",
 		a->execs, a->forks, a->exits, a->scans, a->scan_errors, a->nomap_rescans, a->samples,
@@ -468,7 +508,8 @@ static void write_stats(struct agent *a)
 		ts.cache_purged, ts.cache_evictions, ts.cache_strays, ts.cache_skipped, ts.cache_bytes,
 		a->profiles, ss.sent,
 		ss.buffered, ss.dropped, ss.rejected, ss.written, ss.buffer_bytes, a->jit_snapshots,
-		a->jit_files_written, a->lat_first.len, pct(&a->lat_first, 0.5),
+		a->jit_files_written, a->jvm_perf_maps, a->jvm_perf_map_errors,
+		a->kallsyms_sent ? "sent" : a->kallsyms_already_stored ? "stored" : "none", a->lat_first.len, pct(&a->lat_first, 0.5),
 		pct(&a->lat_first, 0.99), a->lat_all.len, pct(&a->lat_all, 0.5),
 		pct(&a->lat_all, 0.99));
 	if (out != stderr)
@@ -550,6 +591,7 @@ static int agent_start(struct agent *a, struct err *e)
 		return rc;
 	if ((rc = agent_profile_begin(&a->prof, o->frequency_hz, e)) < 0)
 		return rc;
+	a->prof.kernel = a->kernel_ready ? &a->kernel : NULL;
 	a->prof_ready = true;
 	if (o->all) {
 		scan_all(a);
@@ -587,6 +629,14 @@ static bool any_alive(struct agent *a)
 
 int agent_run(const struct agent_options *o, volatile int *stop, struct err *e)
 {
+	/* A kernel that cannot run the BPF programs: one line naming what it
+	 * lacks (main prints e), and nothing started. */
+	struct bpf_features feat;
+	int frc = bpf_features_sampler(&feat, e);
+	if (frc == 0)
+		frc = bpf_features_lifecycle(e);
+	if (frc < 0)
+		return frc;
 	struct agent a;
 	memset(&a, 0, sizeof(a));
 	a.o = o;
@@ -598,7 +648,7 @@ int agent_run(const struct agent_options *o, volatile int *stop, struct err *e)
 	if (gethostname(a.host, sizeof(a.host) - 1) < 0)
 		snprintf(a.host, sizeof(a.host), "unknown");
 	if (o->kernel)
-		kernel_note(&a);
+		kernel_setup(&a);
 	a.stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME); /* for bpf_run_ns */
 	int rc = agent_start(&a, e);
 	if (rc == 0 && !o->all && kill(o->pid, 0) < 0)
@@ -654,6 +704,7 @@ int agent_run(const struct agent_options *o, volatile int *stop, struct err *e)
 	shipper_free(a.sh);
 	table_fetcher_free(a.tf);
 	jit_store_free(&a.jit);
+	kernel_info_free(&a.kernel);
 	vec_free(&a.procs);
 	vec_free(&a.lat_first);
 	vec_free(&a.lat_all);

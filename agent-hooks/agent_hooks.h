@@ -10,7 +10,10 @@
  *                  addresses, frame kinds by position, labels);
  *   shipper        POST /profiles, --output DIR, an on-disk buffer while the
  *                  server is down;
- *   jit_store      perf-map / jitdump snapshots, deduplicated by SHA-256.
+ *   jit_store      perf-map / jitdump snapshots, deduplicated by SHA-256;
+ *   jvm            asks HotSpot JVMs for their perf maps;
+ *   kernel_info    the kernel's build-ID, _text, modules and kallsyms
+ *                  snapshot, for normalized kernel frames.
  * struct agent ties them together (agent.c); profiler-agent's main() only
  * parses options.  The wire format is documented in docs/profiler-agent.md. */
 #ifndef AGENT_HOOKS_H
@@ -22,6 +25,7 @@
 #include <sys/types.h>
 
 #include "common/common.h"
+#include "common/sha256.h"
 #include "bpf/loader.h"
 #include "pprof/pprof.h"
 
@@ -114,6 +118,43 @@ void jit_store_free(struct jit_store *js);
  * the pid as the process sees it (containers).  Returns the snapshot
  * (shared by identical content) or NULL with e set (-ENOENT: none). */
 struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct err *e);
+/* The pid as the process itself sees it (containers); pid when unknown. */
+pid_t jit_ns_pid(pid_t pid);
+
+/* ---- HotSpot JVMs (jvm.c) ---- */
+/* Does pid map libjvm.so? */
+bool jvm_is_hotspot(pid_t pid);
+/* Have the JVM write /tmp/perf-<pid>.map now, as `jcmd <pid>
+ * Compiler.perfmap` does (its attach socket, started by SIGQUIT when
+ * needed); waits up to timeout_ms for the socket and for each I/O. */
+int jvm_write_perf_map(pid_t pid, int timeout_ms, struct err *e);
+
+/* ---- the kernel (kernel.c) ---- */
+#define KERNEL_MODULE_NAME 64
+struct kernel_module {
+	char name[KERNEL_MODULE_NAME];
+	uint64_t base, size;               /* as /proc/modules shows them */
+	char build_id[BUILD_ID_HEX_MAX];   /* "" when it has none */
+};
+struct kernel_info {
+	char build_id[BUILD_ID_HEX_MAX];   /* from /sys/kernel/notes; "" = none */
+	uint64_t text;                     /* runtime address of _text */
+	struct vec modules;                /* struct kernel_module */
+	char *kallsyms;                    /* normalized snapshot (symbolizer.h format) */
+	size_t kallsyms_size;
+	char kallsyms_sha[SHA256_HEX_LEN + 1];
+	bool kallsyms_shipped;             /* its content went out once */
+};
+/* Read all of it (needs root: kallsyms addresses, /proc/modules).  root:
+ * NULL for the host; a directory holding proc/ and sys/ for tests. */
+int kernel_info_read(struct kernel_info *k, const char *root, struct err *e);
+void kernel_info_free(struct kernel_info *k);
+/* A kernel runtime address as a frame: the module it is in (index into
+ * modules) or -1 for the kernel image, and the offset from that module's
+ * base or from _text. */
+int kernel_normalize(const struct kernel_info *k, uint64_t addr, uint64_t *offset);
+/* "profiler-agent.kernel build_id=<id> text=0x<_text> kallsyms=<sha256>" */
+void kernel_info_comment(const struct kernel_info *k, char *out, size_t size);
 
 /* ---- profile aggregation ---- */
 struct agent_profile {
@@ -123,6 +164,8 @@ struct agent_profile {
 	struct vec object_mapping; /* struct object_mapping, indexed by loader object id */
 	struct vec jit_mappings;   /* struct jit_mapping_ref: one per pid with JIT frames */
 	uint64_t kernel_mapping;
+	struct vec kmod_mappings;  /* uint64_t mapping id per kernel module, 0 = none yet */
+	const struct kernel_info *kernel; /* NULL: kernel frames left as runtime addresses */
 	uint64_t samples;          /* samples added */
 };
 struct agent_proc_labels {
@@ -166,6 +209,10 @@ int shipper_submit(struct shipper *s, const uint8_t *data, size_t size, struct e
 /* Resend buffered profiles, oldest first, until one fails. */
 int shipper_drain(struct shipper *s, struct err *e);
 void shipper_stats(const struct shipper *s, struct shipper_stats *st);
+/* Does the server the profiles go to (<base>/profiles) already hold the
+ * snapshot with this SHA-256 (HEAD <base>/perf-maps/<sha>: 200)?  false on
+ * any doubt (another receiver, an error): the caller then sends it. */
+bool shipper_snapshot_stored(struct shipper *s, const char *sha);
 void shipper_free(struct shipper *s);
 
 /* ---- the daemon ---- */

@@ -27,7 +27,7 @@ void jit_store_free(struct jit_store *js)
 
 /* The pid as the process itself sees it (last NSpid field), which is the
  * number in its perf map's name inside a container. */
-static pid_t ns_pid(pid_t pid)
+pid_t jit_ns_pid(pid_t pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -70,7 +70,7 @@ struct jit_snapshot *jit_snapshot_take(struct jit_store *js, pid_t pid, struct e
 {
 	char path[4200];
 	uint8_t kind = JIT_PERF_MAP;
-	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", (int)pid, (int)ns_pid(pid));
+	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", (int)pid, (int)jit_ns_pid(pid));
 	if (access(path, R_OK) != 0) {
 		if (!find_jitdump(pid, path, sizeof(path))) {
 			err_set(e, ENOENT, "pid %d has no perf map or jitdump", (int)pid);

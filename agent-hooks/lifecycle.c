@@ -9,6 +9,7 @@
 
 #include "agent-hooks/agent_hooks.h"
 #include "agent-hooks/lifecycle.h"
+#include "bpf/features.h"
 #include "lifecycle.skel.h"
 
 struct lifecycle {
@@ -30,13 +31,17 @@ static int on_event(void *ctx, void *data, size_t size)
 int lifecycle_open(struct lifecycle **out, bool follow_all, lifecycle_fn fn, void *arg,
 		   struct err *e)
 {
+	/* What the hooks need, named, before anything is loaded. */
+	int rc = bpf_features_lifecycle(e);
+	if (rc < 0)
+		return rc;
 	struct lifecycle *lc = calloc(1, sizeof(*lc));
 	if (!lc)
 		return err_set(e, ENOMEM, "out of memory");
 	lc->fn = fn;
 	lc->arg = arg;
 	lc->skel = lifecycle_skel__open();
-	int rc = lc->skel ? 0 : -errno;
+	rc = lc->skel ? 0 : -errno;
 	if (rc == 0) {
 		lc->skel->rodata->follow_all = follow_all;
 		rc = lifecycle_skel__load(lc->skel);

@@ -3,7 +3,8 @@
 # kernel's BTF (bpf/module.mk generates vmlinux.h) into a skeleton.
 AGENT_GEN      := $(BUILD)/agent-hooks
 AGENT_LIB_SRCS := agent-hooks/tables.c agent-hooks/lifecycle.c agent-hooks/jit.c \
-                  agent-hooks/profile_agg.c agent-hooks/ship.c agent-hooks/agent.c
+                  agent-hooks/profile_agg.c agent-hooks/ship.c agent-hooks/agent.c \
+                  agent-hooks/kernel.c agent-hooks/jvm.c
 AGENT_LIB_OBJS := $(AGENT_LIB_SRCS:%.c=$(OBJ)/%.o)
 AGENT_LIB      := $(LIB)/libagenthooks.a
 AGENT_LDLIBS   := -lcurl
@@ -49,7 +50,8 @@ $(AGENT_NO_SYMZ): $(OBJ)/agent-hooks/main.o $(AGENT_LIB) $(BIN)/profiler-agent
 # Fixture: a CPU-bound program without frame pointers, stripped, with its
 # unstripped twin (the oracle's debuginfo), plus a short-lived helper.
 AGENT_FIX      := $(BUILD)/fixtures/agent-hooks
-FIXTURES       += $(AGENT_FIX)/spin $(AGENT_FIX)/spin.debug $(AGENT_FIX)/blip
+FIXTURES       += $(AGENT_FIX)/spin $(AGENT_FIX)/spin.debug $(AGENT_FIX)/blip \
+                  $(AGENT_FIX)/sysbusy
 
 $(AGENT_FIX)/spin.debug: tests/fixtures/agent-hooks/spin.c
 	@mkdir -p $(@D)
@@ -59,3 +61,6 @@ $(AGENT_FIX)/spin: $(AGENT_FIX)/spin.debug
 $(AGENT_FIX)/blip: tests/fixtures/agent-hooks/blip.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -fomit-frame-pointer -Wl,--build-id -o $@ $<
+$(AGENT_FIX)/sysbusy: tests/fixtures/agent-hooks/sysbusy.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wl,--build-id -o $@ $<

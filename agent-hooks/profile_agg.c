@@ -51,6 +51,7 @@ int agent_profile_begin(struct agent_profile *ap, uint32_t frequency_hz, struct 
 	ap->start_mono_ns = now_ns();
 	vec_init(&ap->object_mapping, sizeof(struct object_mapping));
 	vec_init(&ap->jit_mappings, sizeof(struct jit_mapping_ref));
+	vec_init(&ap->kmod_mappings, sizeof(uint64_t));
 	return 0;
 }
 
@@ -59,6 +60,7 @@ void agent_profile_free(struct agent_profile *ap)
 	pprof_free(ap->p);
 	vec_free(&ap->object_mapping);
 	vec_free(&ap->jit_mappings);
+	vec_free(&ap->kmod_mappings);
 	memset(ap, 0, sizeof(*ap));
 }
 
@@ -96,6 +98,38 @@ static uint64_t jit_mapping(struct agent_profile *ap, pid_t pid)
 	return id;
 }
 
+/* A kernel frame: the kernel image's mapping ("[kernel.kallsyms]", the
+ * kernel's build-ID, offsets from _text) or a module's ("[kmod:NAME]", its
+ * build-ID, offsets from its base).  Without kernel_info, the old form:
+ * runtime addresses under "[kernel.kallsyms]" without build-ID. */
+static struct pprof_frame kernel_frame(struct agent_profile *ap, uint64_t addr)
+{
+	const struct kernel_info *k = ap->kernel;
+	if (!k) {
+		if (!ap->kernel_mapping)
+			ap->kernel_mapping = pprof_add_mapping(ap->p, "", "[kernel.kallsyms]");
+		return (struct pprof_frame){ ap->kernel_mapping, addr };
+	}
+	uint64_t offset;
+	int mi = kernel_normalize(k, addr, &offset);
+	if (mi < 0) {
+		if (!ap->kernel_mapping)
+			ap->kernel_mapping = pprof_add_mapping(ap->p, k->build_id, "[kernel.kallsyms]");
+		return (struct pprof_frame){ ap->kernel_mapping, offset };
+	}
+	while (ap->kmod_mappings.len <= (size_t)mi)
+		if (!vec_push(&ap->kmod_mappings))
+			return (struct pprof_frame){ 0, addr };
+	uint64_t *id = &VEC_AT(&ap->kmod_mappings, uint64_t, mi);
+	if (!*id) {
+		const struct kernel_module *m = &VEC_AT(&k->modules, struct kernel_module, mi);
+		char name[KERNEL_MODULE_NAME + 8];
+		snprintf(name, sizeof(name), "[kmod:%s]", m->name);
+		*id = pprof_add_mapping(ap->p, m->build_id, name);
+	}
+	return (struct pprof_frame){ *id, offset };
+}
+
 int agent_profile_add(struct agent_profile *ap, const struct sampler_loader *ld,
 		      const struct sample_record *rec, const char *const (*labels)[2],
 		      size_t nlabels, struct err *e)
@@ -105,10 +139,8 @@ int agent_profile_add(struct agent_profile *ap, const struct sampler_loader *ld,
 	int kn = rec->kernel_frames;
 	if (kn > SAMPLER_MAX_KFRAMES + 1)
 		kn = SAMPLER_MAX_KFRAMES + 1;
-	if (kn > 0 && !ap->kernel_mapping)
-		ap->kernel_mapping = pprof_add_mapping(ap->p, "", "[kernel.kallsyms]");
 	for (int i = 0; i < kn; i++)
-		frames[n++] = (struct pprof_frame){ ap->kernel_mapping, rec->kstack[i] };
+		frames[n++] = kernel_frame(ap, rec->kstack[i]);
 	unsigned un = rec->user_frames > SAMPLER_MAX_FRAMES ? SAMPLER_MAX_FRAMES : rec->user_frames;
 	for (unsigned i = 0; i < un; i++) {
 		const struct frame *f = &rec->frames[i];

@@ -185,6 +185,33 @@ static int post(struct shipper *s, const uint8_t *data, size_t size, struct err 
 	return err_set(e, EAGAIN, "POST %s: HTTP %ld", s->url, status);
 }
 
+bool shipper_snapshot_stored(struct shipper *s, const char *sha)
+{
+	static const char tail[] = "/profiles";
+	size_t n = s->url ? strlen(s->url) : 0;
+	if (n < sizeof(tail) - 1 || strcmp(s->url + n - (sizeof(tail) - 1), tail))
+		return false;
+	char url[4200];
+	if (snprintf(url, sizeof(url), "%.*s/perf-maps/%s", (int)(n - (sizeof(tail) - 1)), s->url,
+		     sha) >= (int)sizeof(url))
+		return false;
+	CURL *c = s->curl;
+	curl_easy_reset(c);
+	struct curl_slist *h = s->auth ? curl_slist_append(NULL, s->auth) : NULL;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "profiler-agent/0.1");
+	long status = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	return status == 200;
+}
+
 static int buffer_add(struct shipper *s, const uint8_t *data, size_t size, struct err *e)
 {
 	if (size > s->o.buffer_max_bytes) {

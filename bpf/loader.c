@@ -87,6 +87,11 @@ int loader_init(struct sampler_loader *ld, const struct sampler_limits *lim,
 	memset(ld, 0, sizeof(*ld));
 	ld->lim = *lim;
 	ld->be = *be;
+#if defined(__aarch64__)
+	ld->arch = UNWIND_ARCH_AARCH64;
+#else
+	ld->arch = UNWIND_ARCH_X86_64;
+#endif
 	ld->anon_object = OBJECT_NONE;
 	vec_init(&ld->objects, sizeof(struct loaded_object));
 	vec_init(&ld->mappings, sizeof(struct loaded_mapping));
@@ -284,6 +289,9 @@ static int load_table(struct sampler_loader *ld, struct loaded_object *o, const 
 		      size_t table_bytes, struct err *e)
 {
 	const struct unwind_table_header *h = v->hdr;
+	if (h->arch != ld->arch)
+		return err_set(e, ENOEXEC, "%s: table for architecture %u, the walk is for %u", o->path,
+			       h->arch, ld->arch);
 	uint32_t blocks = (h->entry_count + ENTRY_BLOCK_ENTRIES - 1) / ENTRY_BLOCK_ENTRIES;
 	uint32_t rf, pf, bf;
 	for (;;) {
@@ -413,6 +421,9 @@ static int add_opened(struct sampler_loader *ld, struct elf_object *elf, const c
 		/* No room even after evicting every unused table: this object
 		 * is walked by frame pointers, and the refusal is counted. */
 		ld->refusals++;
+		snprintf(ce.msg, sizeof(ce.msg), "%s", le.msg);
+	} else if (rc < 0 && le.msg[0]) {
+		/* A table the loader would not take (another architecture). */
 		snprintf(ce.msg, sizeof(ce.msg), "%s", le.msg);
 	}
 	if (!o->has_table) {
@@ -591,6 +602,23 @@ static int use_object(struct sampler_loader *ld, int rc, uint32_t id, const stru
 	return 1;
 }
 
+static int insert_mapping(struct sampler_loader *ld, uint32_t pid, uint64_t start, uint64_t end,
+			  struct mapping_value *val, struct err *e)
+{
+	val->start = start;
+	val->end = end;
+	int rc = insert_range(ld, pid, start, end, val, e);
+	if (rc < 0)
+		return rc;
+	struct loaded_mapping *m = vec_push(&ld->mappings);
+	if (!m)
+		return err_set(e, ENOMEM, "out of memory");
+	VEC_AT(&ld->objects, struct loaded_object, val->object_id).refs++;
+	*m = (struct loaded_mapping){ .pid = pid, .start = start, .end = end,
+				      .bias = val->bias, .object_id = val->object_id };
+	return 0;
+}
+
 static int add_mapping(struct sampler_loader *ld, pid_t pid, uint64_t start, uint64_t end,
 		       uint64_t offset, const char *path, struct loader_proc_stats *st, struct err *e)
 {
@@ -645,19 +673,21 @@ static int add_mapping(struct sampler_loader *ld, pid_t pid, uint64_t start, uin
 			return rc;
 		val.bias = bias;
 	}
-	val.start = start;
-	val.end = end;
-	rc = insert_range(ld, (uint32_t)pid, start, end, &val, e);
-	if (rc < 0)
-		return rc;
-	struct loaded_mapping *m = vec_push(&ld->mappings);
-	if (!m)
-		return err_set(e, ENOMEM, "out of memory");
-	VEC_AT(&ld->objects, struct loaded_object, val.object_id).refs++;
-	*m = (struct loaded_mapping){ .pid = (uint32_t)pid, .start = start, .end = end,
-				      .bias = val.bias, .object_id = val.object_id };
-	st->new_mappings++;
-	return 0;
+	rc = insert_mapping(ld, (uint32_t)pid, start, end, &val, e);
+	if (rc == 0)
+		st->new_mappings++;
+	return rc;
+}
+
+int loader_add_mapping(struct sampler_loader *ld, uint32_t pid, uint64_t start, uint64_t end,
+		       uint64_t bias, uint32_t id, struct err *e)
+{
+	const struct loaded_object *o = loader_object(ld, id);
+	if (!o)
+		return err_set(e, ENOENT, "no object %u", id);
+	struct mapping_value val = { .bias = bias, .object_id = id,
+				     .flags = o->has_table ? 0 : MAPPING_F_FP_ONLY };
+	return insert_mapping(ld, pid, start, end, &val, e);
 }
 
 int loader_add_process(struct sampler_loader *ld, pid_t pid, struct loader_proc_stats *st,

@@ -112,6 +112,9 @@ struct loaded_mapping {
 
 struct sampler_loader {
 	struct sampler_limits lim;
+	/* UNWIND_ARCH_* of the processes walked (loader_init: this host's;
+	 * core-dump replay sets the core's): tables of another are refused. */
+	uint16_t arch;
 	struct sampler_backend be;
 	struct vec objects;  /* struct loaded_object, index == id */
 	struct vec mappings; /* struct loaded_mapping */
@@ -159,6 +162,10 @@ int loader_remove_process(struct sampler_loader *ld, pid_t pid, struct err *e);
  * (now_ns() clock); returns how many were unloaded. */
 unsigned loader_unload_unused(struct sampler_loader *ld, uint64_t unused_before_ns);
 void loader_set_table_source(struct sampler_loader *ld, const struct loader_table_source *src);
+/* Insert [start, end) of pid as code of object id at bias (runtime address
+ * - file address), for a process not read from /proc (a core dump). */
+int loader_add_mapping(struct sampler_loader *ld, uint32_t pid, uint64_t start, uint64_t end,
+		       uint64_t bias, uint32_t id, struct err *e);
 /* Mapping of pid holding runtime address addr, or NULL. */
 const struct loaded_mapping *loader_find_mapping(const struct sampler_loader *ld, uint32_t pid,
 						 uint64_t addr);
@@ -175,13 +182,18 @@ const char *walk_reason_name(unsigned reason);
 
 /* The user-space build of walker.c.  Memory reads are served from `stack`
  * (stack_size bytes copied from stack_addr); anything else fails, like a
- * perf sample's stack copy.  regs are DWARF-numbered, all valid. */
+ * perf sample's stack copy.  Or, when `read` is set, by read(read_arg, …)
+ * alone (a core dump: 0 or -errno).  regs are DWARF-numbered, all valid;
+ * arch is WALK_ARCH_* (0: x86-64). */
 struct replay_input {
 	uint32_t pid, tid;
 	uint64_t regs[SAMPLER_REGS];
 	const uint8_t *stack;
 	size_t stack_size;
 	uint64_t stack_addr;
+	uint8_t arch;
+	int (*read)(void *read_arg, void *dst, uint32_t size, uint64_t addr);
+	void *read_arg;
 };
 void replay_walk(const struct sampler_image *img, const struct replay_input *in, uint8_t mode,
 		 uint32_t max_frames, struct sample_record *out, uint64_t counters[SAMPLER_COUNTERS]);
@@ -210,6 +222,8 @@ int sampler_bpf_counters(struct sampler_bpf *s, uint64_t out[SAMPLER_COUNTERS], 
 uint64_t sampler_bpf_map_memory(struct sampler_bpf *s, FILE *detail);
 /* The kernel's run-time statistics of the program (kernel.bpf_stats_enabled). */
 int sampler_bpf_run_stats(struct sampler_bpf *s, uint64_t *run_ns, uint64_t *run_cnt);
+/* How this kernel's sampler walks ("bpf_loop, …" or "tail calls, …"). */
+const char *sampler_bpf_walk(const struct sampler_bpf *s);
 void sampler_bpf_close(struct sampler_bpf *s);
 
 #endif

@@ -12,11 +12,16 @@
 
 #include <bpf/bpf.h>
 
+#include "bpf/core.h"
 #include "bpf/loader.h"
 #include "symbolizer/symbolizer.h"
 
 static const char usage[] =
 	"usage: unwind-sample [--frequency HZ] [--duration S] (--pid PID | -- COMMAND ARGS...)\n"
+	"       unwind-sample --core CORE [--sysroot DIR]\n"
+	"  --core CORE      unwind every thread of an ELF core dump (x86-64 or aarch64)\n"
+	"                   with our tables and walker; one line per thread\n"
+	"  --sysroot DIR    read the core's objects under DIR (when DIR holds them)\n"
 	"  --frequency HZ   samples per second per CPU (default 99)\n"
 	"  --duration S     seconds to sample (default 5; COMMAND is stopped after it)\n"
 	"  --pid PID        sample this running process\n"
@@ -36,9 +41,10 @@ struct options {
 	double duration;
 	pid_t pid;
 	char **command;
-	bool symbolize, stats, kernel;
+	bool symbolize, stats, kernel, limits_given;
 	uint8_t mode;
 	struct sampler_limits lim;
+	const char *core, *sysroot;
 };
 
 struct collector {
@@ -186,6 +192,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "pid", required_argument, 0, 'p' },       { "symbolize", no_argument, 0, 's' },
 		{ "mode", required_argument, 0, 'm' },      { "no-kernel", no_argument, 0, 'K' },
 		{ "limits", required_argument, 0, 'L' },    { "stats", no_argument, 0, 'S' },
+		{ "core", required_argument, 0, 'C' },      { "sysroot", required_argument, 0, 'R' },
 		{ "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
 	};
 	memset(o, 0, sizeof(*o));
@@ -238,7 +245,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			break;
+		case 'C': o->core = optarg; break;
+		case 'R': o->sysroot = optarg; break;
 		case 'L':
+			o->limits_given = true;
 			if (sampler_limits_parse(&o->lim, optarg, &e) < 0) {
 				fprintf(stderr, "unwind-sample: %s\n", e.msg);
 				return -1;
@@ -250,6 +260,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		o->command = argv + optind;
+	if (o->core && (o->pid || o->command)) {
+		fprintf(stderr, "unwind-sample: --core replays a core dump: no --pid or COMMAND with it\n");
+		return -1;
+	}
+	if (o->sysroot && !o->core) {
+		fprintf(stderr, "unwind-sample: --sysroot goes with --core\n");
+		return -1;
+	}
+	if (o->core)
+		return 0;
 	if ((o->pid != 0) == (o->command != NULL)) {
 		fprintf(stderr, "unwind-sample: give exactly one of --pid PID or -- COMMAND\n");
 		return -1;
@@ -304,6 +324,8 @@ static void print_stats(struct sampler_bpf *s, struct sampler_loader *ld, int st
 	fprintf(stderr, "; %" PRIu64 " frames, %" PRIu64 " by frame pointer, %" PRIu64
 			" signal frames, %" PRIu64 " ring-buffer drops\n",
 		cnt[CNT_FRAMES], cnt[CNT_FP_STEPS], cnt[CNT_SIGNAL_FRAMES], cnt[CNT_RB_DROPS]);
+	if (detail)
+		fprintf(stderr, "unwind-sample: walk by %s\n", sampler_bpf_walk(s));
 	uint64_t mem = sampler_bpf_map_memory(s, detail ? stderr : NULL);
 	fprintf(stderr,
 		"unwind-sample: map memory %" PRIu64 " bytes; %zu objects, %u rules, %u pages, "
@@ -331,11 +353,85 @@ static void print_stats(struct sampler_bpf *s, struct sampler_loader *ld, int st
 		}
 }
 
+/* --core: every thread of the core through the user-space walker, one
+ * line per thread in the core's order (the order eu-stack prints). */
+static int replay_core(struct options *o)
+{
+	struct err e = { { 0 } };
+	struct core_dump c;
+	if (core_open(&c, o->core, &e) < 0) {
+		fprintf(stderr, "unwind-sample: %s: %s\n", o->core, e.msg);
+		return 1;
+	}
+	if (!o->limits_given)
+		o->lim.max_frames = SAMPLER_MAX_FRAMES;
+	int status = 1;
+	struct sampler_image img;
+	struct sampler_loader ld;
+	struct collector col = { 0 };
+	struct core_object *objs = calloc(CORE_MAX_OBJECTS, sizeof(*objs));
+	struct sample_record *rec = malloc(sizeof(*rec));
+	vec_init(&col.names, sizeof(struct named_object));
+	vec_init(&col.lines, sizeof(char *));
+	memset(&ld, 0, sizeof(ld));
+	if (sampler_image_init(&img, &o->lim, &e) < 0)
+		goto out_core;
+	struct sampler_backend be = sampler_image_backend(&img);
+	loader_init(&ld, &o->lim, &be, &e);
+	ld.arch = c.arch;
+	if (!objs || !rec) {
+		err_set(&e, ENOMEM, "out of memory");
+		goto out;
+	}
+	int n = core_map_objects(&c, &ld, o->sysroot, objs, CORE_MAX_OBJECTS, &e);
+	if (n < 0)
+		goto out;
+	for (int i = 0; i < n; i++)
+		if (objs[i].problem)
+			fprintf(stderr, "unwind-sample: %s: %s (%s) %s\n", o->core, objs[i].path,
+				objs[i].open_path, objs[i].problem);
+	col.ld = &ld;
+	col.symbolize = o->symbolize;
+	for (size_t i = 0; i < c.threads.len; i++) {
+		const struct core_thread *t = &VEC_AT(&c.threads, struct core_thread, i);
+		struct replay_input in = { .pid = c.pid, .tid = t->tid, .arch = c.walk_arch,
+					   .read = core_read, .read_arg = &c };
+		memcpy(in.regs, t->regs, sizeof(in.regs));
+		replay_walk(&img, &in, o->mode == MODE_FP ? MODE_FP : MODE_DWARF, o->lim.max_frames,
+			    rec, NULL);
+		rec->kernel_frames = 0;
+		on_record(&col, rec, 0);
+	}
+	if (col.failed) {
+		err_set(&e, ENOMEM, "out of memory collecting stacks");
+		goto out;
+	}
+	for (size_t i = 0; i < col.lines.len; i++)
+		printf("%s 1\n", VEC_AT(&col.lines, char *, i));
+	status = 0;
+out:
+	loader_free(&ld);
+	sampler_image_free(&img);
+out_core:
+	if (status && e.msg[0])
+		fprintf(stderr, "unwind-sample: %s: %s\n", o->core, e.msg);
+	for (size_t i = 0; i < col.lines.len; i++)
+		free(VEC_AT(&col.lines, char *, i));
+	vec_free(&col.lines);
+	names_free(&col);
+	free(objs);
+	free(rec);
+	core_close(&c);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
+	if (o.core)
+		return replay_core(&o);
 	struct err e = { { 0 } };
 	int go_fd = -1;
 	pid_t pid = o.pid;

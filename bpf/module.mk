@@ -4,7 +4,10 @@
 # $(BUILD)/bpf: never committed.
 BPF_GEN        := $(BUILD)/bpf
 BPF_CLANG      ?= clang
-BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c
+# The architecture the BPF object walks (x86 or arm64; arm64 needs an arm64
+# vmlinux.h in $(BPF_GEN), see tests/bpf/arm64_vmlinux.sh).
+BPF_TARGET_ARCH ?= x86
+BPF_LIB_SRCS   := bpf/loader.c bpf/walker_user.c bpf/sampler_bpf.c bpf/features.c bpf/core.c
 BPF_LIB_OBJS   := $(BPF_LIB_SRCS:%.c=$(OBJ)/%.o)
 BPF_LIB        := $(LIB)/libsampler.a
 BPF_LDLIBS     := -lbpf -ldw
@@ -17,9 +20,9 @@ $(BPF_GEN)/vmlinux.h:
 	@mkdir -p $(@D)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(BPF_GEN)/sampler.bpf.o: bpf/sampler.bpf.c bpf/walker.c bpf/sampler.h \
+$(BPF_GEN)/sampler.bpf.o: bpf/sampler.bpf.c bpf/walker.c bpf/walker_arm64.c bpf/sampler.h \
 		unwind-compiler/unwind_table.h $(BPF_GEN)/vmlinux.h
-	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BPF_GEN) -I. \
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_TARGET_ARCH) -I$(BPF_GEN) -I. \
 	    -Wall -Wno-unused-function -c $< -o $@
 
 $(BPF_GEN)/sampler.skel.h: $(BPF_GEN)/sampler.bpf.o
@@ -42,7 +45,8 @@ $(BIN)/unwind-sample: $(OBJ)/bpf/main.o $(BPF_LIB) $(SYMZ_LIB) $(UNWIND_LIB) $(C
 # pointer twin) linked to a shared library, all -O2.
 BPF_FIX        := $(BUILD)/fixtures/bpf
 BPF_FIX_CFLAGS := -O2 -g -fomit-frame-pointer -Wno-unused-parameter
-FIXTURES       += $(BPF_FIX)/deep $(BPF_FIX)/deep-fp $(BPF_FIX)/libdeepfix.so
+FIXTURES       += $(BPF_FIX)/deep $(BPF_FIX)/deep-fp $(BPF_FIX)/libdeepfix.so \
+                  $(BPF_FIX)/deep-stripped
 
 $(BPF_FIX)/libdeepfix.so: tests/fixtures/bpf/deep_lib.c tests/fixtures/bpf/deep.h
 	@mkdir -p $(@D)
@@ -55,3 +59,8 @@ $(BPF_FIX)/deep-fp: tests/fixtures/bpf/deep.c tests/fixtures/bpf/deep.h $(BPF_FI
 	$(CC) -O2 -g -fno-omit-frame-pointer -Wl,--build-id -o $@ $< -L$(BPF_FIX) -ldeepfix \
 	    -Wl,-rpath,'$$ORIGIN'
 
+
+# The VM matrix (tests/vm/) samples the stripped copy: tables from .eh_frame
+# only; the symbols stay in deep (same build-ID) for the oracle.
+$(BPF_FIX)/deep-stripped: $(BPF_FIX)/deep
+	strip -o $@ $<

@@ -27,7 +27,16 @@
 /* Hard ceilings; the run-time limits in struct sampler_limits are <= these. */
 #define SAMPLER_MAX_FRAMES   256 /* user frames per sample (power of two) */
 #define SAMPLER_MAX_KFRAMES  127 /* kernel frames (perf_event_max_stack default) */
-#define SAMPLER_REGS         UNWIND_X86_NREGS /* DWARF numbering, RIP = 16 */
+/* Registers of a walk, DWARF-numbered: x86-64 uses 0..16 (RIP = 16),
+ * aarch64 0..32 (X0..X30, SP = 31, PC = 32). */
+#define SAMPLER_REGS         UNWIND_A64_NREGS
+
+/* Without bpf_loop (kernels before 5.17) the walk is a chain of programs
+ * joined by tail calls, each unwinding this many frames in a bounded loop;
+ * a chain has at most 33 programs (the kernel's tail-call limit, 32 on 5.10,
+ * plus the first), so 33 * 8 >= SAMPLER_MAX_FRAMES. */
+#define SAMPLER_CHAIN_FRAMES 8
+#define SAMPLER_CHAIN_PROGS  33
 
 #define ENTRY_BLOCK_ENTRIES  1024
 #define ENTRY_BLOCK_BYTES    (ENTRY_BLOCK_ENTRIES * UNWIND_ENTRY_SIZE)
@@ -134,16 +143,23 @@ struct sample_record {
 
 #define SAMPLE_HEADER_BYTES ((unsigned long)&((struct sample_record *)0)->frames)
 
+/* The architecture a walk follows (walk_regs.arch). */
+#define WALK_ARCH_X86_64  0
+#define WALK_ARCH_AARCH64 1
+
 /* Register state of the walk: DWARF-numbered registers and which are known.
- * After an ordinary frame step only RSP, RBP and RIP are known; after a
- * signal frame all of them are (they come from the kernel's ucontext). */
+ * After an ordinary frame step only RSP, RBP and RIP are known (aarch64: SP,
+ * X29, X30 and PC); after a signal frame all of them are (they come from
+ * the kernel's ucontext / rt_sigframe). */
 struct walk_regs {
 	__u64 r[SAMPLER_REGS];
-	__u32 valid;     /* bit n: r[n] known */
+	__u64 valid;     /* bit n: r[n] known */
 	__u8 is_return;  /* r[RIP] is a return address: look up RIP - 1 */
-	__u8 pad[3];
+	__u8 arch;       /* WALK_ARCH_* */
+	__u8 pad[6];
 	struct mapping_value last; /* last mapping found (end == 0: none) */
 };
+#define WALK_ALL_REGS ((1ull << SAMPLER_REGS) - 1)
 
 /* Per-CPU scratch: the record being built and the walk's state. */
 struct sampler_scratch {
@@ -164,8 +180,10 @@ _Static_assert(sizeof(struct table_info) == 32, "table_info is 32 bytes");
 _Static_assert(sizeof(struct frame) == 16, "frame is 16 bytes");
 _Static_assert(sizeof(struct entry_block) == 3072, "entry block is 3 KiB");
 _Static_assert(sizeof(struct sample_record) == 32 + 8 * 128 + 16 * 256, "sample_record layout");
-_Static_assert(sizeof(struct walk_regs) == 8 * 17 + 8 + 32, "walk_regs layout");
+_Static_assert(sizeof(struct walk_regs) == 8 * 33 + 16 + 32, "walk_regs layout");
 _Static_assert(sizeof(struct sampler_scratch) <= 32768, "per-CPU value limit is 32 KiB");
 _Static_assert((SAMPLER_MAX_FRAMES & (SAMPLER_MAX_FRAMES - 1)) == 0, "power of two");
+_Static_assert(SAMPLER_CHAIN_FRAMES * SAMPLER_CHAIN_PROGS >= SAMPLER_MAX_FRAMES,
+	       "a tail-call chain walks every frame a record holds");
 
 #endif

@@ -11,11 +11,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpf/features.h"
 #include "bpf/loader.h"
 #include "sampler.skel.h"
 
 struct sampler_bpf {
 	struct sampler_skel *skel;
+	struct bpf_program *prog; /* the one attached: sample or sample_chain */
+	struct bpf_features feat;
 	struct ring_buffer *rb;
 	struct bpf_link **links;
 	int *perf_fds;
@@ -36,12 +39,17 @@ int sampler_bpf_open(struct sampler_bpf **out, const struct sampler_bpf_options 
 		     struct err *e)
 {
 	libbpf_set_print(silent_print);
+	struct bpf_features feat;
+	int rc = bpf_features_sampler(&feat, e);
+	if (rc < 0)
+		return rc;
 	struct sampler_bpf *s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory");
+	s->feat = feat;
 	s->skel = sampler_skel__open();
 	if (!s->skel) {
-		int rc = -errno;
+		rc = -errno;
 		free(s);
 		return err_set(e, -rc, "cannot open the BPF object: %s", strerror(-rc));
 	}
@@ -51,21 +59,34 @@ int sampler_bpf_open(struct sampler_bpf **out, const struct sampler_bpf_options 
 	k->rodata->max_frames = l->max_frames;
 	k->rodata->walk_mode = opt->mode;
 	k->rodata->kernel_stacks = opt->kernel_stacks;
+	k->rodata->have_task_pt_regs = feat.task_pt_regs;
+	/* One build of the walk loop is loaded, the other never reaches the
+	 * verifier (bpf_loop's callback is a load error before 5.13). */
+	bpf_program__set_autoload(k->progs.sample, feat.loop);
+	bpf_program__set_autoload(k->progs.sample_chain, !feat.loop);
+	bpf_program__set_autoload(k->progs.walk_more, !feat.loop);
+	s->prog = feat.loop ? k->progs.sample : k->progs.sample_chain;
 	bpf_map__set_max_entries(k->maps.mappings, l->max_mappings);
 	bpf_map__set_max_entries(k->maps.tables, l->max_objects);
 	bpf_map__set_max_entries(k->maps.rules, l->max_rules);
 	bpf_map__set_max_entries(k->maps.pages, l->max_pages);
 	bpf_map__set_max_entries(k->maps.entry_blocks, l->max_entry_blocks);
 	bpf_map__set_max_entries(k->maps.samples, l->ringbuf_bytes);
-	int rc = sampler_skel__load(k);
+	rc = sampler_skel__load(k);
+	if (!rc && !feat.loop) {
+		__u32 slot = 0;
+		int fd = bpf_program__fd(k->progs.walk_more);
+		if (bpf_map_update_elem(bpf_map__fd(k->maps.walk_chain), &slot, &fd, BPF_ANY) < 0)
+			rc = -errno;
+	}
 	if (rc) {
 		rc = rc < 0 ? rc : -EINVAL;
 		sampler_skel__destroy(k);
 		free(s);
 		return err_set(e, -rc,
-			       "cannot load the BPF sampler: %s (needs root or CAP_BPF+CAP_PERFMON, "
-			       "kernel >= 5.17 with BTF; SAMPLER_VERBOSE=1 shows the verifier log)",
-			       strerror(-rc));
+			       "cannot load the BPF sampler (walk by %s): %s (needs root or "
+			       "CAP_BPF+CAP_PERFMON; SAMPLER_VERBOSE=1 shows the verifier log)",
+			       bpf_features_walk(&feat), strerror(-rc));
 	}
 	*out = s;
 	return 0;
@@ -131,7 +152,7 @@ int sampler_bpf_attach(struct sampler_bpf *s, uint32_t frequency_hz, struct err 
 			return err_set(e, errno, "perf_event_open on CPU %d: %s", cpu, strerror(errno));
 		}
 		s->perf_fds[cpu] = fd;
-		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.sample, fd);
+		s->links[cpu] = bpf_program__attach_perf_event(s->prog, fd);
 		if (!s->links[cpu]) {
 			int rc = errno;
 			s->links[cpu] = NULL;
@@ -229,11 +250,18 @@ int sampler_bpf_run_stats(struct sampler_bpf *s, uint64_t *run_ns, uint64_t *run
 	struct bpf_prog_info info;
 	uint32_t len = sizeof(info);
 	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.sample), &info, &len) < 0)
+	/* A tail call does not return: the chain's time is the first
+	 * program's. */
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->prog), &info, &len) < 0)
 		return -errno;
 	*run_ns = info.run_time_ns;
 	*run_cnt = info.run_cnt;
 	return 0;
+}
+
+const char *sampler_bpf_walk(const struct sampler_bpf *s)
+{
+	return bpf_features_walk(&s->feat);
 }
 
 void sampler_bpf_close(struct sampler_bpf *s)

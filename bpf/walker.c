@@ -14,13 +14,20 @@
  *   W_OPAQUE(env, x)                     x, with its range hidden from the BPF
  *                                        verifier (keeps the search loop from
  *                                        exploding into 2^13 states)
+ *   W_A64(st)                            optional: nonzero when walking aarch64
+ *                                        (default: st->arch; BPF fixes it at
+ *                                        compile time from __TARGET_ARCH_*)
  *
  * walk_step() unwinds one frame: it records the frame for the current RIP
  * and computes the caller's registers, or stops with a reason.  It returns 0
  * to continue and 1 to stop (the bpf_loop callback convention).
  */
 
-#define REG_BIT(n) (1u << (n))
+#define REG_BIT(n) (1ull << (n))
+
+#ifndef W_A64
+#define W_A64(st) ((st)->arch == WALK_ARCH_AARCH64)
+#endif
 
 static WALK_INLINE int walk_stop(struct sample_record *rec, enum walk_reason why)
 {
@@ -123,7 +130,7 @@ static WALK_INLINE int walk_signal_step(struct walk_env *env, struct walk_regs *
 	st->r[UNWIND_X86_RCX] = gregs[14];
 	st->r[UNWIND_X86_RSP] = gregs[15];
 	st->r[UNWIND_X86_RIP] = gregs[16];
-	st->valid = (1u << SAMPLER_REGS) - 1;
+	st->valid = (1ull << UNWIND_X86_NREGS) - 1;
 	/* The interrupted PC is where execution resumes, not a return
 	 * address: look it up as is, and its leaf-only registers are known. */
 	st->is_return = 0;
@@ -151,6 +158,8 @@ static WALK_INLINE int walk_loc(struct walk_env *env, const struct walk_regs *st
 	return WALK_UNSUPPORTED;
 }
 
+#include "bpf/walker_arm64.c"
+
 /* Unwind one frame.  mode is an enum walk_mode; max_frames <= SAMPLER_MAX_FRAMES. */
 static WALK_INLINE int walk_step(struct walk_env *env, struct walk_regs *st,
 				 struct sample_record *rec, __u32 max_frames, __u8 mode)
@@ -158,7 +167,7 @@ static WALK_INLINE int walk_step(struct walk_env *env, struct walk_regs *st,
 	__u32 n = rec->user_frames;
 	if (n >= max_frames || n >= SAMPLER_MAX_FRAMES)
 		return walk_stop(rec, WALK_MAX_FRAMES);
-	__u64 pc = st->r[UNWIND_X86_RIP];
+	__u64 pc = st->r[W_A64(st) ? UNWIND_A64_PC : UNWIND_X86_RIP];
 	/* A return address points after the call, maybe past the end of the
 	 * caller (noreturn calls): the call itself is at pc - 1. */
 	__u64 lookup_pc = st->is_return ? pc - 1 : pc;
@@ -176,6 +185,8 @@ static WALK_INLINE int walk_step(struct walk_env *env, struct walk_regs *st,
 		if (!m) {
 			f->addr = pc;
 			f->object_id = OBJECT_NONE;
+			if (W_A64(st))
+				return a64_no_cfi(env, st, rec, f, mode, WALK_NO_MAPPING);
 			if (mode == MODE_FP)
 				return walk_fp_step(env, st, rec, f);
 			return walk_stop(rec, WALK_NO_MAPPING);
@@ -191,15 +202,21 @@ static WALK_INLINE int walk_step(struct walk_env *env, struct walk_regs *st,
 	__u32 mflags = st->last.flags;
 	f->addr = pc - bias;
 	f->object_id = object_id;
+	if (W_A64(st) && (mode == MODE_FP || (mflags & MAPPING_F_FP_ONLY)))
+		return a64_no_cfi(env, st, rec, f, MODE_FP, WALK_NO_ROW);
 	if (mode == MODE_FP || (mflags & MAPPING_F_FP_ONLY))
 		return walk_fp_step(env, st, rec, f);
 
 	const struct table_info *t = w_table(env, object_id);
 	if (!t)
-		return walk_stop(rec, WALK_NO_TABLE);
+		return W_A64(st) ? a64_no_cfi(env, st, rec, f, mode, WALK_NO_TABLE)
+				 : walk_stop(rec, WALK_NO_TABLE);
 	const struct unwind_rule *r = walk_lookup(env, t, lookup_pc - bias);
 	if (!r)
-		return walk_stop(rec, WALK_NO_ROW);
+		return W_A64(st) ? a64_no_cfi(env, st, rec, f, mode, WALK_NO_ROW)
+				 : walk_stop(rec, WALK_NO_ROW);
+	if (W_A64(st))
+		return a64_rule_step(env, st, rec, f, r, mode);
 	__u8 cfa_type = r->cfa_type, cfa_reg = r->cfa_reg;
 	__u8 rbp_type = r->rbp_type, ra_type = r->ra_type;
 	__s32 cfa_offset = r->cfa_offset, rbp_arg = r->rbp_arg, ra_arg = r->ra_arg;

@@ -20,6 +20,8 @@ struct walk_env {
 static int w_read(struct walk_env *env, void *dst, uint32_t size, uint64_t addr)
 {
 	const struct replay_input *in = env->in;
+	if (in->read)
+		return in->read(in->read_arg, dst, size, addr);
 	if (addr < in->stack_addr || addr - in->stack_addr > in->stack_size ||
 	    in->stack_size - (addr - in->stack_addr) < size)
 		return -EFAULT;
@@ -76,7 +78,8 @@ void replay_walk(const struct sampler_image *img, const struct replay_input *in,
 	out->tid = in->tid;
 	out->mode = mode;
 	memcpy(st.r, in->regs, sizeof(st.r));
-	st.valid = (1u << SAMPLER_REGS) - 1;
+	st.valid = WALK_ALL_REGS;
+	st.arch = in->arch;
 	if (max_frames > SAMPLER_MAX_FRAMES)
 		max_frames = SAMPLER_MAX_FRAMES;
 	if (counters)

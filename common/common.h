@@ -48,6 +48,21 @@ void build_id_to_hex(const uint8_t *id, size_t len, char *hex /* BUILD_ID_HEX_MA
 /* Parse lowercase or uppercase hex of an even length 2..128; -EINVAL otherwise. */
 int build_id_from_hex(const char *hex, uint8_t *id, size_t *len);
 
+/* How an object's identity was found (docs/identity.md). */
+enum elf_id_kind {
+	ELF_ID_NONE = 0,
+	ELF_ID_GNU = 1,     /* NT_GNU_BUILD_ID, as the linker wrote it */
+	ELF_ID_GO = 2,      /* SHA-256("go-buildid" NUL, Go build-ID note) truncated */
+	ELF_ID_CONTENT = 3, /* SHA-256("elf-content" NUL, size, head, tail) truncated */
+};
+#define ELF_ID_GO_PREFIX      "go-buildid"
+#define ELF_ID_GO_LEN         20
+#define ELF_ID_CONTENT_PREFIX "elf-content"
+#define ELF_ID_CONTENT_LEN    16
+#define ELF_ID_CONTENT_CHUNK  4096
+/* "gnu", "go", "content" (or "none"), for messages and JSON. */
+const char *elf_id_kind_name(enum elf_id_kind k);
+
 /* One PT_LOAD segment, for address normalization (docs/architecture.md, "Addresses"). */
 struct elf_segment {
 	uint64_t vaddr, memsz, offset, filesz;
@@ -63,8 +78,12 @@ struct elf_object {
 	size_t image_size;
 	bool image_mapped;    /* image was mmap'ed by us */
 	GElf_Ehdr ehdr;
+	/* The object's identity (docs/identity.md): its GNU build-ID, else
+	 * one derived from its Go build-ID note, else a hash of its content.
+	 * Every opened object has one; id_kind says which. */
 	uint8_t build_id[BUILD_ID_MAX];
-	size_t build_id_len;  /* 0: no NT_GNU_BUILD_ID note */
+	size_t build_id_len;  /* 0 only if hashing failed (out of memory) */
+	enum elf_id_kind id_kind;
 	char name[256];       /* for messages */
 	/* Largest decompressed section elf_object_section() will produce
 	 * (-EFBIG beyond); 0 = ELF_MAX_DECOMPRESSED.  Set after opening. */

@@ -5,6 +5,7 @@
  * of through elf_getdata(): it is faster, and it lets us decompress zstd
  * sections, which libelf 0.188 cannot. */
 #include "common/common.h"
+#include "common/sha256.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -29,8 +30,14 @@ static void elf_init(void)
 	elf_version(EV_CURRENT);
 }
 
+/* Go's linker writes its build-ID as a note named "Go" (namesz 4: "Go\\0\\0") of this type
+ * (cmd/link: ELF_NOTE_GOBUILDID_TAG) in .note.go.buildid. */
+#define NT_GO_BUILD_ID 4
+
+/* Scan one note area: the GNU build-ID wins (returns 1); a Go build-ID note
+ * is remembered in *go and *go_len for identity_from_go(). */
 static int find_build_id_in_notes(struct elf_object *o, const uint8_t *p, size_t size,
-				  size_t align)
+				  size_t align, const uint8_t **go, size_t *go_len)
 {
 	size_t off = 0;
 	if (align < 4)
@@ -53,7 +60,13 @@ static int find_build_id_in_notes(struct elf_object *o, const uint8_t *p, size_t
 		    descsz > 0 && descsz <= BUILD_ID_MAX) {
 			memcpy(o->build_id, p + off, descsz);
 			o->build_id_len = descsz;
+			o->id_kind = ELF_ID_GNU;
 			return 1;
+		}
+		if (type == NT_GO_BUILD_ID && (namesz == 3 || namesz == 4) && memcmp(name, "Go", 3) == 0 &&
+		    descsz > 0 && !*go) {
+			*go = p + off;
+			*go_len = descsz;
 		}
 		if (desc_pad > size - off)
 			return 0;
@@ -67,10 +80,53 @@ static bool in_image(const struct elf_object *o, uint64_t off, uint64_t size)
 	return off <= o->image_size && size <= o->image_size - off;
 }
 
+/* The identity of an object without a GNU build-ID (docs/identity.md).
+ * Each scheme hashes a distinct prefix first, so the two derived kinds can
+ * never produce the same ID from different inputs. */
+static void identity_from_go(struct elf_object *o, const uint8_t *note, size_t len)
+{
+	uint8_t digest[32];
+	struct sha256 h;
+	while (len && note[len - 1] == 0) /* the linker pads the string with NULs */
+		len--;
+	if (sha256_init(&h) < 0)
+		return;
+	sha256_update(&h, ELF_ID_GO_PREFIX, sizeof(ELF_ID_GO_PREFIX));
+	sha256_update(&h, note, len);
+	if (sha256_final(&h, digest) < 0)
+		return;
+	memcpy(o->build_id, digest, ELF_ID_GO_LEN);
+	o->build_id_len = ELF_ID_GO_LEN;
+	o->id_kind = ELF_ID_GO;
+}
+
+static void identity_from_content(struct elf_object *o)
+{
+	uint8_t digest[32], size_le[8];
+	struct sha256 h;
+	uint64_t size = o->image_size;
+	size_t head = size < ELF_ID_CONTENT_CHUNK ? (size_t)size : ELF_ID_CONTENT_CHUNK;
+	for (int i = 0; i < 8; i++)
+		size_le[i] = (uint8_t)(size >> (8 * i));
+	if (sha256_init(&h) < 0)
+		return;
+	sha256_update(&h, ELF_ID_CONTENT_PREFIX, sizeof(ELF_ID_CONTENT_PREFIX));
+	sha256_update(&h, size_le, sizeof(size_le));
+	sha256_update(&h, o->image, head);
+	sha256_update(&h, o->image + size - head, head);
+	if (sha256_final(&h, digest) < 0)
+		return;
+	memcpy(o->build_id, digest, ELF_ID_CONTENT_LEN);
+	o->build_id_len = ELF_ID_CONTENT_LEN;
+	o->id_kind = ELF_ID_CONTENT;
+}
+
 static void read_build_id(struct elf_object *o)
 {
 	size_t nphdr = 0, shnum = 0;
 	Elf_Scn *scn = NULL;
+	const uint8_t *go = NULL;
+	size_t go_len = 0;
 	if (elf_getshdrnum(o->elf, &shnum) == 0 && shnum > 0) {
 		while ((scn = elf_nextscn(o->elf, scn))) {
 			GElf_Shdr sh;
@@ -79,21 +135,26 @@ static void read_build_id(struct elf_object *o)
 			if (!in_image(o, sh.sh_offset, sh.sh_size))
 				continue;
 			if (find_build_id_in_notes(o, o->image + sh.sh_offset, sh.sh_size,
-						   sh.sh_addralign))
+						   sh.sh_addralign, &go, &go_len))
 				return;
 		}
 	}
-	if (elf_getphdrnum(o->elf, &nphdr) != 0)
-		return;
-	for (size_t i = 0; i < nphdr; i++) {
-		GElf_Phdr ph;
-		if (!gelf_getphdr(o->elf, (int)i, &ph) || ph.p_type != PT_NOTE)
-			continue;
-		if (!in_image(o, ph.p_offset, ph.p_filesz))
-			continue;
-		if (find_build_id_in_notes(o, o->image + ph.p_offset, ph.p_filesz, ph.p_align))
-			return;
+	if (elf_getphdrnum(o->elf, &nphdr) == 0) {
+		for (size_t i = 0; i < nphdr; i++) {
+			GElf_Phdr ph;
+			if (!gelf_getphdr(o->elf, (int)i, &ph) || ph.p_type != PT_NOTE)
+				continue;
+			if (!in_image(o, ph.p_offset, ph.p_filesz))
+				continue;
+			if (find_build_id_in_notes(o, o->image + ph.p_offset, ph.p_filesz,
+						   ph.p_align, &go, &go_len))
+				return;
+		}
 	}
+	if (go)
+		identity_from_go(o, go, go_len);
+	else
+		identity_from_content(o);
 }
 
 static int open_image(struct elf_object *o, struct err *e)
@@ -345,4 +406,14 @@ int elf_object_segments(struct elf_object *o, struct elf_segment *segs, size_t m
 		n++;
 	}
 	return (int)n;
+}
+
+const char *elf_id_kind_name(enum elf_id_kind k)
+{
+	switch (k) {
+	case ELF_ID_GNU: return "gnu";
+	case ELF_ID_GO: return "go";
+	case ELF_ID_CONTENT: return "content";
+	default: return "none";
+	}
 }

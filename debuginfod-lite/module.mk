@@ -17,7 +17,7 @@ DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-
                 debuginfod-lite/s3.c debuginfod-lite/blob_s3.c
 DIL_LIB_OBJS := $(DIL_LIB_SRCS:%.c=$(OBJ)/%.o)
 DIL_LIB      := $(LIB)/libdebuginfodlite.a
-DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lpq -lcurl -lexpat -ljansson -ldw -liberty $(UNWIND_LDLIBS)
+DIL_LDLIBS   := -lmicrohttpd -lsqlite3 -lpq -lcurl -lexpat -ljansson -ldw -liberty -llzma $(UNWIND_LDLIBS)
 DEPFILES     += $(DIL_LIB_OBJS:.o=.d) $(OBJ)/debuginfod-lite/main.d \
                 $(OBJ)/debuginfod-lite/upload_main.d
 BINS         += $(BIN)/debuginfod-lite $(BIN)/debuginfod-upload

@@ -388,6 +388,8 @@ struct profile_resolver {
 	struct core_ctx *ctx;
 	struct vec ids;  /* struct resolved_id */
 	struct vec maps; /* struct resolved_map */
+	char kallsyms_sha[SHA256_HEX_LEN + 1];
+	struct symz_kallsyms *kallsyms; /* the last one asked for; NULL: none */
 };
 
 struct profile_resolver *profile_resolver_new(struct core_ctx *ctx)
@@ -411,6 +413,7 @@ void profile_resolver_free(struct profile_resolver *res)
 		symz_jit_free(VEC_AT(&res->maps, struct resolved_map, i).map);
 	vec_free(&res->ids);
 	vec_free(&res->maps);
+	symz_kallsyms_free(res->kallsyms);
 	free(res);
 }
 
@@ -497,6 +500,31 @@ static int resolve_perf_map(void *ctx, const char *sha, const struct symz_jit_ma
 	return rm->map ? 0 : err_set(e, ENOENT, "perf map not stored");
 }
 
+/* A stored kallsyms snapshot (kept in the perf-map store), parsed once and
+ * kept while the resolver asks for the same one: the agents of one kernel
+ * all send the same snapshot. */
+static int resolve_kallsyms(void *ctx, const char *sha, const struct symz_kallsyms **out,
+			    struct err *e)
+{
+	struct profile_resolver *res = ctx;
+	if (strcmp(res->kallsyms_sha, sha) != 0) {
+		symz_kallsyms_free(res->kallsyms);
+		res->kallsyms = NULL;
+		snprintf(res->kallsyms_sha, sizeof(res->kallsyms_sha), "%s", sha);
+		uint8_t *text;
+		size_t size;
+		struct err why = { { 0 } };
+		if (perf_map_known(res->ctx->srv, sha) &&
+		    profile_blob_read(res->ctx->srv, sha, &text, &size, &why) == 0) {
+			if (symz_kallsyms_parse((const char *)text, size, &res->kallsyms, &why) < 0)
+				log_warn("msg=\"kallsyms snapshot %s: %s\"", sha, why.msg);
+			free(text);
+		}
+	}
+	*out = res->kallsyms;
+	return res->kallsyms ? 0 : err_set(e, ENOENT, "kallsyms snapshot not stored");
+}
+
 static int add_missing(struct vec *missing, const char *ref)
 {
 	if (!missing)
@@ -519,6 +547,7 @@ int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, str
 {
 	struct symz_pprof_options opt = { .resolve_index = resolve_id,
 					  .resolve_perf_map = resolve_perf_map,
+					  .resolve_kallsyms = resolve_kallsyms,
 					  .ctx = res };
 	struct symz_pprof_report rep;
 	int rc = symz_pprof_symbolize(p, &opt, &rep, e);
@@ -527,8 +556,13 @@ int profile_symbolize(struct profile_resolver *res, struct pprof_profile *p, str
 	for (size_t i = 0; i < rep.n_missing_ids && rc == 0; i++) {
 		const struct symz_pprof_missing *mi = &rep.missing_ids[i];
 		char id[BUILD_ID_HEX_MAX];
+		char ref[REF_MAX];
 		if (mi->perf_map)
 			rc = add_missing(missing, mi->build_id);
+		else if (mi->kallsyms) { /* kept with the perf maps: see collect_meta */
+			snprintf(ref, sizeof(ref), PERF_MAP_PREFIX "%s", mi->build_id + strlen("kallsyms:"));
+			rc = add_missing(missing, ref);
+		}
 		else if (profile_lower_hex(mi->build_id, id, sizeof(id), 2, 2 * BUILD_ID_MAX))
 			rc = add_missing(missing, id);
 	}

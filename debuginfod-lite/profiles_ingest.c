@@ -143,6 +143,26 @@ static int collect_meta(struct pprof_profile *p, struct profile_meta *m, char *m
 			return rc;
 		}
 	}
+	/* The kallsyms snapshot the agent's kernel comment names is stored with
+	 * the perf maps, and referred to like one, so it lives as long as a
+	 * profile needs it and a late one queues the profile again. */
+	for (size_t i = 0; i < p->comments.len; i++) {
+		const char *c = pprof_str(p, VEC_AT(&p->comments, int64_t, i));
+		const char *k = strncmp(c, SYMZ_KERNEL_COMMENT, strlen(SYMZ_KERNEL_COMMENT)) ? NULL
+			      : strstr(c, " kallsyms=");
+		char sha[SHA256_HEX_LEN + 1], ref[REF_MAX];
+		if (!k || strlen(k + 10) < SHA256_HEX_LEN)
+			continue;
+		memcpy(sha, k + 10, SHA256_HEX_LEN);
+		sha[SHA256_HEX_LEN] = 0;
+		if (!is_hex(sha, SHA256_HEX_LEN, SHA256_HEX_LEN))
+			continue;
+		snprintf(ref, sizeof(ref), PERF_MAP_PREFIX "%s", sha);
+		if (add_ref(&m->refs, ref) < 0) {
+			snprintf(msg, size, "out of memory");
+			return -ENOMEM;
+		}
+	}
 	return 0;
 }
 
@@ -152,15 +172,20 @@ static int collect_meta(struct pprof_profile *p, struct profile_meta *m, char *m
  * are named perf-map:<h>.  Store such snapshots as POST /perf-maps would.  A
  * snapshot that does not hash to its name is logged and left out: the
  * profile stays good, its JIT frames are reported missing. */
+/* The agent's kallsyms snapshot (comment "profiler-agent.kallsyms
+ * sha256=<h> encoding=text\n<snapshot>") is stored the same way, after a
+ * parse that refuses a malformed one. */
 static void store_agent_perf_maps(struct server *s, const struct pprof_profile *p)
 {
 	static const char head[] = "profiler-agent.jit perf-map sha256=";
+	static const char khead[] = "profiler-agent.kallsyms sha256=";
 	static const char enc[] = " encoding=text\n";
 	for (size_t i = 0; i < p->comments.len; i++) {
 		const char *c = pprof_str(p, VEC_AT(&p->comments, int64_t, i));
-		if (strncmp(c, head, sizeof(head) - 1) != 0)
+		bool kallsyms = strncmp(c, khead, sizeof(khead) - 1) == 0;
+		if (!kallsyms && strncmp(c, head, sizeof(head) - 1) != 0)
 			continue;
-		const char *want = c + sizeof(head) - 1;
+		const char *want = c + (kallsyms ? sizeof(khead) : sizeof(head)) - 1;
 		if (strlen(want) < SHA256_HEX_LEN + sizeof(enc) - 1 ||
 		    strncmp(want + SHA256_HEX_LEN, enc, sizeof(enc) - 1) != 0) {
 			log_error("msg=\"profile: malformed profiler-agent.jit comment %zu, ignored\"", i);
@@ -170,6 +195,15 @@ static void store_agent_perf_maps(struct server *s, const struct pprof_profile *
 		char sha[SHA256_HEX_LEN + 1];
 		bool was_new;
 		struct err e = { { 0 } };
+		if (kallsyms) {
+			struct symz_kallsyms *k = NULL;
+			if (symz_kallsyms_parse(text, strlen(text), &k, &e) < 0) {
+				log_error("msg=\"profile: kallsyms snapshot in comment %zu: %s\"", i,
+					  e.msg);
+				continue;
+			}
+			symz_kallsyms_free(k);
+		}
 		if (perf_map_insert(s, text, strlen(text), sha, &was_new, &e) < 0)
 			log_error("msg=\"profile: perf map in comment %zu: %s\"", i, e.msg);
 		else if (strncmp(sha, want, SHA256_HEX_LEN) != 0)

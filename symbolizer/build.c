@@ -7,6 +7,7 @@
  * built to avoid. */
 #include "symbolizer/index.h"
 #include "symbolizer/internal.h"
+#include "common/gopclntab.h"
 #include "common/hashmap.h"
 
 #include <dwarf.h>
@@ -79,6 +80,8 @@ struct builder {
 	size_t ncode;
 	struct sym *syms;        /* function symbols, by address then rank */
 	size_t nsyms;
+	Elf *mini_elf;           /* MiniDebugInfo's ELF (names in syms point into it) */
+	uint8_t *mini_image;
 	uint32_t order;
 	bool oom;
 	struct symz_stats *stats;
@@ -545,29 +548,35 @@ static int cmp_sym(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Function symbols of elf's .symtab (else .dynsym) into b->syms, sorted. */
-static int collect_syms(struct builder *b, Elf *elf)
+/* elf's .symtab, else (dynsym_ok) its .dynsym; NULL when neither. */
+static Elf_Scn *symtab_of(Elf *elf, bool dynsym_ok, GElf_Shdr *out)
 {
 	Elf_Scn *scn = NULL, *use = NULL;
-	GElf_Shdr sh, use_sh = {0};
+	GElf_Shdr sh;
 	while ((scn = elf_nextscn(elf, scn))) {
 		if (!gelf_getshdr(scn, &sh))
 			continue;
-		if (sh.sh_type == SHT_SYMTAB || (sh.sh_type == SHT_DYNSYM && !use)) {
+		if (sh.sh_type == SHT_SYMTAB || (dynsym_ok && sh.sh_type == SHT_DYNSYM && !use)) {
 			use = scn;
-			use_sh = sh;
+			*out = sh;
 		}
 	}
-	if (!use)
-		return 0;
+	return use;
+}
+
+/* Append the function symbols of elf's symbol section scn to b->syms
+ * (unsorted). */
+static int append_syms(struct builder *b, Elf *elf, Elf_Scn *use, const GElf_Shdr *use_sh)
+{
 	Elf_Data *d = elf_getdata(use, NULL);
-	if (!d || use_sh.sh_entsize == 0)
+	if (!d || use_sh->sh_entsize == 0)
 		return 0;
-	size_t n = d->d_size / use_sh.sh_entsize;
-	struct sym *syms = calloc(n ? n : 1, sizeof(*syms));
+	size_t n = d->d_size / use_sh->sh_entsize;
+	struct sym *syms = realloc(b->syms, (b->nsyms + n + 1) * sizeof(*syms));
 	if (!syms)
 		return -ENOMEM;
-	size_t k = 0;
+	b->syms = syms;
+	size_t k = b->nsyms;
 	for (size_t i = 0; i < n; i++) {
 		GElf_Sym s;
 		if (!gelf_getsym(d, (int)i, &s))
@@ -576,23 +585,56 @@ static int collect_syms(struct builder *b, Elf *elf)
 		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
 		    s.st_value == 0)
 			continue;
-		const char *name = elf_strptr(elf, use_sh.sh_link, s.st_name);
+		const char *name = elf_strptr(elf, use_sh->sh_link, s.st_name);
 		if (!name || !*name)
 			continue;
 		uint64_t hi = s.st_value + (s.st_size ? s.st_size : 1);
 		if (hi < s.st_value || !in_code(b, s.st_value, hi))
 			continue;
+		memset(&syms[k], 0, sizeof(syms[k]));
 		syms[k].addr = s.st_value;
 		syms[k].size = s.st_size;
 		syms[k].name = name;
 		syms[k].rank = sym_rank(&s, name);
 		k++;
 	}
-	if (k)
-		qsort(syms, k, sizeof(*syms), cmp_sym);
-	free(b->syms);
-	b->syms = syms;
 	b->nsyms = k;
+	return 0;
+}
+
+/* Function symbols of elf's .symtab (else .dynsym) into b->syms, sorted. */
+static int collect_syms(struct builder *b, Elf *elf)
+{
+	GElf_Shdr sh;
+	Elf_Scn *use = symtab_of(elf, true, &sh);
+	free(b->syms);
+	b->syms = NULL;
+	b->nsyms = 0;
+	if (!use)
+		return 0;
+	int r = append_syms(b, elf, use, &sh);
+	if (r == 0 && b->nsyms)
+		qsort(b->syms, b->nsyms, sizeof(*b->syms), cmp_sym);
+	return r;
+}
+
+/* MiniDebugInfo: the .symtab inside .gnu_debugdata joins what .dynsym has
+ * (it holds only the functions .dynsym lacks).  Used when there is no
+ * full .symtab; DWARF, when there is some, still names first. */
+static int add_minidebuginfo(struct builder *b, Elf *obj, struct err *e)
+{
+	int r = symz_minidebuginfo_open(obj, &b->mini_image, &b->mini_elf, e);
+	if (r <= 0)
+		return r;
+	GElf_Shdr sh;
+	Elf_Scn *scn = symtab_of(b->mini_elf, false, &sh);
+	if (!scn)
+		return err_set(e, EINVAL, ".gnu_debugdata: the ELF inside has no .symtab");
+	if (append_syms(b, b->mini_elf, scn, &sh) < 0)
+		return err_set(e, ENOMEM, "out of memory");
+	if (b->nsyms)
+		qsort(b->syms, b->nsyms, sizeof(*b->syms), cmp_sym);
+	b->stats->minidebuginfo = true;
 	return 0;
 }
 
@@ -617,6 +659,158 @@ static int add_symtab(struct builder *b, struct err *e)
 	}
 	if (b->oom)
 		return err_set(e, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* ---- Go's .gopclntab (where there is no DWARF) ---- */
+
+/* Deepest inline nesting followed; Go's inliner goes far less deep, and a
+ * hostile tree whose parent_pc points back into its own run would loop. */
+#define GO_INLINE_MAX_DEPTH 32
+/* Inlined calls indexed per function: each costs a walk of the function's
+ * tables, so a hostile tree is cut here (real functions stay far below;
+ * beyond it the function's own frame still answers). */
+#define GO_INLINE_MAX_PER_FUNC 4096
+
+struct go_inl {
+	int32_t ix;
+	uint32_t node, depth;
+};
+
+/* The node of inline-tree entry ix of f, creating it and its enclosing
+ * entries; *depth is its scope depth (function = 1).  SYMZ_NONE on a
+ * malformed tree (the range is then left to the function). */
+static uint32_t go_inline_node(struct builder *b, const struct go_pclntab *t,
+			       const struct go_func *f, uint32_t fn_node, int32_t ix,
+			       struct vec *seen, unsigned level, uint32_t *depth)
+{
+	for (size_t i = 0; i < seen->len; i++) {
+		struct go_inl *g = &VEC_AT(seen, struct go_inl, i);
+		if (g->ix == ix) {
+			*depth = g->depth;
+			return g->node;
+		}
+	}
+	struct go_inlined_call c;
+	if (level >= GO_INLINE_MAX_DEPTH || seen->len >= GO_INLINE_MAX_PER_FUNC ||
+	    go_pclntab_inlined(t, f, ix, &c) < 0)
+		return SYMZ_NONE;
+	int32_t parent_ix, fileno, line;
+	if (go_pcvalue_at(t, f, f->inl_index, c.parent_pc, &parent_ix) < 0 ||
+	    go_pcvalue_at(t, f, f->pcfile, c.parent_pc, &fileno) < 0 ||
+	    go_pcvalue_at(t, f, f->pcln, c.parent_pc, &line) < 0)
+		return SYMZ_NONE;
+	uint32_t parent = fn_node, parent_depth = 1;
+	if (parent_ix >= 0) {
+		parent = go_inline_node(b, t, f, fn_node, parent_ix, seen, level + 1, &parent_depth);
+		if (parent == SYMZ_NONE)
+			return SYMZ_NONE;
+	}
+	const char *file = go_pclntab_file(t, f, fileno);
+	struct symz_node nd = {0};
+	nd.parent = parent;
+	nd.call_file = file ? file_index(b, file, NULL) : SYMZ_NONE;
+	nd.call_line = line > 0 ? (uint32_t)line : 0;
+	nd.flags = SYMZ_N_INLINED;
+	intern_name(b, c.name, false, &nd.name, &nd.linkage);
+	uint32_t node = add_node(b, &nd);
+	struct go_inl *g = node == SYMZ_NONE ? NULL : vec_push(seen);
+	if (!g) {
+		b->oom = true;
+		return SYMZ_NONE;
+	}
+	*g = (struct go_inl){ix, node, parent_depth + 1};
+	b->stats->inline_nodes++;
+	*depth = parent_depth + 1;
+	return node;
+}
+
+/* Line rows of f: the pcfile and pcln tables walked side by side. */
+static int go_lines(struct builder *b, const struct go_pclntab *t, const struct go_func *f)
+{
+	struct go_pcvalue_iter fi, li;
+	uint64_t fs = 0, fe = 0, ls = 0, le = 0;
+	int32_t fv = -1, lv = -1;
+	int fr, lr;
+	go_pcvalue_begin(t, f, f->pcfile, &fi);
+	go_pcvalue_begin(t, f, f->pcln, &li);
+	fr = go_pcvalue_next(&fi, &fs, &fe, &fv);
+	lr = go_pcvalue_next(&li, &ls, &le, &lv);
+	uint64_t pc = f->entry;
+	int32_t last_fv = -1;
+	uint32_t fidx = SYMZ_NONE; /* of last_fv: a function's rows rarely change file */
+	while (fr > 0 && lr > 0 && !b->oom) {
+		struct row *r = vec_push(&b->rows);
+		if (!r) {
+			b->oom = true;
+			break;
+		}
+		*r = (struct row){.addr = pc, .order = b->order++};
+		if (fv != last_fv) {
+			const char *file = go_pclntab_file(t, f, fv);
+			fidx = file ? file_index(b, file, NULL) : SYMZ_NONE;
+			last_fv = fv;
+		}
+		if (fidx != SYMZ_NONE && lv > 0) {
+			r->file = fidx + 1;
+			r->line = (uint32_t)lv;
+		}
+		pc = fe < le ? fe : le;
+		if (fe == pc)
+			fr = go_pcvalue_next(&fi, &fs, &fe, &fv);
+		if (le == pc)
+			lr = go_pcvalue_next(&li, &ls, &le, &lv);
+	}
+	struct row *r = vec_push(&b->rows); /* end of the function's sequence */
+	if (!r) {
+		b->oom = true;
+		return -ENOMEM;
+	}
+	*r = (struct row){.addr = pc, .order = b->order++};
+	return fr < 0 || lr < 0 ? -EINVAL : 0;
+}
+
+/* Functions, inline chains and lines from .gopclntab.  A malformed
+ * function is skipped (counted) rather than failing the whole object; a
+ * header that cannot be read fails it. */
+static int add_gopclntab(struct builder *b, const struct go_pclntab *t, struct err *e)
+{
+	struct vec seen;
+	vec_init(&seen, sizeof(struct go_inl));
+	for (uint32_t i = 0; i < t->nfunc && !b->oom; i++) {
+		struct go_func f;
+		struct err fe = {{0}};
+		if (go_pclntab_func(t, i, &f, &fe) < 0 || !in_code(b, f.entry, f.end))
+			continue;
+		struct symz_node nd = {0};
+		nd.parent = SYMZ_NONE;
+		nd.call_file = SYMZ_NONE;
+		nd.entry = f.entry;
+		nd.decl_line = f.start_line > 0 ? (uint32_t)f.start_line : 0;
+		intern_name(b, f.name, false, &nd.name, &nd.linkage);
+		uint32_t fn_node = add_node(b, &nd);
+		if (fn_node == SYMZ_NONE)
+			break;
+		add_range(b, f.entry, f.end, fn_node, 1);
+		b->stats->functions++;
+		seen.len = 0;
+		struct go_pcvalue_iter it;
+		uint64_t s, en;
+		int32_t ix;
+		go_pcvalue_begin(t, &f, f.inl_index, &it);
+		while (f.inl_tree && go_pcvalue_next(&it, &s, &en, &ix) > 0) {
+			if (ix < 0)
+				continue;
+			uint32_t depth = 0;
+			uint32_t node = go_inline_node(b, t, &f, fn_node, ix, &seen, 0, &depth);
+			if (node != SYMZ_NONE)
+				add_range(b, s, en, node, depth);
+		}
+		go_lines(b, t, &f);
+	}
+	vec_free(&seen);
+	if (b->oom)
+		return err_set(e, ENOMEM, "out of memory while indexing .gopclntab");
 	return 0;
 }
 
@@ -867,6 +1061,9 @@ static void builder_free(struct builder *b)
 	vec_free(&b->rows);
 	free(b->code);
 	free(b->syms);
+	if (b->mini_elf)
+		elf_end(b->mini_elf);
+	free(b->mini_image);
 }
 
 /* Executable sections of the object (section headers survive in debug files
@@ -895,8 +1092,10 @@ static int collect_code(struct builder *b, Elf *elf)
 	return 0;
 }
 
-int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
-		    struct symz_stats *stats, struct symz_index **out, struct err *e)
+/* go_only: leave DWARF out (it is still the source of the symbols). */
+static int build_index(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
+		       bool go_only, struct symz_stats *stats, struct symz_index **out,
+		       struct err *e)
 {
 	struct builder b;
 	memset(&b, 0, sizeof(b));
@@ -927,7 +1126,17 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 		r = err_set(e, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (dbg) {
+	/* No full .symtab anywhere: MiniDebugInfo's, beside .dynsym. */
+	GElf_Shdr ignored_sh;
+	if (!symtab_of(obj->elf, false, &ignored_sh) &&
+	    !(dbg && dbg != obj && symtab_of(dbg->elf, false, &ignored_sh))) {
+		struct err me = {{0}};
+		if ((r = add_minidebuginfo(&b, obj->elf, &me)) < 0) {
+			r = err_set(e, -r, "%s: %s", obj->name, me.msg);
+			goto out;
+		}
+	}
+	if (dbg && !go_only) {
 		dw = dwarf_begin_elf(dbg->elf, DWARF_C_READ, NULL);
 		if (!dw) {
 			r = err_set(e, EINVAL, "%s: cannot read DWARF: %s", dbg->name,
@@ -948,13 +1157,26 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
 			goto out;
 		flags |= SYMZ_F_HAS_DWARF;
 	}
+	/* Go: .gopclntab when there is no DWARF (Go's DWARF, when kept,
+	 * describes the same functions and inline trees). */
+	struct go_pclntab go;
+	if (!(flags & SYMZ_F_HAS_DWARF)) {
+		r = go_pclntab_open_elf(&go, obj, e);
+		if (r == 0)
+			r = add_gopclntab(&b, &go, e);
+		if (r && r != -ENODATA)
+			goto out;
+		if (r == 0)
+			flags |= SYMZ_F_HAS_GOPCLNTAB;
+		r = 0;
+	}
 	r = add_symtab(&b, e);
 	if (r)
 		goto out;
 	if (stats->symbols)
 		flags |= SYMZ_F_HAS_SYMTAB;
-	if (!(flags & SYMZ_F_HAS_DWARF) && !stats->symbols) {
-		r = err_set(e, ENODATA, "%s: no DWARF and no symbol table", obj->name);
+	if (!(flags & (SYMZ_F_HAS_DWARF | SYMZ_F_HAS_GOPCLNTAB)) && !stats->symbols) {
+		r = err_set(e, ENODATA, "%s: no DWARF, no .gopclntab and no symbol table", obj->name);
 		goto out;
 	}
 	r = serialize(&b, obj, flags, out, e);
@@ -967,4 +1189,35 @@ out:
 		dwarf_end(altdw);
 	builder_free(&b);
 	return r;
+}
+
+int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_object *alt,
+		    struct symz_stats *stats, struct symz_index **out, struct err *e)
+{
+	int r = build_index(obj, dbg, alt, false, stats, out, e);
+	if (r || !dbg || !((*out)->hdr->flags & SYMZ_F_HAS_DWARF) ||
+	    !elf_object_has_data(obj, ".gopclntab", 16))
+		return r;
+	/* A Go binary with DWARF: .gopclntab too, and the more complete of the
+	 * two is kept (more functions, then more inline frames).  Go's DWARF
+	 * and .gopclntab usually describe the same functions, and .gopclntab
+	 * the same inline trees and names as the Go tools show them
+	 * (docs/go.md). */
+	struct symz_stats gs = *stats;
+	gs.functions = gs.inline_nodes = gs.symbols = gs.scope_segments = gs.line_rows = 0;
+	gs.index_bytes = 0;
+	struct symz_index *gi = NULL;
+	struct err ge = {{0}};
+	if (build_index(obj, dbg, alt, true, &gs, &gi, &ge) < 0)
+		return 0; /* the DWARF index stands */
+	if (gs.functions > stats->functions ||
+	    (gs.functions == stats->functions && gs.inline_nodes > stats->inline_nodes)) {
+		gi->stats.build_ms += (*out)->stats.build_ms; /* both builds */
+		*stats = gs;
+		symz_index_free(*out);
+		*out = gi;
+	} else {
+		symz_index_free(gi);
+	}
+	return 0;
 }

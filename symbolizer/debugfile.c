@@ -198,8 +198,11 @@ static int input_open(struct input *in, const char *path, const void *buf, size_
 
 static bool same_build_id(const struct elf_object *a, const struct elf_object *b)
 {
-	if (!a->build_id_len || !b->build_id_len)
-		return true; /* nothing to compare: accept (debuglink without IDs) */
+	/* A content hash names one file, never its debug file: with no note
+	 * to compare, accept (a debuglink without IDs). */
+	if (!a->build_id_len || !b->build_id_len || a->id_kind == ELF_ID_CONTENT ||
+	    b->id_kind == ELF_ID_CONTENT)
+		return true;
 	return a->build_id_len == b->build_id_len &&
 	       memcmp(a->build_id, b->build_id, a->build_id_len) == 0;
 }

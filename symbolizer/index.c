@@ -291,6 +291,16 @@ static void fill_function(const struct symz_index *x, const struct symz_node *n,
 	f->from_symtab = n->flags & SYMZ_N_SYMTAB;
 }
 
+bool symz_index_first_function(const struct symz_index *x, uint64_t *addr)
+{
+	for (size_t i = 0; i < x->nseg; i++)
+		if (x->scope_node[i] != SYMZ_NONE) {
+			*addr = x->scope_addr[i];
+			return true;
+		}
+	return false;
+}
+
 bool symz_lookup_pc(uint64_t addr, enum symz_frame_kind kind, uint64_t *pc)
 {
 	if (kind == SYMZ_RETURN_ADDRESS) {

@@ -14,4 +14,14 @@ int symz_build_core(struct elf_object *obj, struct elf_object *dbg, struct elf_o
  * "foo"; NULL when the name has no GCC clone suffix. */
 char *symz_strip_clone_suffix(const char *name);
 
+/* MiniDebugInfo (minidebuginfo.c).  _decompress: the xz stream of a
+ * .gnu_debugdata section, bounded; *out malloc'ed.  _open: the inner ELF of
+ * outer's .gnu_debugdata: 1 with *inner (elf_memory over *image, which the
+ * caller frees after elf_end), 0 when there is none, -errno with e when it
+ * is broken. */
+#include <libelf.h>
+int symz_minidebuginfo_decompress(const void *xz, size_t size, uint8_t **out, size_t *out_size,
+				  struct err *e);
+int symz_minidebuginfo_open(Elf *outer, uint8_t **image, Elf **inner, struct err *e);
+
 #endif

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct resolver_ctx {
@@ -20,6 +21,8 @@ struct resolver_ctx {
 	size_t nopened;
 	struct symz_jit_map **maps;
 	size_t nmaps;
+	const struct pprof_profile *profile; /* for a kallsyms snapshot it carries */
+	struct symz_kallsyms *kallsyms;     /* the one the profile names, once read */
 };
 
 /* Perf-map snapshots are read whole; the agent caps what it captures far
@@ -92,33 +95,48 @@ static int resolve(void *vctx, const char *build_id, const char *filename,
 	return r ? r : keep(c, idx, out);
 }
 
-/* The snapshot named by its SHA-256 under --perf-map-dir: DIR/<sha256>, or
- * DIR/ab/cdef… as the server stores them (DATA/profiles/).  The content must
- * hash to its name: a stale or edited file would name frames wrongly. */
+/* A snapshot named by its SHA-256 under --perf-map-dir: DIR/<sha256>,
+ * DIR/<sha256>.EXT (as profiler-agent --output writes them), or DIR/ab/cdef…
+ * as the server stores them (DATA/profiles/).  The content must hash to its
+ * name: a stale or edited file would name frames wrongly. */
+static int read_snapshot(const char *dir, const char *sha, const char *ext, uint8_t **text,
+			 size_t *size, struct err *e)
+{
+	if (!dir)
+		return err_set(e, ENOENT, "no --perf-map-dir given");
+	char flat[PATH_MAX], with_ext[PATH_MAX], split[PATH_MAX], got[SHA256_HEX_LEN + 1];
+	snprintf(flat, sizeof(flat), "%s/%s", dir, sha);
+	snprintf(with_ext, sizeof(with_ext), "%s/%s.%s", dir, sha, ext);
+	snprintf(split, sizeof(split), "%s/%.2s/%s", dir, sha, sha + 2);
+	const char *path = access(flat, R_OK) == 0 ? flat : access(with_ext, R_OK) == 0 ? with_ext
+										    : split;
+	if (access(path, R_OK) != 0)
+		return err_set(e, ENOENT, "none of %s, %s, %s exists", flat, with_ext, split);
+	int r = read_file(path, PERF_MAP_MAX_SIZE, text, size, e);
+	if (r)
+		return r;
+	if ((r = sha256_hex_of(*text, *size, got)) < 0)
+		err_set(e, -r, "%s: cannot hash", path);
+	else if (strcmp(got, sha) != 0)
+		r = err_set(e, EINVAL, "%s: content hashes to %s, not to its name", path, got);
+	if (r) {
+		free(*text);
+		*text = NULL;
+	}
+	return r;
+}
+
 static int resolve_perf_map(void *vctx, const char *sha, const struct symz_jit_map **out,
 			    struct err *e)
 {
 	struct resolver_ctx *c = vctx;
-	if (!c->perf_map_dir)
-		return err_set(e, ENOENT, "no --perf-map-dir given");
-	char flat[PATH_MAX], split[PATH_MAX], got[SHA256_HEX_LEN + 1];
-	snprintf(flat, sizeof(flat), "%s/%s", c->perf_map_dir, sha);
-	snprintf(split, sizeof(split), "%s/%.2s/%s", c->perf_map_dir, sha, sha + 2);
-	const char *path = access(flat, R_OK) == 0 ? flat : split;
-	if (access(path, R_OK) != 0)
-		return err_set(e, ENOENT, "neither %s nor %s exists", flat, split);
 	uint8_t *text;
 	size_t size, bad;
-	int r = read_file(path, PERF_MAP_MAX_SIZE, &text, &size, e);
+	int r = read_snapshot(c->perf_map_dir, sha, "map", &text, &size, e);
 	if (r)
 		return r;
 	struct symz_jit_map *map = NULL;
-	if ((r = sha256_hex_of(text, size, got)) < 0)
-		err_set(e, -r, "%s: cannot hash", path);
-	else if (strcmp(got, sha) != 0)
-		r = err_set(e, EINVAL, "%s: content hashes to %s, not to its name", path, got);
-	else
-		r = symz_perf_map_parse((const char *)text, size, &map, &bad, e);
+	r = symz_perf_map_parse((const char *)text, size, &map, &bad, e);
 	free(text);
 	if (r)
 		return r;
@@ -133,6 +151,44 @@ static int resolve_perf_map(void *vctx, const char *sha, const struct symz_jit_m
 	return 0;
 }
 
+/* The kallsyms snapshot: carried by the profile itself (the first profile
+ * of an agent run has it as a comment, docs/profiler-agent.md), else read
+ * from --perf-map-dir like a perf map. */
+static int resolve_kallsyms(void *vctx, const char *sha, const struct symz_kallsyms **out,
+			    struct err *e)
+{
+	struct resolver_ctx *c = vctx;
+	static const char head[] = "profiler-agent.kallsyms sha256=";
+	if (c->kallsyms) {
+		*out = c->kallsyms;
+		return 0;
+	}
+	const struct pprof_profile *p = c->profile;
+	for (size_t i = 0; p && i < p->comments.len; i++) {
+		const char *t = pprof_str(p, VEC_AT(&p->comments, int64_t, i));
+		const char *nl = strchr(t, '\n');
+		if (strncmp(t, head, sizeof(head) - 1) || !nl ||
+		    strncasecmp(t + sizeof(head) - 1, sha, SHA256_HEX_LEN))
+			continue;
+		char got[SHA256_HEX_LEN + 1];
+		if (sha256_hex_of(nl + 1, strlen(nl + 1), got) < 0 || strcmp(got, sha))
+			return err_set(e, EINVAL, "the profile's kallsyms snapshot hashes to %s, not %s",
+				       got, sha);
+		int r = symz_kallsyms_parse(nl + 1, strlen(nl + 1), &c->kallsyms, e);
+		*out = c->kallsyms;
+		return r;
+	}
+	uint8_t *text;
+	size_t size;
+	int r = read_snapshot(c->perf_map_dir, sha, "kallsyms", &text, &size, e);
+	if (r)
+		return r;
+	r = symz_kallsyms_parse((const char *)text, size, &c->kallsyms, e);
+	free(text);
+	*out = c->kallsyms;
+	return r;
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: symbolize pprof IN -o OUT [--server URL [--token-file F]] [--debug-dir DIR]\n"
@@ -143,7 +199,9 @@ static void usage(FILE *f)
 	      "  --perf-map-dir DIR\n"
 	      "                 name JIT frames (mappings \"perf-map:<sha256>\") from perf-map\n"
 	      "                 snapshots named by their SHA-256: DIR/<sha256> (flat), or\n"
-	      "                 DIR/ab/cdef... as the server stores them (give DATA/profiles)\n"
+	      "                 DIR/ab/cdef... as the server stores them (give DATA/profiles);\n"
+	      "                 kernel frames from the kallsyms snapshot the profile names, when\n"
+	      "                 the profile does not carry it itself (DIR/<sha256>.kallsyms too)\n"
 	      "  --force        re-symbolize locations that already have lines\n"
 	      "  --kind K       position (default): location_id[0] of a sample is a leaf PC, the\n"
 	      "                 others return addresses (looked up at address-1);\n"
@@ -169,6 +227,7 @@ int symz_pprof_main(int argc, char **argv)
 	struct resolver_ctx ctx = {0};
 	struct symz_pprof_options so = {.resolve_index = resolve,
 					.resolve_perf_map = resolve_perf_map,
+					.resolve_kallsyms = resolve_kallsyms,
 					.ctx = &ctx};
 	const char *outp = NULL;
 	bool no_cache = false;
@@ -224,6 +283,7 @@ int symz_pprof_main(int argc, char **argv)
 	}
 	struct symz_pprof_report rep;
 	int rc = 0;
+	ctx.profile = p;
 	if (symz_pprof_symbolize(p, &so, &rep, &e)) {
 		fprintf(stderr, "symbolize pprof: %s: %s\n", in, e.msg);
 		rc = 1;
@@ -234,12 +294,15 @@ int symz_pprof_main(int argc, char **argv)
 		fprintf(stderr,
 			"symbolize pprof: %zu locations: %zu symbolized, %zu already symbolized (kept), "
 			"%zu not covered by debuginfo, %zu with missing debuginfo, %zu without build-ID; "
-			"%zu JIT frames named from perf maps\n",
+			"%zu JIT frames named from perf maps, %zu kernel frames from kallsyms\n",
 			rep.locations, rep.symbolized, rep.kept, rep.unknown, rep.missing,
-			rep.no_build_id, rep.jit);
+			rep.no_build_id, rep.jit, rep.kernel);
 		for (size_t i = 0; i < rep.n_missing_ids; i++) {
 			const struct symz_pprof_missing *mi = &rep.missing_ids[i];
-			if (mi->perf_map)
+			if (mi->kallsyms)
+				fprintf(stderr, "  missing kallsyms snapshot: %s (%zu locations): %s\n",
+					mi->build_id + strlen("kallsyms:"), mi->locations, mi->reason);
+			else if (mi->perf_map)
 				fprintf(stderr, "  missing perf map: %s (%zu locations): %s\n",
 					mi->build_id + strlen(SYMZ_PERF_MAP_PREFIX), mi->locations, mi->reason);
 			else
@@ -256,5 +319,6 @@ int symz_pprof_main(int argc, char **argv)
 	for (size_t i = 0; i < ctx.nmaps; i++)
 		symz_jit_free(ctx.maps[i]);
 	free(ctx.maps);
+	symz_kallsyms_free(ctx.kallsyms);
 	return rc;
 }

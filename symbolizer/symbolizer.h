@@ -48,6 +48,7 @@ struct symz_stats {
 	double build_ms;
 	char debug_file[512]; /* the file DWARF came from ("" = none) */
 	char alt_file[512];   /* the dwz supplementary file ("" = none) */
+	bool minidebuginfo;   /* symbols from .gnu_debugdata (MiniDebugInfo) too */
 };
 
 /* Build an index for the ELF at `path` (symbols + DWARF from it or from its
@@ -75,6 +76,10 @@ int symz_index_write(const struct symz_index *idx, const char *path, struct err 
 const struct symz_stats *symz_index_stats(const struct symz_index *idx); /* built ones only */
 /* Build-ID of the object the index describes (len 0: none). */
 const uint8_t *symz_index_build_id(const struct symz_index *idx, size_t *len);
+
+/* The lowest address a function of the index covers (false: none).  In a
+ * vmlinux that is _text (the startup code), the base of kernel frames. */
+bool symz_index_first_function(const struct symz_index *idx, uint64_t *addr);
 
 /* What a frame's address is (docs/architecture.md, "Addresses"): a leaf PC
  * is looked up as is; a return address points after the call, so address-1
@@ -148,6 +153,22 @@ const struct symz_jit_entry *symz_jit_lookup(const struct symz_jit_map *m, uint6
 size_t symz_jit_count(const struct symz_jit_map *m);
 void symz_jit_free(struct symz_jit_map *m);
 
+/* ---- kernel frames (a kallsyms snapshot, docs/profiler-agent.md) ----
+ * The snapshot is /proc/kallsyms with kernel addresses made relative to
+ * _text and module addresses relative to their module's base:
+ * "OFFSET TYPE NAME" or "OFFSET TYPE NAME\t[MODULE]" per line.  A malformed
+ * line is an error naming it (the agent writes the snapshot; anything else
+ * is not one).  Names are chosen as perf chooses them from kallsyms. */
+struct symz_kallsyms;
+int symz_kallsyms_parse(const char *text, size_t size, struct symz_kallsyms **out,
+			struct err *e);
+/* The symbol holding offset in module (NULL or "": the kernel), NULL when
+ * none. */
+const char *symz_kallsyms_lookup(const struct symz_kallsyms *k, const char *module,
+				 uint64_t offset, enum symz_frame_kind kind);
+size_t symz_kallsyms_count(const struct symz_kallsyms *k);
+void symz_kallsyms_free(struct symz_kallsyms *k);
+
 /* ---- symbolizing a pprof profile (pprof/pprof.h) ----
  * In place: Location.address and the Mapping are kept; Function and Line
  * (inline frames as extra lines, innermost first) are written and the
@@ -156,10 +177,19 @@ void symz_jit_free(struct symz_jit_map *m);
  *     symbolization index the index resolver returns;
  *   - a mapping named "perf-map:<sha256>" (JIT code, docs/profiler-agent.md):
  *     runtime addresses, looked up in the perf-map snapshot with that
- *     SHA-256 that the perf-map resolver returns. */
+ *     SHA-256 that the perf-map resolver returns;
+ *   - kernel mappings "[kernel.kallsyms]" and "[kmod:NAME]" of a profile
+ *     whose comment "profiler-agent.kernel ... kallsyms=<sha256>" names a
+ *     kallsyms snapshot: offsets from _text (or the module's base).  The
+ *     kernel's are named from its vmlinux when the index resolver has one
+ *     for the kernel's build-ID (DWARF: file, line, inline frames), else,
+ *     and modules always, from the snapshot the kallsyms resolver returns. */
 struct pprof_profile;
 
 #define SYMZ_PERF_MAP_PREFIX "perf-map:"
+#define SYMZ_KERNEL_MAPPING "[kernel.kallsyms]"
+#define SYMZ_KMOD_PREFIX "[kmod:"
+#define SYMZ_KERNEL_COMMENT "profiler-agent.kernel "
 
 /* Finds the index for a build-ID (hex).  Return 0 and *idx, -ENOENT when the
  * debuginfo is missing (other errors are reported as missing too, with e).
@@ -170,6 +200,10 @@ typedef int (*symz_index_resolver)(void *ctx, const char *build_id, const char *
  * hex).  Same contract as the index resolver. */
 typedef int (*symz_perf_map_resolver)(void *ctx, const char *sha256,
 				      const struct symz_jit_map **map, struct err *e);
+
+/* Finds the kallsyms snapshot with this SHA-256.  Same contract. */
+typedef int (*symz_kallsyms_resolver)(void *ctx, const char *sha256,
+				      const struct symz_kallsyms **k, struct err *e);
 
 enum symz_pprof_kind_policy {
 	SYMZ_PPROF_KIND_POSITION = 0, /* pprof_location_kinds() */
@@ -182,14 +216,17 @@ struct symz_pprof_options {
 	symz_index_resolver resolve_index;       /* NULL: build-ID mappings left alone */
 	symz_perf_map_resolver resolve_perf_map; /* NULL: JIT mappings left alone (counted
 						    as no_build_id) */
-	void *ctx;                               /* passed to both */
+	symz_kallsyms_resolver resolve_kallsyms; /* NULL: kernel mappings left alone */
+	void *ctx;                               /* passed to all three */
 };
 
 /* Something a profile needed and did not get. */
 struct symz_pprof_missing {
-	char build_id[BUILD_ID_HEX_MAX]; /* or "perf-map:<sha256>" when perf_map */
+	char build_id[BUILD_ID_HEX_MAX]; /* or "perf-map:<sha256>" when perf_map,
+					    "kallsyms:<sha256>" when kallsyms */
 	char filename[256];
 	bool perf_map;
+	bool kallsyms;
 	size_t locations;
 	char reason[512];
 };
@@ -198,6 +235,7 @@ struct symz_pprof_report {
 	size_t locations;    /* in the profile */
 	size_t symbolized;   /* lines written by us (JIT frames included) */
 	size_t jit;          /* of which JIT frames named from perf maps */
+	size_t kernel;       /* of which kernel frames named from kallsyms */
 	size_t kept;         /* already symbolized, left alone (no force) */
 	size_t unknown;      /* debuginfo or perf map present, address not covered */
 	size_t missing;      /* debuginfo or perf map missing: left as they were */

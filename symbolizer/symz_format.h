@@ -58,6 +58,7 @@ _Static_assert(sizeof(struct symz_header) == 8 + 4 + 4 + 8 + 4 + 4 + 8 + 64 + 16
 
 #define SYMZ_F_HAS_DWARF  1u /* built from DWARF (else symbol table only) */
 #define SYMZ_F_HAS_SYMTAB 2u
+#define SYMZ_F_HAS_GOPCLNTAB 4u /* Go functions, lines and inline trees from .gopclntab */
 
 /* A code scope.  Node 0.. in any order; parent always refers to a node. */
 struct symz_node {

@@ -17,6 +17,7 @@ $(BUILD)/tests/pprof/test_pprof: $(OBJ)/tests/pprof/test_pprof.o $(PPROF_LIB) $(
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LDLIBS)
 
+include tests/fixtures/go/module.mk
 include tests/fuzz/module.mk
 include tests/bench/module.mk
 

@@ -6,6 +6,7 @@
 #include "unwind-compiler/cfi.h"
 
 #include <dwarf.h>
+#include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,9 @@ static int parse_cie(const struct cfi_section *sec, struct rd *r, uint64_t offse
 	memset(c, 0, sizeof(*c));
 	c->offset = offset;
 	c->addr_size = sec->addr_size;
+	c->aarch64 = sec->machine == EM_AARCH64;
+	c->fp_reg = c->aarch64 ? 29 : 6;
+	c->sp_reg = c->aarch64 ? 31 : 7;
 	c->fde_encoding = DW_EH_PE_absptr;
 	c->lsda_encoding = DW_EH_PE_omit;
 	c->version = rd_u8(r);
@@ -392,9 +396,9 @@ static struct cfi_rule *tracked(struct interp *in, uint64_t reg)
 {
 	if (reg == in->cie->ra_reg)
 		return &in->st.ra;
-	if (reg == 6)
+	if (reg == in->cie->fp_reg)
 		return &in->st.rbp;
-	if (reg == 7)
+	if (reg == in->cie->sp_reg)
 		return &in->st.rsp;
 	return NULL;
 }
@@ -403,7 +407,7 @@ static const struct cfi_rule *initial_rule(struct interp *in, uint64_t reg)
 {
 	if (reg == in->cie->ra_reg)
 		return &in->initial.ra;
-	if (reg == 6)
+	if (reg == in->cie->fp_reg)
 		return &in->initial.rbp;
 	return &in->initial.rsp;
 }
@@ -587,7 +591,12 @@ static int run(struct interp *in, const uint8_t *p, size_t len, bool in_cie, str
 		case DW_CFA_GNU_args_size:
 			rd_uleb(&r);
 			break;
-		case DW_CFA_GNU_window_save: /* aarch64 negate_ra_state: no effect on x86 rules */
+		case DW_CFA_GNU_window_save:
+			/* DW_CFA_AARCH64_negate_ra_state on aarch64 (same
+			 * opcode): the return address is signed from here
+			 * on, or no longer.  No meaning on x86-64. */
+			if (c->aarch64)
+				in->st.ra_signed = !in->st.ra_signed;
 			break;
 		default:
 			return err_set(e, EINVAL, "unknown CFA opcode 0x%02x", op);

@@ -14,6 +14,7 @@ struct cfi_section {
 	uint64_t addr;   /* sh_addr: base for pc-relative pointers */
 	bool is_eh;      /* .eh_frame (vs .debug_frame) */
 	uint8_t addr_size; /* 8 for ELFCLASS64 */
+	uint16_t machine;  /* ELF e_machine: EM_X86_64 or EM_AARCH64 */
 };
 
 struct cie {
@@ -27,6 +28,11 @@ struct cie {
 	uint64_t code_align;
 	int64_t data_align;
 	uint32_t ra_reg;
+	/* The registers the interpreter tracks besides ra_reg, by
+	 * architecture: the frame pointer (RBP 6 / X29 29) and the stack
+	 * pointer (RSP 7 / SP 31).  The row calls them rbp and rsp. */
+	uint8_t fp_reg, sp_reg;
+	bool aarch64;          /* DW_CFA 0x2d is AARCH64_negate_ra_state */
 	const uint8_t *insns;
 	size_t insns_len;
 };
@@ -38,6 +44,9 @@ struct fde {
 	const uint8_t *insns;
 	size_t insns_len;
 	uint8_t from_debug_frame;
+	/* Not CFI: 1 + the index of a Go function whose rows come from
+	 * .gopclntab (go_rows.h); 0 for a real FDE. */
+	uint32_t go_func;
 };
 
 /* Parse every CIE and FDE of a section, appending to the vectors
@@ -77,10 +86,15 @@ struct cfi_cfa {
 	size_t expr_len;
 };
 
-/* The part of a CFI row an x86-64 walker needs. */
+/* The part of a CFI row a walker needs: the CFA, the frame pointer (RBP,
+ * or X29 on aarch64), the stack pointer (RSP / SP) and the return address
+ * (RIP / X30).  ra_signed: aarch64 pointer authentication, the
+ * RA_SIGN_STATE pseudo-register that DW_CFA_AARCH64_negate_ra_state toggles
+ * (part of the row, so remember/restore_state keep it too). */
 struct cfi_row_state {
 	struct cfi_cfa cfa;
 	struct cfi_rule rbp, rsp, ra;
+	bool ra_signed;
 };
 
 /* Called once per row with a non-empty range [pc, end). */

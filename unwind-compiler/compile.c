@@ -7,6 +7,7 @@
  * an END entry. */
 #include "unwind-compiler/unwind_compiler.h"
 #include "unwind-compiler/cfi.h"
+#include "unwind-compiler/go_rows.h"
 
 #include <dwarf.h>
 #include <errno.h>
@@ -47,6 +48,8 @@ struct builder {
 	uint64_t covered_end;          /* end of the last FDE emitted */
 	struct code_range code[64];
 	size_t ncode;
+	const struct go_pclntab *go; /* for pseudo-FDEs of Go functions */
+	bool aarch64;                  /* padding is 4-byte NOPs, not x86 NOPs */
 	struct err *e;
 };
 
@@ -260,14 +263,168 @@ static struct unwind_rule row_rule(const struct cie *cie, const struct cfi_row_s
 	return r;
 }
 
+/* aarch64: where X30 (the return address) is.  SAME/unmentioned: still in
+ * LR.  AT_CFA offsets are stored in 8-byte slots (unwind_table.h). */
+static bool a64_ra_location(const struct cfi_rule *r, uint8_t *type, int8_t *arg)
+{
+	*arg = 0;
+	switch (r->type) {
+	case CFI_RULE_UNSPEC:
+	case CFI_RULE_SAME:
+		*type = UNWIND_LOC_SAME;
+		return true;
+	case CFI_RULE_UNDEF:
+		*type = UNWIND_LOC_UNDEFINED;
+		return true;
+	case CFI_RULE_OFFSET:
+		if (r->off % 8 || r->off / 8 < INT8_MIN || r->off / 8 > INT8_MAX)
+			return false;
+		*type = UNWIND_LOC_AT_CFA;
+		*arg = (int8_t)(r->off / 8);
+		return true;
+	case CFI_RULE_REGISTER:
+		if (r->reg > UNWIND_A64_X30)
+			return false;
+		*type = UNWIND_LOC_IN_REG;
+		*arg = (int8_t)r->reg;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* aarch64: where X29 (the frame pointer) is. */
+static bool a64_fp_location(const struct cfi_rule *r, uint8_t *type, int16_t *arg)
+{
+	*arg = 0;
+	switch (r->type) {
+	case CFI_RULE_UNSPEC:
+	case CFI_RULE_SAME:
+		*type = UNWIND_LOC_SAME;
+		return true;
+	case CFI_RULE_UNDEF:
+		*type = UNWIND_LOC_UNDEFINED;
+		return true;
+	case CFI_RULE_OFFSET:
+		if (r->off % 8 || r->off / 8 < INT16_MIN || r->off / 8 > INT16_MAX)
+			return false;
+		*type = UNWIND_LOC_AT_CFA;
+		*arg = (int16_t)(r->off / 8);
+		return true;
+	case CFI_RULE_REGISTER:
+		if (r->reg > UNWIND_A64_X30)
+			return false;
+		*type = UNWIND_LOC_IN_REG;
+		*arg = (int16_t)r->reg;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A one-op DW_OP_breg<n> <off> / DW_OP_bregx CFA expression on aarch64. */
+static bool a64_cfa_breg(const uint8_t *p, size_t len, uint64_t *reg, int64_t *off)
+{
+	const uint8_t *q = p;
+	if (!len)
+		return false;
+	/* cfa_expression reads breg forms for registers 0..15 only; aarch64
+	 * needs 0..31, so the first op is decoded here. */
+	uint8_t op = *q++;
+	uint64_t v = 0, shift = 0;
+	uint8_t byte;
+	if (op == DW_OP_bregx) {
+		do {
+			if (q >= p + len || shift > 63)
+				return false;
+			byte = *q++;
+			v |= (uint64_t)(byte & 0x7f) << shift;
+			shift += 7;
+		} while (byte & 0x80);
+		*reg = v;
+	} else if (op >= DW_OP_breg0 && op <= DW_OP_breg31) {
+		*reg = op - DW_OP_breg0;
+	} else {
+		return false;
+	}
+	v = 0;
+	shift = 0;
+	do {
+		if (q >= p + len || shift > 63)
+			return false;
+		byte = *q++;
+		v |= (uint64_t)(byte & 0x7f) << shift;
+		shift += 7;
+	} while (byte & 0x80);
+	if (shift < 64 && (byte & 0x40))
+		v |= ~0ull << shift;
+	*off = (int64_t)v;
+	return q == p + len;
+}
+
+/* The vDSO's __kernel_rt_sigreturn ('S' CIE): its CFI names the frame
+ * record the kernel pushed (CFA = X29, X29 at [CFA], X30 at [CFA+8]), which
+ * does not restore SP or PC; the walker reads the whole sigcontext from the
+ * rt_sigframe at SP instead.  Anything else with 'S' is not that trampoline. */
+static struct unwind_rule a64_signal_rule(const struct cfi_row_state *st)
+{
+	if (st->cfa.is_expr || st->cfa.invalid || st->cfa.reg != UNWIND_A64_X29 || st->cfa.off != 0 ||
+	    st->rbp.type != CFI_RULE_OFFSET || st->rbp.off != 0 ||
+	    st->ra.type != CFI_RULE_OFFSET || st->ra.off != 8)
+		return unsupported(UNWIND_UNSUP_SIGNAL);
+	return (struct unwind_rule){.cfa_type = UNWIND_CFA_SIGNAL};
+}
+
+/* One CFI row -> one rule (aarch64). */
+static struct unwind_rule row_rule_a64(const struct cie *cie, const struct cfi_row_state *st)
+{
+	if (cie->signal)
+		return a64_signal_rule(st);
+	if (st->cfa.invalid)
+		return unsupported(UNWIND_UNSUP_CFA_EXPR);
+	uint64_t reg = st->cfa.reg;
+	int64_t off = st->cfa.off;
+	if (st->cfa.is_expr && !a64_cfa_breg(st->cfa.expr, st->cfa.expr_len, &reg, &off))
+		return unsupported(UNWIND_UNSUP_CFA_EXPR);
+	if (reg > UNWIND_A64_SP)
+		return unsupported(UNWIND_UNSUP_CFA_EXPR);
+	if (off < INT32_MIN || off > INT32_MAX)
+		return unsupported(UNWIND_UNSUP_RANGE);
+	struct unwind_rule r = {.cfa_type = UNWIND_CFA_REG, .cfa_reg = (uint8_t)reg,
+				.cfa_offset = (int32_t)off,
+				.cfa_aux = st->ra_signed ? UNWIND_A64_F_RA_SIGNED : 0};
+	if (st->rsp.type != CFI_RULE_UNSPEC &&
+	    !(st->rsp.type == CFI_RULE_VAL_OFFSET && st->rsp.off == 0))
+		return unsupported(UNWIND_UNSUP_RSP_RULE);
+	if (!a64_fp_location(&st->rbp, &r.rbp_type, &r.rbp_arg))
+		return unsupported(UNWIND_UNSUP_RBP_RULE);
+	if (r.rbp_type == UNWIND_LOC_AT_CFA && st->ra.type == CFI_RULE_OFFSET &&
+	    st->ra.off == st->rbp.off + 8) {
+		r.ra_type = UNWIND_LOC_FRAME_RECORD; /* the usual case: stp x29, x30 */
+		return r;
+	}
+	if (!a64_ra_location(&st->ra, &r.ra_type, &r.ra_arg))
+		return unsupported(UNWIND_UNSUP_RA_RULE);
+	return r;
+}
+
 static int on_row(void *arg, uint64_t pc, uint64_t end, const struct cfi_row_state *st)
 {
 	struct builder *b = arg;
-	struct unwind_rule r = row_rule(b->fde->cie, st);
+	const struct cie *cie = b->fde->cie;
+	struct unwind_rule r = cie->aarch64 ? row_rule_a64(cie, st) : row_rule(cie, st);
 	b->cfi_rows++;
 	if (r.cfa_type == UNWIND_CFA_UNSUPPORTED)
 		b->unsupported_rows++;
 	return emit(b, pc, &r);
+}
+
+static int go_emit(void *arg, uint64_t pc, const struct unwind_rule *r)
+{
+	struct builder *b = arg;
+	if (r->cfa_type == UNWIND_CFA_UNSUPPORTED)
+		b->unsupported_rows++;
+	return emit(b, pc, r);
 }
 
 static const struct code_range *code_at(const struct builder *b, uint64_t addr)
@@ -318,6 +475,16 @@ static bool is_padding(const struct builder *b, uint64_t from, uint64_t to)
 		return false;
 	const uint8_t *p = c->bytes + (from - c->addr);
 	size_t left = (size_t)(to - from);
+	if (b->aarch64) {
+		/* Fixed 4-byte instructions: NOP (d503201f) or zero fill. */
+		static const uint8_t nop[4] = {0x1f, 0x20, 0x03, 0xd5}, zero[4];
+		if (left % 4)
+			return false;
+		for (; left; p += 4, left -= 4)
+			if (memcmp(p, nop, 4) && memcmp(p, zero, 4))
+				return false;
+		return true;
+	}
 	while (left) {
 		size_t n = nop_length(p, left);
 		if (!n)
@@ -481,7 +648,8 @@ static int build(struct builder *b, struct fde *fdes, size_t n, struct err *e)
 				return rc;
 		}
 		b->fde = f;
-		int rc = cfi_run_fde(f, on_row, b, e);
+		int rc = f->go_func ? go_func_rows(b->go, f->go_func - 1, go_emit, b, &b->cfi_rows, e)
+				    : cfi_run_fde(f, on_row, b, e);
 		if (rc) {
 			char msg[sizeof(e->msg)];
 			snprintf(msg, sizeof(msg), "%s", e->msg);
@@ -526,7 +694,7 @@ static int serialize(struct builder *b, struct elf_object *o, uint32_t flags,
 	struct unwind_table_header *h = (struct unwind_table_header *)buf;
 	h->magic = UNWIND_TABLE_MAGIC;
 	h->version = UNWIND_TABLE_VERSION;
-	h->arch = UNWIND_ARCH_X86_64;
+	h->arch = o->ehdr.e_machine == EM_AARCH64 ? UNWIND_ARCH_AARCH64 : UNWIND_ARCH_X86_64;
 	h->header_size = sizeof(*h);
 	h->flags = flags;
 	h->base = base;
@@ -572,9 +740,10 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 		opt = &defaults;
 	uint64_t t0 = now_ns();
 	memset(out, 0, sizeof(*out));
-	if (o->ehdr.e_machine != EM_X86_64)
-		return err_set(e, ENOTSUP, "e_machine %u is not supported (x86-64 only for now)",
-			       o->ehdr.e_machine);
+	uint16_t machine = o->ehdr.e_machine;
+	if (machine != EM_X86_64 && machine != EM_AARCH64)
+		return err_set(e, ENOTSUP, "e_machine %u is not supported (x86-64 and aarch64 only)",
+			       machine);
 	uint8_t addr_size = o->ehdr.e_ident[EI_CLASS] == ELFCLASS64 ? 8 : 4;
 
 	struct builder *b = calloc(1, sizeof(*b));
@@ -586,6 +755,7 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 	vec_init(&cies, sizeof(struct cie));
 	vec_init(&fdes, sizeof(struct fde));
 	struct section eh = {0}, df = {0};
+	struct go_pclntab go;
 	uint32_t flags = 0;
 	if (opt->max_decompressed)
 		o->max_decompressed = opt->max_decompressed;
@@ -597,30 +767,48 @@ int unwind_compile(struct elf_object *o, const struct unwind_compile_options *op
 	if (rc)
 		goto out;
 	if (eh.size) {
-		struct cfi_section s = {eh.data, eh.size, eh.addr, true, addr_size};
+		struct cfi_section s = {eh.data, eh.size, eh.addr, true, addr_size, machine};
 		if ((rc = cfi_parse_section(&s, &cies, &fdes, e)))
 			goto out;
 		flags |= UNWIND_TABLE_F_EH_FRAME;
 	}
 	size_t n_eh = fdes.len;
 	if (df.size) {
-		struct cfi_section s = {df.data, df.size, df.addr, false, addr_size};
+		struct cfi_section s = {df.data, df.size, df.addr, false, addr_size, machine};
 		if ((rc = cfi_parse_section(&s, &cies, &fdes, e)))
 			goto out;
 		if (fdes.len > n_eh)
 			flags |= UNWIND_TABLE_F_DEBUG_FRAME;
 	}
+	for (size_t i = 0; i < fdes.len; i++)
+		VEC_AT(&fdes, struct fde, i).cie = &VEC_AT(&cies, struct cie,
+							    VEC_AT(&fdes, struct fde, i).cie_index);
+	/* Go code: rows from .gopclntab replace whatever CFI covers it.  The
+	 * rows say "return address at CFA-8", the x86-64 call convention; an
+	 * aarch64 Go function keeps its return address in LR first, so aarch64
+	 * Go code is not given rows it would walk wrongly (docs/go.md). */
+	rc = machine == EM_X86_64 ? go_pclntab_open_elf(&go, o, e) : -ENODATA;
+	if (rc == 0) {
+		size_t ngo = 0;
+		if ((rc = go_add_funcs(&go, &fdes, &ngo, e)))
+			goto out;
+		b->go = &go;
+		if (ngo)
+			flags |= UNWIND_TABLE_F_GOPCLNTAB;
+	} else if (rc != -ENODATA) {
+		goto out;
+	}
+	rc = 0;
 	if (fdes.len == 0) {
-		rc = err_set(e, ENODATA, "no call-frame information (no FDE in .eh_frame or .debug_frame)");
+		rc = err_set(e, ENODATA, "no call-frame information (no FDE in .eh_frame or .debug_frame, no .gopclntab)");
 		goto out;
 	}
 	struct fde *f = fdes.data;
-	for (size_t i = 0; i < fdes.len; i++)
-		f[i].cie = &VEC_AT(&cies, struct cie, f[i].cie_index);
 	qsort(f, fdes.len, sizeof(*f), cmp_fde);
 	size_t n = merge_sources(f, fdes.len);
 	if (n < fdes.len && n_eh == n)
 		flags &= ~UNWIND_TABLE_F_DEBUG_FRAME;
+	b->aarch64 = machine == EM_AARCH64;
 	find_code(b, o);
 	if ((rc = vec_reserve(&b->entries, n * 4))) {
 		rc = err_set(e, ENOMEM, "out of memory");

@@ -54,10 +54,11 @@ static void print_stats(const char *path, const struct elf_object *o, const stru
 		else
 			putchar(*p);
 	}
-	printf("\",\"build_id\":%s%s%s,\"fdes\":%llu,\"fde_gaps\":%llu,\"cfi_rows\":%llu,\"unsupported_rows\":%llu,"
+	printf("\",\"build_id\":%s%s%s,\"identity\":\"%s\",\"fdes\":%llu,\"fde_gaps\":%llu,\"cfi_rows\":%llu,\"unsupported_rows\":%llu,"
 	       "\"entries\":%llu,\"rules\":%llu,\"pages\":%llu,\"table_bytes\":%llu,"
 	       "\"bytes_per_row\":%.3f,\"compile_ms\":%.3f}\n",
 	       o->build_id_len ? "\"" : "", o->build_id_len ? hex : "null", o->build_id_len ? "\"" : "",
+	       elf_id_kind_name(o->id_kind),
 	       (unsigned long long)s->fdes, (unsigned long long)s->fde_gaps,
 	       (unsigned long long)s->cfi_rows,
 	       (unsigned long long)s->unsupported_rows, (unsigned long long)s->entries,

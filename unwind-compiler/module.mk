@@ -1,6 +1,6 @@
 # unwind-compiler/: library + unwind-compile.
 UNWIND_LIB_SRCS := unwind-compiler/cfi.c unwind-compiler/compile.c unwind-compiler/table.c \
-                   unwind-compiler/verify.c
+                   unwind-compiler/verify.c unwind-compiler/go_rows.c
 UNWIND_LIB_OBJS := $(UNWIND_LIB_SRCS:%.c=$(OBJ)/%.o)
 UNWIND_LIB      := $(LIB)/libunwindcompiler.a
 UNWIND_LDLIBS   := -ldw $(COMMON_LDLIBS)

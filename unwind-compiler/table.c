@@ -10,16 +10,53 @@ static const char *const x86_reg_names[UNWIND_X86_NREGS] = {
 	"R9",  "R10", "R11", "R12", "R13", "R14", "R15", "RIP",
 };
 
-static const char *reg_name(unsigned reg, char *tmp, size_t size)
+/* Architectural names, as llvm-dwarfdump prints them (it says WSP/W29/W30
+ * for aarch64's SP/X29/X30; the dump uses the X names). */
+static const char *reg_name(uint16_t arch, unsigned reg, char *tmp, size_t size)
 {
-	if (reg < UNWIND_X86_NREGS)
+	if (arch == UNWIND_ARCH_AARCH64) {
+		if (reg == UNWIND_A64_SP)
+			return "SP";
+		if (reg <= UNWIND_A64_X30) {
+			snprintf(tmp, size, "X%u", reg);
+			return tmp;
+		}
+	} else if (reg < UNWIND_X86_NREGS) {
 		return x86_reg_names[reg];
+	}
 	snprintf(tmp, size, "reg%u", reg);
 	return tmp;
 }
 
-static bool rule_valid(const struct unwind_rule *r)
+static bool rule_valid_a64(const struct unwind_rule *r)
 {
+	switch (r->cfa_type) {
+	case UNWIND_CFA_END:
+	case UNWIND_CFA_SIGNAL:
+	case UNWIND_CFA_UNSUPPORTED:
+		return true;
+	case UNWIND_CFA_REG:
+		break;
+	default:
+		return false; /* DEREF and PLT are x86-64 forms */
+	}
+	if (r->cfa_reg > UNWIND_A64_SP || (r->cfa_aux & ~UNWIND_A64_F_RA_SIGNED))
+		return false;
+	if (r->rbp_type > UNWIND_LOC_UNDEFINED || r->ra_type > UNWIND_LOC_FRAME_RECORD)
+		return false;
+	if (r->ra_type == UNWIND_LOC_FRAME_RECORD && r->rbp_type != UNWIND_LOC_AT_CFA)
+		return false;
+	if (r->rbp_type == UNWIND_LOC_IN_REG && (r->rbp_arg < 0 || r->rbp_arg > UNWIND_A64_X30))
+		return false;
+	if (r->ra_type == UNWIND_LOC_IN_REG && (r->ra_arg < 0 || r->ra_arg > UNWIND_A64_X30))
+		return false;
+	return true;
+}
+
+static bool rule_valid(uint16_t arch, const struct unwind_rule *r)
+{
+	if (arch == UNWIND_ARCH_AARCH64)
+		return rule_valid_a64(r);
 	switch (r->cfa_type) {
 	case UNWIND_CFA_END:
 	case UNWIND_CFA_SIGNAL:
@@ -54,7 +91,7 @@ int unwind_table_open(struct unwind_view *v, const void *data, size_t size, stru
 	if (h->version != UNWIND_TABLE_VERSION)
 		return err_set(e, EPROTO, "unwind table: format version %u, this build reads %u",
 			       h->version, UNWIND_TABLE_VERSION);
-	if (h->arch != UNWIND_ARCH_X86_64)
+	if (h->arch != UNWIND_ARCH_X86_64 && h->arch != UNWIND_ARCH_AARCH64)
 		return err_set(e, ENOTSUP, "unwind table: architecture %u is not supported", h->arch);
 	if (h->header_size != sizeof(*h) || h->total_size != size)
 		return err_set(e, EINVAL, "unwind table: header says %u bytes, have %zu",
@@ -76,7 +113,7 @@ int unwind_table_open(struct unwind_view *v, const void *data, size_t size, stru
 	v->pages = (const uint32_t *)((const uint8_t *)data + h->pages_offset);
 	v->entries = (const uint8_t *)data + h->entries_offset;
 	for (uint32_t i = 0; i < h->rule_count; i++)
-		if (!rule_valid(&v->rules[i]))
+		if (!rule_valid(h->arch, &v->rules[i]))
 			return err_set(e, EINVAL, "unwind table: rule %u is malformed", i);
 	/* Pages are monotone, entries sorted inside each page, every rule
 	 * index in range: what the lookup's binary search relies on. */
@@ -175,7 +212,8 @@ static size_t fmt_offset(char *buf, size_t size, long long off)
 	return off ? (size_t)snprintf(buf, size, "%+lld", off) : (buf[0] = 0, 0);
 }
 
-static void fmt_loc(char *buf, size_t size, const char *name, uint8_t type, int16_t arg)
+static void fmt_loc(uint16_t arch, char *buf, size_t size, const char *name, uint8_t type,
+		    int32_t arg)
 {
 	char tmp[16], o[24];
 	switch (type) {
@@ -184,7 +222,7 @@ static void fmt_loc(char *buf, size_t size, const char *name, uint8_t type, int1
 		snprintf(buf, size, ": %s=[CFA%s]", name, o);
 		break;
 	case UNWIND_LOC_IN_REG:
-		snprintf(buf, size, ": %s=%s", name, reg_name((unsigned)arg, tmp, sizeof(tmp)));
+		snprintf(buf, size, ": %s=%s", name, reg_name(arch, (unsigned)arg, tmp, sizeof(tmp)));
 		break;
 	case UNWIND_LOC_UNDEFINED:
 		snprintf(buf, size, ": %s=undefined", name);
@@ -194,7 +232,7 @@ static void fmt_loc(char *buf, size_t size, const char *name, uint8_t type, int1
 	}
 }
 
-void unwind_rule_format(const struct unwind_rule *r, char *buf, size_t size)
+void unwind_rule_format(const struct unwind_rule *r, uint16_t arch, char *buf, size_t size)
 {
 	char tmp[16], o[24], aux[24], rbp[48], ra[48];
 	switch (r->cfa_type) {
@@ -208,9 +246,24 @@ void unwind_rule_format(const struct unwind_rule *r, char *buf, size_t size)
 		snprintf(buf, size, "UNSUPPORTED(%s)", unsupported_reason(r->cfa_reg));
 		return;
 	}
-	fmt_loc(rbp, sizeof(rbp), "RBP", r->rbp_type, r->rbp_arg);
-	fmt_loc(ra, sizeof(ra), "RIP", r->ra_type, r->ra_arg);
-	const char *base = reg_name(r->cfa_reg, tmp, sizeof(tmp));
+	if (arch == UNWIND_ARCH_AARCH64) {
+		/* X30 offsets are stored in 8-byte slots; LR still live
+		 * (SAME) is not printed, like any unchanged register. */
+		int32_t fp_off = r->rbp_type == UNWIND_LOC_AT_CFA ? r->rbp_arg * 8 : r->rbp_arg;
+		fmt_loc(arch, rbp, sizeof(rbp), "X29", r->rbp_type, fp_off);
+		if (r->ra_type == UNWIND_LOC_FRAME_RECORD)
+			fmt_loc(arch, ra, sizeof(ra), "X30", UNWIND_LOC_AT_CFA, fp_off + 8);
+		else
+			fmt_loc(arch, ra, sizeof(ra), "X30", r->ra_type,
+				r->ra_type == UNWIND_LOC_AT_CFA ? r->ra_arg * 8 : r->ra_arg);
+		fmt_offset(o, sizeof(o), r->cfa_offset);
+		snprintf(buf, size, "CFA=%s%s%s%s%s", reg_name(arch, r->cfa_reg, tmp, sizeof(tmp)), o,
+			 rbp, ra, (r->cfa_aux & UNWIND_A64_F_RA_SIGNED) ? ": PAC" : "");
+		return;
+	}
+	fmt_loc(arch, rbp, sizeof(rbp), "RBP", r->rbp_type, r->rbp_arg);
+	fmt_loc(arch, ra, sizeof(ra), "RIP", r->ra_type, r->ra_arg);
+	const char *base = reg_name(arch, r->cfa_reg, tmp, sizeof(tmp));
 	fmt_offset(o, sizeof(o), r->cfa_offset);
 	if (r->cfa_type == UNWIND_CFA_REG)
 		snprintf(buf, size, "CFA=%s%s%s%s", base, o, rbp, ra);
@@ -230,7 +283,7 @@ void unwind_table_dump(const struct unwind_view *v, FILE *out)
 	for (uint32_t p = 0; p < h->page_count; p++) {
 		for (uint32_t i = v->pages[p]; i < v->pages[p + 1]; i++) {
 			const uint8_t *en = v->entries + 3 * (size_t)i;
-			unwind_rule_format(&v->rules[unwind_entry_rule(en)], text, sizeof(text));
+			unwind_rule_format(&v->rules[unwind_entry_rule(en)], h->arch, text, sizeof(text));
 			fprintf(out, "0x%" PRIx64 ": %s\n", entry_pc(v, p, i), text);
 		}
 	}

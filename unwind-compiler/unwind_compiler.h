@@ -69,8 +69,10 @@ const struct unwind_rule *unwind_table_lookup(const struct unwind_view *v, uint6
 
 /* Print one row per line in address order (docs/unwind-table-format.md). */
 void unwind_table_dump(const struct unwind_view *v, FILE *out);
-/* Format a rule in the dump notation ("CFA=RSP+16: RBP=[CFA-16]: RIP=[CFA-8]"). */
-void unwind_rule_format(const struct unwind_rule *r, char *buf, size_t size);
+/* Format a rule of a table of architecture arch (UNWIND_ARCH_*) in the dump
+ * notation: "CFA=RSP+16: RBP=[CFA-16]: RIP=[CFA-8]" on x86-64,
+ * "CFA=SP+48: X29=[CFA-48]: X30=[CFA-40]" on aarch64. */
+void unwind_rule_format(const struct unwind_rule *r, uint16_t arch, char *buf, size_t size);
 
 /* Compare every row of the table with libdw's dwarf_cfi_addrframe for the
  * same object.  Prints each difference (at most max_report) to `report`;

@@ -63,6 +63,36 @@ enum unwind_x86_reg {
 	UNWIND_X86_NREGS = 17,
 };
 
+/* DWARF register numbers of aarch64 ("DWARF for the Arm 64-bit
+ * Architecture", register numbering).  On an aarch64 table the rule fields
+ * named after x86-64 mean: rbp_* = X29 (the frame pointer), ra_* = X30 (the
+ * link register, which holds the return address); cfa_reg is SP, X29 or
+ * (leaf frames only) another X register.  Differences from x86-64:
+ *   - ra_type SAME: the return address is still live in LR (leaf code, or
+ *     before the prologue stored it);
+ *   - AT_CFA arguments count 8-byte slots: X29 = [CFA + 8 * rbp_arg],
+ *     X30 = [CFA + 8 * ra_arg] (GCC saves X29 up to 64 KiB below the CFA
+ *     in python3.11, beyond an s16 of bytes);
+ *   - ra_type FRAME_RECORD: X30 is saved right above X29, in the frame
+ *     record {X29, X30} at CFA + 8 * rbp_arg (GCC puts it at the bottom of
+ *     the frame: 8 KiB below the CFA in lua5.4, beyond an s8 of slots);
+ *   - cfa_aux of a REG rule carries UNWIND_A64_F_RA_SIGNED: the return
+ *     address was signed (DW_CFA_AARCH64_negate_ra_state, pointer
+ *     authentication) and the walker must strip the PAC bits;
+ *   - SIGNAL: the vDSO's __kernel_rt_sigreturn; SP points at the kernel's
+ *     struct rt_sigframe, whose sigcontext holds every register;
+ *   - DEREF and PLT are x86-64 only. */
+enum unwind_a64_reg {
+	UNWIND_A64_X0 = 0, UNWIND_A64_X29 = 29, UNWIND_A64_X30 = 30, UNWIND_A64_SP = 31,
+	UNWIND_A64_PC = 32,
+	UNWIND_A64_NREGS = 33,
+};
+#define UNWIND_A64_F_RA_SIGNED 0x1
+/* struct rt_sigframe: siginfo (128 bytes), then struct ucontext, whose
+ * uc_mcontext (struct sigcontext, 16-byte aligned) starts at 176:
+ * fault_address, regs[31], sp, pc, pstate. */
+#define UNWIND_A64_SIGFRAME_REGS (128 + 176 + 8)
+
 /* How the CFA (the caller's stack pointer) is computed, or a command that
  * replaces the normal rule.  The CFA is DWARF's Canonical Frame Address: the
  * value RSP had just before the call instruction that entered this frame. */
@@ -100,6 +130,7 @@ enum unwind_loc_type {
 	UNWIND_LOC_AT_CFA = 1,    /* saved in memory at CFA + arg */
 	UNWIND_LOC_IN_REG = 2,    /* held in register number arg (vfork keeps RA in RDI) */
 	UNWIND_LOC_UNDEFINED = 3, /* no value; for the return address: outermost frame */
+	UNWIND_LOC_FRAME_RECORD = 4, /* aarch64 X30 only: in the slot above X29's */
 };
 
 enum unwind_unsupported_reason {
@@ -151,6 +182,7 @@ struct unwind_table_header {
 /* Flags. */
 #define UNWIND_TABLE_F_EH_FRAME    0x1 /* rows from .eh_frame */
 #define UNWIND_TABLE_F_DEBUG_FRAME 0x2 /* rows from .debug_frame */
+#define UNWIND_TABLE_F_GOPCLNTAB   0x4 /* rows from Go's .gopclntab SP deltas */
 
 /* Sizes are part of the format: BPF and user space must agree. */
 _Static_assert(sizeof(struct unwind_rule) == 12, "unwind_rule is 12 bytes");

@@ -173,6 +173,83 @@ static struct unwind_rule expected_rule(Dwarf_Frame *fr)
 	return r;
 }
 
+/* aarch64: what our table should say, according to libdw.  libdw does not
+ * track RA_SIGN_STATE (negate_ra_state), so the PAC flag is not compared
+ * here; the llvm-dwarfdump-19 comparison checks it (its reg34). */
+static struct unwind_rule expected_rule_a64(Dwarf_Frame *fr)
+{
+	Dwarf_Addr start, end;
+	bool signal = false;
+	int ra_reg = dwarf_frame_info(fr, &start, &end, &signal);
+	Dwarf_Op *ops;
+	size_t n;
+	uint64_t reg;
+	int64_t off, arg;
+	if (dwarf_frame_cfa(fr, &ops, &n) != 0 || n != 1 || !breg(&ops[0], &reg, &off))
+		return unsup(signal ? UNWIND_UNSUP_SIGNAL : UNWIND_UNSUP_CFA_EXPR);
+	enum loc_kind fp = loc_from_libdw(fr, UNWIND_A64_X29, &arg);
+	int64_t fp_arg = arg;
+	enum loc_kind ra = loc_from_libdw(fr, ra_reg, &arg);
+	int64_t ra_arg = arg;
+	if (signal) {
+		/* The vDSO trampoline: CFA = X29, X29 at [CFA], X30 at [CFA+8]. */
+		if (reg != UNWIND_A64_X29 || off != 0 || fp != LOC_AT_CFA || fp_arg != 0 ||
+		    ra != LOC_AT_CFA || ra_arg != 8)
+			return unsup(UNWIND_UNSUP_SIGNAL);
+		return (struct unwind_rule){.cfa_type = UNWIND_CFA_SIGNAL};
+	}
+	if (reg > UNWIND_A64_SP)
+		return unsup(UNWIND_UNSUP_CFA_EXPR);
+	if (off < INT32_MIN || off > INT32_MAX)
+		return unsup(UNWIND_UNSUP_RANGE);
+	struct unwind_rule r = {.cfa_type = UNWIND_CFA_REG, .cfa_reg = (uint8_t)reg,
+				.cfa_offset = (int32_t)off};
+	enum loc_kind sp = loc_from_libdw(fr, UNWIND_A64_SP, &arg);
+	if (!(sp == LOC_SAME || sp == LOC_UNDEF || (sp == LOC_VAL_CFA && arg == 0)))
+		return unsup(UNWIND_UNSUP_RSP_RULE);
+	switch (fp) {
+	case LOC_SAME: r.rbp_type = UNWIND_LOC_SAME; break;
+	case LOC_UNDEF: r.rbp_type = UNWIND_LOC_UNDEFINED; break;
+	case LOC_AT_CFA:
+		if (fp_arg % 8 || fp_arg / 8 < INT16_MIN || fp_arg / 8 > INT16_MAX)
+			return unsup(UNWIND_UNSUP_RBP_RULE);
+		r.rbp_type = UNWIND_LOC_AT_CFA;
+		r.rbp_arg = (int16_t)(fp_arg / 8);
+		break;
+	case LOC_IN_REG:
+		if (fp_arg < 0 || fp_arg > UNWIND_A64_X30)
+			return unsup(UNWIND_UNSUP_RBP_RULE);
+		r.rbp_type = UNWIND_LOC_IN_REG;
+		r.rbp_arg = (int16_t)fp_arg;
+		break;
+	default:
+		return unsup(UNWIND_UNSUP_RBP_RULE);
+	}
+	if (r.rbp_type == UNWIND_LOC_AT_CFA && ra == LOC_AT_CFA && ra_arg == fp_arg + 8) {
+		r.ra_type = UNWIND_LOC_FRAME_RECORD;
+		return r;
+	}
+	switch (ra) {
+	case LOC_SAME: r.ra_type = UNWIND_LOC_SAME; break; /* LR still live */
+	case LOC_UNDEF: r.ra_type = UNWIND_LOC_UNDEFINED; break;
+	case LOC_AT_CFA:
+		if (ra_arg % 8 || ra_arg / 8 < INT8_MIN || ra_arg / 8 > INT8_MAX)
+			return unsup(UNWIND_UNSUP_RA_RULE);
+		r.ra_type = UNWIND_LOC_AT_CFA;
+		r.ra_arg = (int8_t)(ra_arg / 8);
+		break;
+	case LOC_IN_REG:
+		if (ra_arg < 0 || ra_arg > UNWIND_A64_X30)
+			return unsup(UNWIND_UNSUP_RA_RULE);
+		r.ra_type = UNWIND_LOC_IN_REG;
+		r.ra_arg = (int8_t)ra_arg;
+		break;
+	default:
+		return unsup(UNWIND_UNSUP_RA_RULE);
+	}
+	return r;
+}
+
 struct cfis {
 	Dwarf_CFI *eh, *debug;
 	Dwarf *dw;
@@ -258,10 +335,14 @@ long unwind_verify(struct elf_object *o, const struct unwind_view *v, FILE *repo
 			Dwarf_Addr s, en;
 			bool sig;
 			dwarf_frame_info(fr, &s, &en, &sig);
-			struct unwind_rule want = expected_rule(fr);
-			if (memcmp(&want, r, sizeof(want)) != 0) {
+			bool a64 = h->arch == UNWIND_ARCH_AARCH64;
+			struct unwind_rule want = a64 ? expected_rule_a64(fr) : expected_rule(fr);
+			struct unwind_rule have = *r;
+			if (a64 && have.cfa_type == UNWIND_CFA_REG)
+				have.cfa_aux &= (int8_t)~UNWIND_A64_F_RA_SIGNED;
+			if (memcmp(&want, &have, sizeof(want)) != 0) {
 				bad = true;
-				unwind_rule_format(&want, theirs, sizeof(theirs));
+				unwind_rule_format(&want, h->arch, theirs, sizeof(theirs));
 			}
 			if (en > pc && en < next)
 				next = en;
@@ -270,7 +351,7 @@ long unwind_verify(struct elf_object *o, const struct unwind_view *v, FILE *repo
 		if (bad) {
 			diffs++;
 			if (report && (unsigned long)diffs <= max_report) {
-				unwind_rule_format(r, ours, sizeof(ours));
+				unwind_rule_format(r, h->arch, ours, sizeof(ours));
 				fprintf(report, "0x%" PRIx64 ": ours %s, libdw %s\n", pc, ours, theirs);
 			}
 		}

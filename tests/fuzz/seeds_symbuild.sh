@@ -10,3 +10,5 @@ for f in c-O2-dw4 c-clang-O2-dw5 c-split c-O3-dw5.zstd c-stripped.debug dwz1; do
 	cp "$fx/$f" "$out/"
 	python3 "$TOP/tests/symbolizer/corrupt_bytes.py" "$fx/$f" "$out" 12
 done
+# A stripped Go binary: .gopclntab is all there is to index.
+cp "$FIXTURES/go/spin-stripped" "$out/go-spin-stripped"
