@@ -59,8 +59,10 @@ static const char *const schema_postgres[] = {
 
 /* The lookup cache (shared stores only): store_lookup answers, the
  * negative ones too, kept per replica so that a warm GET or 404 costs no
- * database round trip (measured: the cluster's warm 35 KB GET went from
- * 5.3k to about the single node's rate per replica).  Correct across
+ * database round trip (tests/bench/bench_cluster.sh, two replicas behind
+ * nginx: the warm 35 KB GET went from 6.1k to 13.7k req/s, the 404 from
+ * 8.5k to 24.5k, in the same runs as the single node's 21.3k and 35.4k).
+ * Correct across
  * replicas: every change of candidates anywhere sends a notice at its
  * commit (schema step 3), and each lookup first reads the notices that
  * arrived (db_changed, non-blocking) and drops the whole cache on one; a

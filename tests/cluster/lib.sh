@@ -249,10 +249,12 @@ nginx_start() {
 	for u in "$@"; do servers+="        server ${u#http://} max_fails=0;"$'\n'; done
 	local user=""
 	[[ $(id -u) == 0 ]] && user="user root;"
-	# One worker: measured on this 2-core loopback setup (nginx, wrk, the
-	# replicas and PostgreSQL share the cores), one worker proxies the warm
-	# 35 KB artifact at about twice the rate of two (7.1k vs 3.2k req/s in
-	# tests/bench/bench_cluster.sh).  On a host of its own, use "auto".
+	# One worker, buffered answers: measured on a 2-core loopback machine
+	# (nginx, wrk -c16, the replicas and PostgreSQL share the cores), nginx
+	# in front of one node proxied the warm 35 KB artifact at 6.6k req/s
+	# with 2 workers unbuffered (the former setting), 7.1k with 1 worker
+	# unbuffered, 12.4k with 2 workers buffered, 18.6k with 1 worker
+	# buffered (the node alone: 18.5k).  On a host of its own, use "auto".
 	cat >"$d/nginx.conf" <<CONF
 $user
 worker_processes ${NGINX_WORKERS:-1};
@@ -278,10 +280,9 @@ $servers        keepalive 64;
             proxy_set_header Connection "";
             proxy_set_header Host \$host;
             # Uploads stream through.  Answers are read into memory
-            # buffers (a 35 KB artifact in one go: measured 12.4k vs 6.6k
-            # req/s unbuffered), and past them stream on at the client's
-            # pace, never into temporary files: a 1 GB debuginfo never
-            # sits whole on the proxy's disk.
+            # buffers (a 35 KB artifact in one go, see above), and past
+            # them stream on at the client's pace, never into temporary
+            # files: a 1 GB debuginfo never sits whole on the proxy's disk.
             proxy_request_buffering off;
             proxy_buffering on;
             proxy_buffer_size 16k;
