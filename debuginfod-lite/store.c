@@ -62,9 +62,7 @@ static const char *const schema_postgres[] = {
  * database round trip (tests/bench/bench_cluster.sh, two replicas behind
  * nginx: the warm 35 KB GET went from 6.1k to 13.7k req/s, the 404 from
  * 8.5k to 24.5k; the single node beside them: 21.8k and 21.3k, 43.4k and
- * 35.4k).
- * Correct across
- * replicas: every change of candidates anywhere sends a notice at its
+ * 35.4k).  Correct across replicas: every change of candidates anywhere sends a notice at its
  * commit (schema step 3), and each lookup first reads the notices that
  * arrived (db_changed, non-blocking) and drops the whole cache on one; a
  * lookup that races a notice stores its answer under the generation it
