@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,20 @@
 #define PG_CONNECT_TIMEOUT_S "5"
 #define PG_CLIENT_MARGIN_MS 2000
 
+/* A lost listener is connected again at most this often. */
+#define PG_LISTEN_RETRY_NS 1000000000ull
+
 struct pg_db {
 	char *uri;
 	unsigned timeout_ms;
 	char statement_timeout[64]; /* "-c statement_timeout=N" */
+	/* db_listen: a connection of its own, polled (never waited on) by
+	 * db_changed under `listen_lock`. */
+	pthread_mutex_t listen_lock;
+	PGconn *listener;
+	char channel[64];
+	bool listening, connecting;
+	uint64_t retry_at;
 };
 
 static int pg_open(void **impl, const char *target, unsigned timeout_s, struct err *e)
@@ -38,6 +49,7 @@ static int pg_open(void **impl, const char *target, unsigned timeout_s, struct e
 	p->timeout_ms = (timeout_s ? timeout_s : 15) * 1000u;
 	snprintf(p->statement_timeout, sizeof(p->statement_timeout),
 		 "-c statement_timeout=%u", p->timeout_ms);
+	pthread_mutex_init(&p->listen_lock, NULL);
 	*impl = p;
 	return 0;
 }
@@ -45,6 +57,9 @@ static int pg_open(void **impl, const char *target, unsigned timeout_s, struct e
 static void pg_close(void *impl)
 {
 	struct pg_db *p = impl;
+	if (p->listener)
+		PQfinish(p->listener);
+	pthread_mutex_destroy(&p->listen_lock);
 	free(p->uri);
 	free(p);
 }
@@ -280,6 +295,85 @@ static int pg_end(void *impl, void *conn, bool commit, struct err *e)
 	return pg_simple(impl, conn, commit ? "COMMIT" : "ROLLBACK", e);
 }
 
+/* A listening connection, or NULL. */
+static PGconn *listen_connect(struct pg_db *p, struct err *e)
+{
+	void *conn;
+	if (pg_connect(p, &conn, e) < 0)
+		return NULL;
+	char sql[96];
+	snprintf(sql, sizeof(sql), "LISTEN %s", p->channel);
+	if (pg_simple(p, conn, sql, e) < 0) {
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+static int pg_listen(void *impl, const char *channel, struct err *e)
+{
+	struct pg_db *p = impl;
+	if (strspn(channel, "abcdefghijklmnopqrstuvwxyz_") != strlen(channel) ||
+	    strlen(channel) >= sizeof(p->channel))
+		return err_set(e, EINVAL, "bad channel name %s", channel);
+	pthread_mutex_lock(&p->listen_lock);
+	bool already = p->listening;
+	if (!already) {
+		snprintf(p->channel, sizeof(p->channel), "%s", channel);
+		p->listening = true;
+	}
+	pthread_mutex_unlock(&p->listen_lock);
+	if (already)
+		return 0;
+	PGconn *c = listen_connect(p, e);
+	if (!c)
+		return -EAGAIN; /* db_changed connects again later */
+	pthread_mutex_lock(&p->listen_lock);
+	p->listener = c;
+	pthread_mutex_unlock(&p->listen_lock);
+	return 0;
+}
+
+/* Per lookup: a non-blocking read of whatever notices the socket holds. */
+static int pg_changed(void *impl)
+{
+	struct pg_db *p = impl;
+	int rc = 0;
+	pthread_mutex_lock(&p->listen_lock);
+	if (!p->listening || p->connecting) {
+		rc = -EAGAIN;
+	} else if (!p->listener) {
+		uint64_t now = now_ns();
+		if (now < p->retry_at) {
+			rc = -EAGAIN;
+		} else {
+			/* Connect outside the lock: others see -EAGAIN meanwhile. */
+			p->connecting = true;
+			p->retry_at = now + PG_LISTEN_RETRY_NS;
+			pthread_mutex_unlock(&p->listen_lock);
+			struct err ignored = { { 0 } };
+			PGconn *c = listen_connect(p, &ignored);
+			pthread_mutex_lock(&p->listen_lock);
+			p->connecting = false;
+			p->listener = c;
+			rc = c ? 1 : -EAGAIN; /* notices were missed while it was down */
+		}
+	} else if (!PQconsumeInput(p->listener) || PQstatus(p->listener) != CONNECTION_OK) {
+		PQfinish(p->listener);
+		p->listener = NULL;
+		p->retry_at = 0;
+		rc = -EAGAIN;
+	} else {
+		PGnotify *n;
+		while ((n = PQnotifies(p->listener))) {
+			PQfreemem(n);
+			rc = 1;
+		}
+	}
+	pthread_mutex_unlock(&p->listen_lock);
+	return rc;
+}
+
 const struct db_backend db_backend_postgres = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -293,4 +387,6 @@ const struct db_backend db_backend_postgres = {
 	.done = pg_done,
 	.begin = pg_begin,
 	.end = pg_end,
+	.listen = pg_listen,
+	.changed = pg_changed,
 };

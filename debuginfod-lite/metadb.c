@@ -346,6 +346,18 @@ void db_rollback(struct db_conn *c)
 	c->db->be->end(c->db->impl, c->impl, false, &ignored);
 }
 
+int db_listen(struct db *d, const char *channel, struct err *e)
+{
+	if (!d->be->listen)
+		return err_set(e, ENOTSUP, "%s: no change notices", d->be->name);
+	return d->be->listen(d->impl, channel, e);
+}
+
+int db_changed(struct db *d)
+{
+	return d->be->changed ? d->be->changed(d->impl) : -EAGAIN;
+}
+
 int db_ping(struct db *d, struct err *e)
 {
 	struct db_conn *c;

@@ -90,6 +90,17 @@ int db_migrate(struct db *d, const char *component, const char *const *steps, in
 /* Reachable?  (A trivial query; /readyz.) */
 int db_ping(struct db *d, struct err *e);
 
+/* Change notices, for caches in front of the database (PostgreSQL
+ * LISTEN/NOTIFY; the writers' notices come from triggers, inside their
+ * transactions, so they are delivered when the write commits).
+ * db_listen opens a connection of its own that listens on `channel`
+ * (-ENOTSUP for sqlite: one process, nothing to tell).  db_changed never
+ * blocks: 1 when a notice arrived since the last call, or the listener was
+ * lost and is back (anything may have changed meanwhile); 0 when none;
+ * -EAGAIN when the listener is down: trust nothing cached. */
+int db_listen(struct db *d, const char *channel, struct err *e);
+int db_changed(struct db *d);
+
 /* Latency and errors, for /metrics. */
 struct db_metrics {
 	atomic_uint_fast64_t statements, errors, unavailable, latency_us;
@@ -119,6 +130,9 @@ struct db_backend {
 	void (*done)(struct db_rows *q);
 	int (*begin)(void *impl, void *conn, struct err *e);
 	int (*end)(void *impl, void *conn, bool commit, struct err *e);
+	/* Optional (NULL: -ENOTSUP): db_listen, db_changed. */
+	int (*listen)(void *impl, const char *channel, struct err *e);
+	int (*changed)(void *impl);
 };
 
 /* One result being read; opaque to callers. */

@@ -117,6 +117,11 @@ static void put_backends(struct text *t, struct server *s)
 	    (unsigned long long)b->cache_misses, (unsigned long long)b->cache_evictions,
 	    (unsigned long long)b->cache_bytes);
 	blobs_backend_metrics(s->core->blobs, put_text, t);
+	uint64_t hits, misses;
+	store_cache_stats(s->core->store, &hits, &misses);
+	put(t, "# TYPE lookup_cache_hits_total counter\nlookup_cache_hits_total %llu\n"
+	       "# TYPE lookup_cache_misses_total counter\nlookup_cache_misses_total %llu\n",
+	    (unsigned long long)hits, (unsigned long long)misses);
 }
 
 enum MHD_Result handle_metrics(struct request *r)

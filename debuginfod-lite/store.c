@@ -4,11 +4,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The PostgreSQL channel on which changes of candidates are announced. */
+#define STORE_CHANNEL "dil_candidates"
 
 /* Schema steps (metadb.h db_migrate): step i brings the "artifacts"
  * schema to version i + 1.  The sqlite steps keep the tables an older
@@ -42,13 +46,59 @@ static const char *const schema_postgres[] = {
 	"  expires BIGINT, PRIMARY KEY(build_id, kind, name));",
 	"CREATE TABLE IF NOT EXISTS claims(key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
 	"  expires BIGINT NOT NULL);",
+	/* 3: every change of candidates tells the replicas' lookup caches,
+	 * from inside the writing transaction: delivered at its commit. */
+	"CREATE OR REPLACE FUNCTION candidates_notify() RETURNS trigger LANGUAGE plpgsql AS"
+	"  $$BEGIN PERFORM pg_notify('" STORE_CHANNEL "', ''); RETURN NULL; END$$;"
+	"CREATE TRIGGER candidates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	"  ON candidates FOR EACH STATEMENT EXECUTE FUNCTION candidates_notify();",
 };
 
 /* Unreferenced blobs younger than this are left alone by store_groom(). */
 #define BLOB_GRACE_S 3600
 
+/* The lookup cache (shared stores only): store_lookup answers, the
+ * negative ones too, kept per replica so that a warm GET or 404 costs no
+ * database round trip (tests/bench/bench_cluster.sh, two replicas behind
+ * nginx: the warm 35 KB GET went from 6.1k to 13.7k req/s, the 404 from
+ * 8.5k to 24.5k; the single node beside them: 21.8k and 21.3k, 43.4k and
+ * 35.4k).  Correct across replicas: every change of candidates anywhere sends a notice at its
+ * commit (schema step 3), and each lookup first reads the notices that
+ * arrived (db_changed, non-blocking) and drops the whole cache on one; a
+ * lookup that races a notice stores its answer under the generation it
+ * started with, so the notice voids it.  Without a working listener
+ * nothing is cached.  LOOKUP_TTL_NS is the safety net for a notice lost in
+ * a way the socket does not show. */
+#define LOOKUP_SLOTS 1024
+#define LOOKUP_TTL_NS 2000000000ull
+
+struct lookup_row {
+	int origin, quality;
+	uint64_t size;
+	int64_t mtime, expires;
+	char *loc, *file;
+};
+
+struct lookup_entry {
+	uint64_t gen, until_ns;
+	int64_t expires;       /* the earliest of its candidates' (0: none) */
+	enum artifact_kind kind;
+	int max, n;
+	char build_id[BUILD_ID_HEX_MAX];
+	char *name;
+	struct lookup_row *rows;
+};
+
+struct lookup_cache {
+	pthread_mutex_t lock;
+	uint64_t gen;
+	struct lookup_entry slots[LOOKUP_SLOTS];
+};
+
 struct store {
 	struct db *db;
+	struct lookup_cache *cache; /* NULL: not shared, or no listener */
+	atomic_uint_fast64_t cache_hits, cache_misses;
 	char owner[128]; /* this process in claims (host:pid:random) */
 	struct blob_store *blobs;
 	/* Told about every new debuginfo/executable candidate. */
@@ -112,13 +162,142 @@ int store_open(struct store **out, struct db *db, struct blob_store *blobs, stru
 		free(s);
 		return rc;
 	}
+	if (pg) {
+		/* Without it, every lookup goes to the database: slower, right. */
+		struct err ignored = { { 0 } };
+		s->cache = calloc(1, sizeof(*s->cache));
+		if (s->cache) {
+			pthread_mutex_init(&s->cache->lock, NULL);
+			s->cache->gen = 1; /* 0: "do not cache" */
+			db_listen(db, STORE_CHANNEL, &ignored); /* -EAGAIN: retried later */
+		}
+	}
 	*out = s;
 	return 0;
 }
 
+static void entry_clear(struct lookup_entry *en)
+{
+	for (int i = 0; i < en->n; i++) {
+		free(en->rows[i].loc);
+		free(en->rows[i].file);
+	}
+	free(en->rows);
+	free(en->name);
+	memset(en, 0, sizeof(*en));
+}
+
 void store_close(struct store *s)
 {
+	if (!s)
+		return;
+	if (s->cache) {
+		for (int i = 0; i < LOOKUP_SLOTS; i++)
+			entry_clear(&s->cache->slots[i]);
+		pthread_mutex_destroy(&s->cache->lock);
+		free(s->cache);
+	}
 	free(s);
+}
+
+void store_cache_stats(struct store *s, uint64_t *hits, uint64_t *misses)
+{
+	*hits = s->cache_hits;
+	*misses = s->cache_misses;
+}
+
+static struct lookup_entry *lookup_slot(struct lookup_cache *lc, const char *build_id,
+					enum artifact_kind kind, const char *name, int max)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = build_id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ (unsigned)kind) * 1099511628211ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ (unsigned)max) * 1099511628211ull;
+	return &lc->slots[h % LOOKUP_SLOTS];
+}
+
+static void row_to_artifact(const struct lookup_row *r, const char *build_id,
+			    enum artifact_kind kind, const char *name, struct artifact *a)
+{
+	artifact_init(a, build_id, kind, name, (enum artifact_origin)r->origin, r->quality);
+	snprintf(a->file, sizeof(a->file), "%s", r->file);
+	a->size = r->size;
+	a->mtime = r->mtime;
+	a->expires = r->expires;
+	if (a->origin == ORIGIN_SCAN)
+		snprintf(a->path, sizeof(a->path), "%s", r->loc);
+	else
+		snprintf(a->blob, sizeof(a->blob), "%s", r->loc);
+}
+
+/* A cached answer: its count, or -1 when there is none to trust.
+ * *gen: the generation a lookup from the database is stored under. */
+static int cache_get(struct store *s, const char *build_id, enum artifact_kind kind,
+		     const char *name, struct artifact *out, int max, uint64_t *gen)
+{
+	struct lookup_cache *lc = s->cache;
+	int changed = db_changed(s->db);
+	pthread_mutex_lock(&lc->lock);
+	if (changed != 0)
+		lc->gen++; /* a notice, or none can be trusted: all is void */
+	*gen = changed < 0 ? 0 : lc->gen;
+	int n = -1;
+	struct lookup_entry *en = lookup_slot(lc, build_id, kind, name, max);
+	if (changed >= 0 && en->name && en->gen == lc->gen && now_ns() < en->until_ns &&
+	    (!en->expires || en->expires > now_s()) && en->kind == kind && en->max == max &&
+	    strcmp(en->build_id, build_id) == 0 && strcmp(en->name, name) == 0) {
+		n = en->n;
+		for (int i = 0; i < n; i++)
+			row_to_artifact(&en->rows[i], build_id, kind, name, &out[i]);
+	}
+	pthread_mutex_unlock(&lc->lock);
+	if (n >= 0)
+		s->cache_hits++;
+	else
+		s->cache_misses++;
+	return n;
+}
+
+static void cache_put(struct store *s, const char *build_id, enum artifact_kind kind,
+		      const char *name, const struct artifact *a, int n, int max, uint64_t gen)
+{
+	struct lookup_cache *lc = s->cache;
+	struct lookup_entry fresh = { .gen = gen, .until_ns = now_ns() + LOOKUP_TTL_NS,
+				      .kind = kind, .max = max, .n = 0 };
+	snprintf(fresh.build_id, sizeof(fresh.build_id), "%s", build_id);
+	if (!gen || !(fresh.name = strdup(name)) ||
+	    (n && !(fresh.rows = calloc((size_t)n, sizeof(*fresh.rows))))) {
+		entry_clear(&fresh);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct lookup_row *r = &fresh.rows[i];
+		r->origin = (int)a[i].origin;
+		r->quality = a[i].quality;
+		r->size = a[i].size;
+		r->mtime = a[i].mtime;
+		r->expires = a[i].expires;
+		r->loc = strdup(a[i].origin == ORIGIN_SCAN ? a[i].path : a[i].blob);
+		r->file = strdup(a[i].file);
+		fresh.n = i + 1;
+		if (!r->loc || !r->file) {
+			entry_clear(&fresh);
+			return;
+		}
+		if (r->expires && (!fresh.expires || r->expires < fresh.expires))
+			fresh.expires = r->expires;
+	}
+	pthread_mutex_lock(&lc->lock);
+	struct lookup_entry *en = lookup_slot(lc, build_id, kind, name, max);
+	struct lookup_entry old = *en;
+	bool current = gen == lc->gen;
+	if (current)
+		*en = fresh;
+	pthread_mutex_unlock(&lc->lock);
+	entry_clear(current ? &old : &fresh);
 }
 
 struct blob_store *store_blobs(const struct store *s)
@@ -134,6 +313,12 @@ struct db *store_db(const struct store *s)
 int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 		 const char *name, struct artifact *out, int max, struct err *e)
 {
+	uint64_t gen = 0;
+	if (s->cache && max > 0) {
+		int n = cache_get(s, build_id, kind, name ? name : "", out, max, &gen);
+		if (n >= 0)
+			return n;
+	}
 	struct db_conn *c;
 	int rc = db_get(s->db, &c, e);
 	if (rc < 0)
@@ -161,7 +346,11 @@ int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 	}
 	db_done(q);
 	db_put(s->db, c);
-	return rc < 0 ? err_set(e, -rc, "candidate lookup failed") : n;
+	if (rc < 0)
+		return err_set(e, -rc, "candidate lookup failed");
+	if (gen)
+		cache_put(s, build_id, kind, name ? name : "", out, n, max, gen);
+	return n;
 }
 
 int store_forget_external(struct store *s, const char *path, struct err *e)

@@ -24,6 +24,7 @@
 #define DEBUGINFOD_LITE_STORE_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -94,6 +95,9 @@ struct db *store_db(const struct store *s);
  * expired ones.  Returns the count (0 = none) or -errno. */
 int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 		 const char *name, struct artifact *out, int max, struct err *e);
+/* The lookup cache of a shared store (store.c): answers from it, and
+ * lookups that went to the database. */
+void store_cache_stats(struct store *s, uint64_t *hits, uint64_t *misses);
 /* Open a candidate for reading.  For external files checks that size and
  * mtime still match the index; a vanished or changed file is dropped from
  * the index and -ENOENT returned.  On success *fd is open and *st filled. */

@@ -33,7 +33,7 @@ dil_start C --data "$SCRATCH/c" "${COMMON[@]}"
 
 v=$(pg_psql -c "SELECT string_agg(component || '=' || version, ',' ORDER BY component)
 	FROM (SELECT component, max(version) AS version FROM schema_versions GROUP BY component) v")
-[[ $v == artifacts=2,profiles=2 ]] && ok pg_schema_versioned || fail pg_schema_versioned "$v"
+[[ $v == artifacts=3,profiles=2 ]] && ok pg_schema_versioned || fail pg_schema_versioned "$v"
 [[ $(http_code "$A_URL/healthz") == 200 && $(http_code "$A_URL/readyz") == 200 ]] &&
 	ok pg_healthz_readyz || fail pg_healthz_readyz
 
