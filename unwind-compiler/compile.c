@@ -263,10 +263,13 @@ static struct unwind_rule row_rule(const struct cie *cie, const struct cfi_row_s
 	return r;
 }
 
-/* aarch64: where X30 (the return address) is.  SAME/unmentioned: still in
- * LR.  AT_CFA offsets are stored in 8-byte slots (unwind_table.h). */
-static bool a64_ra_location(const struct cfi_rule *r, uint8_t *type, int8_t *arg)
+/* aarch64: where X29 (the frame pointer) or X30 (the return address,
+ * is_ra) is.  SAME/unmentioned: still in the register (X30: in LR).
+ * AT_CFA offsets are stored in 8-byte slots (unwind_table.h); ra_arg is
+ * an int8, rbp_arg an int16. */
+static bool a64_location(const struct cfi_rule *r, bool is_ra, uint8_t *type, int16_t *arg)
 {
+	int64_t lo = is_ra ? INT8_MIN : INT16_MIN, hi = is_ra ? INT8_MAX : INT16_MAX;
 	*arg = 0;
 	switch (r->type) {
 	case CFI_RULE_UNSPEC:
@@ -277,36 +280,7 @@ static bool a64_ra_location(const struct cfi_rule *r, uint8_t *type, int8_t *arg
 		*type = UNWIND_LOC_UNDEFINED;
 		return true;
 	case CFI_RULE_OFFSET:
-		if (r->off % 8 || r->off / 8 < INT8_MIN || r->off / 8 > INT8_MAX)
-			return false;
-		*type = UNWIND_LOC_AT_CFA;
-		*arg = (int8_t)(r->off / 8);
-		return true;
-	case CFI_RULE_REGISTER:
-		if (r->reg > UNWIND_A64_X30)
-			return false;
-		*type = UNWIND_LOC_IN_REG;
-		*arg = (int8_t)r->reg;
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* aarch64: where X29 (the frame pointer) is. */
-static bool a64_fp_location(const struct cfi_rule *r, uint8_t *type, int16_t *arg)
-{
-	*arg = 0;
-	switch (r->type) {
-	case CFI_RULE_UNSPEC:
-	case CFI_RULE_SAME:
-		*type = UNWIND_LOC_SAME;
-		return true;
-	case CFI_RULE_UNDEF:
-		*type = UNWIND_LOC_UNDEFINED;
-		return true;
-	case CFI_RULE_OFFSET:
-		if (r->off % 8 || r->off / 8 < INT16_MIN || r->off / 8 > INT16_MAX)
+		if (r->off % 8 || r->off / 8 < lo || r->off / 8 > hi)
 			return false;
 		*type = UNWIND_LOC_AT_CFA;
 		*arg = (int16_t)(r->off / 8);
@@ -396,15 +370,17 @@ static struct unwind_rule row_rule_a64(const struct cie *cie, const struct cfi_r
 	if (st->rsp.type != CFI_RULE_UNSPEC &&
 	    !(st->rsp.type == CFI_RULE_VAL_OFFSET && st->rsp.off == 0))
 		return unsupported(UNWIND_UNSUP_RSP_RULE);
-	if (!a64_fp_location(&st->rbp, &r.rbp_type, &r.rbp_arg))
+	if (!a64_location(&st->rbp, false, &r.rbp_type, &r.rbp_arg))
 		return unsupported(UNWIND_UNSUP_RBP_RULE);
 	if (r.rbp_type == UNWIND_LOC_AT_CFA && st->ra.type == CFI_RULE_OFFSET &&
 	    st->ra.off == st->rbp.off + 8) {
 		r.ra_type = UNWIND_LOC_FRAME_RECORD; /* the usual case: stp x29, x30 */
 		return r;
 	}
-	if (!a64_ra_location(&st->ra, &r.ra_type, &r.ra_arg))
+	int16_t ra_arg;
+	if (!a64_location(&st->ra, true, &r.ra_type, &ra_arg))
 		return unsupported(UNWIND_UNSUP_RA_RULE);
+	r.ra_arg = (int8_t)ra_arg;
 	return r;
 }
 
