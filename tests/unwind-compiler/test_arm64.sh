@@ -23,17 +23,9 @@ fi
 for obj in "${OBJS[@]}"; do
 	name=$(basename "$obj")
 	[[ -f $obj ]] || { skip "arm64 $name" "$obj not present"; continue; }
-	if out=$(python3 "$TOP/tests/unwind-compiler/compare_llvm_a64.py" "$BIN/unwind-compile" "$obj" 2>&1); then
-		ok "arm64 llvm-compare $name"
-	else
-		fail "arm64 llvm-compare $name" "$(echo "$out" | tail -4 | tr '\n' ' ')"
-	fi
-	echo "$out" | sed 's/^/# /'
-	if out=$("$BIN/unwind-compile" --verify "$obj" 2>&1); then
-		ok "arm64 libdw-verify $name"; echo "# $out"
-	else
-		fail "arm64 libdw-verify $name" "$(echo "$out" | tail -3 | tr '\n' ' ')"
-	fi
+	check_shown "arm64 llvm-compare $name" \
+		python3 "$TOP/tests/unwind-compiler/compare_llvm_a64.py" "$BIN/unwind-compile" "$obj"
+	check_shown "arm64 libdw-verify $name" "$BIN/unwind-compile" --verify "$obj"
 done
 
 # Bytes per row of arm64 libc: the same target as x86-64 (<= 3.0).
