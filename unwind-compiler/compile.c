@@ -178,32 +178,42 @@ static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out
 	return false;
 }
 
-/* Where a caller's register is; false if the rule cannot be expressed. */
-static bool location(const struct cfi_rule *r, bool is_ra, uint8_t *type, int16_t *arg)
+/* What a register's location may be, per architecture (unwind_table.h). */
+struct loc_rules {
+	int64_t slot;     /* AT_CFA arguments count units of this many bytes */
+	uint64_t max_reg; /* IN_REG: the highest register the walker has */
+	bool ra_live;     /* no rule for the return address: still in its register */
+};
+/* x86-64: the return address always has an explicit rule in x86-64 CIEs;
+ * without one we do not guess. */
+static const struct loc_rules x86_loc = {.slot = 1, .max_reg = UNWIND_X86_R15};
+/* aarch64: X30 unmentioned is still in LR; offsets in 8-byte slots. */
+static const struct loc_rules a64_loc = {.slot = 8, .max_reg = UNWIND_A64_X30, .ra_live = true};
+
+/* Where a caller's frame pointer or (is_ra) return address is; false if
+ * the rule cannot be expressed.  ra_arg is an int8, rbp_arg an int16. */
+static bool location(const struct loc_rules *lr, const struct cfi_rule *r, bool is_ra,
+		     uint8_t *type, int16_t *arg)
 {
 	int64_t lo = is_ra ? INT8_MIN : INT16_MIN, hi = is_ra ? INT8_MAX : INT16_MAX;
 	*arg = 0;
 	switch (r->type) {
 	case CFI_RULE_UNSPEC:
-		/* RBP unmentioned: unchanged.  The return address always
-		 * has an explicit rule in x86-64 CIEs; without one we do not
-		 * guess. */
-		*type = UNWIND_LOC_SAME;
-		return !is_ra;
 	case CFI_RULE_SAME:
+		/* The frame pointer unmentioned: unchanged. */
 		*type = UNWIND_LOC_SAME;
-		return !is_ra;
+		return !is_ra || lr->ra_live;
 	case CFI_RULE_UNDEF:
 		*type = UNWIND_LOC_UNDEFINED;
 		return true;
 	case CFI_RULE_OFFSET:
-		if (r->off < lo || r->off > hi)
+		if (r->off % lr->slot || r->off / lr->slot < lo || r->off / lr->slot > hi)
 			return false;
 		*type = UNWIND_LOC_AT_CFA;
-		*arg = (int16_t)r->off;
+		*arg = (int16_t)(r->off / lr->slot);
 		return true;
 	case CFI_RULE_REGISTER:
-		if (r->reg > UNWIND_X86_R15)
+		if (r->reg > lr->max_reg)
 			return false;
 		*type = UNWIND_LOC_IN_REG;
 		*arg = (int16_t)r->reg;
@@ -254,46 +264,13 @@ static struct unwind_rule row_rule(const struct cie *cie, const struct cfi_row_s
 	if (st->rsp.type != CFI_RULE_UNSPEC &&
 	    !(st->rsp.type == CFI_RULE_VAL_OFFSET && st->rsp.off == 0))
 		return unsupported(UNWIND_UNSUP_RSP_RULE);
-	if (!location(&st->rbp, false, &r.rbp_type, &r.rbp_arg))
+	if (!location(&x86_loc, &st->rbp, false, &r.rbp_type, &r.rbp_arg))
 		return unsupported(UNWIND_UNSUP_RBP_RULE);
 	int16_t ra_arg;
-	if (!location(&st->ra, true, &r.ra_type, &ra_arg))
+	if (!location(&x86_loc, &st->ra, true, &r.ra_type, &ra_arg))
 		return unsupported(UNWIND_UNSUP_RA_RULE);
 	r.ra_arg = (int8_t)ra_arg;
 	return r;
-}
-
-/* aarch64: where X29 (the frame pointer) or X30 (the return address,
- * is_ra) is.  SAME/unmentioned: still in the register (X30: in LR).
- * AT_CFA offsets are stored in 8-byte slots (unwind_table.h); ra_arg is
- * an int8, rbp_arg an int16. */
-static bool a64_location(const struct cfi_rule *r, bool is_ra, uint8_t *type, int16_t *arg)
-{
-	int64_t lo = is_ra ? INT8_MIN : INT16_MIN, hi = is_ra ? INT8_MAX : INT16_MAX;
-	*arg = 0;
-	switch (r->type) {
-	case CFI_RULE_UNSPEC:
-	case CFI_RULE_SAME:
-		*type = UNWIND_LOC_SAME;
-		return true;
-	case CFI_RULE_UNDEF:
-		*type = UNWIND_LOC_UNDEFINED;
-		return true;
-	case CFI_RULE_OFFSET:
-		if (r->off % 8 || r->off / 8 < lo || r->off / 8 > hi)
-			return false;
-		*type = UNWIND_LOC_AT_CFA;
-		*arg = (int16_t)(r->off / 8);
-		return true;
-	case CFI_RULE_REGISTER:
-		if (r->reg > UNWIND_A64_X30)
-			return false;
-		*type = UNWIND_LOC_IN_REG;
-		*arg = (int16_t)r->reg;
-		return true;
-	default:
-		return false;
-	}
 }
 
 /* A one-op DW_OP_breg<n> <off> / DW_OP_bregx CFA expression on aarch64. */
@@ -370,7 +347,7 @@ static struct unwind_rule row_rule_a64(const struct cie *cie, const struct cfi_r
 	if (st->rsp.type != CFI_RULE_UNSPEC &&
 	    !(st->rsp.type == CFI_RULE_VAL_OFFSET && st->rsp.off == 0))
 		return unsupported(UNWIND_UNSUP_RSP_RULE);
-	if (!a64_location(&st->rbp, false, &r.rbp_type, &r.rbp_arg))
+	if (!location(&a64_loc, &st->rbp, false, &r.rbp_type, &r.rbp_arg))
 		return unsupported(UNWIND_UNSUP_RBP_RULE);
 	if (r.rbp_type == UNWIND_LOC_AT_CFA && st->ra.type == CFI_RULE_OFFSET &&
 	    st->ra.off == st->rbp.off + 8) {
@@ -378,7 +355,7 @@ static struct unwind_rule row_rule_a64(const struct cie *cie, const struct cfi_r
 		return r;
 	}
 	int16_t ra_arg;
-	if (!a64_location(&st->ra, true, &r.ra_type, &ra_arg))
+	if (!location(&a64_loc, &st->ra, true, &r.ra_type, &ra_arg))
 		return unsupported(UNWIND_UNSUP_RA_RULE);
 	r.ra_arg = (int8_t)ra_arg;
 	return r;
