@@ -18,7 +18,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from nm_names import Symbols  # noqa: E402
+from nm_names import Symbols, folded  # noqa: E402
 
 def main():
     binary, output = sys.argv[1], sys.argv[2]
@@ -37,14 +37,8 @@ def main():
 
     good = total = rooted = 0
     suffixes = {}
-    for line in open(output):
-        line = line.rstrip("\n")
-        if not line:
-            continue
-        stack, _, count = line.rpartition(" ")
-        count = int(count)
+    for frames, count, _ in folded(output):
         total += count
-        frames = [f for f in stack.split(";") if not f.startswith("[k]")]
         names = [name(f, i == len(frames) - 1) for i, f in enumerate(frames)]
         if "main" in names:
             k = names.index("main")

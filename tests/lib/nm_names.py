@@ -46,3 +46,16 @@ class Symbols:
         if obj != self.build_id:
             return None
         return self.name(int(addr, 16) - (0 if is_leaf else 1))
+
+
+def folded(path):
+    """The stacks of unwind-sample's folded output: (user frames root first,
+    count, whether the sample had kernel frames) per line."""
+    for line in open(path):
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        stack, _, count = line.rpartition(" ")
+        all_frames = stack.split(";")
+        frames = [f for f in all_frames if not f.startswith("[k]")]
+        yield frames, int(count), len(frames) != len(all_frames)

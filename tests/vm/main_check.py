@@ -15,7 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from nm_names import Symbols, build_id  # noqa: E402
+from nm_names import Symbols, build_id, folded  # noqa: E402
 
 
 def main():
@@ -24,16 +24,8 @@ def main():
     lib_bid = build_id(lib)
 
     with_main = total = via_lib = via_handler = in_kernel = in_kernel_main = 0
-    for line in open(output):
-        line = line.rstrip("\n")
-        if not line:
-            continue
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
+    for frames, n, kernel in folded(output):
         total += n
-        all_frames = stack.split(";")
-        frames = [f for f in all_frames if not f.startswith("[k]")]
-        kernel = len(frames) != len(all_frames)
         names = set()
         for i, f in enumerate(frames):
             if f.partition("+0x")[0] == lib_bid:
