@@ -111,6 +111,47 @@ static struct unwind_rule unsupported(enum unwind_unsupported_reason why)
 	return (struct unwind_rule){.cfa_type = UNWIND_CFA_UNSUPPORTED, .cfa_reg = (uint8_t)why};
 }
 
+/* A LEB128 number at *pp, bounded by end; *pp moves past it.  False when
+ * it is truncated or longer than 64 bits. */
+static bool read_leb(const uint8_t **pp, const uint8_t *end, bool is_signed, uint64_t *out)
+{
+	const uint8_t *p = *pp;
+	uint64_t v = 0;
+	unsigned shift = 0;
+	uint8_t byte;
+	do {
+		if (p >= end || shift > 63)
+			return false;
+		byte = *p++;
+		v |= (uint64_t)(byte & 0x7f) << shift;
+		shift += 7;
+	} while (byte & 0x80);
+	if (is_signed && shift < 64 && (byte & 0x40))
+		v |= ~0ull << shift;
+	*pp = p;
+	*out = v;
+	return true;
+}
+
+/* The first op of a CFA expression, DW_OP_breg<n> <sleb> or DW_OP_bregx
+ * <uleb> <sleb> (registers 0..31 and beyond): its register and offset;
+ * *pp moves past it. */
+static bool cfa_breg(const uint8_t **pp, const uint8_t *end, uint64_t *reg, int64_t *off)
+{
+	if (*pp >= end)
+		return false;
+	uint8_t op = *(*pp)++;
+	if (op >= DW_OP_breg0 && op <= DW_OP_breg31)
+		*reg = op - DW_OP_breg0;
+	else if (op != DW_OP_bregx || !read_leb(pp, end, false, reg))
+		return false;
+	uint64_t v;
+	if (!read_leb(pp, end, true, &v))
+		return false;
+	*off = (int64_t)v;
+	return true;
+}
+
 /* Recognize the few CFA expressions real x86-64 code uses.  Returns false
  * for anything else. */
 static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out)
@@ -118,26 +159,8 @@ static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out
 	const uint8_t *end = p + len;
 	uint64_t reg;
 	int64_t off;
-	/* DW_OP_breg<n> <sleb> or DW_OP_bregx <uleb> <sleb> */
-	if (p >= end)
+	if (!cfa_breg(&p, end, &reg, &off))
 		return false;
-	uint8_t op = *p++;
-	/* Local LEB readers: bounded by end. */
-#define ULEB(v) do { uint64_t _v = 0; unsigned _s = 0; uint8_t _b; \
-		do { if (p >= end || _s > 63) return false; _b = *p++; _v |= (uint64_t)(_b & 0x7f) << _s; _s += 7; } \
-		while (_b & 0x80); (v) = _v; } while (0)
-#define SLEB(v) do { uint64_t _v = 0; unsigned _s = 0; uint8_t _b; \
-		do { if (p >= end || _s > 63) return false; _b = *p++; _v |= (uint64_t)(_b & 0x7f) << _s; _s += 7; } \
-		while (_b & 0x80); if (_s < 64 && (_b & 0x40)) _v |= ~0ull << _s; (v) = (int64_t)_v; } while (0)
-	if (op >= DW_OP_breg0 && op <= DW_OP_breg31) {
-		reg = op - DW_OP_breg0;
-		SLEB(off);
-	} else if (op == DW_OP_bregx) {
-		ULEB(reg);
-		SLEB(off);
-	} else {
-		return false;
-	}
 	if (reg > UNWIND_X86_R15 || off < INT32_MIN || off > INT32_MAX)
 		return false;
 	*out = (struct unwind_rule){.cfa_reg = (uint8_t)reg, .cfa_offset = (int32_t)off};
@@ -150,7 +173,8 @@ static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out
 		uint64_t add = 0;
 		if (p < end && *p == DW_OP_plus_uconst) {
 			p++;
-			ULEB(add);
+			if (!read_leb(&p, end, false, &add))
+				return false;
 		}
 		if (p != end || add > INT8_MAX)
 			return false;
@@ -173,8 +197,6 @@ static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out
 		out->cfa_aux = (int8_t)(p[2] - DW_OP_lit0);
 		return true;
 	}
-#undef ULEB
-#undef SLEB
 	return false;
 }
 
@@ -273,44 +295,12 @@ static struct unwind_rule row_rule(const struct cie *cie, const struct cfi_row_s
 	return r;
 }
 
-/* A one-op DW_OP_breg<n> <off> / DW_OP_bregx CFA expression on aarch64. */
+/* A one-op DW_OP_breg<n> <off> / DW_OP_bregx CFA expression on aarch64
+ * (cfa_expression keeps to x86-64's registers 0..15). */
 static bool a64_cfa_breg(const uint8_t *p, size_t len, uint64_t *reg, int64_t *off)
 {
 	const uint8_t *q = p;
-	if (!len)
-		return false;
-	/* cfa_expression reads breg forms for registers 0..15 only; aarch64
-	 * needs 0..31, so the first op is decoded here. */
-	uint8_t op = *q++;
-	uint64_t v = 0, shift = 0;
-	uint8_t byte;
-	if (op == DW_OP_bregx) {
-		do {
-			if (q >= p + len || shift > 63)
-				return false;
-			byte = *q++;
-			v |= (uint64_t)(byte & 0x7f) << shift;
-			shift += 7;
-		} while (byte & 0x80);
-		*reg = v;
-	} else if (op >= DW_OP_breg0 && op <= DW_OP_breg31) {
-		*reg = op - DW_OP_breg0;
-	} else {
-		return false;
-	}
-	v = 0;
-	shift = 0;
-	do {
-		if (q >= p + len || shift > 63)
-			return false;
-		byte = *q++;
-		v |= (uint64_t)(byte & 0x7f) << shift;
-		shift += 7;
-	} while (byte & 0x80);
-	if (shift < 64 && (byte & 0x40))
-		v |= ~0ull << shift;
-	*off = (int64_t)v;
-	return q == p + len;
+	return cfa_breg(&q, p + len, reg, off) && q == p + len;
 }
 
 /* The vDSO's __kernel_rt_sigreturn ('S' CIE): its CFI names the frame
