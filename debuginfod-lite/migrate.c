@@ -86,19 +86,36 @@ static int copy_area(struct migration *m, const char *area)
 	return rc < 0 ? rc : cc.rc;
 }
 
+/* Releases conns[0..n) to pools[0..n), last first. */
+static void put_conns(struct db *const *pools, struct db_conn **conns, int n)
+{
+	while (n-- > 0)
+		db_put(pools[n], conns[n]);
+}
+
+/* A connection from each of pools[0..n): all of them, or none. */
+static int get_conns(struct migration *m, struct db *const *pools, struct db_conn **conns, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int rc = db_get(pools[i], &conns[i], &m->e);
+		if (rc < 0) {
+			put_conns(pools, conns, i);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* The artifact index: candidates (scanned files imported), nothing else
  * (misses and the scan bookkeeping are caches). */
 static int copy_candidates(struct migration *m)
 {
-	struct db_conn *from, *to;
-	int rc = db_get(m->from_index, &from, &m->e);
+	struct db *pools[] = { m->from_index, m->to_index };
+	struct db_conn *conns[2];
+	int rc = get_conns(m, pools, conns, 2);
 	if (rc < 0)
 		return rc;
-	rc = db_get(m->to_index, &to, &m->e);
-	if (rc < 0) {
-		db_put(m->from_index, from);
-		return rc;
-	}
+	struct db_conn *from = conns[0], *to = conns[1];
 	struct db_rows *q = NULL;
 	rc = db_query(from, &q, &m->e,
 		      "SELECT build_id, kind, name, loc, origin, quality, file, size, mtime, expires"
@@ -152,8 +169,7 @@ static int copy_candidates(struct migration *m)
 	if (rc == 0 && step < 0)
 		rc = err_set(&m->e, -step, "reading candidates failed");
 	db_done(q);
-	db_put(m->to_index, to);
-	db_put(m->from_index, from);
+	put_conns(pools, conns, 2);
 	return rc;
 }
 
@@ -208,19 +224,14 @@ static int copy_profile(struct migration *m, struct db_conn *from, struct db_con
 
 static int copy_profiles(struct migration *m)
 {
-	struct db_conn *from, *from2, *to;
-	int rc = db_get(m->from_profiles, &from, &m->e);
+	/* Two from the source: profiles are read on one while each one's
+	 * labels and refs are read on the other. */
+	struct db *pools[] = { m->from_profiles, m->from_profiles, m->to_profiles };
+	struct db_conn *conns[3];
+	int rc = get_conns(m, pools, conns, 3);
 	if (rc < 0)
 		return rc;
-	if ((rc = db_get(m->from_profiles, &from2, &m->e)) < 0) {
-		db_put(m->from_profiles, from);
-		return rc;
-	}
-	if ((rc = db_get(m->to_profiles, &to, &m->e)) < 0) {
-		db_put(m->from_profiles, from2);
-		db_put(m->from_profiles, from);
-		return rc;
-	}
+	struct db_conn *from = conns[0], *from2 = conns[1], *to = conns[2];
 	struct db_rows *p = NULL;
 	rc = db_query(from, &p, &m->e,
 		      "SELECT id, raw, raw_size, sym, sym_size, received, t_start, t_end, samples,"
@@ -240,9 +251,7 @@ static int copy_profiles(struct migration *m)
 		m->rows_present += added == 0;
 	}
 	db_done(p);
-	db_put(m->to_profiles, to);
-	db_put(m->from_profiles, from2);
-	db_put(m->from_profiles, from);
+	put_conns(pools, conns, 3);
 	return rc;
 }
 

@@ -1094,6 +1094,20 @@ static int multipart_put(struct s3_client *c, const char *key, int fd, uint64_t 
 	return rc;
 }
 
+/* One PUT of the whole source; info gets its size and ETag. */
+static int single_put(struct s3_client *c, const char *key, struct source *src,
+		      struct s3_object_info *info, struct err *e)
+{
+	char etag[80];
+	int rc = put_source(c, key, NULL, src, NULL, etag, e);
+	if (rc == 0 && info) {
+		memset(info, 0, sizeof(*info));
+		info->size = src->len;
+		snprintf(info->etag, sizeof(info->etag), "%s", etag);
+	}
+	return rc;
+}
+
 int s3_put_fd(struct s3_client *c, const char *key, int fd, uint64_t size,
 	      struct s3_object_info *info, struct err *e)
 {
@@ -1103,13 +1117,7 @@ int s3_put_fd(struct s3_client *c, const char *key, int fd, uint64_t size,
 		rc = multipart_put(c, key, fd, size, info, e);
 	} else {
 		struct source src = {.fd = fd, .start = 0, .len = size};
-		char etag[80];
-		rc = put_source(c, key, NULL, &src, NULL, etag, e);
-		if (rc == 0 && info) {
-			memset(info, 0, sizeof(*info));
-			info->size = size;
-			snprintf(info->etag, sizeof(info->etag), "%s", etag);
-		}
+		rc = single_put(c, key, &src, info, e);
 	}
 	stats_record(c, S3_OP_PUT, t0, rc, rc == 0 ? size : 0);
 	return rc;
@@ -1120,13 +1128,7 @@ int s3_put_mem(struct s3_client *c, const char *key, const void *data, size_t si
 {
 	uint64_t t0 = now_us();
 	struct source src = {.fd = -1, .mem = data, .len = size};
-	char etag[80];
-	int rc = put_source(c, key, NULL, &src, NULL, etag, e);
-	if (rc == 0 && info) {
-		memset(info, 0, sizeof(*info));
-		info->size = size;
-		snprintf(info->etag, sizeof(info->etag), "%s", etag);
-	}
+	int rc = single_put(c, key, &src, info, e);
 	stats_record(c, S3_OP_PUT, t0, rc, rc == 0 ? size : 0);
 	return rc;
 }

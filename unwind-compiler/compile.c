@@ -111,6 +111,47 @@ static struct unwind_rule unsupported(enum unwind_unsupported_reason why)
 	return (struct unwind_rule){.cfa_type = UNWIND_CFA_UNSUPPORTED, .cfa_reg = (uint8_t)why};
 }
 
+/* A LEB128 number at *pp, bounded by end; *pp moves past it.  False when
+ * it is truncated or longer than 64 bits. */
+static bool read_leb(const uint8_t **pp, const uint8_t *end, bool is_signed, uint64_t *out)
+{
+	const uint8_t *p = *pp;
+	uint64_t v = 0;
+	unsigned shift = 0;
+	uint8_t byte;
+	do {
+		if (p >= end || shift > 63)
+			return false;
+		byte = *p++;
+		v |= (uint64_t)(byte & 0x7f) << shift;
+		shift += 7;
+	} while (byte & 0x80);
+	if (is_signed && shift < 64 && (byte & 0x40))
+		v |= ~0ull << shift;
+	*pp = p;
+	*out = v;
+	return true;
+}
+
+/* The first op of a CFA expression, DW_OP_breg<n> <sleb> or DW_OP_bregx
+ * <uleb> <sleb> (registers 0..31 and beyond): its register and offset;
+ * *pp moves past it. */
+static bool cfa_breg(const uint8_t **pp, const uint8_t *end, uint64_t *reg, int64_t *off)
+{
+	if (*pp >= end)
+		return false;
+	uint8_t op = *(*pp)++;
+	if (op >= DW_OP_breg0 && op <= DW_OP_breg31)
+		*reg = op - DW_OP_breg0;
+	else if (op != DW_OP_bregx || !read_leb(pp, end, false, reg))
+		return false;
+	uint64_t v;
+	if (!read_leb(pp, end, true, &v))
+		return false;
+	*off = (int64_t)v;
+	return true;
+}
+
 /* Recognize the few CFA expressions real x86-64 code uses.  Returns false
  * for anything else. */
 static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out)
@@ -118,26 +159,8 @@ static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out
 	const uint8_t *end = p + len;
 	uint64_t reg;
 	int64_t off;
-	/* DW_OP_breg<n> <sleb> or DW_OP_bregx <uleb> <sleb> */
-	if (p >= end)
+	if (!cfa_breg(&p, end, &reg, &off))
 		return false;
-	uint8_t op = *p++;
-	/* Local LEB readers: bounded by end. */
-#define ULEB(v) do { uint64_t _v = 0; unsigned _s = 0; uint8_t _b; \
-		do { if (p >= end || _s > 63) return false; _b = *p++; _v |= (uint64_t)(_b & 0x7f) << _s; _s += 7; } \
-		while (_b & 0x80); (v) = _v; } while (0)
-#define SLEB(v) do { uint64_t _v = 0; unsigned _s = 0; uint8_t _b; \
-		do { if (p >= end || _s > 63) return false; _b = *p++; _v |= (uint64_t)(_b & 0x7f) << _s; _s += 7; } \
-		while (_b & 0x80); if (_s < 64 && (_b & 0x40)) _v |= ~0ull << _s; (v) = (int64_t)_v; } while (0)
-	if (op >= DW_OP_breg0 && op <= DW_OP_breg31) {
-		reg = op - DW_OP_breg0;
-		SLEB(off);
-	} else if (op == DW_OP_bregx) {
-		ULEB(reg);
-		SLEB(off);
-	} else {
-		return false;
-	}
 	if (reg > UNWIND_X86_R15 || off < INT32_MIN || off > INT32_MAX)
 		return false;
 	*out = (struct unwind_rule){.cfa_reg = (uint8_t)reg, .cfa_offset = (int32_t)off};
@@ -150,7 +173,8 @@ static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out
 		uint64_t add = 0;
 		if (p < end && *p == DW_OP_plus_uconst) {
 			p++;
-			ULEB(add);
+			if (!read_leb(&p, end, false, &add))
+				return false;
 		}
 		if (p != end || add > INT8_MAX)
 			return false;
@@ -173,37 +197,45 @@ static bool cfa_expression(const uint8_t *p, size_t len, struct unwind_rule *out
 		out->cfa_aux = (int8_t)(p[2] - DW_OP_lit0);
 		return true;
 	}
-#undef ULEB
-#undef SLEB
 	return false;
 }
 
-/* Where a caller's register is; false if the rule cannot be expressed. */
-static bool location(const struct cfi_rule *r, bool is_ra, uint8_t *type, int16_t *arg)
+/* What a register's location may be, per architecture (unwind_table.h). */
+struct loc_rules {
+	int64_t slot;     /* AT_CFA arguments count units of this many bytes */
+	uint64_t max_reg; /* IN_REG: the highest register the walker has */
+	bool ra_live;     /* no rule for the return address: still in its register */
+};
+/* x86-64: the return address always has an explicit rule in x86-64 CIEs;
+ * without one we do not guess. */
+static const struct loc_rules x86_loc = {.slot = 1, .max_reg = UNWIND_X86_R15};
+/* aarch64: X30 unmentioned is still in LR; offsets in 8-byte slots. */
+static const struct loc_rules a64_loc = {.slot = 8, .max_reg = UNWIND_A64_X30, .ra_live = true};
+
+/* Where a caller's frame pointer or (is_ra) return address is; false if
+ * the rule cannot be expressed.  ra_arg is an int8, rbp_arg an int16. */
+static bool location(const struct loc_rules *lr, const struct cfi_rule *r, bool is_ra,
+		     uint8_t *type, int16_t *arg)
 {
 	int64_t lo = is_ra ? INT8_MIN : INT16_MIN, hi = is_ra ? INT8_MAX : INT16_MAX;
 	*arg = 0;
 	switch (r->type) {
 	case CFI_RULE_UNSPEC:
-		/* RBP unmentioned: unchanged.  The return address always
-		 * has an explicit rule in x86-64 CIEs; without one we do not
-		 * guess. */
-		*type = UNWIND_LOC_SAME;
-		return !is_ra;
 	case CFI_RULE_SAME:
+		/* The frame pointer unmentioned: unchanged. */
 		*type = UNWIND_LOC_SAME;
-		return !is_ra;
+		return !is_ra || lr->ra_live;
 	case CFI_RULE_UNDEF:
 		*type = UNWIND_LOC_UNDEFINED;
 		return true;
 	case CFI_RULE_OFFSET:
-		if (r->off < lo || r->off > hi)
+		if (r->off % lr->slot || r->off / lr->slot < lo || r->off / lr->slot > hi)
 			return false;
 		*type = UNWIND_LOC_AT_CFA;
-		*arg = (int16_t)r->off;
+		*arg = (int16_t)(r->off / lr->slot);
 		return true;
 	case CFI_RULE_REGISTER:
-		if (r->reg > UNWIND_X86_R15)
+		if (r->reg > lr->max_reg)
 			return false;
 		*type = UNWIND_LOC_IN_REG;
 		*arg = (int16_t)r->reg;
@@ -254,112 +286,21 @@ static struct unwind_rule row_rule(const struct cie *cie, const struct cfi_row_s
 	if (st->rsp.type != CFI_RULE_UNSPEC &&
 	    !(st->rsp.type == CFI_RULE_VAL_OFFSET && st->rsp.off == 0))
 		return unsupported(UNWIND_UNSUP_RSP_RULE);
-	if (!location(&st->rbp, false, &r.rbp_type, &r.rbp_arg))
+	if (!location(&x86_loc, &st->rbp, false, &r.rbp_type, &r.rbp_arg))
 		return unsupported(UNWIND_UNSUP_RBP_RULE);
 	int16_t ra_arg;
-	if (!location(&st->ra, true, &r.ra_type, &ra_arg))
+	if (!location(&x86_loc, &st->ra, true, &r.ra_type, &ra_arg))
 		return unsupported(UNWIND_UNSUP_RA_RULE);
 	r.ra_arg = (int8_t)ra_arg;
 	return r;
 }
 
-/* aarch64: where X30 (the return address) is.  SAME/unmentioned: still in
- * LR.  AT_CFA offsets are stored in 8-byte slots (unwind_table.h). */
-static bool a64_ra_location(const struct cfi_rule *r, uint8_t *type, int8_t *arg)
-{
-	*arg = 0;
-	switch (r->type) {
-	case CFI_RULE_UNSPEC:
-	case CFI_RULE_SAME:
-		*type = UNWIND_LOC_SAME;
-		return true;
-	case CFI_RULE_UNDEF:
-		*type = UNWIND_LOC_UNDEFINED;
-		return true;
-	case CFI_RULE_OFFSET:
-		if (r->off % 8 || r->off / 8 < INT8_MIN || r->off / 8 > INT8_MAX)
-			return false;
-		*type = UNWIND_LOC_AT_CFA;
-		*arg = (int8_t)(r->off / 8);
-		return true;
-	case CFI_RULE_REGISTER:
-		if (r->reg > UNWIND_A64_X30)
-			return false;
-		*type = UNWIND_LOC_IN_REG;
-		*arg = (int8_t)r->reg;
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* aarch64: where X29 (the frame pointer) is. */
-static bool a64_fp_location(const struct cfi_rule *r, uint8_t *type, int16_t *arg)
-{
-	*arg = 0;
-	switch (r->type) {
-	case CFI_RULE_UNSPEC:
-	case CFI_RULE_SAME:
-		*type = UNWIND_LOC_SAME;
-		return true;
-	case CFI_RULE_UNDEF:
-		*type = UNWIND_LOC_UNDEFINED;
-		return true;
-	case CFI_RULE_OFFSET:
-		if (r->off % 8 || r->off / 8 < INT16_MIN || r->off / 8 > INT16_MAX)
-			return false;
-		*type = UNWIND_LOC_AT_CFA;
-		*arg = (int16_t)(r->off / 8);
-		return true;
-	case CFI_RULE_REGISTER:
-		if (r->reg > UNWIND_A64_X30)
-			return false;
-		*type = UNWIND_LOC_IN_REG;
-		*arg = (int16_t)r->reg;
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* A one-op DW_OP_breg<n> <off> / DW_OP_bregx CFA expression on aarch64. */
+/* A one-op DW_OP_breg<n> <off> / DW_OP_bregx CFA expression on aarch64
+ * (cfa_expression keeps to x86-64's registers 0..15). */
 static bool a64_cfa_breg(const uint8_t *p, size_t len, uint64_t *reg, int64_t *off)
 {
 	const uint8_t *q = p;
-	if (!len)
-		return false;
-	/* cfa_expression reads breg forms for registers 0..15 only; aarch64
-	 * needs 0..31, so the first op is decoded here. */
-	uint8_t op = *q++;
-	uint64_t v = 0, shift = 0;
-	uint8_t byte;
-	if (op == DW_OP_bregx) {
-		do {
-			if (q >= p + len || shift > 63)
-				return false;
-			byte = *q++;
-			v |= (uint64_t)(byte & 0x7f) << shift;
-			shift += 7;
-		} while (byte & 0x80);
-		*reg = v;
-	} else if (op >= DW_OP_breg0 && op <= DW_OP_breg31) {
-		*reg = op - DW_OP_breg0;
-	} else {
-		return false;
-	}
-	v = 0;
-	shift = 0;
-	do {
-		if (q >= p + len || shift > 63)
-			return false;
-		byte = *q++;
-		v |= (uint64_t)(byte & 0x7f) << shift;
-		shift += 7;
-	} while (byte & 0x80);
-	if (shift < 64 && (byte & 0x40))
-		v |= ~0ull << shift;
-	*off = (int64_t)v;
-	return q == p + len;
+	return cfa_breg(&q, p + len, reg, off) && q == p + len;
 }
 
 /* The vDSO's __kernel_rt_sigreturn ('S' CIE): its CFI names the frame
@@ -396,15 +337,17 @@ static struct unwind_rule row_rule_a64(const struct cie *cie, const struct cfi_r
 	if (st->rsp.type != CFI_RULE_UNSPEC &&
 	    !(st->rsp.type == CFI_RULE_VAL_OFFSET && st->rsp.off == 0))
 		return unsupported(UNWIND_UNSUP_RSP_RULE);
-	if (!a64_fp_location(&st->rbp, &r.rbp_type, &r.rbp_arg))
+	if (!location(&a64_loc, &st->rbp, false, &r.rbp_type, &r.rbp_arg))
 		return unsupported(UNWIND_UNSUP_RBP_RULE);
 	if (r.rbp_type == UNWIND_LOC_AT_CFA && st->ra.type == CFI_RULE_OFFSET &&
 	    st->ra.off == st->rbp.off + 8) {
 		r.ra_type = UNWIND_LOC_FRAME_RECORD; /* the usual case: stp x29, x30 */
 		return r;
 	}
-	if (!a64_ra_location(&st->ra, &r.ra_type, &r.ra_arg))
+	int16_t ra_arg;
+	if (!location(&a64_loc, &st->ra, true, &r.ra_type, &ra_arg))
 		return unsupported(UNWIND_UNSUP_RA_RULE);
+	r.ra_arg = (int8_t)ra_arg;
 	return r;
 }
 

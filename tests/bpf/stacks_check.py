@@ -14,59 +14,31 @@ stack, with counts, to --callers-out.  --compare prints the share (percent)
 of samples of each file whose caller chain the other file has too: two walks
 of the same binary in separate runs sample different leaf PCs, but return
 addresses have one value per call site, so their caller chains must agree."""
-import subprocess, sys, bisect
+import os
+import sys
 
-def build_id(path):
-    out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if "Build ID:" in line:
-            return line.split("Build ID:")[1].strip()
-    sys.exit("no build-id in " + path)
-
-def symbols(path):
-    out = subprocess.run(["nm", "-n", "-S", "--defined-only", path], capture_output=True, text=True).stdout
-    syms = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[2].lower() in "tw":
-            syms.append((int(parts[0], 16), int(parts[1], 16), parts[3].split(".")[0]))
-    syms.sort()
-    return syms
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from nm_names import Symbols, folded  # noqa: E402
 
 def main():
     binary, output = sys.argv[1], sys.argv[2]
     suffix_out = None
     if "--callers-out" in sys.argv:
         suffix_out = sys.argv[sys.argv.index("--callers-out") + 1]
-    bid = build_id(binary)
-    syms = symbols(binary)
-    starts = [s[0] for s in syms]
+    syms = Symbols(binary, base_names=True)
     expect = ["main"] + ["chain_%02d" % i for i in range(40)] + ["chain_spin"]
     if "--jit" in sys.argv:
         expect = ["main", "[anon]", "jit_spin"]
 
     def name(frame, is_leaf):
-        obj, _, addr = frame.partition("+0x")
-        if obj == "[anon]":
+        if frame.partition("+0x")[0] == "[anon]":
             return "[anon]"
-        if obj != bid:
-            return None
-        a = int(addr, 16) - (0 if is_leaf else 1)
-        i = bisect.bisect_right(starts, a) - 1
-        if i >= 0 and syms[i][0] <= a < syms[i][0] + max(syms[i][1], 1):
-            return syms[i][2]
-        return "?"
+        return syms.frame(frame, is_leaf)
 
     good = total = rooted = 0
     suffixes = {}
-    for line in open(output):
-        line = line.rstrip("\n")
-        if not line:
-            continue
-        stack, _, count = line.rpartition(" ")
-        count = int(count)
+    for frames, count, _ in folded(output):
         total += count
-        frames = [f for f in stack.split(";") if not f.startswith("[k]")]
         names = [name(f, i == len(frames) - 1) for i, f in enumerate(frames)]
         if "main" in names:
             k = names.index("main")

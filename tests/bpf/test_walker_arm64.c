@@ -13,18 +13,17 @@
 #include <unistd.h>
 
 #include "bpf/loader.h"
+#include "tests/bpf/random_walks.h"
 #include "tests/lib/check.h"
 
 #define WALKS 20000
-#define STACK_WORDS 512
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint64_t rnd(void)
+static const uint64_t bias = 0x5502000000ull, text_end = 0x180000;
+
+/* A code address: somewhere in libc's text, where the test maps it. */
+static uint64_t libc_code(struct random_walks *rw, void *ctx)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return bias + rw_rnd(rw) % text_end;
 }
 
 static void refuses_other_arch(const struct sampler_limits *lim)
@@ -82,51 +81,26 @@ int main(void)
 	loader_init(&ld, &lim, &be, &e);
 	ld.arch = UNWIND_ARCH_AARCH64;
 	uint32_t id = 0;
-	const uint64_t bias = 0x5502000000ull, text_end = 0x180000;
 	int rc = loader_add_object(&ld, libc, "libc.so.6", &id, &e);
 	if (rc == 0)
 		rc = loader_add_mapping(&ld, 1, bias, bias + text_end, bias, id, &e);
 	const struct loaded_object *o = loader_object(&ld, id);
 	CHECK(rc == 0 && o && o->has_table, "arm64_loader_table", "rc %d: %s %s", rc, e.msg,
 	      o ? o->note : "");
-	uint64_t *stack = malloc(STACK_WORDS * 8);
-	struct sample_record *rec = malloc(sizeof(*rec));
-	uint64_t counters[SAMPLER_COUNTERS] = { 0 };
-	const uint64_t stack_addr = 0x5500800000ull;
-	int bad = 0, max_frames = 0;
+	struct random_walks rw;
+	rw_init(&rw, 0x2545f4914f6cdd1dull, 0x5500800000ull);
 	for (int w = 0; w < WALKS && rc == 0; w++) {
-		for (int i = 0; i < STACK_WORDS; i++) {
-			switch (rnd() % 4) {
-			case 0: stack[i] = rnd(); break;
-			case 1: stack[i] = stack_addr + (rnd() % (STACK_WORDS * 8 + 64)); break;
-			case 2: stack[i] = bias + rnd() % text_end; break;
-			default: stack[i] = rnd() % 64; break;
-			}
-		}
-		struct replay_input in = {
-			.pid = 1, .tid = 1, .arch = WALK_ARCH_AARCH64, .stack = (const uint8_t *)stack,
-			.stack_size = STACK_WORDS * 8 - (rnd() % 64), .stack_addr = stack_addr,
-		};
+		struct replay_input in = { .pid = 1, .tid = 1, .arch = WALK_ARCH_AARCH64 };
+		rw_stack(&rw, &in, libc_code, NULL);
 		for (int r = 0; r < SAMPLER_REGS; r++)
-			in.regs[r] = rnd() % 2 ? bias + rnd() % text_end : stack_addr + rnd() % (STACK_WORDS * 8);
-		in.regs[UNWIND_A64_SP] = stack_addr + (rnd() % 64) * 8;
-		in.regs[UNWIND_A64_PC] = bias + (rnd() % text_end & ~3ull);
-		uint32_t limit = 1 + (uint32_t)(rnd() % SAMPLER_MAX_FRAMES);
-		replay_walk(&img, &in, (uint8_t)(rnd() % 4 ? MODE_DWARF : MODE_FP), limit, rec, counters);
-		if (rec->user_frames > limit || rec->reason >= WALK_REASONS)
-			bad++;
-		if (rec->user_frames > max_frames)
-			max_frames = rec->user_frames;
+			in.regs[r] = rw_rnd(&rw) % 2 ? libc_code(&rw, NULL)
+						 : rw.stack_addr + rw_rnd(&rw) % (RW_STACK_WORDS * 8);
+		in.regs[UNWIND_A64_SP] = rw.stack_addr + (rw_rnd(&rw) % 64) * 8;
+		in.regs[UNWIND_A64_PC] = bias + (rw_rnd(&rw) % text_end & ~3ull);
+		rw_walk(&rw, &img, &in, 4);
 	}
-	printf("# %d aarch64 walks: max %d frames;", WALKS, max_frames);
-	for (int r = 0; r < WALK_REASONS; r++)
-		printf(" %s %llu", walk_reason_name((unsigned)r), (unsigned long long)counters[r]);
-	printf("\n");
-	CHECK(rc == 0 && bad == 0, "arm64_walks_bounded", "%d walks broke the frame limit or the reasons", bad);
-	CHECK(rc == 0 && counters[CNT_SAMPLES] == WALKS, "arm64_walks_all_ended", "%llu of %d",
-	      (unsigned long long)counters[CNT_SAMPLES], WALKS);
-	free(stack);
-	free(rec);
+	rw_report(&rw, WALKS, "aarch64 walks", "arm64", rc == 0);
+	rw_free(&rw);
 	loader_free(&ld);
 	sampler_image_free(&img);
 	CHECK_EXIT();

@@ -8,18 +8,18 @@
 #include <unistd.h>
 
 #include "bpf/loader.h"
+#include "tests/bpf/random_walks.h"
 #include "tests/lib/check.h"
 
 #define WALKS 40000
-#define STACK_WORDS 512
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void)
+/* A code address: somewhere in one of this process's mappings. */
+static uint64_t mapped_code(struct random_walks *rw, void *ctx)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	const struct sampler_loader *ld = ctx;
+	const struct loaded_mapping *c =
+		&VEC_AT(&ld->mappings, struct loaded_mapping, rw_rnd(rw) % ld->mappings.len);
+	return c->start + rw_rnd(rw) % (c->end - c->start);
 }
 
 int main(void)
@@ -44,55 +44,22 @@ int main(void)
 		sampler_image_free(&img);
 		CHECK_EXIT();
 	}
-	size_t nmap = ld.mappings.len;
 
-	uint64_t *stack = malloc(STACK_WORDS * 8);
-	struct sample_record *rec = malloc(sizeof(*rec));
-	uint64_t counters[SAMPLER_COUNTERS] = { 0 };
-	const uint64_t stack_addr = 0x7ffd00000000ull;
-	int bad = 0, max_frames = 0;
+	struct random_walks rw;
+	rw_init(&rw, 0x9e3779b97f4a7c15ull, 0x7ffd00000000ull);
 	for (int w = 0; w < WALKS; w++) {
-		const struct loaded_mapping *m =
-			&VEC_AT(&ld.mappings, struct loaded_mapping, rnd() % nmap);
-		uint64_t code = m->start + rnd() % (m->end - m->start);
-		for (int i = 0; i < STACK_WORDS; i++) {
-			switch (rnd() % 4) {
-			case 0: stack[i] = rnd(); break;
-			case 1: stack[i] = stack_addr + (rnd() % (STACK_WORDS * 8 + 64)); break;
-			case 2: {
-				const struct loaded_mapping *c =
-					&VEC_AT(&ld.mappings, struct loaded_mapping, rnd() % nmap);
-				stack[i] = c->start + rnd() % (c->end - c->start);
-				break;
-			}
-			default: stack[i] = rnd() % 64; break;
-			}
-		}
-		struct replay_input in = {
-			.pid = (uint32_t)self, .tid = (uint32_t)self, .stack = (const uint8_t *)stack,
-			.stack_size = STACK_WORDS * 8 - (rnd() % 64), .stack_addr = stack_addr,
-		};
+		uint64_t code = mapped_code(&rw, &ld);
+		struct replay_input in = { .pid = (uint32_t)self, .tid = (uint32_t)self };
+		rw_stack(&rw, &in, mapped_code, &ld);
 		for (int r = 0; r < SAMPLER_REGS; r++)
-			in.regs[r] = rnd() % 2 ? rnd() : stack_addr + rnd() % (STACK_WORDS * 8);
-		in.regs[UNWIND_X86_RSP] = stack_addr + (rnd() % 64) * 8;
+			in.regs[r] = rw_rnd(&rw) % 2 ? rw_rnd(&rw)
+						 : rw.stack_addr + rw_rnd(&rw) % (RW_STACK_WORDS * 8);
+		in.regs[UNWIND_X86_RSP] = rw.stack_addr + (rw_rnd(&rw) % 64) * 8;
 		in.regs[UNWIND_X86_RIP] = code;
-		uint32_t limit = 1 + (uint32_t)(rnd() % SAMPLER_MAX_FRAMES);
-		replay_walk(&img, &in, (uint8_t)(rnd() % 2 ? MODE_DWARF : MODE_FP), limit, rec,
-			    counters);
-		if (rec->user_frames > limit || rec->reason >= WALK_REASONS)
-			bad++;
-		if (rec->user_frames > max_frames)
-			max_frames = rec->user_frames;
+		rw_walk(&rw, &img, &in, 2);
 	}
-	printf("# %d walks: max %d frames;", WALKS, max_frames);
-	for (int r = 0; r < WALK_REASONS; r++)
-		printf(" %s %llu", walk_reason_name((unsigned)r), (unsigned long long)counters[r]);
-	printf("\n");
-	CHECK(bad == 0, "robust_walks_bounded", "%d walks broke the frame limit or the reasons", bad);
-	CHECK(counters[CNT_SAMPLES] == WALKS, "robust_walks_all_ended", "%llu of %d",
-	      (unsigned long long)counters[CNT_SAMPLES], WALKS);
-	free(stack);
-	free(rec);
+	rw_report(&rw, WALKS, "walks", "robust", 1);
+	rw_free(&rw);
 	loader_free(&ld);
 	sampler_image_free(&img);
 	CHECK_EXIT();

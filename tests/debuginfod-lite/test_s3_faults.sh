@@ -20,6 +20,13 @@ export AWS_ACCESS_KEY_ID=fakekey AWS_SECRET_ACCESS_KEY=fakesecret
 s3() { "$T" --endpoint "$E" --bucket faults --attempts 4 --idle-timeout 1 --stats "$@"; }
 fault() { curl -fsS -X POST "$E/__fault?$1" >/dev/null; }
 reset() { curl -fsS -X POST "$E/__reset" >/dev/null; }
+# get_retried NAME N: a GET of obj comes back whole after exactly N retries.
+get_retried() {
+	if s3 get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1 && cmp -s "$SCRATCH/obj" "$SCRATCH/got" &&
+		[[ $(stat_of get retries "$SCRATCH/out") == "$2" ]]; then
+		ok "$1"
+	else fail "$1" "$(tr '\n' ' ' <"$SCRATCH/out")"; fi
+}
 stat_of() { awk -v op="$1" -v f="$2" '$1 == "stats" && $2 == op { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$3"; }
 
 check s3_fake_bucket_created s3 mkbucket
@@ -33,10 +40,7 @@ else fail s3_put_retries_500 "$(tr '\n' ' ' <"$SCRATCH/out")"; fi
 
 fault "method=GET&kind=slowdown&count=2"
 fault "method=GET&kind=503&count=1"
-if s3 get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1 && cmp -s "$SCRATCH/obj" "$SCRATCH/got" &&
-	[[ $(stat_of get retries "$SCRATCH/out") == 3 ]]; then
-	ok s3_get_retries_slowdown_and_503
-else fail s3_get_retries_slowdown_and_503 "$(tr '\n' ' ' <"$SCRATCH/out")"; fi
+get_retried s3_get_retries_slowdown_and_503 3
 
 fault "method=HEAD&kind=503&count=-1"
 s3 head obj >"$SCRATCH/out" 2>&1; rc=$?
@@ -52,10 +56,7 @@ else fail s3_404_is_enoent_without_retry "rc $rc: $(tr '\n' ' ' <"$SCRATCH/out")
 
 # --- bodies that must not be kept ---
 fault "method=GET&kind=truncate&count=1"
-if s3 get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1 && cmp -s "$SCRATCH/obj" "$SCRATCH/got" &&
-	[[ $(stat_of get retries "$SCRATCH/out") == 1 ]]; then
-	ok s3_truncated_body_retried
-else fail s3_truncated_body_retried "$(tr '\n' ' ' <"$SCRATCH/out")"; fi
+get_retried s3_truncated_body_retried 1
 
 fault "method=GET&kind=truncate&count=-1"
 s3 get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1; rc=$?
@@ -90,10 +91,7 @@ reset
 
 # --- slow answers ---
 fault "method=GET&kind=slow&delay=3&count=1"
-if s3 get obj "$SCRATCH/got" >"$SCRATCH/out" 2>&1 && cmp -s "$SCRATCH/obj" "$SCRATCH/got" &&
-	[[ $(stat_of get retries "$SCRATCH/out") == 1 ]]; then
-	ok s3_slow_answer_times_out_and_retries
-else fail s3_slow_answer_times_out_and_retries "$(tr '\n' ' ' <"$SCRATCH/out")"; fi
+get_retried s3_slow_answer_times_out_and_retries 1
 fault "method=HEAD&kind=slow&delay=3&count=-1"
 "$T" --endpoint "$E" --bucket faults --attempts 2 --idle-timeout 1 head obj >"$SCRATCH/out" 2>&1; rc=$?
 if [[ $rc == 110 ]]; then ok s3_slow_forever_is_etimedout

@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *copy = malloc(size ? size : 1);
+	uint8_t *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	struct core_dump c;
 	struct err e = { { 0 } };
 	if (core_open_mem(&c, copy, size, &e) < 0) {

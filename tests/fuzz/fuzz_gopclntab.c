@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 #define SECTION_ADDR 0x4f8000ull
 #define TEXT_ADDR    0x401000ull
@@ -42,10 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	int hint = data[0] & 1 ? GO_PCLN_118 : 0;
 	data++, size--;
-	uint8_t *copy = malloc(size ? size : 1);
+	uint8_t *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	struct go_pclntab t;
 	memset(&t, 0, sizeof(t));
 	go_pclntab_add_region(&t, SECTION_ADDR, copy, size);

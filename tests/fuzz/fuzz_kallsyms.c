@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* a private copy: the parser must not read past size */
-	char *copy = malloc(size ? size : 1);
+	char *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	struct symz_kallsyms *k = NULL;
 	struct err e = {{0}};
 	if (symz_kallsyms_parse(copy, size, &k, &e) == 0) {

@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *copy = malloc(size ? size : 1), *out = NULL;
+	uint8_t *copy = fuzz_copy(data, size), *out = NULL;
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	size_t out_size = 0;
 	struct err e = {{0}};
 	elf_version(EV_CURRENT);

@@ -7,16 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* A private copy of exactly size bytes: the parsers must not rely on
 	 * a NUL after the buffer (the replay's reader adds one). */
-	char *copy = malloc(size ? size : 1);
+	char *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	const char *text = copy, *end = text + size;
 	(void)proc_status_nspid(text, size);
 	for (const char *p = text; p < end;) {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 static int on_entry(void *arg, const struct s3_list_entry *ent)
 {
@@ -21,10 +21,9 @@ static int on_entry(void *arg, const struct s3_list_entry *ent)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *copy = malloc(size ? size : 1);
+	char *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	bool truncated;
 	char token[64];
 	size_t count = 0;

@@ -13,7 +13,7 @@
 
 #include "bpf/loader.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 static struct sampler_image img;
 static struct sampler_loader ld;

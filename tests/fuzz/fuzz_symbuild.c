@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 static void probe(const struct symz_index *idx)
 {
@@ -18,10 +18,9 @@ static void probe(const struct symz_index *idx)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *copy = malloc(size ? size : 1);
+	uint8_t *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	struct symz_index *idx, *again;
 	struct err e = {{0}};
 	struct symz_build_options o = {.no_search = true};

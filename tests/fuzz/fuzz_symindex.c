@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* 8-aligned private copy, as a mapped file is */
-	uint8_t *copy = malloc(size ? size : 1);
+	uint8_t *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	struct symz_index *idx;
 	struct err e = {{0}};
 	if (symz_index_open_mem(copy, size, &idx, &e) == 0) {

@@ -7,15 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* elf_memory wants a private, aligned copy. */
-	uint8_t *copy = malloc(size ? size : 1);
+	uint8_t *copy = fuzz_copy(data, size);
 	if (!copy)
 		return 0;
-	memcpy(copy, data, size);
 	struct unwind_table t;
 	struct err e = {0};
 	if (unwind_compile_mem(copy, size, NULL, &t, &e) == 0) {

@@ -15,6 +15,14 @@ check() {
 	local out
 	if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$(echo "$out" | tail -3 | tr '\n' ' ')"; fi
 }
+# check_shown NAME CMD...: like check (FAIL shows the last 4 lines), and the
+# command's whole output follows as comments either way.
+check_shown() {
+	local name=$1; shift
+	local out
+	if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$(echo "$out" | tail -4 | tr '\n' ' ')"; fi
+	echo "$out" | sed 's/^/# /'
+}
 finish() { exit $_check_failed; }
 # A scratch directory removed at exit.
 scratch() { SCRATCH=$(mktemp -d); trap 'rm -rf "$SCRATCH"' EXIT; }

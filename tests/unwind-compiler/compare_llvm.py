@@ -16,31 +16,16 @@ Rules checked:
   * our count of CFI rows equals llvm's.
 Exit status 0 when everything agrees; prints a summary line either way.
 """
-import json
+import bisect
 import re
 import subprocess
 import sys
 
+from llvm_cfi import differences, off, ours, row_at, split_row, table_fdes, wanted
+
 REGS = ["RAX", "RDX", "RCX", "RBX", "RSI", "RDI", "RBP", "RSP", "R8", "R9",
         "R10", "R11", "R12", "R13", "R14", "R15", "RIP"]
 GPR = set(REGS[:16])
-PADDING = 16
-
-
-def off(n):
-    return "" if n == 0 else "%+d" % n
-
-
-def parse_regs(text):
-    """'RBX=[CFA-16], RIP=[CFA-8]' -> {'RBX': '[CFA-16]', 'RIP': '[CFA-8]'}"""
-    out = {}
-    for part in re.split(r", (?=[A-Z][A-Z0-9]*=)", text):
-        if "=" in part:
-            k, v = part.split("=", 1)
-            out[k] = v
-    return out
-
-
 def classify_cfa(cfa):
     """Return (kind, text) for the CFA rule, kind in REG/DEREF/PLT or an
     UNSUPPORTED reason."""
@@ -89,11 +74,7 @@ def location(value, name, lo, hi):
 
 def expected(row, signal):
     """llvm's row text (after '0x..: ') -> our dump text."""
-    if ": " in row:
-        cfa_text, reg_text = row[len("CFA="):].split(": ", 1)
-    else:
-        cfa_text, reg_text = row[len("CFA="):], ""
-    regs = parse_regs(reg_text)
+    cfa_text, regs = split_row(row)
     if signal:
         if cfa_text == "DW_OP_breg7 RSP+160, DW_OP_deref" and regs.get("RIP") == "[DW_OP_breg7 RSP+168]":
             return "CFA=SIGNAL"
@@ -257,73 +238,25 @@ def llvm_rows(path, exceptions):
             for sec, f in by_section.items()}
 
 
-def our_rows(dump_text):
-    rows = []
-    for line in dump_text.splitlines():
-        pc, text = line.split(": ", 1)
-        rows.append((int(pc, 16), text))
-    return rows
-
-
 def main():
     if len(sys.argv) < 3:
         print("usage: compare_llvm.py UNWIND-COMPILE ELF", file=sys.stderr)
         return 2
     tool, path = sys.argv[1], sys.argv[2]
-    stats = json.loads(subprocess.run([tool, "--stats", path], capture_output=True, text=True,
-                                      check=True).stdout)
-    ours = our_rows(subprocess.run([tool, "--dump", path], capture_output=True, text=True,
-                                   check=True).stdout)
+    stats, rows = ours(tool, path)
     exceptions = {}
-    sections = llvm_rows(path, exceptions)
-    fdes = sections[".eh_frame"]
-    eh_ranges = [(s, e) for s, e, _ in fdes]
-    # .debug_frame FDEs count only where .eh_frame has none (our policy).
-    for s, e, rows in sections[".debug_frame"]:
-        if not any(s < ee and ss < e for ss, ee in eh_ranges):
-            fdes.append((s, e, rows))
-    fdes.sort(key=lambda f: f[0])
-
-    # Expected intervals: (start, end, text).
-    want = []
-    for s, e, rows in fdes:
-        for i, (pc, text) in enumerate(rows):
-            end = rows[i + 1][0] if i + 1 < len(rows) else e
-            want.append((pc, end, text))
+    fdes = table_fdes(llvm_rows(path, exceptions))
+    want = wanted(fdes)
     llvm_count = len(want)
-
-    import bisect
-    starts = [pc for pc, _ in ours]
-
-    def ours_at(addr):
-        i = bisect.bisect_right(starts, addr) - 1
-        return ours[i] if i >= 0 else (None, None)
-
-    problems = []
-    for start, end, text in want:
-        # every row of ours that overlaps [start, end) must equal text
-        i = max(bisect.bisect_right(starts, start) - 1, 0)
-        while i < len(ours) and ours[i][0] < end:
-            o_start = ours[i][0]
-            o_end = ours[i + 1][0] if i + 1 < len(ours) else float("inf")
-            if o_end > start and ours[i][1] != text:
-                problems.append("0x%x: llvm %s, ours %s" % (max(start, o_start), text, ours[i][1]))
-            i += 1
-    # gaps between FDEs
-    covered_end = None
-    for s, e, _ in fdes:
-        if covered_end is not None and s > covered_end:
-            pc, text = ours_at(covered_end)
-            if s - covered_end >= PADDING and (pc != covered_end or text != "END"):
-                problems.append("0x%x: gap of %d bytes without END (ours: %s)" % (covered_end, s - covered_end, text))
-        covered_end = e if covered_end is None else max(covered_end, e)
-    pc, text = ours_at(covered_end)
+    problems = differences(want, rows, fdes)
+    covered_end = max(e for _, e, _ in fdes)
+    pc, text = row_at(rows, covered_end)
     if text != "END" or pc != covered_end:
         problems.append("0x%x: no END after the last FDE" % covered_end)
     # our rows must not start where llvm has no row, except END and padding
     cover = sorted((s, e) for s, e, _ in fdes)
     cstarts = [s for s, _ in cover]
-    for pc, text in ours:
+    for pc, text in rows:
         j = bisect.bisect_right(cstarts, pc) - 1
         inside = j >= 0 and cover[j][0] <= pc < cover[j][1]
         if not inside and text != "END":
@@ -338,7 +271,7 @@ def main():
             print("  explained: %d rows: %s" % (n, what))
     for p in problems[:15]:
         print("  " + p)
-    print("%s: %d llvm rows, %d table entries, %d differences" % (path, llvm_count, len(ours), len(problems)))
+    print("%s: %d llvm rows, %d table entries, %d differences" % (path, llvm_count, len(rows), len(problems)))
     return 1 if problems else 0
 
 

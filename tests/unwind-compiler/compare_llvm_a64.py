@@ -14,17 +14,11 @@ llvm's interpreter is needed: its rows are taken as they are.
 Checked: every address an FDE covers maps to the expected row; gaps of 16
 bytes or more start with END; our CFI row count equals llvm's.
 """
-import bisect
-import json
 import re
 import subprocess
 import sys
 
-PADDING = 16
-
-
-def off(n):
-    return "" if n == 0 else "%+d" % n
+from llvm_cfi import differences, off, ours, split_row, table_fdes, wanted
 
 
 def reg_name(w):
@@ -35,26 +29,13 @@ def reg_name(w):
     return "X%d" % int(m.group(1)) if m and int(m.group(1)) <= 30 else None
 
 
-def parse_regs(text):
-    out = {}
-    for part in re.split(r", (?=[A-Za-z][A-Za-z0-9]*=)", text):
-        if "=" in part:
-            k, v = part.split("=", 1)
-            out[k] = v
-    return out
-
-
 def cfa_offset(value):
     m = re.fullmatch(r"\[CFA([+-]\d+)?\]", value or "")
     return int(m.group(1) or 0) if m else None
 
 
 def expected(row, signal):
-    if ": " in row:
-        cfa_text, reg_text = row[len("CFA="):].split(": ", 1)
-    else:
-        cfa_text, reg_text = row[len("CFA="):], ""
-    regs = parse_regs(reg_text)
+    cfa_text, regs = split_row(row)
     fp, ra = regs.get("W29"), regs.get("W30")
     if signal:
         if cfa_text == "W29" and cfa_offset(fp) == 0 and cfa_offset(ra) == 8:
@@ -148,48 +129,17 @@ def main():
         print("usage: compare_llvm_a64.py UNWIND-COMPILE ELF", file=sys.stderr)
         return 2
     tool, path = sys.argv[1], sys.argv[2]
-    stats = json.loads(subprocess.run([tool, "--stats", path], capture_output=True, text=True,
-                                      check=True).stdout)
-    ours = []
-    for line in subprocess.run([tool, "--dump", path], capture_output=True, text=True,
-                               check=True).stdout.splitlines():
-        pc, text = line.split(": ", 1)
-        ours.append((int(pc, 16), text))
-    sections = llvm_rows(path)
-    fdes = sections[".eh_frame"]
-    eh = [(s, e) for s, e, _ in fdes]
-    for s, e, rows in sections[".debug_frame"]:
-        if not any(s < ee and ss < e for ss, ee in eh):
-            fdes.append((s, e, rows))
-    fdes.sort(key=lambda f: f[0])
-    want = []
-    for s, e, rows in fdes:
-        for i, (pc, text) in enumerate(rows):
-            want.append((pc, rows[i + 1][0] if i + 1 < len(rows) else e, text))
-    starts = [pc for pc, _ in ours]
-    problems = []
-    unsupported = 0
-    for start, end, text in want:
-        unsupported += text.startswith("UNSUPPORTED")
-        i = max(bisect.bisect_right(starts, start) - 1, 0)
-        while i < len(ours) and ours[i][0] < end:
-            o_end = ours[i + 1][0] if i + 1 < len(ours) else float("inf")
-            if o_end > start and ours[i][1] != text:
-                problems.append("0x%x: llvm %s, ours %s" % (max(start, ours[i][0]), text, ours[i][1]))
-            i += 1
-    covered = None
-    for s, e, _ in fdes:
-        if covered is not None and s > covered and s - covered >= PADDING:
-            i = bisect.bisect_right(starts, covered) - 1
-            if i < 0 or ours[i] != (covered, "END"):
-                problems.append("0x%x: gap of %d bytes without END" % (covered, s - covered))
-        covered = e if covered is None else max(covered, e)
+    stats, rows = ours(tool, path)
+    fdes = table_fdes(llvm_rows(path))
+    want = wanted(fdes)
+    unsupported = sum(text.startswith("UNSUPPORTED") for _, _, text in want)
+    problems = differences(want, rows, fdes)
     if stats["cfi_rows"] != len(want):
         problems.append("CFI row count: ours %d, llvm %d" % (stats["cfi_rows"], len(want)))
     for p in problems[:15]:
         print("  " + p)
     print("%s: %d llvm rows (%d UNSUPPORTED), %d table entries, %.3f B/row, %d differences" %
-          (path, len(want), unsupported, len(ours), stats["bytes_per_row"], len(problems)))
+          (path, len(want), unsupported, len(rows), stats["bytes_per_row"], len(problems)))
     return 1 if problems else 0
 
 

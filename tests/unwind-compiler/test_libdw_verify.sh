@@ -5,10 +5,6 @@
 for obj in "${UNWIND_OBJECTS[@]}"; do
 	name="libdw-verify $(basename "$obj")"
 	[[ -f $obj ]] || { skip "$name" "$obj not present"; continue; }
-	if out=$("$BIN/unwind-compile" --verify "$obj" 2>&1); then
-		ok "$name"; echo "# $out"
-	else
-		fail "$name" "$(echo "$out" | tail -3 | tr '\n' ' ')"
-	fi
+	check_shown "$name" "$BIN/unwind-compile" --verify "$obj"
 done
 finish

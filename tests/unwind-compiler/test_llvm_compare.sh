@@ -6,11 +6,6 @@ command -v llvm-dwarfdump-14 >/dev/null || { skip llvm-compare "llvm-dwarfdump-1
 for obj in "${UNWIND_OBJECTS[@]}"; do
 	name="llvm-compare $(basename "$obj")"
 	[[ -f $obj ]] || { skip "$name" "$obj not present"; continue; }
-	if out=$(python3 "$TOP/tests/unwind-compiler/compare_llvm.py" "$BIN/unwind-compile" "$obj" 2>&1); then
-		ok "$name"
-	else
-		fail "$name" "$(echo "$out" | tail -4 | tr '\n' ' ')"
-	fi
-	echo "$out" | sed 's/^/# /'
+	check_shown "$name" python3 "$TOP/tests/unwind-compiler/compare_llvm.py" "$BIN/unwind-compile" "$obj"
 done
 finish

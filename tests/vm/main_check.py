@@ -11,57 +11,29 @@ samples whose stack has main, all samples, samples with a frame in LIB,
 samples with a frame of the fixture's signal handler chain (handler_*),
 samples taken in the kernel (the user registers came from the task's
 saved pt_regs), and how many of those have main."""
-import bisect, subprocess, sys
+import os
+import sys
 
-def build_id(path):
-    out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if "Build ID:" in line:
-            return line.split("Build ID:")[1].strip()
-    sys.exit("no build-id in " + path)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from nm_names import Symbols, build_id, folded  # noqa: E402
 
-def symbols(path):
-    out = subprocess.run(["nm", "-n", "-S", "--defined-only", path],
-                         capture_output=True, text=True).stdout
-    syms = []
-    for line in out.splitlines():
-        p = line.split()
-        if len(p) == 4 and p[2].lower() in "tw":
-            syms.append((int(p[0], 16), int(p[1], 16), p[3]))
-    syms.sort()
-    return syms
 
 def main():
     binary, lib, output = sys.argv[1:4]
-    bid, lib_bid = build_id(binary), build_id(lib)
-    syms = symbols(binary)
-    starts = [s[0] for s in syms]
-
-    def name(addr):
-        i = bisect.bisect_right(starts, addr) - 1
-        if i >= 0 and syms[i][0] <= addr < syms[i][0] + max(syms[i][1], 1):
-            return syms[i][2]
-        return "?"
+    syms = Symbols(binary)
+    lib_bid = build_id(lib)
 
     with_main = total = via_lib = via_handler = in_kernel = in_kernel_main = 0
-    for line in open(output):
-        line = line.rstrip("\n")
-        if not line:
-            continue
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
+    for frames, n, kernel in folded(output):
         total += n
-        all_frames = stack.split(";")
-        frames = [f for f in all_frames if not f.startswith("[k]")]
-        kernel = len(frames) != len(all_frames)
         names = set()
         for i, f in enumerate(frames):
-            obj, _, addr = f.partition("+0x")
-            if obj == lib_bid:
+            if f.partition("+0x")[0] == lib_bid:
                 names.add("[lib]")
-            elif obj == bid:
-                leaf = i == len(frames) - 1
-                names.add(name(int(addr, 16) - (0 if leaf else 1)))
+                continue
+            fn = syms.frame(f, i == len(frames) - 1)
+            if fn is not None:
+                names.add(fn)
         if "main" in names:
             with_main += n
             if kernel:
