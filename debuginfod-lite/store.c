@@ -353,9 +353,23 @@ int store_lookup(struct store *s, const char *build_id, enum artifact_kind kind,
 	return n;
 }
 
+/* This replica changed candidates: its own next lookup must not wait for
+ * the notice (which reaches its listener a little later) to see it. */
+static void candidates_changed(struct store *s)
+{
+	if (!s->cache)
+		return;
+	pthread_mutex_lock(&s->cache->lock);
+	s->cache->gen++;
+	pthread_mutex_unlock(&s->cache->lock);
+}
+
 int store_forget_external(struct store *s, const char *path, struct err *e)
 {
-	return db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE origin=0 AND loc=?", "t", path);
+	int rc = db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE origin=0 AND loc=?", "t",
+				path);
+	candidates_changed(s);
+	return rc;
 }
 
 static void forget_one(struct store *s, const struct artifact *a)
@@ -364,6 +378,7 @@ static void forget_one(struct store *s, const struct artifact *a)
 	db_exec_pooled(s->db, NULL, &ignored,
 		   "DELETE FROM candidates WHERE build_id=? AND kind=? AND name=? AND loc=?", "tits",
 		   a->build_id, (int)a->kind, a->name, a->origin == ORIGIN_SCAN ? a->path : a->blob);
+	candidates_changed(s);
 }
 
 int store_open_artifact(struct store *s, struct artifact *a, int *fd, struct stat *st,
@@ -435,6 +450,7 @@ static int insert_candidate(struct store *s, const struct artifact *a, const cha
 			    "tittiitIII", a->build_id, (int)a->kind, a->name, loc, (int)a->origin,
 			    (int)a->quality, a->file, (int64_t)a->size, (int64_t)a->mtime,
 			    (int64_t)a->expires);
+	candidates_changed(s);
 	if (rc == 0 && s->candidate_hook && (a->kind == ART_DEBUGINFO || a->kind == ART_EXECUTABLE))
 		s->candidate_hook(s->candidate_ctx, a->build_id, a->kind, a->quality);
 	return rc;
@@ -449,8 +465,10 @@ void store_set_candidate_hook(struct store *s, store_candidate_fn fn, void *ctx)
 int store_forget_kind(struct store *s, const char *build_id, enum artifact_kind kind,
 		      struct err *e)
 {
-	return db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE build_id=? AND kind=?", "ti",
-			  build_id, (int)kind);
+	int rc = db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE build_id=? AND kind=?",
+				"ti", build_id, (int)kind);
+	candidates_changed(s);
+	return rc;
 }
 
 /* Copy a scanned file into the blob store, streamed, and name it. */
@@ -690,6 +708,7 @@ static int evict_to_quota(struct store *s, uint64_t quota_bytes, struct err *e)
 	for (size_t i = 0; rc == 0 && i < cands.len && st.blobs_bytes > quota_bytes; i++) {
 		const struct evictable *ev = &VEC_AT(&cands, struct evictable, i);
 		rc = db_exec_pooled(s->db, NULL, e, "DELETE FROM candidates WHERE loc=?", "t", ev->loc);
+		candidates_changed(s);
 		if (rc == 0)
 			rc = store_stats(s, &st, e);
 	}
