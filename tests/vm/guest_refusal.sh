@@ -7,7 +7,7 @@ $A/spin 3 >/dev/null & pid=$!
 SAMPLER_VERBOSE=1 $BIN/unwind-sample --pid $pid --duration 1 >/dev/null 2>verbose.err
 $BIN/unwind-sample --pid $pid --duration 1 >/dev/null 2>nofeature-sample.err
 echo "nofeature-sample status $?"
-$BIN/profiler-agent --server http://127.0.0.1:9 --pid $pid --no-upload --output /tmp/x \
+$BIN/profiler-agent --server http://127.0.0.1:9 --pid $pid --no-upload --output /tmp/agent-out \
 	--cache-dir /tmp/cache --duration 1 2>nofeature-agent.err
 echo "nofeature-agent status $?"
 kill $pid

@@ -48,7 +48,7 @@ mount -t tmpfs nobtf /sys/kernel/btf
 $A/spin 3 >/dev/null & pid=$!
 $BIN/unwind-sample --pid $pid --duration 1 >/dev/null 2>nobtf-sample.err
 echo "nobtf-sample status $?"
-$BIN/profiler-agent --server http://127.0.0.1:9 --pid $pid --no-upload --output /tmp/x \
+$BIN/profiler-agent --server http://127.0.0.1:9 --pid $pid --no-upload --output /tmp/agent-out \
 	--cache-dir /tmp/nobtf-cache --duration 1 2>nobtf-agent.err
 echo "nobtf-agent status $?"
 kill $pid

@@ -158,7 +158,9 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
-mount -t tmpfs tmp /tmp
+# /tmp stays the initramfs's own: a tmpfs over it would hide the payload
+# when the tree was built under /tmp (a clone in /tmp/x).
+chmod 1777 /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
@@ -210,8 +212,10 @@ vm_payload() {
 	local out=$1; shift
 	local files
 	files=$(find "$BIN" "$FIXTURES" "$@" -type f 2>/dev/null | sort)
+	# Up to date: the same files, none newer, and this script (which writes
+	# /init) not newer either.
 	if [[ -s $out && -z $(find $files -newer "$out" 2>/dev/null | head -1) &&
-	      $(cat "$out.list" 2>/dev/null) == "$files" ]]; then
+	      ! ${BASH_SOURCE[0]} -nt $out && $(cat "$out.list" 2>/dev/null) == "$files" ]]; then
 		return 0
 	fi
 	mkdir -p "$(dirname "$out")"
