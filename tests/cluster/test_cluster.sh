@@ -23,6 +23,7 @@ stop_replica() { # NAME SIGNAL
 cleanup() {
 	[[ -n ${LOOP_PID:-} ]] && kill "$LOOP_PID" 2>/dev/null
 	local r
+	for r in "${REPLICAS[@]}"; do [[ -n ${SRV[$r]:-} ]] && kill -CONT "${SRV[$r]}" 2>/dev/null; done
 	for r in "${REPLICAS[@]}"; do stop_replica "$r"; done
 	nginx_stop "$S/nginx"; pg_stop "$S/pg"; rgw_stop "$S/rgw"
 	rm -rf "$S"
@@ -180,21 +181,27 @@ fi
 
 # --- 5. kill -9 in the middle of a batch of profiles ---
 # A restarts with a worker that pauses 300 ms before each profile (a
-# test-only knob), takes thirty profiles (debuginfo is there), and is
-# killed while it holds claims on them.  Once its claims expire (8 s,
+# test-only knob) and takes thirty profiles (debuginfo is there) while B
+# and C are frozen, so the batch is A's alone; A is frozen too while it
+# holds claims on it, and killed.  Once its claims expire (8 s,
 # --profile-claim) B and C finish every profile, and none twice: what B and
-# C symbolize is what A had not finished.
+# C symbolize is exactly what A had not finished.
 stop_replica A
 DEBUGINFOD_LITE_TEST_PROFILE_DELAY_MS=300 start_replica A ||
 	fail cluster_kill9_batch_slow_start "$(tail -2 "$S/A.log")"
 symbolized_by() { curl -s "$(url "$1")/metrics" | awk '$1 == "profiles_symbolized_total" { print $2 }'; }
+live_claims_of_a() {
+	psql "$PG_URL" -qAt -c "SELECT count(*) FROM profiles WHERE state IN (0,3)
+		AND claim_owner LIKE '%:${SRV[A]}:%' AND claim_expires > extract(epoch from now())"
+}
 # Earlier scenarios' work (the libc upload re-queues the agent's profiles)
-# is finished first, so B's and C's counts below are this batch's alone.
+# is finished first.
 for _ in $(seq 150); do
 	[[ $(psql "$PG_URL" -qAt -c "SELECT count(*) FROM profiles WHERE state IN (0,3)") == 0 ]] && break
 	sleep 0.2
 done
 bc_before=$(( $(symbolized_by B) + $(symbolized_by C) ))
+kill -STOP "${SRV[B]}" "${SRV[C]}"
 N=30 posted=0
 for i in $(seq "$N"); do
 	printf '%x %x = %d\n' $((16#$inner + 4)) $((16#$middle + 8)) "$i" |
@@ -203,17 +210,13 @@ for i in $(seq "$N"); do
 	[[ $(code "${AUTH[@]}" --data-binary @"$S/b$i.pb.gz" "$(url A)/profiles") == 201 ]] &&
 		posted=$((posted + 1))
 done
-held=0
-for _ in $(seq 50); do
-	held=$(psql "$PG_URL" -qAt -c "SELECT count(*) FROM profiles WHERE state IN (0,3)
-		AND claim_owner LIKE '%:${SRV[A]}:%' AND claim_expires > extract(epoch from now())")
-	((held > 0)) && break
-	sleep 0.1
-done
-sleep 1 # let A finish a few
+for _ in $(seq 50); do (($(live_claims_of_a) > 0)) && break; sleep 0.1; done
+sleep 0.3 # let A finish a few
 kill -STOP "${SRV[A]}"
+held=$(live_claims_of_a)
 done_by_a=$(psql "$PG_URL" -qAt -c "SELECT count(*) FROM profiles p WHERE p.sym <> '' AND p.id IN
 	(SELECT profile FROM profile_labels WHERE key='batch' AND value='kill9')")
+kill -CONT "${SRV[B]}" "${SRV[C]}"
 stop_replica A KILL
 listed=0 done_=0 t0=$SECONDS
 for _ in $(seq 600); do
