@@ -10,6 +10,11 @@ that returns to the trampoline a second time and loses the interrupted
 frame; after a PLT stub it gives the caller a wrong SP.  Both show as the
 same frame twice in a row in eu-stack's listing.  Such threads are counted
 apart and left out of the percentage; docs/bpf-unwinder.md explains them.
+
+A second class: where the listings part, eu-stack's last frame is an address
+in no mapped object (a return address read from the wrong slot, after which
+libdwfl stops), while ours lies in an object and goes on.  A return address
+outside all code cannot be right, so these are counted apart too.
 """
 import collections
 import re
@@ -84,6 +89,13 @@ def fallback_repeat(ours, theirs):
     return (k > 0 and theirs[k] == theirs[k - 1]) or (k + 1 < len(theirs) and theirs[k + 1] == theirs[k])
 
 
+def oracle_outside_code(ours, theirs):
+    """Where the listings part, eu-stack's frame is its last and lies in no
+    mapped object, while ours lies in one (see the module's comment)."""
+    k = next((j for j in range(min(len(ours), len(theirs))) if ours[j] != theirs[j]), None)
+    return k is not None and k == len(theirs) - 1 and theirs[k][0] == "" and ours[k][0] != ""
+
+
 def ours(tool, core, sysroot):
     args = [tool, "--core", core] + (["--sysroot", sysroot] if sysroot != "-" else [])
     r = subprocess.run(args, capture_output=True, text=True)
@@ -129,6 +141,10 @@ def main():
             if arch == "aarch64" and fallback_repeat(a, b):
                 excluded[arch] += 1
                 classes[(arch, "not comparable: libdwfl's aarch64 fallback repeats a frame")] += 1
+                continue
+            if oracle_outside_code(a, b):
+                excluded[arch] += 1
+                classes[(arch, "not comparable: eu-stack's last frame is outside every mapped object")] += 1
                 continue
             k = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
             if k == min(len(a), len(b)):
