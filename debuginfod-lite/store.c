@@ -162,15 +162,13 @@ int store_open(struct store **out, struct db *db, struct blob_store *blobs, stru
 		free(s);
 		return rc;
 	}
-	if (pg) {
-		/* Without it, every lookup goes to the database: slower, right. */
-		struct err ignored = { { 0 } };
-		s->cache = calloc(1, sizeof(*s->cache));
-		if (s->cache) {
-			pthread_mutex_init(&s->cache->lock, NULL);
-			s->cache->gen = 1; /* 0: "do not cache" */
-			db_listen(db, STORE_CHANNEL, &ignored); /* -EAGAIN: retried later */
-		}
+	/* Without it, every lookup goes to the database: slower, right. */
+	struct err ignored = { { 0 } };
+	s->cache = calloc(1, sizeof(*s->cache));
+	if (s->cache) {
+		pthread_mutex_init(&s->cache->lock, NULL);
+		s->cache->gen = 1; /* 0: "do not cache" */
+		db_listen(db, STORE_CHANNEL, &ignored); /* -EAGAIN: retried later */
 	}
 	*out = s;
 	return 0;
@@ -376,7 +374,7 @@ static void forget_one(struct store *s, const struct artifact *a)
 {
 	struct err ignored = { { 0 } };
 	db_exec_pooled(s->db, NULL, &ignored,
-		   "DELETE FROM candidates WHERE build_id=? AND kind=? AND name=? AND loc=?", "tits",
+		   "DELETE FROM candidates WHERE build_id=? AND kind=? AND name=? AND loc=?", "titt",
 		   a->build_id, (int)a->kind, a->name, a->origin == ORIGIN_SCAN ? a->path : a->blob);
 	candidates_changed(s);
 }

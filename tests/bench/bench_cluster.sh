@@ -55,7 +55,9 @@ CLUSTER=(--db "$PG_URL" --blobs s3://dil-bench --s3-endpoint "$S3_ENDPOINT" --ca
 start single
 start A "${CLUSTER[@]}"
 start B "${CLUSTER[@]}"
-start cold "${CLUSTER[@]}"
+# The cold replica keeps no artifact bytes in memory (--memory-cache 0), so
+# that every request after its disk cache lost the blob goes to RGW.
+start cold "${CLUSTER[@]}" --memory-cache 0
 nginx_port=$(cluster_free_port)
 nginx_start "$S/nginx" "$nginx_port" "127.0.0.1:${PORT[A]}" "127.0.0.1:${PORT[B]}" ||
 	{ echo "bench_cluster: nginx did not start"; exit 1; }
