@@ -125,8 +125,8 @@ for c in "small-35KB/$small_id/executable" "404/0123456789abcdef0123456789abcdef
 	cl=$(median <"$S/c") si=$(median <"$S/s") sn=$(median <"$S/sn") st=$(median <"$S/st")
 	verdict=$(awk -v a="$cl" -v b="$si" 'BEGIN { r = b > 0 ? a / b : 0; printf "%.2f %s", r, (r >= 0.8 ? "ok" : "MISS") }')
 	[[ $verdict == *MISS* ]] && status=1
-	rsn=$(awk -v a="$cl" -v b="$sn" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
-	rst=$(awk -v a="$st" -v b="$si" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+	rsn=$(awk -v a="$cl" -v b="$sn" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+	rst=$(awk -v a="$st" -v b="$si" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 	printf "%-12s %13s %12s %6s %-7s | %13s %6s | %13s %6s\n" "$name" "$cl" "$si" ${verdict} "$sn" "$rsn" "$st" "$rst"
 done
 echo "(ratio: cluster / single; then the cluster against the single node behind the same nginx, and a"
