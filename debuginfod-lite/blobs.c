@@ -526,6 +526,27 @@ int blob_stat(struct blob_store *b, const char *area, const char *hash, uint64_t
 	return note(b, b->be->stat(b->impl, key, size, mtime, e), start);
 }
 
+int blob_note_use(struct blob_store *b, const char *area, const char *hash)
+{
+	if (!valid_hash(hash))
+		return -EINVAL;
+	char key[128], local[PATH_MAX];
+	blob_key(area, hash, key, sizeof(key));
+	if (b->be->local_path)
+		b->be->local_path(b->impl, key, local, sizeof(local));
+	else
+		cache_path(b, key, local, sizeof(local));
+	struct stat st;
+	if (stat(local, &st) < 0)
+		return errno == ENOENT && !b->be->local_path ? 0 : -errno;
+	if ((int64_t)st.st_atime < now_s() - USE_GRANULE_S) {
+		const struct timespec used[2] = { { .tv_nsec = UTIME_NOW },
+						  { .tv_nsec = UTIME_OMIT } };
+		utimensat(AT_FDCWD, local, used, 0);
+	}
+	return 0;
+}
+
 int64_t blob_last_use(struct blob_store *b, const char *area, const char *hash)
 {
 	char key[128], local[PATH_MAX];

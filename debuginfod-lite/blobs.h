@@ -85,6 +85,11 @@ int blob_read(struct blob_store *b, const char *area, const char *hash, uint64_t
 /* 0 with size and mtime (the write time, unix s), or -ENOENT. */
 int blob_stat(struct blob_store *b, const char *area, const char *hash, uint64_t *size,
 	      int64_t *mtime, struct err *e);
+/* A blob served from a copy in memory, without blob_open: record the use
+ * as blob_open does.  -ENOENT when the local backend has lost it (the
+ * copy in memory outlived the blob); a remote backend's cache without it
+ * is no error (nothing to record). */
+int blob_note_use(struct blob_store *b, const char *area, const char *hash);
 /* The blob's last use (unix s), 0 when unknown. */
 int64_t blob_last_use(struct blob_store *b, const char *area, const char *hash);
 int blob_delete(struct blob_store *b, const char *area, const char *hash, struct err *e);

@@ -8,6 +8,7 @@ void server_config_defaults(struct server_config *c)
 	memset(c, 0, sizeof(*c));
 	c->data_dir = "./var";
 	c->cache_quota = 1ull << 30;
+	c->memory_cache = 64ull << 20;
 	c->s3_region = "us-east-1";
 	c->listen = "127.0.0.1:8002";
 	c->rescan_s = 300;

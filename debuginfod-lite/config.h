@@ -21,6 +21,7 @@ struct server_config {
 				      * postgresql://… */
 	const char *blobs_url;       /* --blobs: file:DIR (default DATA) or s3://… */
 	uint64_t cache_quota;        /* --cache-quota: local cache of remote blobs */
+	uint64_t memory_cache;       /* --memory-cache: small artifacts' bytes in memory */
 	unsigned db_timeout_s;       /* --db-timeout: longest wait for one statement */
 	const char *s3_endpoint, *s3_region, *s3_credentials;
 	const char *listen;          /* --listen ADDR:PORT, default 127.0.0.1:8002 */

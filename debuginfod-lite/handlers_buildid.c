@@ -5,6 +5,7 @@
  * tables) or fetch from upstream, store the result and serve it from the
  * store like any other hit. */
 #include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/body_cache.h"
 #include "debuginfod-lite/artifact.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/sources.h"
@@ -116,13 +117,18 @@ static bool serve_from_store(struct request *r, enum MHD_Result *ret)
 	 * miss; nothing is asked upstream meanwhile. */
 	bool storage_away = n == -EAGAIN;
 	for (int i = 0; i < n; i++) {
+		struct body *b = cached_body(r, &cands[i]);
+		if (b) {
+			*ret = respond_artifact(r, &cands[i], -1, b, b->size, b->mtime);
+			return true;
+		}
 		int fd;
 		struct stat st;
 		int rc = open_candidate(r, &cands[i], &fd, &st, &e);
 		storage_away |= rc == -EAGAIN;
 		if (rc < 0)
 			continue;
-		*ret = respond_artifact(r, &cands[i], fd, (uint64_t)st.st_size,
+		*ret = respond_artifact(r, &cands[i], fd, NULL, (uint64_t)st.st_size,
 					cands[i].origin == ORIGIN_SCAN ? cands[i].mtime
 								       : (int64_t)st.st_mtime);
 		return true;

@@ -28,6 +28,8 @@ static void usage(FILE *out)
 		"                           replicas sharing it form a cluster)\n"
 		"  --blobs URL              blob storage: file:DIR (default: the data dir)\n"
 		"  --cache-quota BYTES      local cache of remote blobs under DIR/cache (1 GiB)\n"
+		"  --memory-cache BYTES     bytes of artifacts of 64 KiB or less kept in memory\n"
+		"                           and answered from there (64 MiB; 0: none)\n"
 		"  --db-timeout S           longest wait for one database statement (15)\n"
 		"  --listen ADDR:PORT       default 127.0.0.1:8002 (port 0: any free port)\n"
 		"  --scan DIR               index ELF files under DIR (repeatable)\n"
@@ -117,12 +119,13 @@ int main(int argc, char **argv)
 	       O_SYMZ_CACHE, O_SYMZ_MAX, O_DEADLINE, O_NOWATCH, O_PMAX, O_PDAYS, O_PQUOTA, O_PQUOTAB, O_PRETRY, O_PCLAIM,
 	       O_SRCROOT, O_MAXSRC, O_URATE, O_UCRATE, O_UWAIT, O_READ_TOKENS, O_PRIVATE, O_MAXCONN,
 	       O_MAXCONN_CLIENT, O_MEMBUDGET, O_MAXDEC, O_MAXDECBODY, O_MAXHEAVY, O_DB, O_BLOBS,
-	       O_CACHEQ, O_S3END, O_S3REGION, O_S3CRED, O_DBTIMEOUT, O_HELP };
+	       O_CACHEQ, O_MEMCACHE, O_S3END, O_S3REGION, O_S3CRED, O_DBTIMEOUT, O_HELP };
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, O_DATA },
 		{ "db", required_argument, NULL, O_DB },
 		{ "blobs", required_argument, NULL, O_BLOBS },
 		{ "cache-quota", required_argument, NULL, O_CACHEQ },
+		{ "memory-cache", required_argument, NULL, O_MEMCACHE },
 		{ "db-timeout", required_argument, NULL, O_DBTIMEOUT },
 		{ "s3-endpoint", required_argument, NULL, O_S3END },
 		{ "s3-region", required_argument, NULL, O_S3REGION },
@@ -226,7 +229,7 @@ int main(int argc, char **argv)
 		case O_DEADLINE: case O_PMAX: case O_PDAYS: case O_PQUOTA: case O_PQUOTAB: case O_PRETRY: case O_PCLAIM:
 		case O_MAXSRC: case O_UWAIT:
 		case O_MAXCONN: case O_MAXCONN_CLIENT:
-		case O_MEMBUDGET: case O_MAXDEC: case O_MAXDECBODY: case O_MAXHEAVY: case O_CACHEQ: case O_DBTIMEOUT:
+		case O_MEMBUDGET: case O_MAXDEC: case O_MAXDECBODY: case O_MAXHEAVY: case O_CACHEQ: case O_MEMCACHE: case O_DBTIMEOUT:
 			if (parse_u64(name, optarg, &v) < 0)
 				return 2;
 			if ((opt == O_MAXCONN && (v < 1 || v > 1000000)) ||
@@ -247,6 +250,7 @@ int main(int argc, char **argv)
 			if (opt == O_UWAIT) c.upstream_wait_ms = (unsigned)(v > 60 ? 60 : v) * 1000;
 			if (opt == O_QUOTA) c.quota = v;
 			if (opt == O_CACHEQ) c.cache_quota = v;
+			if (opt == O_MEMCACHE) c.memory_cache = v;
 			if (opt == O_DBTIMEOUT) c.db_timeout_s = (unsigned)(v < 1 ? 1 : v > 3600 ? 3600 : v);
 			if (opt == O_THREADS) c.threads = (unsigned)(v > 1024 ? 1024 : v);
 			if (opt == O_CTIMEOUT) c.conn_timeout_s = (unsigned)v;

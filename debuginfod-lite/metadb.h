@@ -94,7 +94,8 @@ int db_ping(struct db *d, struct err *e);
  * LISTEN/NOTIFY; the writers' notices come from triggers, inside their
  * transactions, so they are delivered when the write commits).
  * db_listen opens a connection of its own that listens on `channel`
- * (-ENOTSUP for sqlite: one process, nothing to tell).  db_changed never
+ * (sqlite: one process owns the file, nothing to listen to; its db_changed
+ * is always 0, the writer voiding its own caches).  db_changed never
  * blocks: 1 when a notice arrived since the last call, or the listener was
  * lost and is back (anything may have changed meanwhile); 0 when none;
  * -EAGAIN when the listener is down: trust nothing cached. */

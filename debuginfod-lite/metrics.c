@@ -1,6 +1,7 @@
 /* /metrics: Prometheus text exposition of per-route counters and latency
  * histograms, federation and store figures. */
 #include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/body_cache.h"
 #include "debuginfod-lite/profiles.h"
 
 #include <errno.h>
@@ -122,6 +123,14 @@ static void put_backends(struct text *t, struct server *s)
 	put(t, "# TYPE lookup_cache_hits_total counter\nlookup_cache_hits_total %llu\n"
 	       "# TYPE lookup_cache_misses_total counter\nlookup_cache_misses_total %llu\n",
 	    (unsigned long long)hits, (unsigned long long)misses);
+	struct body_cache_stats bs;
+	body_cache_stats(s->bodies, &bs);
+	put(t, "# TYPE body_cache_hits_total counter\nbody_cache_hits_total %llu\n"
+	       "# TYPE body_cache_misses_total counter\nbody_cache_misses_total %llu\n"
+	       "# TYPE body_cache_fills_total counter\nbody_cache_fills_total %llu\n"
+	       "# TYPE body_cache_bytes gauge\nbody_cache_bytes %llu\n",
+	    (unsigned long long)bs.hits, (unsigned long long)bs.misses,
+	    (unsigned long long)bs.fills, (unsigned long long)bs.bytes);
 }
 
 enum MHD_Result handle_metrics(struct request *r)

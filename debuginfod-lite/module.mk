@@ -5,7 +5,7 @@ DIL_LIB_SRCS := debuginfod-lite/metadb.c debuginfod-lite/db_sqlite.c debuginfod-
                 debuginfod-lite/blobs.c debuginfod-lite/blob_file.c \
                 debuginfod-lite/store.c debuginfod-lite/artifact.c \
                 debuginfod-lite/scan.c debuginfod-lite/log.c debuginfod-lite/sources.c \
-                debuginfod-lite/server.c debuginfod-lite/handlers_buildid.c debuginfod-lite/core.c \
+                debuginfod-lite/server.c debuginfod-lite/body_cache.c debuginfod-lite/handlers_buildid.c debuginfod-lite/core.c \
                 debuginfod-lite/upload_handler.c debuginfod-lite/upstream.c \
                 debuginfod-lite/metrics.c debuginfod-lite/parse.c \
                 debuginfod-lite/symbolize.c debuginfod-lite/symbolize_http.c debuginfod-lite/metadata.c \

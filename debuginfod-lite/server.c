@@ -1,5 +1,6 @@
 /* debuginfod-lite: daemon setup, routing, responses, slow work. */
 #include "debuginfod-lite/server_internal.h"
+#include "debuginfod-lite/body_cache.h"
 #include "debuginfod-lite/log.h"
 #include "debuginfod-lite/parse.h"
 #include "debuginfod-lite/profiles.h"
@@ -252,9 +253,11 @@ static void http_date(int64_t t, char *buf, size_t size)
 	strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-/* The whole file compressed for the client, or NULL (not accepted, not
- * worth it, unreadable): then the caller sends it as is. */
-static struct MHD_Response *compressed_file_response(struct request *r, int fd, uint64_t size,
+/* The whole file (from fd, or its cached bytes) compressed for the
+ * client, or NULL (not accepted, not worth it, unreadable): then the caller
+ * sends it as is. */
+static struct MHD_Response *compressed_file_response(struct request *r, int fd,
+						      const struct body *body, uint64_t size,
 						      uint64_t *len, const char **coding)
 {
 	if (size < COMPRESS_MIN || size > COMPRESS_MAX || r->method == METHOD_HEAD ||
@@ -264,21 +267,23 @@ static struct MHD_Response *compressed_file_response(struct request *r, int fd, 
 	 * file): over the budget, the file goes as is. */
 	if (request_reserve(r, 2 * size) < 0)
 		return NULL;
-	uint8_t *data = malloc(size);
-	if (!data)
-		return NULL;
-	size_t got = 0;
-	while (got < size) {
-		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
-		if (n <= 0) {
-			free(data);
+	uint8_t *data = NULL;
+	if (!body) {
+		if (!(data = malloc(size)))
 			return NULL;
+		size_t got = 0;
+		while (got < size) {
+			ssize_t n = pread(fd, data + got, size - got, (off_t)got);
+			if (n <= 0) {
+				free(data);
+				return NULL;
+			}
+			got += (size_t)n;
 		}
-		got += (size_t)n;
 	}
 	void *z;
 	size_t zsize;
-	bool ok = compress_for_client(r, data, size, &z, &zsize, coding);
+	bool ok = compress_for_client(r, body ? body->data : data, size, &z, &zsize, coding);
 	free(data);
 	if (!ok)
 		return NULL;
@@ -290,8 +295,56 @@ static struct MHD_Response *compressed_file_response(struct request *r, int fd, 
 	return resp;
 }
 
+/* Where an artifact's bytes may be kept in memory (body_cache.h): a
+ * blob's hash, or a scanned file's path at its indexed time.  Local
+ * sources are opened under the source rule every time: never kept. */
+static bool body_key(const struct artifact *a, char *key, size_t size)
+{
+	if (a->size > BODY_CACHE_MAX_OBJECT || (a->kind == ART_SOURCE && a->origin == ORIGIN_SCAN))
+		return false;
+	int n = a->blob[0] ? snprintf(key, size, "b:%s", a->blob)
+			   : snprintf(key, size, "p:%lld:%s", (long long)a->mtime, a->path);
+	return n > 0 && (size_t)n < size;
+}
+
+struct body *cached_body(struct request *r, const struct artifact *a)
+{
+	char key[PATH_MAX + 96];
+	if (!body_key(a, key, sizeof(key)))
+		return NULL;
+	struct stat st;
+	/* A scanned file must still be the one indexed, and a stored blob
+	 * still there, its use recorded for the quota's LRU; if not, the
+	 * caller opens it and forgets the row. */
+	if (a->origin == ORIGIN_SCAN ? stat(a->path, &st) < 0 || (uint64_t)st.st_size != a->size ||
+					       (int64_t)st.st_mtime != a->mtime
+				     : blob_note_use(r->srv->core->blobs, BLOB_AREA_ARTIFACTS, a->blob) < 0)
+		return NULL;
+	return body_cache_get(r->srv->bodies, key, a->size);
+}
+
+static void body_response_done(void *cls)
+{
+	body_unref(cls);
+}
+
+/* A response that sends part of a cached body and then lets go of it. */
+static struct MHD_Response *body_response(struct body *b, uint64_t first, uint64_t len)
+{
+	return MHD_create_response_from_buffer_with_free_callback_cls(
+		(size_t)len, b->data + first, &body_response_done, b);
+}
+
+/* Let go of an artifact's bytes: its open file or its cached copy. */
+static void release(int fd, struct body *body)
+{
+	if (fd >= 0)
+		close(fd);
+	body_unref(body);
+}
+
 enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
-				 uint64_t size, int64_t mtime)
+				 struct body *body, uint64_t size, int64_t mtime)
 {
 	const char *maxsize = request_header(r, "X-DEBUGINFOD-MAXSIZE");
 	if (maxsize) {
@@ -299,7 +352,7 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 		errno = 0;
 		unsigned long long max = strtoull(maxsize, &end, 10);
 		if (!errno && end != maxsize && size > max) {
-			close(fd);
+			release(fd, body);
 			return respond_text(r, 406, "File too large, max size=%llu\n", max);
 		}
 	}
@@ -310,7 +363,7 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 		 * the same content. */
 		const char *inm = request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
 		if (inm && (strstr(inm, a->blob) || strcmp(inm, "*") == 0)) {
-			close(fd);
+			release(fd, body);
 			struct MHD_Response *resp =
 				MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
@@ -320,7 +373,7 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 	uint64_t first = 0, last = size ? size - 1 : 0;
 	int range = http_parse_range(request_header(r, MHD_HTTP_HEADER_RANGE), size, &first, &last);
 	if (range < 0) {
-		close(fd);
+		release(fd, body);
 		char cr[64];
 		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
 		struct MHD_Response *resp =
@@ -335,18 +388,31 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 	struct MHD_Response *resp = NULL;
 	const char *coding = NULL;
 	if (range == 0 && (a->kind == ART_SOURCE || a->kind == ART_UNWIND || a->kind == ART_SECTION))
-		resp = compressed_file_response(r, fd, size, &len, &coding);
+		resp = compressed_file_response(r, fd, body, size, &len, &coding);
+	char key[PATH_MAX + 96];
 	if (resp) {
-		close(fd);
+		release(fd, body);
 		if (etag[0]) /* another representation, another tag */
 			snprintf(etag, sizeof(etag), "\"%s-%s\"", a->blob, coding);
-	} else {
+	} else if (!body && size == a->size && body_key(a, key, sizeof(key))) {
+		/* Small: kept in memory from now on, header and body sent
+		 * together (body_cache.h has the measurements). */
+		body = body_cache_fill(r->srv->bodies, key, size, mtime, fd);
+	}
+	if (!resp && body) {
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		mtime = body->mtime;
+		if (!(resp = body_response(body, first, len)))
+			body_unref(body);
+	} else if (!resp) {
 		resp = MHD_create_response_from_fd_at_offset64(len, fd, first);
+		if (!resp)
+			close(fd);
 	}
-	if (!resp) {
-		close(fd);
+	if (!resp)
 		return MHD_NO;
-	}
 	char num[32], date[64];
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 	snprintf(num, sizeof(num), "%" PRIu64, size);
@@ -735,6 +801,7 @@ static void server_free(struct server *s)
 	profiles_stop(s->profiles);
 	edge_stop(s);
 	core_close(s->core);
+	body_cache_free(s->bodies);
 	free(s->route_metrics);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->conn_lock);
@@ -757,8 +824,9 @@ int server_start(struct server **out, const struct server_config *c, struct err 
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	s->route_metrics = calloc((size_t)server_route_count, sizeof(*s->route_metrics));
+	s->bodies = body_cache_new(c->memory_cache);
 	struct sockaddr_in sa;
-	int rc = s->route_metrics ? 0 : err_set(e, ENOMEM, "out of memory");
+	int rc = s->route_metrics && s->bodies ? 0 : err_set(e, ENOMEM, "out of memory");
 	if (rc == 0)
 		rc = parse_listen(c->listen, &sa, e);
 	if (rc == 0 && c->token_file)

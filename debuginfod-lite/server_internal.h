@@ -72,6 +72,7 @@ struct server {
 	 * profile store on top of it. */
 	struct core *core;
 	struct profile_store *profiles;
+	struct body_cache *bodies; /* small artifacts in memory (body_cache.h) */
 	struct MHD_Daemon *mhd;
 	unsigned port;
 	char tokens[SERVER_MAX_TOKENS][SERVER_TOKEN_SIZE]; /* --token-file: write (and read) */
@@ -164,10 +165,16 @@ enum MHD_Result respond_text(struct request *r, unsigned status, const char *fmt
 enum MHD_Result respond_json(struct request *r, unsigned status, const char *json);
 enum MHD_Result respond_buffer(struct request *r, unsigned status, const char *content_type,
 			       void *data, size_t size, bool free_data);
-/* An artifact from the store: fd response (zero-copy), Range, HEAD,
+/* An artifact from the store, from its open file (fd; -1 when body is
+ * given) or its bytes kept in memory (body, whose reference it takes):
+ * small ones from memory, large ones by sendfile; Range, HEAD,
  * X-DEBUGINFOD-* headers, X-DEBUGINFOD-MAXSIZE. */
+struct body;
 enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, int fd,
-				 uint64_t size, int64_t mtime);
+				 struct body *body, uint64_t size, int64_t mtime);
+/* The artifact's bytes when they are kept in memory and still current
+ * (a scanned file is checked with stat), else NULL (body_cache.h). */
+struct body *cached_body(struct request *r, const struct artifact *a);
 /* Like respond_buffer (data is malloc'ed and consumed), but compressed
  * when the client accepts gzip or zstd (encoding.c). */
 enum MHD_Result respond_compressible(struct request *r, unsigned status, const char *content_type,
