@@ -364,7 +364,7 @@ static int flush_profile(struct agent *a, struct err *e)
 		size_t ncomments = !a->kernel_note[0] ? 1 : kallsyms ? 3 : 2;
 		uint8_t *data = NULL;
 		size_t size = 0;
-		rc = agent_profile_finish(ap, comments, ncomments, &data, &size, e);
+		rc = agent_profile_finish(ap, comments, ncomments, kallsyms ? 1 : 6, &data, &size, e);
 		if (rc == 0 && kallsyms) {
 			a->kernel.kallsyms_shipped = true;
 			a->kallsyms_sent = true;

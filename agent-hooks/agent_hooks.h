@@ -183,9 +183,11 @@ size_t agent_profile_jit_pids(const struct agent_profile *ap, pid_t *pids, size_
  * as a comment the first time that snapshot is shipped. */
 int agent_profile_attach_jit(struct agent_profile *ap, pid_t pid, struct jit_snapshot *snap,
 			     struct err *e);
-/* Finish (time, duration, comments) and serialize gzipped. */
+/* Finish (time, duration, comments) and serialize gzipped at gzip_level
+ * (1..9; the agent uses 6, and 1 for the profile that carries the kallsyms
+ * snapshot, most of whose cost is compressing it). */
 int agent_profile_finish(struct agent_profile *ap, const char *const *comments, size_t ncomments,
-			 uint8_t **out, size_t *size, struct err *e);
+			 int gzip_level, uint8_t **out, size_t *size, struct err *e);
 void agent_profile_free(struct agent_profile *ap);
 
 /* ---- shipping ---- */

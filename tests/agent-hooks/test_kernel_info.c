@@ -109,7 +109,7 @@ int main(void)
 	uint8_t *data = NULL;
 	size_t size = 0;
 	if (rc == 0)
-		rc = agent_profile_finish(&ap, comments, 1, &data, &size, &e);
+		rc = agent_profile_finish(&ap, comments, 1, 6, &data, &size, &e);
 	agent_profile_free(&ap);
 	struct pprof_profile *p = NULL;
 	if (rc == 0)
