@@ -140,8 +140,13 @@ struct kernel_info {
 	char build_id[BUILD_ID_HEX_MAX];   /* from /sys/kernel/notes; "" = none */
 	uint64_t text;                     /* runtime address of _text */
 	struct vec modules;                /* struct kernel_module */
-	char *kallsyms;                    /* normalized snapshot (symbolizer.h format) */
+	/* The normalized snapshot in the delta form (symbolizer.h, "kernel
+	 * frames"), NUL-terminated, inside kallsyms_comment: the comment
+	 * "profiler-agent.kallsyms sha256=<h> encoding=text\n<snapshot>" that
+	 * carries it, built once so shipping it copies nothing more. */
+	char *kallsyms;
 	size_t kallsyms_size;
+	char *kallsyms_comment;
 	char kallsyms_sha[SHA256_HEX_LEN + 1];
 	bool kallsyms_shipped;             /* its content went out once */
 };
