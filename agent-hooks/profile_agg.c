@@ -174,9 +174,11 @@ size_t agent_profile_jit_pids(const struct agent_profile *ap, pid_t *pids, size_
 	return n;
 }
 
+/* A comment is its own string: appended, not interned (a snapshot of
+ * megabytes would be hashed and copied once more for nothing). */
 static int add_comment(struct pprof_profile *p, const char *text, struct err *e)
 {
-	int64_t idx = pprof_intern(p, text);
+	int64_t idx = pprof_append_string(p, text);
 	int64_t *slot = idx < 0 ? NULL : vec_push(&p->comments);
 	if (!slot)
 		return err_set(e, ENOMEM, "out of memory");
