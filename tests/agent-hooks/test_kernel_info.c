@@ -204,8 +204,7 @@ static void live_test(void)
 	symz_kallsyms_free(kt);
 	free(old);
 	free(syms);
-	if (rc == 0 || k.kallsyms_comment)
-		kernel_info_free(&k);
+	kernel_info_free(&k);
 }
 
 int main(void)
