@@ -354,23 +354,18 @@ static int flush_profile(struct agent *a, struct err *e)
 			a->kallsyms_already_stored = true;
 			write_kallsyms_file(a);
 		}
-		char *kallsyms = NULL;
-		if (a->kernel_ready && kernel_frames && !a->kernel.kallsyms_shipped &&
-		    asprintf(&kallsyms, "profiler-agent.kallsyms sha256=%s encoding=text\n%.*s",
-			     a->kernel.kallsyms_sha, (int)a->kernel.kallsyms_size,
-			     a->kernel.kallsyms) < 0)
-			kallsyms = NULL;
+		const char *kallsyms = a->kernel_ready && kernel_frames && !a->kernel.kallsyms_shipped
+					       ? a->kernel.kallsyms_comment : NULL;
 		const char *comments[3] = { head, a->kernel_note, kallsyms };
 		size_t ncomments = !a->kernel_note[0] ? 1 : kallsyms ? 3 : 2;
 		uint8_t *data = NULL;
 		size_t size = 0;
-		rc = agent_profile_finish(ap, comments, ncomments, &data, &size, e);
+		rc = agent_profile_finish(ap, comments, ncomments, kallsyms ? 1 : 6, &data, &size, e);
 		if (rc == 0 && kallsyms) {
 			a->kernel.kallsyms_shipped = true;
 			a->kallsyms_sent = true;
 			write_kallsyms_file(a);
 		}
-		free(kallsyms);
 		if (rc == 0) {
 			a->profiles++;
 			rc = shipper_submit(a->sh, data, size, e);

@@ -140,8 +140,13 @@ struct kernel_info {
 	char build_id[BUILD_ID_HEX_MAX];   /* from /sys/kernel/notes; "" = none */
 	uint64_t text;                     /* runtime address of _text */
 	struct vec modules;                /* struct kernel_module */
-	char *kallsyms;                    /* normalized snapshot (symbolizer.h format) */
+	/* The normalized snapshot in the delta form (symbolizer.h, "kernel
+	 * frames"), NUL-terminated, inside kallsyms_comment: the comment
+	 * "profiler-agent.kallsyms sha256=<h> encoding=text\n<snapshot>" that
+	 * carries it, built once so shipping it copies nothing more. */
+	char *kallsyms;
 	size_t kallsyms_size;
+	char *kallsyms_comment;
 	char kallsyms_sha[SHA256_HEX_LEN + 1];
 	bool kallsyms_shipped;             /* its content went out once */
 };
@@ -183,9 +188,11 @@ size_t agent_profile_jit_pids(const struct agent_profile *ap, pid_t *pids, size_
  * as a comment the first time that snapshot is shipped. */
 int agent_profile_attach_jit(struct agent_profile *ap, pid_t pid, struct jit_snapshot *snap,
 			     struct err *e);
-/* Finish (time, duration, comments) and serialize gzipped. */
+/* Finish (time, duration, comments) and serialize gzipped at gzip_level
+ * (1..9; the agent uses 6, and 1 for the profile that carries the kallsyms
+ * snapshot, most of whose cost is compressing it). */
 int agent_profile_finish(struct agent_profile *ap, const char *const *comments, size_t ncomments,
-			 uint8_t **out, size_t *size, struct err *e);
+			 int gzip_level, uint8_t **out, size_t *size, struct err *e);
 void agent_profile_free(struct agent_profile *ap);
 
 /* ---- shipping ---- */

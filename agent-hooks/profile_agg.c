@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "agent-hooks/agent_hooks.h"
+#include "common/gzip.h"
 
 struct jit_mapping_ref {
 	pid_t pid;
@@ -173,9 +174,11 @@ size_t agent_profile_jit_pids(const struct agent_profile *ap, pid_t *pids, size_
 	return n;
 }
 
+/* A comment is its own string: appended, not interned (a snapshot of
+ * megabytes would be hashed and copied once more for nothing). */
 static int add_comment(struct pprof_profile *p, const char *text, struct err *e)
 {
-	int64_t idx = pprof_intern(p, text);
+	int64_t idx = pprof_append_string(p, text);
 	int64_t *slot = idx < 0 ? NULL : vec_push(&p->comments);
 	if (!slot)
 		return err_set(e, ENOMEM, "out of memory");
@@ -250,7 +253,7 @@ int agent_profile_attach_jit(struct agent_profile *ap, pid_t pid, struct jit_sna
 }
 
 int agent_profile_finish(struct agent_profile *ap, const char *const *comments, size_t ncomments,
-			 uint8_t **out, size_t *size, struct err *e)
+			 int gzip_level, uint8_t **out, size_t *size, struct err *e)
 {
 	ap->p->time_nanos = (int64_t)ap->start_real_ns;
 	ap->p->duration_nanos = (int64_t)(now_ns() - ap->start_mono_ns);
@@ -259,5 +262,12 @@ int agent_profile_finish(struct agent_profile *ap, const char *const *comments, 
 		if (rc < 0)
 			return rc;
 	}
-	return pprof_serialize(ap->p, true, out, size, e);
+	uint8_t *plain = NULL;
+	size_t plain_size = 0;
+	int rc = pprof_serialize(ap->p, false, &plain, &plain_size, e);
+	if (rc < 0)
+		return rc;
+	rc = gzip_compress_level(plain, plain_size, gzip_level, out, size, e);
+	free(plain);
+	return rc;
 }

@@ -31,10 +31,18 @@ static uInt chunk(size_t left)
 
 int gzip_compress(const void *in, size_t size, uint8_t **out, size_t *out_size, struct err *e)
 {
+	return gzip_compress_level(in, size, 6, out, out_size, e);
+}
+
+int gzip_compress_level(const void *in, size_t size, int level, uint8_t **out, size_t *out_size,
+			struct err *e)
+{
 	z_stream z;
 	memset(&z, 0, sizeof(z));
+	if (level < 1 || level > 9)
+		return err_set(e, EINVAL, "gzip level %d is not 1..9", level);
 	/* windowBits 15 + 16: a gzip wrapper rather than zlib's. */
-	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return err_set(e, ENOMEM, "cannot initialise zlib");
 	size_t cap = deflateBound(&z, (uLong)size) + 64;
 	uint8_t *buf = malloc(cap);

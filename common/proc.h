@@ -32,4 +32,9 @@ pid_t proc_status_nspid(const char *text, size_t len);
 int proc_kallsyms_line(const char *line, size_t len, uint64_t *addr, char *type,
 		       const char **name, size_t *name_len);
 
+/* The first line of a kallsyms snapshot in the delta form, which
+ * profiler-agent writes and the symbolizer reads (symbolizer/symbolizer.h,
+ * "kernel frames"). */
+#define KALLSYMS_DELTA_MAGIC "kallsyms-delta 1\n"
+
 #endif

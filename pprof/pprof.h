@@ -119,6 +119,11 @@ const char *pprof_str(const struct pprof_profile *p, int64_t idx);
 size_t pprof_string_count(const struct pprof_profile *p);
 /* Index of s, added when new. -ENOMEM on failure. */
 int64_t pprof_intern(struct pprof_profile *p, const char *s);
+/* Index of s appended as a new string, without looking for an equal one
+ * (a comment: a perf map or kallsyms snapshot of megabytes, which hashing
+ * for nothing would cost milliseconds).  A later pprof_intern indexes it
+ * then.  -ENOMEM on failure. */
+int64_t pprof_append_string(struct pprof_profile *p, const char *s);
 
 /* Records by id (NULL: none).  Pointers are valid until the next addition. */
 struct pprof_mapping *pprof_mapping_by_id(struct pprof_profile *p, uint64_t id);

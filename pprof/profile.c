@@ -174,6 +174,15 @@ int64_t pprof_intern(struct pprof_profile *p, const char *s)
 	return (int64_t)v;
 }
 
+int64_t pprof_append_string(struct pprof_profile *p, const char *s)
+{
+	struct pprof_private *pv = p->priv;
+	int64_t idx = (int64_t)pv->str_off.len;
+	if (pprof_str_append(p, s ? s : "", s ? strlen(s) : 0))
+		return -ENOMEM;
+	return idx;
+}
+
 /* ---- id lookups: sorted (id, index) pairs per kind, rebuilt when stale ---- */
 struct id_pair {
 	uint64_t id;

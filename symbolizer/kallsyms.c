@@ -138,7 +138,45 @@ void symz_kallsyms_free(struct symz_kallsyms *k)
 	free(k);
 }
 
-/* One line: "OFFSET TYPE NAME" or "OFFSET TYPE NAME\t[MODULE]". */
+/* A symbol of module mod (mod_len 0: the kernel) at offset, kept when perf
+ * would keep its type. */
+static int add_sym(struct symz_kallsyms *k, const char *mod, size_t mod_len, uint64_t offset,
+		   char type, const char *name, size_t name_len, uint32_t lineno, struct err *e)
+{
+	if (!perf_type(type))
+		return 0;
+	uint32_t mi;
+	int rc = module_index(k, mod, mod_len, &mi);
+	if (rc < 0)
+		return err_set(e, -rc, "out of memory");
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 4096;
+		struct ksym *n = realloc(k->syms, cap * sizeof(*n));
+		if (!n)
+			return err_set(e, ENOMEM, "out of memory");
+		k->syms = n;
+		k->cap = cap;
+	}
+	struct ksym *s = &k->syms[k->n];
+	*s = (struct ksym){ .offset = offset, .module = mi, .line = lineno, .type = type };
+	if ((rc = add_name(k, name, name_len, &s->name)) < 0)
+		return err_set(e, -rc, "out of memory");
+	k->n++;
+	return 0;
+}
+
+static int check_line(const char *line, size_t len, uint32_t lineno, struct err *e)
+{
+	if (len > KALLSYMS_MAX_LINE)
+		return err_set(e, EINVAL, "kallsyms line %u: longer than %u bytes", lineno,
+			       KALLSYMS_MAX_LINE);
+	if (memchr(line, 0, len))
+		return err_set(e, EINVAL, "kallsyms line %u: NUL byte", lineno);
+	return 0;
+}
+
+/* One line of the text form: "OFFSET TYPE NAME" or
+ * "OFFSET TYPE NAME\t[MODULE]". */
 static int parse_line(struct symz_kallsyms *k, const char *line, size_t len, uint32_t lineno,
 		      struct err *e)
 {
@@ -146,11 +184,9 @@ static int parse_line(struct symz_kallsyms *k, const char *line, size_t len, uin
 	char type;
 	const char *name;
 	size_t name_len;
-	if (len > KALLSYMS_MAX_LINE)
-		return err_set(e, EINVAL, "kallsyms line %u: longer than %u bytes", lineno,
-			       KALLSYMS_MAX_LINE);
-	if (memchr(line, 0, len))
-		return err_set(e, EINVAL, "kallsyms line %u: NUL byte", lineno);
+	int rc = check_line(line, len, lineno, e);
+	if (rc < 0)
+		return rc;
 	if (proc_kallsyms_line(line, len, &offset, &type, &name, &name_len) < 0)
 		return err_set(e, EINVAL, "kallsyms line %u: expected 'ADDRESS TYPE NAME [MODULE]'",
 			       lineno);
@@ -174,26 +210,48 @@ static int parse_line(struct symz_kallsyms *k, const char *line, size_t len, uin
 			return err_set(e, EINVAL, "kallsyms line %u: module name over %u bytes",
 				       lineno, KALLSYMS_MAX_MODULE);
 	}
-	if (!perf_type(type))
-		return 0;
-	uint32_t mi;
-	int rc = module_index(k, mod, mod_len, &mi);
+	return add_sym(k, mod, mod_len, offset, type, name, name_len, lineno, e);
+}
+
+/* The delta form's state: the section's module and the last offset. */
+struct delta_state {
+	const char *mod;
+	size_t mod_len;
+	uint64_t offset;
+};
+
+/* One line of the delta form: "[MODULE]" starts that module's section,
+ * "DELTA TYPE NAME" is a symbol DELTA after the section's previous one
+ * (the first: after 0). */
+static int parse_delta_line(struct symz_kallsyms *k, struct delta_state *st, const char *line,
+			    size_t len, uint32_t lineno, struct err *e)
+{
+	int rc = check_line(line, len, lineno, e);
 	if (rc < 0)
-		return err_set(e, -rc, "out of memory");
-	if (k->n == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 4096;
-		struct ksym *n = realloc(k->syms, cap * sizeof(*n));
-		if (!n)
-			return err_set(e, ENOMEM, "out of memory");
-		k->syms = n;
-		k->cap = cap;
+		return rc;
+	if (line[0] == '[') {
+		const char *close = memchr(line, ']', len);
+		if (!close || close == line + 1 || close != line + len - 1)
+			return err_set(e, EINVAL, "kallsyms line %u: expected '[MODULE]'", lineno);
+		if ((size_t)(close - line - 1) > KALLSYMS_MAX_MODULE)
+			return err_set(e, EINVAL, "kallsyms line %u: module name over %u bytes",
+				       lineno, KALLSYMS_MAX_MODULE);
+		st->mod = line + 1;
+		st->mod_len = (size_t)(close - line - 1);
+		st->offset = 0;
+		return 0;
 	}
-	struct ksym *s = &k->syms[k->n];
-	*s = (struct ksym){ .offset = offset, .module = mi, .line = lineno, .type = type };
-	if ((rc = add_name(k, name, name_len, &s->name)) < 0)
-		return err_set(e, -rc, "out of memory");
-	k->n++;
-	return 0;
+	uint64_t delta;
+	char type;
+	const char *name;
+	size_t name_len;
+	if (proc_kallsyms_line(line, len, &delta, &type, &name, &name_len) < 0 ||
+	    name + name_len != line + len)
+		return err_set(e, EINVAL, "kallsyms line %u: expected 'DELTA TYPE NAME'", lineno);
+	if (delta > UINT64_MAX - st->offset)
+		return err_set(e, EINVAL, "kallsyms line %u: offset past 2^64", lineno);
+	st->offset += delta;
+	return add_sym(k, st->mod, st->mod_len, st->offset, type, name, name_len, lineno, e);
 }
 
 int symz_kallsyms_parse(const char *text, size_t size, struct symz_kallsyms **out, struct err *e)
@@ -213,13 +271,24 @@ int symz_kallsyms_parse(const char *text, size_t size, struct symz_kallsyms **ou
 	}
 	const char *p = text, *end = text + size;
 	uint32_t lineno = 0;
+	size_t magic = sizeof(KALLSYMS_DELTA_MAGIC) - 1;
+	bool delta = size >= magic && !memcmp(text, KALLSYMS_DELTA_MAGIC, magic);
+	struct delta_state st = { "", 0, 0 };
+	if (delta) {
+		p += magic;
+		lineno++;
+	}
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
 		lineno++;
-		if (le > p && (rc = parse_line(k, p, (size_t)(le - p), lineno, e)) < 0) {
-			symz_kallsyms_free(k);
-			return rc;
+		if (le > p) {
+			rc = delta ? parse_delta_line(k, &st, p, (size_t)(le - p), lineno, e)
+				   : parse_line(k, p, (size_t)(le - p), lineno, e);
+			if (rc < 0) {
+				symz_kallsyms_free(k);
+				return rc;
+			}
 		}
 		p = nl ? nl + 1 : end;
 	}

@@ -155,10 +155,18 @@ void symz_jit_free(struct symz_jit_map *m);
 
 /* ---- kernel frames (a kallsyms snapshot, docs/profiler-agent.md) ----
  * The snapshot is /proc/kallsyms with kernel addresses made relative to
- * _text and module addresses relative to their module's base:
- * "OFFSET TYPE NAME" or "OFFSET TYPE NAME\t[MODULE]" per line.  A malformed
- * line is an error naming it (the agent writes the snapshot; anything else
- * is not one).  Names are chosen as perf chooses them from kallsyms. */
+ * _text and module addresses relative to their module's base, in one of two
+ * text forms:
+ *   text:  "OFFSET TYPE NAME" or "OFFSET TYPE NAME\t[MODULE]" per line, in
+ *          any order (what agents before the delta form sent);
+ *   delta: the first line KALLSYMS_DELTA_MAGIC (common/proc.h), then the kernel's
+ *          symbols, then per module a line "[MODULE]" and its symbols, each
+ *          symbol "DELTA TYPE NAME" with DELTA the hex distance from the
+ *          section's previous symbol (the first: from 0).  Sections list
+ *          symbols by offset; of equal offsets, in /proc/kallsyms order.
+ * Both name every frame alike.  A malformed line is an error naming it
+ * (the agent writes the snapshot; anything else is not one).  Names are
+ * chosen as perf chooses them from kallsyms. */
 struct symz_kallsyms;
 int symz_kallsyms_parse(const char *text, size_t size, struct symz_kallsyms **out,
 			struct err *e);

@@ -4,7 +4,9 @@
  * the profile carries them; then the symbolizer names those frames from the
  * snapshot the profile names (the path the server and `symbolize pprof`
  * take).  This machine's kernel may have no modules: this is where module
- * frames are checked end to end. */
+ * frames are checked end to end.  Then this machine's /proc/kallsyms: the
+ * snapshot in the delta form names frames as the text form and
+ * /proc/kallsyms itself do. */
 #include "agent-hooks/agent_hooks.h"
 #include "symbolizer/symbolizer.h"
 #include "tests/lib/check.h"
@@ -54,6 +56,157 @@ static int resolve_kallsyms(void *ctx, const char *sha, const struct symz_kallsy
 	return 0;
 }
 
+/* Append to a growing buffer (the test's own text-form snapshot). */
+static int buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap * 2 : 1 << 20;
+		while (c < *len + n + 1)
+			c *= 2;
+		char *b = realloc(*buf, c);
+		if (!b)
+			return -ENOMEM;
+		*buf = b;
+		*cap = c;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = 0;
+	return 0;
+}
+
+struct live_sym {
+	unsigned long long addr;
+	char type, name[520], mod[64];
+	bool kept; /* in the snapshot: a kernel symbol, or of a module /proc/modules has */
+};
+
+/* This machine's kernel: the snapshot the agent builds (the delta form)
+ * names every symbol's address, and the byte after it, as the text form
+ * the agent sent before names it (the test writes that form itself from
+ * /proc/kallsyms and /proc/modules), and each text or data symbol alone
+ * at its address by its own /proc/kallsyms name. */
+static void live_test(void)
+{
+	FILE *f = fopen("/proc/kallsyms", "re");
+	struct kernel_info k;
+	struct err e = {{0}};
+	if (!f || geteuid() != 0) {
+		SKIP("kallsyms_delta_names_as_proc_kallsyms", "needs root and /proc/kallsyms");
+		if (f)
+			fclose(f);
+		return;
+	}
+	size_t n = 0, cap = 1 << 18;
+	struct live_sym *syms = malloc(cap * sizeof(*syms));
+	char line[1200];
+	unsigned long long text = 0;
+	while (syms && fgets(line, sizeof(line), f)) {
+		struct live_sym *y = &syms[n];
+		y->mod[0] = 0;
+		y->kept = false;
+		if (sscanf(line, "%llx %c %519s [%63[^]]]", &y->addr, &y->type, y->name, y->mod) < 3)
+			continue;
+		if (!y->mod[0] && !strcmp(y->name, "_text"))
+			text = y->addr;
+		if (++n == cap) {
+			struct live_sym *m = realloc(syms, (cap *= 2) * sizeof(*syms));
+			if (!m)
+				break;
+			syms = m;
+		}
+	}
+	fclose(f);
+	if (!text) {
+		SKIP("kallsyms_delta_names_as_proc_kallsyms", "kallsyms addresses are hidden");
+		free(syms);
+		return;
+	}
+	/* Module bases as /proc/modules shows them. */
+	char mods[512][64];
+	unsigned long long bases[512];
+	size_t nmods = 0;
+	FILE *m = fopen("/proc/modules", "re");
+	while (m && nmods < 512 && fgets(line, sizeof(line), m))
+		if (sscanf(line, "%63s %*s %*s %*s %*s %llx", mods[nmods], &bases[nmods]) == 2)
+			nmods++;
+	if (m)
+		fclose(m);
+	int rc = kernel_info_read(&k, NULL, &e);
+	char *old = NULL;
+	size_t old_len = 0, old_cap = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct live_sym *y = &syms[i];
+		unsigned long long base = text;
+		size_t j = 0;
+		if (y->mod[0]) {
+			while (j < nmods && strcmp(mods[j], y->mod))
+				j++;
+			if (j == nmods)
+				continue;
+			base = bases[j];
+		}
+		if (y->addr < base)
+			continue;
+		char l[700];
+		int len = y->mod[0] ? snprintf(l, sizeof(l), "%llx %c %s\t[%s]\n", y->addr - base,
+					      y->type, y->name, y->mod)
+				    : snprintf(l, sizeof(l), "%llx %c %s\n", y->addr - base, y->type,
+					       y->name);
+		rc = buf_add(&old, &old_len, &old_cap, l, (size_t)len);
+		y->addr -= base; /* from here on, the offset */
+		y->kept = true;
+	}
+	struct symz_kallsyms *kd = NULL, *kt = NULL;
+	if (rc == 0)
+		rc = symz_kallsyms_parse(k.kallsyms, k.kallsyms_size, &kd, &e);
+	if (rc == 0)
+		rc = symz_kallsyms_parse(old, old_len, &kt, &e);
+	size_t compared = 0, differ = 0, alone = 0, misnamed = 0;
+	const char *first_diff = "";
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct live_sym *y = &syms[i];
+		const char *mod = y->mod[0] ? y->mod : NULL;
+		if (!y->kept)
+			continue;
+		for (uint64_t d = 0; d < 2; d++)
+			for (int kind = 0; kind < 3; kind++) {
+				const char *a = symz_kallsyms_lookup(kd, mod, y->addr + d, kind);
+				const char *b = symz_kallsyms_lookup(kt, mod, y->addr + d, kind);
+				compared++;
+				if (!a != !b || (a && strcmp(a, b))) {
+					if (!differ++)
+						first_diff = y->name;
+				}
+			}
+		/* Alone at its address among /proc/kallsyms' text and data
+		 * symbols (a neighbour in the list shares it otherwise). */
+		bool shared = (i > 0 && syms[i - 1].addr == y->addr && !strcmp(syms[i - 1].mod, y->mod)) ||
+			      (i + 1 < n && syms[i + 1].addr == y->addr && !strcmp(syms[i + 1].mod, y->mod));
+		if (!strchr("TtWwDdBb", y->type) || shared)
+			continue;
+		alone++;
+		const char *a = symz_kallsyms_lookup(kd, mod, y->addr, SYMZ_LEAF_PC);
+		if (!a || strcmp(a, y->name)) {
+			if (!misnamed++)
+				fprintf(stderr, "# %s at 0x%llx named %s\n", y->name, y->addr, a ? a : "(none)");
+		}
+	}
+	printf("# %zu /proc/kallsyms lines, %zu lookups compared, %zu symbols alone at their address\n",
+	       n, compared, alone);
+	CHECK(rc == 0 && compared > 1000 && differ == 0 && alone > 1000 && misnamed == 0 &&
+	      k.kallsyms_size < old_len,
+	      "kallsyms_delta_names_as_proc_kallsyms",
+	      "rc %d (%s): %zu of %zu lookups differ from the text form's (first at %s), %zu of %zu "
+	      "symbols misnamed; delta %zu bytes, text %zu",
+	      rc, e.msg, differ, compared, first_diff, misnamed, alone, k.kallsyms_size, old_len);
+	symz_kallsyms_free(kd);
+	symz_kallsyms_free(kt);
+	free(old);
+	free(syms);
+	kernel_info_free(&k);
+}
+
 int main(void)
 {
 	char root[] = "/tmp/test_kernel_info.XXXXXX";
@@ -88,8 +241,11 @@ int main(void)
 	if (rc) {
 		CHECK_EXIT();
 	}
-	static const char want_snap[] = "0 T _text\n0 T startup_64\n100 t helper\n200 T do_sys\n"
-					"0 t mod_start\t[mymod]\n40 T mod_fn\t[mymod]\n";
+	/* The delta form: offsets from _text or the module's base, each from
+	 * the previous symbol; fixed_percpu_data (below _text) and gone_fn
+	 * (a module /proc/modules does not have) are left out. */
+	static const char want_snap[] = "kallsyms-delta 1\n0 T _text\n0 T startup_64\n100 t helper\n"
+					"100 T do_sys\n[mymod]\n0 t mod_start\n40 T mod_fn\n";
 	CHECK(k.kallsyms_size == strlen(want_snap) && !memcmp(k.kallsyms, want_snap, k.kallsyms_size),
 	      "kernel_snapshot_normalized", "'%.*s'", (int)k.kallsyms_size, k.kallsyms);
 
@@ -109,7 +265,7 @@ int main(void)
 	uint8_t *data = NULL;
 	size_t size = 0;
 	if (rc == 0)
-		rc = agent_profile_finish(&ap, comments, 1, &data, &size, &e);
+		rc = agent_profile_finish(&ap, comments, 1, 6, &data, &size, &e);
 	agent_profile_free(&ap);
 	struct pprof_profile *p = NULL;
 	if (rc == 0)
@@ -156,6 +312,7 @@ int main(void)
 	symz_kallsyms_free(ks);
 	pprof_free(p);
 	kernel_info_free(&k);
+	live_test();
 	char cmd[4200];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)

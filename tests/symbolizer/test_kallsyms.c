@@ -21,6 +21,44 @@ static const char snap[] =
 	"40 T mod_fn\t[mod]\n"
 	"10 t other_fn\t[other]\n";
 
+/* The same symbols in the delta form profiler-agent sends. */
+static const char snap_delta[] =
+	"kallsyms-delta 1\n"
+	"0 T _text\n"
+	"0 T _stext\n"
+	"100 t helper\n"
+	"80 r rodata_is_not_code\n"
+	"80 T __ia32_sys_getppid\n"
+	"0 T __x64_sys_getppid\n"
+	"100 W weak_fn\n"
+	"[mod]\n"
+	"0 t mod_start\n"
+	"40 T mod_fn\n"
+	"[other]\n"
+	"10 t other_fn\n";
+
+/* Every lookup in the delta form answers as in the text form. */
+static void delta_test(const struct symz_kallsyms *k)
+{
+	struct symz_kallsyms *d = NULL;
+	struct err e = {{0}};
+	int rc = symz_kallsyms_parse(snap_delta, strlen(snap_delta), &d, &e);
+	size_t differ = 0, named = 0;
+	static const char *const mods[] = { NULL, "mod", "other", "nomod" };
+	for (size_t m = 0; rc == 0 && m < 4; m++)
+		for (uint64_t a = 0; a < 0x400; a++)
+			for (int kind = 0; kind < 3; kind++) {
+				const char *x = symz_kallsyms_lookup(k, mods[m], a, kind);
+				const char *y = symz_kallsyms_lookup(d, mods[m], a, kind);
+				named += x != NULL;
+				differ += !x != !y || (x && strcmp(x, y));
+			}
+	CHECK(rc == 0 && symz_kallsyms_count(d) == symz_kallsyms_count(k) && differ == 0 && named > 1000,
+	      "kallsyms_delta_as_text", "rc %d (%s): %zu lookups differ, %zu named", rc, e.msg, differ,
+	      named);
+	symz_kallsyms_free(d);
+}
+
 static int resolve_k(void *ctx, const char *sha, const struct symz_kallsyms **k, struct err *e)
 {
 	(void)e;
@@ -192,6 +230,7 @@ int main(void)
 	const char *n = symz_kallsyms_lookup(k, "nomod", 0x50, SYMZ_LEAF_PC);
 	CHECK(m && !strcmp(m, "mod_fn") && !o && !n, "kallsyms_modules", "%s %s %s", m, o, n);
 	profile_test(k);
+	delta_test(k);
 	vmlinux_test();
 	symz_kallsyms_free(k);
 
@@ -204,6 +243,15 @@ int main(void)
 		{ "kallsyms_empty", "", "no text or data symbols" },
 		{ "kallsyms_no_code", "0 r ro\n8 A abs\n", "no text or data symbols" },
 		{ "kallsyms_nul", "0 T a\n1 T b\0c\n", "line 2: NUL byte" },
+		{ "kallsyms_delta_bad_module", "kallsyms-delta 1\n0 T a\n[mod\n",
+		  "line 3: expected '[MODULE]'" },
+		{ "kallsyms_delta_module_junk", "kallsyms-delta 1\n0 T a\n[mod] x\n",
+		  "line 3: expected '[MODULE]'" },
+		{ "kallsyms_delta_trailing", "kallsyms-delta 1\n0 T a\t[m]\n",
+		  "line 2: expected 'DELTA TYPE NAME'" },
+		{ "kallsyms_delta_overflow", "kallsyms-delta 1\nffffffffffffffff T a\n1 T b\n",
+		  "line 3: offset past 2^64" },
+		{ "kallsyms_delta_empty", "kallsyms-delta 1\n[mod]\n", "no text or data symbols" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct err be = {{0}};
