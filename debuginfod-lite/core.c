@@ -9,6 +9,7 @@
 #include "unwind-compiler/unwind_compiler.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CANDIDATES 8
@@ -440,30 +442,106 @@ static int derive_unwind(struct core_ctx *c, const char *build_id, const char *n
 	return rc < 0 ? rc : 1;
 }
 
-/* Runs on a worker thread; single-flight per artifact. */
-/* How long a claim holds before another replica may take the work over,
- * and how often a replica waiting for another looks again. */
-#define CLUSTER_CLAIM_S 120
+/* How long a claim holds unless renewed: a replica that died mid-work
+ * leaves it to another after this; the holder renews it every third of
+ * it for as long as the work runs (a 1 GB upstream fetch, a large index).
+ * How long a replica waits for another's work, and how often it looks. */
+#define CLUSTER_CLAIM_S 30
+#define CLUSTER_WAIT_S 120
 #define CLUSTER_POLL_US 100000
 
+static unsigned claim_ttl_s(void)
+{
+	/* Test-only: a short claim, so a test can outlast it. */
+	const char *t = getenv("DEBUGINFOD_LITE_TEST_CLAIM_S");
+	unsigned long v = t ? strtoul(t, NULL, 10) : 0;
+	return v >= 1 && v <= CLUSTER_CLAIM_S ? (unsigned)v : CLUSTER_CLAIM_S;
+}
+
+/* Renews a claim while its work runs, on a thread of its own. */
+struct claim_keeper {
+	struct store *st;
+	const char *key;
+	unsigned ttl_s;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	bool stop;
+};
+
+static void *keep_claim(void *arg)
+{
+	struct claim_keeper *k = arg;
+	pthread_mutex_lock(&k->lock);
+	while (!k->stop) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		uint64_t ns = (uint64_t)k->ttl_s * 1000000000ull / 3;
+		t.tv_sec += (time_t)(ns / 1000000000ull);
+		t.tv_nsec += (long)(ns % 1000000000ull);
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&k->cond, &k->lock, &t) != ETIMEDOUT || k->stop)
+			continue;
+		pthread_mutex_unlock(&k->lock);
+		struct err e = { { 0 } };
+		/* Lost (the database was away longer than the claim): the work
+		 * goes on; at worst another replica does it too. */
+		if (store_renew_claim(k->st, k->key, k->ttl_s, &e) <= 0)
+			log_warn("msg=\"claim %s not renewed: %s\"", k->key, e.msg[0] ? e.msg : "taken");
+		pthread_mutex_lock(&k->lock);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+/* work(arg) with the claim kept alive meanwhile. */
+static int work_claimed(struct store *st, const char *key, unsigned ttl_s,
+			int (*work)(void *arg), void *arg)
+{
+	struct claim_keeper k = { .st = st, .key = key, .ttl_s = ttl_s };
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&k.lock, NULL);
+	pthread_t t;
+	bool keeping = pthread_create(&t, NULL, keep_claim, &k) == 0;
+	int rc = work(arg);
+	if (keeping) {
+		pthread_mutex_lock(&k.lock);
+		k.stop = true;
+		pthread_cond_signal(&k.cond);
+		pthread_mutex_unlock(&k.lock);
+		pthread_join(t, NULL);
+	}
+	pthread_cond_destroy(&k.cond);
+	pthread_mutex_destroy(&k.lock);
+	return rc;
+}
+
+/* Runs on a worker thread; single-flight per artifact. */
 int core_cluster_once(struct core_ctx *c, const char *key, int (*work)(void *arg),
 		      bool (*done)(void *arg), void *arg)
 {
 	struct store *st = c->core->store;
 	if (!store_shared(st))
 		return work(arg);
-	uint64_t give_up = now_ns() + (uint64_t)CLUSTER_CLAIM_S * 1000000000ull;
+	unsigned ttl_s = claim_ttl_s();
+	uint64_t give_up = now_ns() + (uint64_t)CLUSTER_WAIT_S * 1000000000ull;
 	bool waited = false;
 	for (;;) {
 		if (done(arg))
 			return 1;
 		struct err e = { { 0 } };
-		int won = store_claim(st, key, CLUSTER_CLAIM_S, &e);
+		int won = store_claim(st, key, ttl_s, &e);
 		if (won < 0)
 			return won == -EAGAIN ? -EAGAIN : -EIO;
 		if (won) {
 			/* It may have been finished between done() and the claim. */
-			int rc = done(arg) ? 1 : work(arg);
+			int rc = done(arg) ? 1 : work_claimed(st, key, ttl_s, work, arg);
 			store_unclaim(st, key);
 			return rc;
 		}

@@ -383,8 +383,8 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 	}
 	uint64_t len = size ? last - first + 1 : 0;
 	/* Text-like artifacts (sources, unwind tables, sections) are sent
-	 * compressed when the client asks; debuginfo and executables stay
-	 * zero-copy (sendfile). */
+	 * compressed when the client asks; debuginfo and executables go as
+	 * they are: from memory when small, else by sendfile. */
 	struct MHD_Response *resp = NULL;
 	const char *coding = NULL;
 	if (range == 0 && (a->kind == ART_SOURCE || a->kind == ART_UNWIND || a->kind == ART_SECTION))
@@ -402,7 +402,6 @@ enum MHD_Result respond_artifact(struct request *r, const struct artifact *a, in
 	if (!resp && body) {
 		if (fd >= 0)
 			close(fd);
-		fd = -1;
 		mtime = body->mtime;
 		if (!(resp = body_response(body, first, len)))
 			body_unref(body);

@@ -805,6 +805,14 @@ int store_claim(struct store *s, const char *key, unsigned ttl_s, struct err *e)
 	return rc < 0 ? rc : won > 0;
 }
 
+int store_renew_claim(struct store *s, const char *key, unsigned ttl_s, struct err *e)
+{
+	int64_t held = 0;
+	int rc = db_exec_pooled(s->db, &held, e, "UPDATE claims SET expires=? WHERE key=? AND owner=?",
+				"Itt", now_s() + (int64_t)ttl_s, key, s->owner);
+	return rc < 0 ? rc : held > 0;
+}
+
 void store_unclaim(struct store *s, const char *key)
 {
 	struct err ignored = { { 0 } };

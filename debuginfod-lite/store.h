@@ -172,10 +172,12 @@ int store_stats(struct store *s, struct store_stats *st, struct err *e);
 /* Cluster-wide single-flight, through the database.  store_shared: other
  * replicas may use this database (PostgreSQL).  store_claim: 1 when this
  * process now holds `key` for ttl_s seconds (free, or its claim expired:
- * a replica that died), 0 when another holds it, -errno.  store_unclaim
- * gives it back. */
+ * a replica that died), 0 when another holds it, -errno.  store_renew_claim
+ * extends this process's claim to ttl_s seconds from now: 1, or 0 when it
+ * is no longer this process's.  store_unclaim gives it back. */
 bool store_shared(const struct store *s);
 int store_claim(struct store *s, const char *key, unsigned ttl_s, struct err *e);
+int store_renew_claim(struct store *s, const char *key, unsigned ttl_s, struct err *e);
 void store_unclaim(struct store *s, const char *key);
 
 /* Drop expired candidates and misses, unreferenced blobs, and (when

@@ -79,6 +79,30 @@ for n in A B C; do u=${n}_URL; compiles=$((compiles + $(metric "${!u}" unwind_co
 	[[ -s $SCRATCH/unw.A ]] && ok pg_derived_once_per_cluster ||
 	fail pg_derived_once_per_cluster "compiles=$compiles sizes $(wc -c "$SCRATCH"/unw.? | tr '\n' ' ')"
 
+# 3a'. A claim outlives its lifetime while its work runs: with 1 s claims
+# and an index build held 4 s, two replicas asked at once build it once
+# (the builder renews its claim; unrenewed, the other replica took the
+# expired claim over and built it too).
+cp "$FIXTURES/symbolizer/c-O2-dw4" "$SCRATCH/renew.dbg"
+RID=$(build_id_of "$SCRATCH/renew.dbg" 2>/dev/null)
+code=$(http_code "${AUTH[@]}" -T "$SCRATCH/renew.dbg" "$A_URL/buildid/$RID/debuginfo")
+DEBUGINFOD_LITE_TEST_CLAIM_S=1 DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS=4000 \
+	dil_start K1 --data "$SCRATCH/k1" "${COMMON[@]}"
+DEBUGINFOD_LITE_TEST_CLAIM_S=1 DEBUGINFOD_LITE_TEST_BUILD_DELAY_MS=4000 \
+	dil_start K2 --data "$SCRATCH/k2" "${COMMON[@]}"
+req="{\"requests\":[{\"build_id\":\"$RID\",\"addresses\":[\"0x1000\"]}]}"
+for n in K1 K2; do
+	u=${n}_URL
+	curl -s -X POST --data-binary "$req" -o "$SCRATCH/renew.$n" "${!u}/symbolize" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+builds=$(($(metric "$K1_URL" symbolize_index_builds_total) + $(metric "$K2_URL" symbolize_index_builds_total)))
+[[ $code == 201 && $builds == 1 ]] && grep -q addresses "$SCRATCH/renew.K1" &&
+	cmp -s "$SCRATCH/renew.K1" "$SCRATCH/renew.K2" && ok pg_claim_renewed_while_working ||
+	fail pg_claim_renewed_while_working "upload $code, $builds builds, $(head -c 200 "$SCRATCH/renew.K1")"
+kill "$K1_PID" "$K2_PID" 2>/dev/null
+
 # 3b. Worker claims: a profile claimed by a replica that died (its claim
 # still running) is left alone, then taken up by a live one once the claim
 # expired; nothing is symbolized twice.
