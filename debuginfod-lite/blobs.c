@@ -440,7 +440,20 @@ static int cache_fill(struct blob_store *b, const char *key, const char *hash, i
 
 /* ---- reading ---- */
 
-static void record_use(int fd, const struct stat *st)
+/* A blob's key, and where its local copy is: the file itself (a local
+ * backend) or its place in the cache of a remote one. */
+static void local_copy(struct blob_store *b, const char *area, const char *hash, char *key,
+		       size_t key_size, char *local, size_t local_size)
+{
+	blob_key(area, hash, key, key_size);
+	if (b->be->local_path)
+		b->be->local_path(b->impl, key, local, local_size);
+	else
+		cache_path(b, key, local, local_size);
+}
+
+/* The local copy (open as fd, or named by path when fd < 0) was used. */
+static void record_use(int fd, const char *path, const struct stat *st)
 {
 	/* Set explicitly, so noatime mounts keep it; at most once a minute
 	 * per blob, so serving costs no extra write.  The mtime stays the
@@ -448,7 +461,10 @@ static void record_use(int fd, const struct stat *st)
 	if ((int64_t)st->st_atime < now_s() - USE_GRANULE_S) {
 		const struct timespec used[2] = { { .tv_nsec = UTIME_NOW },
 						  { .tv_nsec = UTIME_OMIT } };
-		futimens(fd, used);
+		if (fd >= 0)
+			futimens(fd, used);
+		else if (path)
+			utimensat(AT_FDCWD, path, used, 0);
 	}
 }
 
@@ -458,11 +474,7 @@ int blob_open(struct blob_store *b, const char *area, const char *hash, int *fd,
 	if (!valid_hash(hash))
 		return err_set(e, EINVAL, "not a blob name: %.80s", hash);
 	char key[128], local[PATH_MAX];
-	blob_key(area, hash, key, sizeof(key));
-	if (b->be->local_path)
-		b->be->local_path(b->impl, key, local, sizeof(local));
-	else
-		cache_path(b, key, local, sizeof(local));
+	local_copy(b, area, hash, key, sizeof(key), local, sizeof(local));
 	int f = open(local, O_RDONLY | O_CLOEXEC);
 	if (f < 0 && errno == ENOENT && !b->be->local_path) {
 		int rc = cache_fill(b, key, hash, &f, e);
@@ -477,7 +489,7 @@ int blob_open(struct blob_store *b, const char *area, const char *hash, int *fd,
 			close(f);
 		return err_set(e, errnum, "%s: %s", local, strerror(errnum));
 	}
-	record_use(f, st);
+	record_use(f, NULL, st);
 	if (path)
 		snprintf(path, path_size, "%s", local);
 	*fd = f;
@@ -531,30 +543,18 @@ int blob_note_use(struct blob_store *b, const char *area, const char *hash)
 	if (!valid_hash(hash))
 		return -EINVAL;
 	char key[128], local[PATH_MAX];
-	blob_key(area, hash, key, sizeof(key));
-	if (b->be->local_path)
-		b->be->local_path(b->impl, key, local, sizeof(local));
-	else
-		cache_path(b, key, local, sizeof(local));
+	local_copy(b, area, hash, key, sizeof(key), local, sizeof(local));
 	struct stat st;
 	if (stat(local, &st) < 0)
 		return errno == ENOENT && !b->be->local_path ? 0 : -errno;
-	if ((int64_t)st.st_atime < now_s() - USE_GRANULE_S) {
-		const struct timespec used[2] = { { .tv_nsec = UTIME_NOW },
-						  { .tv_nsec = UTIME_OMIT } };
-		utimensat(AT_FDCWD, local, used, 0);
-	}
+	record_use(-1, local, &st);
 	return 0;
 }
 
 int64_t blob_last_use(struct blob_store *b, const char *area, const char *hash)
 {
 	char key[128], local[PATH_MAX];
-	blob_key(area, hash, key, sizeof(key));
-	if (b->be->local_path)
-		b->be->local_path(b->impl, key, local, sizeof(local));
-	else
-		cache_path(b, key, local, sizeof(local));
+	local_copy(b, area, hash, key, sizeof(key), local, sizeof(local));
 	struct stat st;
 	return stat(local, &st) == 0 ? (int64_t)st.st_atime : 0;
 }
